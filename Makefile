@@ -1,0 +1,120 @@
+# liblstm - one Makefile for the library, the examples, the benchmarks and
+# the tests.
+#
+#   make            lib/liblstm.a, examples/news_classifier, bench/lstm_step
+#   make test       installs missing Debian packages (as root or with sudo),
+#                   builds, runs every Check suite
+#   make asan       the same suites under AddressSanitizer + UBSan
+#   make valgrind   the same suites under valgrind's memcheck
+#   make install PREFIX=/usr/local
+
+CC      ?= cc
+CFLAGS  ?= -O2 -g
+PREFIX  ?= /usr/local
+BUILD   ?= build/release
+ARCHIVE ?= lib/liblstm.a
+
+# Debian packages the build and the tests need.
+DEBS = libopenblas-dev check pkg-config zlib1g-dev valgrind
+
+WARN = -std=c11 -Wall -Wextra -Wpedantic -Wshadow -Wdouble-promotion
+BLAS_CFLAGS = $(shell pkg-config --cflags openblas 2>/dev/null)
+BLAS_LIBS   = $(shell pkg-config --libs openblas 2>/dev/null)
+CHECK_CFLAGS = $(shell pkg-config --cflags check 2>/dev/null)
+CHECK_LIBS   = $(shell pkg-config --libs check 2>/dev/null)
+ALL_CFLAGS = $(CFLAGS) $(WARN) -fopenmp -fno-math-errno -MMD -MP \
+             -Iinclude $(BLAS_CFLAGS)
+LIBS = $(ARCHIVE) $(BLAS_LIBS) -fopenmp -lz -lm
+
+LIB_SRC = $(wildcard lib/*.c) $(wildcard kernels/*.c)
+LIB_OBJ = $(LIB_SRC:%.c=$(BUILD)/%.o)
+TEST_SRC = $(wildcard tests/*.c)
+TEST_OBJ = $(TEST_SRC:%.c=$(BUILD)/%.o)
+TEST_BIN = $(BUILD)/tests/run_tests
+
+.PHONY: all test check-run asan valgrind deps checkdeps install clean
+
+all: $(ARCHIVE)
+
+$(BUILD)/%.o: %.c | checkdeps
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(BUILD)/tests/%.o: tests/%.c | checkdeps
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -c $< -o $@
+
+$(ARCHIVE): $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@
+	ar rcs $@ $^
+
+$(TEST_BIN): $(TEST_OBJ) $(ARCHIVE)
+	$(CC) $(CFLAGS) $(TEST_OBJ) -o $@ $(LIBS) $(CHECK_LIBS) $(LDFLAGS)
+
+# The suites find their fixtures relative to the top folder.
+check-run: $(TEST_BIN)
+	$(TEST_BIN)
+
+test: deps
+	@$(MAKE) --no-print-directory check-run
+
+SAN = -fsanitize=address,undefined -fno-sanitize-recover=all \
+      -fno-omit-frame-pointer
+asan: deps
+	@$(MAKE) --no-print-directory BUILD=build/asan \
+	    ARCHIVE=build/asan/liblstm.a CFLAGS="-O1 -g $(SAN)" \
+	    LDFLAGS="$(SAN)" check-run
+
+valgrind: deps
+	@$(MAKE) --no-print-directory BUILD=build/valgrind \
+	    ARCHIVE=build/valgrind/liblstm.a $(BUILD:build/release=build/valgrind)/tests/run_tests
+	CK_FORK=no LSTM_TEST_QUICK=1 valgrind -q --error-exitcode=1 \
+	    --leak-check=full --errors-for-leak-kinds=definite \
+	    build/valgrind/tests/run_tests
+
+# Installs the Debian packages that are missing: directly as root, through
+# sudo when it needs no password, else prints the one line to run.
+deps:
+	@missing=; \
+	if command -v dpkg-query >/dev/null 2>&1; then \
+	  for p in $(DEBS); do \
+	    dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | \
+	      grep -q 'ok installed' || missing="$$missing $$p"; \
+	  done; \
+	fi; \
+	[ -z "$$missing" ] && exit 0; \
+	if [ "$$(id -u)" = 0 ]; then SUDO=; \
+	elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then \
+	  SUDO=sudo; \
+	else \
+	  echo "liblstm: missing Debian packages; run:"; \
+	  echo "  sudo apt-get install -y$$missing"; exit 1; \
+	fi; \
+	echo "liblstm: installing$$missing"; \
+	$$SUDO apt-get update -q >/dev/null && \
+	DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q$$missing
+
+checkdeps:
+	@pkg-config --exists openblas 2>/dev/null || { echo "liblstm: OpenBLAS \
+	not found by pkg-config: apt-get install -y libopenblas-dev pkg-config \
+	(or 'make deps' as root)"; exit 1; }
+
+liblstm.pc: Makefile
+	@printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$${prefix}/lib' \
+	  'includedir=$${prefix}/include' '' 'Name: liblstm' \
+	  'Description: CPU LSTM library with hand-written forward and backward' \
+	  'Version: 0.1.0' 'Requires.private: openblas' \
+	  'Cflags: -I$${includedir} -fopenmp' \
+	  'Libs: -L$${libdir} -llstm $(BLAS_LIBS) -fopenmp -lz -lm' > $@
+
+install: $(ARCHIVE) liblstm.pc
+	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include
+	install -m 644 $(ARCHIVE) $(DESTDIR)$(PREFIX)/lib/liblstm.a
+	install -m 644 include/lstm.h $(DESTDIR)$(PREFIX)/include/lstm.h
+	install -m 644 liblstm.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/liblstm.pc
+
+clean:
+	rm -rf build lib/liblstm.a liblstm.pc
+
+-include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d)

@@ -1,0 +1,335 @@
+/*
+ * lstm.h - the public API of liblstm, a CPU LSTM library in C11.
+ *
+ * A two-layer LSTM over a batch of padded sequences, forward and backward:
+ *
+ *     lstm_params ps;  lstm_lstm net;  lstm_rng rng;
+ *     lstm_params_init(&ps);
+ *     lstm_lstm_init(&net, &ps, "lstm", I, H, 2, 0.0f);  // reserves weights
+ *     lstm_params_alloc(&ps);                             // one block + grads
+ *     lstm_rng_seed(&rng, 42);
+ *     lstm_lstm_reset(&net, &rng);                        // PyTorch's init
+ *     lstm_lstm_forward(&net, x, len, NULL, NULL, B, T, 1, &rng);
+ *     // net.out is (B,T,H), net.hn and net.cn are (L,B,H)
+ *     lstm_params_zero_grad(&ps);
+ *     lstm_lstm_backward(&net, dout, dhn, NULL, dx, NULL, NULL);
+ *     // ps.g now holds every weight gradient, dx the input gradient
+ *     lstm_lstm_free(&net);  lstm_params_free(&ps);
+ *
+ * Shape letters, fixed everywhere: B batch, T time, I input, H hidden,
+ * G = 4H gates, L layers, V vocabulary, E embedding size, C classes.
+ * Arrays are row-major float32; counts are size_t.
+ *
+ * Errors the caller cannot prevent (allocation, I/O, malformed files, ids out
+ * of range) come back as a negative LSTM_E* code; lstm_errmsg() then holds a
+ * one-line message for the calling thread. Broken preconditions (shapes the
+ * caller's own code got wrong) trip an assert that prints file:line.
+ * The library never prints and never exits.
+ */
+#ifndef LSTM_H
+#define LSTM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- errors ------------------------------------------------------------ */
+
+enum {
+    LSTM_OK = 0,
+    LSTM_EINVAL = -1,   /* an argument is out of its domain */
+    LSTM_ENOMEM = -2,   /* an allocation failed */
+    LSTM_EIO = -3,      /* a read or write failed */
+    LSTM_EFORMAT = -4,  /* a file is malformed */
+    LSTM_ERANGE = -5    /* an index (token id, label) is out of range */
+};
+
+/* A fixed description of an error code. */
+const char *lstm_strerror(int err);
+/* The message of the last error set in this thread ("" when none). */
+const char *lstm_errmsg(void);
+/* Sets this thread's message (printf format) and returns err. */
+int lstm_error(int err, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+/* ---- threads and kernels ----------------------------------------------- */
+
+/* Threads for the library's parallel regions; n <= 0 means all cores.
+ * BLAS always runs one thread per caller inside them, so the two thread
+ * pools never compete. */
+void lstm_set_threads(int n);
+int lstm_get_threads(void);
+/* Forces the portable single-thread reference kernels (on != 0) or the
+ * tuned ones; returns the previous setting. The environment variable
+ * LSTM_KERNELS=ref sets it at start-up. */
+int lstm_kernels_use_ref(int on);
+/* "ref" or the name of the tuned set in use. */
+const char *lstm_kernels_name(void);
+
+/* ---- allocation -------------------------------------------------------- */
+
+/* Every allocation of the library goes through these two. */
+void *lstm_alloc(size_t bytes);          /* zeroed; NULL on failure */
+void lstm_free(void *p);
+/* Testing hooks: make the n-th allocation from now fail (0: never), and
+ * count the blocks currently live. */
+void lstm_debug_fail_alloc(long n);
+long lstm_debug_live_allocs(void);
+
+/* ---- random numbers ---------------------------------------------------- */
+
+/* xoshiro256** seeded through splitmix64: the same seed gives the same
+ * stream on every machine. */
+typedef struct { uint64_t s[4]; } lstm_rng;
+void lstm_rng_seed(lstm_rng *r, uint64_t seed);
+uint64_t lstm_rng_next(lstm_rng *r);
+double lstm_rng_uniform(lstm_rng *r);               /* [0, 1) */
+double lstm_rng_normal(lstm_rng *r);                /* N(0, 1) */
+size_t lstm_rng_below(lstm_rng *r, size_t n);       /* [0, n), unbiased */
+void lstm_rng_shuffle(lstm_rng *r, size_t *a, size_t n); /* Fisher-Yates */
+void lstm_fill_uniform(float *x, size_t n, float lo, float hi, lstm_rng *r);
+void lstm_fill_normal(float *x, size_t n, float mean, float std, lstm_rng *r);
+
+/* ---- tensors ----------------------------------------------------------- */
+
+#define LSTM_MAXDIM 4
+typedef struct {
+    float *data;
+    size_t shape[LSTM_MAXDIM];
+    int ndim;
+    size_t numel;
+    int owner;          /* 1: data was allocated by lstm_tensor_init */
+} lstm_tensor;
+
+/* Allocates a zeroed tensor. */
+int lstm_tensor_init(lstm_tensor *t, int ndim, const size_t *shape);
+/* A tensor over memory the caller owns; nothing is allocated. */
+lstm_tensor lstm_tensor_view(float *data, int ndim, const size_t *shape);
+/* Reinterprets t's data with another shape of the same numel. */
+int lstm_tensor_reshape(lstm_tensor *t, int ndim, const size_t *shape);
+void lstm_tensor_free(lstm_tensor *t);
+
+/* ---- parameters: one block for all weights, a twin block for grads ----- */
+
+typedef struct {
+    char name[64];      /* PyTorch's name, e.g. "lstm.lstm.weight_ih_l0" */
+    int ndim;
+    size_t shape[LSTM_MAXDIM];
+    size_t off, numel;  /* place in the block */
+} lstm_param;
+
+typedef struct {
+    float *w, *g;       /* weights and gradients, n floats each */
+    size_t n;
+    lstm_param *p;      /* np named slices, in registration order */
+    size_t np, cap;
+} lstm_params;
+
+void lstm_params_init(lstm_params *ps);
+/* Reserves a named slice; *off receives its offset. Only before alloc. */
+int lstm_params_add(lstm_params *ps, const char *name, int ndim,
+                    const size_t *shape, size_t *off);
+/* Allocates both blocks, zeroed. */
+int lstm_params_alloc(lstm_params *ps);
+void lstm_params_zero_grad(lstm_params *ps);
+/* The slice called name, or NULL. */
+const lstm_param *lstm_params_find(const lstm_params *ps, const char *name);
+/* Tensor views of a slice's weights and gradients. */
+lstm_tensor lstm_params_weight(const lstm_params *ps, const lstm_param *p);
+lstm_tensor lstm_params_grad(const lstm_params *ps, const lstm_param *p);
+void lstm_params_free(lstm_params *ps);
+
+/* ---- layers -------------------------------------------------------------
+ * Every layer keeps offsets into a lstm_params block. _init reserves the
+ * weights, _reset initialises them as PyTorch does (after lstm_params_alloc),
+ * _forward computes, _backward ADDS into the gradient block (the caller
+ * zeroes it) and, where it takes a dx pointer, OVERWRITES dx. */
+
+/* nn.Embedding(V, E, padding_idx): weight "<name>.weight" (V,E), N(0,1)
+ * with the padding row zero. padding_idx < 0: none. */
+typedef struct {
+    lstm_params *ps;
+    size_t off_w, V, E;
+    long pad;
+} lstm_embedding;
+
+int lstm_embedding_init(lstm_embedding *e, lstm_params *ps, const char *name,
+                        size_t V, size_t E, long padding_idx);
+void lstm_embedding_reset(lstm_embedding *e, lstm_rng *r);
+/* out (n,E) = weight[ids[k]]; LSTM_ERANGE when an id is outside [0,V). */
+int lstm_embedding_forward(const lstm_embedding *e, float *out,
+                           const int32_t *ids, size_t n);
+/* dW[ids[k]] += dout[k], skipping the padding row (a scatter-add into the
+ * rows used). ids must have passed forward. */
+void lstm_embedding_backward(const lstm_embedding *e, const float *dout,
+                             const int32_t *ids, size_t n);
+
+/* nn.Linear(in, out): "<name>.weight" (out,in), "<name>.bias" (out), both
+ * U(-1/sqrt(in), 1/sqrt(in)). */
+typedef struct {
+    lstm_params *ps;
+    size_t off_w, off_b, in, out;
+} lstm_dense;
+
+int lstm_dense_init(lstm_dense *d, lstm_params *ps, const char *name,
+                    size_t in, size_t out);
+void lstm_dense_reset(lstm_dense *d, lstm_rng *r);
+/* y (B,out) = x (B,in) W^T + b */
+void lstm_dense_forward(const lstm_dense *d, float *y, const float *x,
+                        size_t B);
+/* dW += dy^T x, db += sum_b dy; dx (B,in) = dy W unless dx is NULL. */
+void lstm_dense_backward(const lstm_dense *d, float *dx, const float *dy,
+                         const float *x, size_t B);
+
+/* ReLU; backward uses the forward output y. dx may alias dy. */
+void lstm_relu_forward(float *y, const float *x, size_t n);
+void lstm_relu_backward(float *dx, const float *dy, const float *y, size_t n);
+
+/* Inverted dropout: mask[k] = 0 with probability p, else 1/(1-p), and
+ * y = x * mask. With p == 0 the mask is all ones. dx may alias dy. */
+void lstm_dropout_forward(float *y, float *mask, const float *x, size_t n,
+                          float p, lstm_rng *r);
+void lstm_dropout_backward(float *dx, const float *dy, const float *mask,
+                           size_t n);
+
+/* Log-softmax over C classes fused with the NLL loss, mean over B rows.
+ * Writes logp (B,C) and *loss; LSTM_ERANGE when a label is outside [0,C). */
+int lstm_logsoftmax_nll_forward(float *logp, float *loss, const float *logits,
+                                const int32_t *y, size_t B, size_t C);
+/* dlogits (B,C) = (softmax - onehot(y)) / B: the gradient of the mean loss. */
+void lstm_logsoftmax_nll_backward(float *dlogits, const float *logp,
+                                  const int32_t *y, size_t B, size_t C);
+
+/* nn.LSTM(I, H, L, batch_first=True, dropout): for each layer k the four
+ * slices "<name>.weight_ih_l<k>" (G,I or H), "<name>.weight_hh_l<k>" (G,H),
+ * "<name>.bias_ih_l<k>" (G), "<name>.bias_hh_l<k>" (G), gate rows in the
+ * order i, f, g, o, all U(-1/sqrt(H), 1/sqrt(H)): PyTorch's layout, so
+ * weights move between the two without permutation.
+ *
+ * Forward keeps what backward needs in the struct's workspace, and the
+ * results in it:
+ *   out (B,T,H)  the last layer's outputs, zero at t >= len[b]
+ *   hn, cn (L,B,H)  each layer's state after step len[b]-1
+ * With lengths, a sequence's state stops at its last token, as a
+ * pack_padded_sequence input gives. x must stay valid until backward. */
+typedef struct {
+    lstm_params *ps;
+    size_t I, H, L;
+    float dropout;
+    size_t *off;        /* 4 offsets per layer: w_ih, w_hh, b_ih, b_hh */
+    /* workspace, grown on demand */
+    size_t B, T, ws_bytes;
+    int train;
+    const float *x;
+    float *ws;          /* one allocation holding all the arrays below */
+    float *gates;       /* L x (B,T,G): gate activations i,f,g,o */
+    float *hs, *cs;     /* L x (B,T+1,H): state, slot 0 = h0/c0 */
+    float *ys;          /* L x (B,T,H): layer outputs, zero past len */
+    float *mask;        /* (L-1) x (B,T,H): dropout masks between layers */
+    float *xin;         /* (L-1) x (B,T,H): inputs of layers 1.. */
+    float *dA;          /* (B,T,G) backward scratch */
+    float *dbuf;        /* (B,T,H) backward scratch */
+    float *dhc;         /* (2,B,H) backward state gradients */
+    float *whT;         /* L x (H,G): transposed W_hh for the forward */
+    float *scratch;     /* (B,G) per-row kernel scratch */
+    size_t *len;        /* (B) lengths clamped to T */
+    float *out, *hn, *cn;
+} lstm_lstm;
+
+int lstm_lstm_init(lstm_lstm *l, lstm_params *ps, const char *name,
+                   size_t I, size_t H, size_t L, float dropout);
+void lstm_lstm_reset(lstm_lstm *l, lstm_rng *r);
+/* x (B,T,I); len (B) true lengths (NULL: all T; each in [0,T]);
+ * h0, c0 (L,B,H) or NULL for zeros. train != 0 applies dropout between
+ * layers, drawing from r. */
+int lstm_lstm_forward(lstm_lstm *l, const float *x, const int32_t *len,
+                      const float *h0, const float *c0, size_t B, size_t T,
+                      int train, lstm_rng *r);
+/* Full backpropagation through time of the last forward. dout (B,T,H),
+ * dhn and dcn (L,B,H): each may be NULL (zero). Adds every weight gradient
+ * into the block; writes dx (B,T,I), dh0 and dc0 (L,B,H) unless NULL. */
+int lstm_lstm_backward(lstm_lstm *l, const float *dout, const float *dhn,
+                       const float *dcn, float *dx, float *dh0, float *dc0);
+void lstm_lstm_free(lstm_lstm *l);
+
+/* ---- optimizers -------------------------------------------------------- */
+
+/* torch.optim.AdamW, step for step:
+ *   p *= 1 - lr*wd;  m = b1*m + (1-b1)*g;  v = b2*v + (1-b2)*g*g
+ *   p -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps)
+ * over the whole block. */
+typedef struct {
+    double lr, beta1, beta2, eps, weight_decay;
+    long step;
+    float *m, *v;
+    size_t n;
+} lstm_adamw;
+
+int lstm_adamw_init(lstm_adamw *o, size_t n, double lr, double beta1,
+                    double beta2, double eps, double weight_decay);
+void lstm_adamw_step(lstm_adamw *o, float *w, const float *g);
+void lstm_adamw_free(lstm_adamw *o);
+/* Plain SGD: w -= lr * g. */
+void lstm_sgd_step(float *w, const float *g, size_t n, float lr);
+
+/* ---- the text classifier -------------------------------------------------
+ * Embedding(V,E,pad 0) -> LSTM(E,H,L,dropout) -> pooled features ->
+ * [Linear -> ReLU -> Dropout] per hidden size -> Linear(.,C) -> LogSoftmax,
+ * NLL loss. The parameter names are those of the reference notebook's
+ * LightningModule ("lstm.embedding.weight", "lstm.lstm.weight_ih_l0", ...,
+ * "classifier.1.weight", "classifier.4.weight", "classifier.7.weight"). */
+
+enum { LSTM_POOL_LAST = 0, LSTM_POOL_MEAN = 1, LSTM_POOL_MAX = 2 };
+#define LSTM_MLP_MAX 4
+
+typedef struct {
+    size_t V, E, H, L, C;
+    size_t mlp[LSTM_MLP_MAX]; /* hidden sizes of the MLP head */
+    size_t n_mlp;             /* how many of them (the notebook: 512, 256) */
+    float dropout;            /* between LSTM layers and in the head */
+    int pool;                 /* LSTM_POOL_* */
+} lstm_classifier_config;
+
+typedef struct {
+    lstm_classifier_config cfg;
+    lstm_params ps;
+    lstm_embedding emb;
+    lstm_lstm rnn;
+    lstm_dense fc[LSTM_MLP_MAX + 1];
+    /* workspace of the last forward, one allocation */
+    size_t B, T, ws_bytes;
+    int train;
+    float *ws;
+    float *x;                 /* (B,T,E) embeddings */
+    int32_t *ids, *len;       /* copies of the batch */
+    int32_t *argmax;          /* (B,H) time step chosen by max pooling */
+    float *act[LSTM_MLP_MAX + 1]; /* input of each dense layer; act[0] is
+                                     the pooled feature (B,H) */
+    float *rel[LSTM_MLP_MAX];     /* ReLU outputs */
+    float *mask[LSTM_MLP_MAX];    /* dropout masks */
+    float *logits, *logp;     /* (B,C) */
+    float *dlog, *dtmp, *dhn, *dout, *dx;  /* backward scratch */
+} lstm_classifier;
+
+int lstm_classifier_init(lstm_classifier *m, const lstm_classifier_config *cfg);
+void lstm_classifier_reset(lstm_classifier *m, lstm_rng *r);
+/* ids (B,T) zero-padded, len (B) in [1,T]. Writes m->logp (B,C); with y
+ * non-NULL also *loss (mean NLL). train != 0 applies dropout. */
+int lstm_classifier_forward(lstm_classifier *m, const int32_t *ids,
+                            const int32_t *len, size_t B, size_t T,
+                            const int32_t *y, float *loss, int train,
+                            lstm_rng *r);
+/* Backward of the last forward's mean loss: adds into m->ps.g. */
+int lstm_classifier_backward(lstm_classifier *m, const int32_t *y);
+void lstm_classifier_free(lstm_classifier *m);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* LSTM_H */

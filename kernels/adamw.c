@@ -1,0 +1,42 @@
+/*
+ * adamw.c - the AdamW update over a flat block of parameters, with the
+ * operations in the order of torch.optim.AdamW's single-tensor path so the
+ * rounding follows it as closely as float arithmetic allows.
+ */
+#include <math.h>
+
+#include "kernels.h"
+
+void lstm__adamw_ref(float *w, float *m, float *v, const float *g, size_t n,
+                     const lstm__adamw_args *a)
+{
+    for (size_t k = 0; k < n; k++) {
+        w[k] = w[k] * a->decay;                     /* param.mul_(1-lr*wd) */
+        m[k] = m[k] * a->b1 + a->omb1 * g[k];       /* exp_avg */
+        v[k] = v[k] * a->b2 + a->omb2 * g[k] * g[k]; /* exp_avg_sq */
+        float denom = sqrtf(v[k]) / a->bc2_sqrt + a->eps;
+        w[k] = w[k] + a->step_neg * m[k] / denom;   /* addcdiv_ */
+    }
+}
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#endif
+void lstm__adamw_simd(float *restrict w, float *restrict m, float *restrict v,
+                      const float *restrict g, size_t n,
+                      const lstm__adamw_args *a)
+{
+    const float decay = a->decay, b1 = a->b1, b2 = a->b2, omb1 = a->omb1;
+    const float omb2 = a->omb2, sn = a->step_neg, bc = a->bc2_sqrt;
+    const float eps = a->eps;
+#pragma omp simd
+    for (size_t k = 0; k < n; k++) {
+        float gk = g[k];
+        float wk = w[k] * decay;
+        float mk = m[k] * b1 + omb1 * gk;
+        float vk = v[k] * b2 + omb2 * gk * gk;
+        m[k] = mk;
+        v[k] = vk;
+        w[k] = wk + sn * mk / (sqrtf(vk) / bc + eps);
+    }
+}

@@ -1,0 +1,87 @@
+/*
+ * kernels.h - the hot loops of liblstm, and the table that picks them.
+ *
+ * Each op exists as a portable single-thread _ref version (plain loops,
+ * libm's expf/tanhf) beside a tuned one. Kernels never allocate, never fail
+ * and never start threads: the library splits work across threads and
+ * calls them on slices. Backward kernels that ADD into a buffer say so.
+ * This header is shared by lib/ and kernels/; kernels/ includes nothing
+ * from lib/.
+ *
+ * Shapes: T time, H hidden, G = 4H gates (rows in the order i, f, g, o).
+ */
+#ifndef LSTM_KERNELS_H
+#define LSTM_KERNELS_H
+
+#include <stddef.h>
+
+/* Row-major C (M,N) = alpha * op(A) (M,K) * op(B) (K,N) + beta * C.
+ * ta: A is stored (K,M) and used transposed; likewise tb, B stored (N,K). */
+typedef void lstm__gemm_fn(int ta, int tb, size_t M, size_t N, size_t K,
+                           float alpha, const float *A, size_t lda,
+                           const float *B, size_t ldb, float beta,
+                           float *C, size_t ldc);
+
+/* One LSTM layer over all T steps, for nb sequences of a batch slice.
+ *   gates (nb,T,G)  in: x W_ih^T + b_ih + b_hh; out: activations i,f,g,o
+ *                   (zero at t >= len[b])
+ *   hs, cs (nb,T+1,H)  in: slot 0 holds h0, c0; out: slot t+1 the state
+ *                   after step t (carried unchanged past len[b])
+ *   y (nb,T,H)      out: h_t, zero at t >= len[b]
+ *   w_hh (G,H), w_hhT (H,G) its transpose; scratch: nb*G floats.
+ * Per step, in PyTorch's order:
+ *   i = sigmoid(a_i)  f = sigmoid(a_f)  g = tanh(a_g)  o = sigmoid(a_o)
+ *   c' = f*c + i*g    h' = o*tanh(c')   with a = gates + W_hh h. */
+typedef void lstm__lstm_fwd_fn(size_t nb, size_t T, size_t H,
+                               const size_t *len, float *gates, float *hs,
+                               float *cs, float *y, const float *w_hh,
+                               const float *w_hhT, float *scratch);
+
+/* Backward through time of the forward above, for the same slice.
+ *   dA (nb,T,G)     out: gradient of the gate pre-activations a (zero past
+ *                   len[b]); the weight and input gradients follow from it
+ *                   by GEMMs after the loop
+ *   dh, dc (nb,H)   in: gradient at the final state (dhn, dcn);
+ *                   out: gradient at h0, c0
+ *   dy (nb,T,H)     gradient of y, or NULL; ignored past len[b]
+ *   gates, cs       as the forward left them
+ *   scratch: nb*H floats. */
+typedef void lstm__lstm_bwd_fn(size_t nb, size_t T, size_t H,
+                               const size_t *len, float *dA, float *dh,
+                               float *dc, const float *dy, const float *gates,
+                               const float *cs, const float *w_hh,
+                               float *scratch);
+
+/* AdamW over n parameters, with PyTorch's scalars precomputed:
+ *   w = w*decay;  m = m*b1 + omb1*g;  v = v*b2 + omb2*g*g;
+ *   w = w + step_neg * m / (sqrt(v)/bc2_sqrt + eps) */
+typedef struct {
+    float decay, b1, b2, omb1, omb2, step_neg, bc2_sqrt, eps;
+} lstm__adamw_args;
+typedef void lstm__adamw_fn(float *w, float *m, float *v, const float *g,
+                            size_t n, const lstm__adamw_args *a);
+
+typedef struct {
+    const char *name;
+    lstm__gemm_fn *gemm;
+    lstm__lstm_fwd_fn *lstm_fwd;
+    lstm__lstm_bwd_fn *lstm_bwd;
+    lstm__adamw_fn *adamw;
+} lstm__kernels;
+
+extern const lstm__kernels lstm__kernels_ref;
+extern const lstm__kernels lstm__kernels_tuned;
+
+lstm__gemm_fn lstm__gemm_ref, lstm__gemm_blas;
+lstm__lstm_fwd_fn lstm__lstm_fwd_ref, lstm__lstm_fwd_simd;
+lstm__lstm_bwd_fn lstm__lstm_bwd_ref, lstm__lstm_bwd_simd;
+lstm__adamw_fn lstm__adamw_ref, lstm__adamw_simd;
+
+/* Sets flush-to-zero and denormals-are-zero in the calling thread. Every
+ * thread that runs kernels calls it: backward through padding produces
+ * denormals, which are about 20 times slower on x86. */
+void lstm__ftz(void);
+/* Asks BLAS to run one thread per caller (the library does the threading). */
+void lstm__blas_single_thread(void);
+
+#endif

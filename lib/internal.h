@@ -1,0 +1,31 @@
+/*
+ * internal.h - what the library's files share and users do not see.
+ */
+#ifndef LSTM_INTERNAL_H
+#define LSTM_INTERNAL_H
+
+#include <assert.h>
+
+#include "lstm.h"
+#include "../kernels/kernels.h"
+
+/* The kernel table in use (tuned, or ref when forced). */
+const lstm__kernels *lstm__k(void);
+/* Threads for a parallel region doing `work` units (1 when it is small). */
+int lstm__threads_for(size_t work);
+
+/* Row-major GEMM (see kernels.h) with the rows of C split across threads.
+ * Each element of C is computed by one thread with the whole K, so the
+ * result does not depend on the thread count for a given BLAS kernel. */
+void lstm__gemm(int ta, int tb, size_t M, size_t N, size_t K, float alpha,
+                const float *A, size_t lda, const float *B, size_t ldb,
+                float beta, float *C, size_t ldc);
+
+/* Bump allocation of one block: plan with sizes, then carve. */
+typedef struct { char *base; size_t used; } lstm__carver;
+float *lstm__carve(lstm__carver *c, size_t nfloats);
+
+/* a (n,m) -> b (m,n) */
+void lstm__transpose(float *b, const float *a, size_t n, size_t m);
+
+#endif

@@ -1,0 +1,327 @@
+/*
+ * lstm.c - the multi-layer LSTM: PyTorch's nn.LSTM (batch_first, lengths as
+ * pack_padded_sequence gives them, dropout between layers) with full
+ * backpropagation through time. The shape of the computation, per layer:
+ *
+ *   forward:  gates = X W_ih^T + b_ih + b_hh   one GEMM over all B*T rows
+ *             recurrence over t                kernel, batch split across
+ *                                              threads (no per-step barrier)
+ *   backward: recurrence backwards over t      kernel -> dA (B,T,G)
+ *             dW_ih += dA^T X, dX = dA W_ih    one GEMM each
+ *             dW_hh += dA^T H_prev             one GEMM per sequence
+ *             db = column sums of dA
+ *
+ * docs/lstm-backward.md derives the formulas.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "internal.h"
+
+enum { W_IH, W_HH, B_IH, B_HH };
+
+int lstm_lstm_init(lstm_lstm *l, lstm_params *ps, const char *name, size_t I,
+                   size_t H, size_t L, float dropout)
+{
+    memset(l, 0, sizeof *l);
+    if (I == 0 || H == 0 || L == 0)
+        return lstm_error(LSTM_EINVAL, "lstm: I=%zu H=%zu L=%zu must be > 0",
+                          I, H, L);
+    if (!(dropout >= 0.0f && dropout < 1.0f))
+        return lstm_error(LSTM_EINVAL, "lstm: dropout %g outside [0,1)",
+                          (double)dropout);
+    l->ps = ps;
+    l->I = I;
+    l->H = H;
+    l->L = L;
+    l->dropout = dropout;
+    l->off = lstm_alloc(4 * L * sizeof *l->off);
+    if (!l->off)
+        return LSTM_ENOMEM;
+    static const char *fmt[4] = {"%s.weight_ih_l%zu", "%s.weight_hh_l%zu",
+                                 "%s.bias_ih_l%zu", "%s.bias_hh_l%zu"};
+    for (size_t k = 0; k < L; k++) {
+        size_t shapes[4][2] = {{4 * H, k ? H : I}, {4 * H, H}, {4 * H, 0},
+                               {4 * H, 0}};
+        for (int j = 0; j < 4; j++) {
+            char full[128];
+            if ((size_t)snprintf(full, sizeof full, fmt[j], name, k) >=
+                sizeof full) {
+                lstm_lstm_free(l);
+                return lstm_error(LSTM_EINVAL, "lstm: name too long");
+            }
+            int err = lstm_params_add(ps, full, j < 2 ? 2 : 1, shapes[j],
+                                      &l->off[4 * k + (size_t)j]);
+            if (err) {
+                lstm_lstm_free(l);
+                return err;
+            }
+        }
+    }
+    return LSTM_OK;
+}
+
+void lstm_lstm_reset(lstm_lstm *l, lstm_rng *r)
+{
+    const float k = 1.0f / sqrtf((float)l->H);
+    const size_t G = 4 * l->H;
+    for (size_t n = 0; n < l->L; n++) {
+        size_t in = n ? l->H : l->I;
+        lstm_fill_uniform(l->ps->w + l->off[4 * n + W_IH], G * in, -k, k, r);
+        lstm_fill_uniform(l->ps->w + l->off[4 * n + W_HH], G * l->H, -k, k, r);
+        lstm_fill_uniform(l->ps->w + l->off[4 * n + B_IH], G, -k, k, r);
+        lstm_fill_uniform(l->ps->w + l->off[4 * n + B_HH], G, -k, k, r);
+    }
+}
+
+void lstm_lstm_free(lstm_lstm *l)
+{
+    lstm_free(l->off);
+    lstm_free(l->ws);
+    memset(l, 0, sizeof *l);
+}
+
+/* Lays the workspace out for (B,T); with c->base NULL it only measures. */
+static void layout(lstm_lstm *l, lstm__carver *c, size_t B, size_t T)
+{
+    const size_t H = l->H, G = 4 * H, L = l->L;
+    l->gates = lstm__carve(c, L * B * T * G);
+    l->hs = lstm__carve(c, L * B * (T + 1) * H);
+    l->cs = lstm__carve(c, L * B * (T + 1) * H);
+    l->ys = lstm__carve(c, L * B * T * H);
+    l->mask = lstm__carve(c, (L - 1) * B * T * H);
+    l->xin = lstm__carve(c, (L - 1) * B * T * H);
+    l->dA = lstm__carve(c, B * T * G);
+    l->dbuf = lstm__carve(c, B * T * H);
+    l->dhc = lstm__carve(c, 2 * B * H);
+    l->whT = lstm__carve(c, L * H * G);
+    l->scratch = lstm__carve(c, B * G);
+    l->len = (size_t *)(void *)lstm__carve(c, B * sizeof(size_t));
+    l->hn = lstm__carve(c, L * B * H);
+    l->cn = lstm__carve(c, L * B * H);
+}
+
+static int reserve(lstm_lstm *l, size_t B, size_t T)
+{
+    const size_t H = l->H, G = 4 * H;
+    /* guard the size arithmetic below against overflow */
+    if (B > SIZE_MAX / 64 / (T + 1) || B * (T + 1) > SIZE_MAX / 64 / G / l->L)
+        return lstm_error(LSTM_EINVAL, "lstm: batch %zu x %zu steps too large",
+                          B, T);
+    lstm__carver c = {NULL, 0};
+    layout(l, &c, B, T);
+    if (c.used > l->ws_bytes) {
+        float *ws = lstm_alloc(c.used);
+        if (!ws)
+            return lstm_error(LSTM_ENOMEM,
+                              "lstm: out of memory for a %zu-byte workspace "
+                              "(B=%zu T=%zu H=%zu L=%zu)",
+                              c.used, B, T, H, l->L);
+        lstm_free(l->ws);
+        l->ws = ws;
+        l->ws_bytes = c.used;
+    }
+    c.base = (char *)l->ws;
+    c.used = 0;
+    layout(l, &c, B, T);
+    return LSTM_OK;
+}
+
+/* Threads for the recurrence: batch slices, at most one row each. */
+static int rec_threads(const lstm_lstm *l, size_t B, size_t T)
+{
+    int nt = lstm__threads_for(B * T * 4 * l->H * l->H);
+    return nt > (int)B ? (int)B : nt;
+}
+
+#ifdef _OPENMP
+#define SLICE(B, b0, b1)                                                     \
+    size_t b0 = (B) * (size_t)omp_get_thread_num() /                         \
+                (size_t)omp_get_num_threads(),                               \
+           b1 = (B) * ((size_t)omp_get_thread_num() + 1) /                   \
+                (size_t)omp_get_num_threads()
+#else
+#define SLICE(B, b0, b1) size_t b0 = 0, b1 = (B)
+#endif
+
+/* The input of layer k as the forward used it. */
+static const float *layer_input(const lstm_lstm *l, size_t k)
+{
+    const size_t BTH = l->B * l->T * l->H;
+    if (k == 0)
+        return l->x;
+    if (l->train && l->dropout > 0.0f)
+        return l->xin + (k - 1) * BTH;
+    return l->ys + (k - 1) * BTH;
+}
+
+int lstm_lstm_forward(lstm_lstm *l, const float *x, const int32_t *len,
+                      const float *h0, const float *c0, size_t B, size_t T,
+                      int train, lstm_rng *r)
+{
+    const size_t H = l->H, G = 4 * H, L = l->L;
+    if (!x || B == 0 || T == 0)
+        return lstm_error(LSTM_EINVAL, "lstm: empty input (B=%zu T=%zu)", B, T);
+    if (train && l->dropout > 0.0f && L > 1 && !r)
+        return lstm_error(LSTM_EINVAL, "lstm: dropout needs a generator");
+    if (len)
+        for (size_t b = 0; b < B; b++)
+            if (len[b] < 0 || (size_t)len[b] > T)
+                return lstm_error(LSTM_EINVAL,
+                                  "lstm: length %ld of sequence %zu outside "
+                                  "[0,%zu]",
+                                  (long)len[b], b, T);
+    int err = reserve(l, B, T);
+    if (err)
+        return err;
+    l->x = x;
+    l->B = B;
+    l->T = T;
+    l->train = train;
+    for (size_t b = 0; b < B; b++)
+        l->len[b] = len ? (size_t)len[b] : T;
+
+    const lstm__kernels *kern = lstm__k();
+    const int nt = rec_threads(l, B, T);
+    for (size_t k = 0; k < L; k++) {
+        const size_t in_dim = k ? H : l->I;
+        const float *w_ih = l->ps->w + l->off[4 * k + W_IH];
+        const float *w_hh = l->ps->w + l->off[4 * k + W_HH];
+        const float *b_ih = l->ps->w + l->off[4 * k + B_IH];
+        const float *b_hh = l->ps->w + l->off[4 * k + B_HH];
+        float *gates = l->gates + k * B * T * G;
+        float *hs = l->hs + k * B * (T + 1) * H;
+        float *cs = l->cs + k * B * (T + 1) * H;
+        float *ys = l->ys + k * B * T * H;
+        float *whT = l->whT + k * H * G;
+        const float *in = layer_input(l, k);
+
+        /* gates = in W_ih^T + (b_ih + b_hh), every step at once */
+        for (size_t j = 0; j < G; j++)
+            l->scratch[j] = b_ih[j] + b_hh[j];
+        for (size_t n = 0; n < B * T; n++)
+            memcpy(gates + n * G, l->scratch, G * sizeof *gates);
+        lstm__gemm(0, 1, B * T, G, in_dim, 1.0f, in, in_dim, w_ih, in_dim,
+                   1.0f, gates, G);
+        lstm__transpose(whT, w_hh, G, H);
+        for (size_t b = 0; b < B; b++) {
+            float *h = hs + b * (T + 1) * H, *c = cs + b * (T + 1) * H;
+            if (h0)
+                memcpy(h, h0 + (k * B + b) * H, H * sizeof *h);
+            else
+                memset(h, 0, H * sizeof *h);
+            if (c0)
+                memcpy(c, c0 + (k * B + b) * H, H * sizeof *c);
+            else
+                memset(c, 0, H * sizeof *c);
+        }
+#pragma omp parallel num_threads(nt)
+        {
+            SLICE(B, b0, b1);
+            lstm__ftz();
+            if (b1 > b0)
+                kern->lstm_fwd(b1 - b0, T, H, l->len + b0, gates + b0 * T * G,
+                               hs + b0 * (T + 1) * H, cs + b0 * (T + 1) * H,
+                               ys + b0 * T * H, w_hh, whT,
+                               l->scratch + b0 * G);
+        }
+        for (size_t b = 0; b < B; b++) {
+            size_t at = (b * (T + 1) + l->len[b]) * H;
+            memcpy(l->hn + (k * B + b) * H, hs + at, H * sizeof(float));
+            memcpy(l->cn + (k * B + b) * H, cs + at, H * sizeof(float));
+        }
+        if (k + 1 < L && train && l->dropout > 0.0f)
+            lstm_dropout_forward(l->xin + k * B * T * H,
+                                 l->mask + k * B * T * H, ys, B * T * H,
+                                 l->dropout, r);
+    }
+    l->out = l->ys + (L - 1) * B * T * H;
+    return LSTM_OK;
+}
+
+int lstm_lstm_backward(lstm_lstm *l, const float *dout, const float *dhn,
+                       const float *dcn, float *dx, float *dh0, float *dc0)
+{
+    const size_t B = l->B, T = l->T, H = l->H, G = 4 * H, L = l->L;
+    if (!l->out)
+        return lstm_error(LSTM_EINVAL, "lstm: backward before forward");
+    const lstm__kernels *kern = lstm__k();
+    const int nt = rec_threads(l, B, T);
+    float *dh = l->dhc, *dc = l->dhc + B * H;
+    const float *dy = dout;
+    for (size_t k = L; k-- > 0;) {
+        const size_t in_dim = k ? H : l->I;
+        const float *w_ih = l->ps->w + l->off[4 * k + W_IH];
+        const float *w_hh = l->ps->w + l->off[4 * k + W_HH];
+        float *g_ih = l->ps->g + l->off[4 * k + W_IH];
+        float *g_hh = l->ps->g + l->off[4 * k + W_HH];
+        float *gb_ih = l->ps->g + l->off[4 * k + B_IH];
+        float *gb_hh = l->ps->g + l->off[4 * k + B_HH];
+        const float *gates = l->gates + k * B * T * G;
+        const float *hs = l->hs + k * B * (T + 1) * H;
+        const float *cs = l->cs + k * B * (T + 1) * H;
+        const float *in = layer_input(l, k);
+
+        if (dhn)
+            memcpy(dh, dhn + k * B * H, B * H * sizeof *dh);
+        else
+            memset(dh, 0, B * H * sizeof *dh);
+        if (dcn)
+            memcpy(dc, dcn + k * B * H, B * H * sizeof *dc);
+        else
+            memset(dc, 0, B * H * sizeof *dc);
+#pragma omp parallel num_threads(nt)
+        {
+            SLICE(B, b0, b1);
+            lstm__ftz();
+            if (b1 > b0)
+                kern->lstm_bwd(b1 - b0, T, H, l->len + b0, l->dA + b0 * T * G,
+                               dh + b0 * H, dc + b0 * H,
+                               dy ? dy + b0 * T * H : NULL, gates + b0 * T * G,
+                               cs + b0 * (T + 1) * H, w_hh,
+                               l->scratch + b0 * G);
+        }
+        if (dh0)
+            memcpy(dh0 + k * B * H, dh, B * H * sizeof *dh);
+        if (dc0)
+            memcpy(dc0 + k * B * H, dc, B * H * sizeof *dc);
+
+        /* dW_ih += dA^T in;  dW_hh += dA_b^T h_{b,t-1} for each sequence */
+        lstm__gemm(1, 0, G, in_dim, B * T, 1.0f, l->dA, G, in, in_dim, 1.0f,
+                   g_ih, in_dim);
+        for (size_t b = 0; b < B; b++)
+            lstm__gemm(1, 0, G, H, T, 1.0f, l->dA + b * T * G, G,
+                       hs + b * (T + 1) * H, H, 1.0f, g_hh, H);
+        /* db_ih = db_hh = column sums of dA */
+        for (size_t j = 0; j < G; j++)
+            l->scratch[j] = 0.0f;
+        for (size_t n = 0; n < B * T; n++) {
+            const float *row = l->dA + n * G;
+            for (size_t j = 0; j < G; j++)
+                l->scratch[j] += row[j];
+        }
+        for (size_t j = 0; j < G; j++) {
+            gb_ih[j] += l->scratch[j];
+            gb_hh[j] += l->scratch[j];
+        }
+        /* gradient of this layer's input */
+        if (k > 0) {
+            lstm__gemm(0, 0, B * T, H, G, 1.0f, l->dA, G, w_ih, H, 0.0f,
+                       l->dbuf, H);
+            if (l->train && l->dropout > 0.0f)
+                lstm_dropout_backward(l->dbuf, l->dbuf,
+                                      l->mask + (k - 1) * B * T * H,
+                                      B * T * H);
+            dy = l->dbuf;
+        } else if (dx) {
+            lstm__gemm(0, 0, B * T, l->I, G, 1.0f, l->dA, G, w_ih, l->I, 0.0f,
+                       dx, l->I);
+        }
+    }
+    return LSTM_OK;
+}

@@ -1,0 +1,253 @@
+/*
+ * model.c - the text classifier of the reference notebook, with its
+ * parameter names, on top of the layers: embedding -> LSTM -> pooling ->
+ * MLP head -> log-softmax, NLL loss. All parameters live in one block
+ * (m->ps), so zeroing gradients is one memset and AdamW one loop.
+ *
+ * Pooling, over each text's true length:
+ *   last  the last layer's state after the last real token (hn)
+ *   mean  the mean of the last layer's outputs
+ *   max   their element-wise maximum
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "internal.h"
+
+static size_t head_width(const lstm_classifier_config *c, size_t i)
+{
+    return i < c->n_mlp ? c->mlp[i] : c->C;
+}
+
+static size_t max_width(const lstm_classifier_config *c)
+{
+    size_t w = c->H > c->C ? c->H : c->C;
+    for (size_t i = 0; i < c->n_mlp; i++)
+        w = c->mlp[i] > w ? c->mlp[i] : w;
+    return w;
+}
+
+int lstm_classifier_init(lstm_classifier *m, const lstm_classifier_config *cfg)
+{
+    memset(m, 0, sizeof *m);
+    if (cfg->V < 2 || cfg->E == 0 || cfg->H == 0 || cfg->L == 0 ||
+        cfg->C < 1 || cfg->n_mlp > LSTM_MLP_MAX)
+        return lstm_error(LSTM_EINVAL,
+                          "classifier: V=%zu E=%zu H=%zu L=%zu C=%zu "
+                          "mlp layers=%zu out of range",
+                          cfg->V, cfg->E, cfg->H, cfg->L, cfg->C, cfg->n_mlp);
+    if (cfg->pool < LSTM_POOL_LAST || cfg->pool > LSTM_POOL_MAX)
+        return lstm_error(LSTM_EINVAL, "classifier: unknown pooling %d",
+                          cfg->pool);
+    for (size_t i = 0; i < cfg->n_mlp; i++)
+        if (cfg->mlp[i] == 0)
+            return lstm_error(LSTM_EINVAL, "classifier: MLP width 0");
+    m->cfg = *cfg;
+    lstm_params_init(&m->ps);
+    int err = lstm_embedding_init(&m->emb, &m->ps, "lstm.embedding", cfg->V,
+                                  cfg->E, 0);
+    if (!err)
+        err = lstm_lstm_init(&m->rnn, &m->ps, "lstm.lstm", cfg->E, cfg->H,
+                             cfg->L, cfg->dropout);
+    /* nn.Sequential(Flatten, [Linear, ReLU, Dropout] x n, Linear,
+     * LogSoftmax): the Linear layers sit at indices 1, 4, 7, ... */
+    size_t in = cfg->H;
+    for (size_t i = 0; !err && i <= cfg->n_mlp; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "classifier.%zu", 1 + 3 * i);
+        err = lstm_dense_init(&m->fc[i], &m->ps, name, in, head_width(cfg, i));
+        in = head_width(cfg, i);
+    }
+    if (!err)
+        err = lstm_params_alloc(&m->ps);
+    if (err)
+        lstm_classifier_free(m);
+    return err;
+}
+
+void lstm_classifier_reset(lstm_classifier *m, lstm_rng *r)
+{
+    lstm_embedding_reset(&m->emb, r);
+    lstm_lstm_reset(&m->rnn, r);
+    for (size_t i = 0; i <= m->cfg.n_mlp; i++)
+        lstm_dense_reset(&m->fc[i], r);
+}
+
+void lstm_classifier_free(lstm_classifier *m)
+{
+    lstm_lstm_free(&m->rnn);
+    lstm_params_free(&m->ps);
+    lstm_free(m->ws);
+    memset(m, 0, sizeof *m);
+}
+
+static void layout(lstm_classifier *m, lstm__carver *c, size_t B, size_t T)
+{
+    const lstm_classifier_config *k = &m->cfg;
+    m->x = lstm__carve(c, B * T * k->E);
+    m->ids = (int32_t *)(void *)lstm__carve(c, B * T);
+    m->len = (int32_t *)(void *)lstm__carve(c, B);
+    m->argmax = (int32_t *)(void *)lstm__carve(c, B * k->H);
+    m->act[0] = lstm__carve(c, B * k->H);
+    for (size_t i = 0; i < k->n_mlp; i++) {
+        m->rel[i] = lstm__carve(c, B * k->mlp[i]);
+        m->mask[i] = lstm__carve(c, B * k->mlp[i]);
+        m->act[i + 1] = lstm__carve(c, B * k->mlp[i]);
+    }
+    m->logits = lstm__carve(c, B * k->C);
+    m->logp = lstm__carve(c, B * k->C);
+    m->dlog = lstm__carve(c, B * k->C);
+    m->dtmp = lstm__carve(c, 2 * B * max_width(k));
+    m->dhn = lstm__carve(c, k->L * B * k->H);
+    m->dout = lstm__carve(c, B * T * k->H);
+    m->dx = lstm__carve(c, B * T * k->E);
+}
+
+static int reserve(lstm_classifier *m, size_t B, size_t T)
+{
+    if (B > SIZE_MAX / 64 / T || B * T > SIZE_MAX / 64 / (m->cfg.E + m->cfg.H))
+        return lstm_error(LSTM_EINVAL, "classifier: batch too large");
+    lstm__carver c = {NULL, 0};
+    layout(m, &c, B, T);
+    if (c.used > m->ws_bytes) {
+        float *ws = lstm_alloc(c.used);
+        if (!ws)
+            return lstm_error(LSTM_ENOMEM,
+                              "classifier: out of memory for a %zu-byte "
+                              "workspace",
+                              c.used);
+        lstm_free(m->ws);
+        m->ws = ws;
+        m->ws_bytes = c.used;
+    }
+    c.base = (char *)m->ws;
+    c.used = 0;
+    layout(m, &c, B, T);
+    return LSTM_OK;
+}
+
+static void pool_forward(lstm_classifier *m)
+{
+    const size_t B = m->B, T = m->T, H = m->cfg.H;
+    const float *out = m->rnn.out;
+    float *feat = m->act[0];
+    if (m->cfg.pool == LSTM_POOL_LAST) {
+        memcpy(feat, m->rnn.hn + (m->cfg.L - 1) * B * H, B * H * sizeof *feat);
+        return;
+    }
+    for (size_t b = 0; b < B; b++) {
+        const size_t n = (size_t)m->len[b];
+        for (size_t j = 0; j < H; j++) {
+            float acc = out[b * T * H + j];
+            int32_t at = 0;
+            for (size_t t = 1; t < n; t++) {
+                float v = out[(b * T + t) * H + j];
+                if (m->cfg.pool == LSTM_POOL_MEAN) {
+                    acc += v;
+                } else if (v > acc) {
+                    acc = v;
+                    at = (int32_t)t;
+                }
+            }
+            feat[b * H + j] = m->cfg.pool == LSTM_POOL_MEAN ? acc / (float)n
+                                                             : acc;
+            m->argmax[b * H + j] = at;
+        }
+    }
+}
+
+int lstm_classifier_forward(lstm_classifier *m, const int32_t *ids,
+                            const int32_t *len, size_t B, size_t T,
+                            const int32_t *y, float *loss, int train,
+                            lstm_rng *r)
+{
+    const lstm_classifier_config *k = &m->cfg;
+    if (B == 0 || T == 0)
+        return lstm_error(LSTM_EINVAL, "classifier: empty batch");
+    if (train && k->dropout > 0.0f && !r)
+        return lstm_error(LSTM_EINVAL, "classifier: dropout needs a generator");
+    for (size_t b = 0; b < B; b++)
+        if (len[b] < 1 || (size_t)len[b] > T)
+            return lstm_error(LSTM_EINVAL,
+                              "classifier: length %ld of row %zu outside "
+                              "[1,%zu]",
+                              (long)len[b], b, T);
+    int err = reserve(m, B, T);
+    if (err)
+        return err;
+    m->B = B;
+    m->T = T;
+    m->train = train;
+    memcpy(m->ids, ids, B * T * sizeof *ids);
+    memcpy(m->len, len, B * sizeof *len);
+    err = lstm_embedding_forward(&m->emb, m->x, ids, B * T);
+    if (!err)
+        err = lstm_lstm_forward(&m->rnn, m->x, len, NULL, NULL, B, T, train, r);
+    if (err)
+        return err;
+    pool_forward(m);
+    for (size_t i = 0; i < k->n_mlp; i++) {
+        const size_t n = B * k->mlp[i];
+        lstm_dense_forward(&m->fc[i], m->rel[i], m->act[i], B);
+        lstm_relu_forward(m->rel[i], m->rel[i], n);
+        if (train && k->dropout > 0.0f)
+            lstm_dropout_forward(m->act[i + 1], m->mask[i], m->rel[i], n,
+                                 k->dropout, r);
+        else
+            memcpy(m->act[i + 1], m->rel[i], n * sizeof(float));
+    }
+    lstm_dense_forward(&m->fc[k->n_mlp], m->logits, m->act[k->n_mlp], B);
+    return lstm_logsoftmax_nll_forward(m->logp, loss, m->logits, y, B, k->C);
+}
+
+int lstm_classifier_backward(lstm_classifier *m, const int32_t *y)
+{
+    const lstm_classifier_config *k = &m->cfg;
+    const size_t B = m->B, T = m->T, H = k->H, L = k->L;
+    if (!m->logp || !m->rnn.out)
+        return lstm_error(LSTM_EINVAL, "classifier: backward before forward");
+    for (size_t b = 0; b < B; b++)
+        if (y[b] < 0 || (size_t)y[b] >= k->C)
+            return lstm_error(LSTM_ERANGE, "classifier: label %ld outside "
+                              "[0,%zu)", (long)y[b], k->C);
+    lstm_logsoftmax_nll_backward(m->dlog, m->logp, y, B, k->C);
+    /* the head, from the top: dtmp alternates between two halves */
+    float *d = m->dtmp, *dnext = m->dtmp + B * max_width(k);
+    lstm_dense_backward(&m->fc[k->n_mlp], d, m->dlog, m->act[k->n_mlp], B);
+    for (size_t i = k->n_mlp; i-- > 0;) {
+        const size_t n = B * k->mlp[i];
+        if (m->train && k->dropout > 0.0f)
+            lstm_dropout_backward(d, d, m->mask[i], n);
+        lstm_relu_backward(d, d, m->rel[i], n);
+        lstm_dense_backward(&m->fc[i], dnext, d, m->act[i], B);
+        float *t = d;
+        d = dnext;
+        dnext = t;
+    }
+    /* d is now the gradient of the pooled feature (B,H) */
+    const float *dout = NULL, *dhn = NULL;
+    if (k->pool == LSTM_POOL_LAST) {
+        memset(m->dhn, 0, L * B * H * sizeof(float));
+        memcpy(m->dhn + (L - 1) * B * H, d, B * H * sizeof(float));
+        dhn = m->dhn;
+    } else {
+        memset(m->dout, 0, B * T * H * sizeof(float));
+        for (size_t b = 0; b < B; b++) {
+            const size_t n = (size_t)m->len[b];
+            for (size_t j = 0; j < H; j++) {
+                float g = d[b * H + j];
+                if (k->pool == LSTM_POOL_MEAN)
+                    for (size_t t = 0; t < n; t++)
+                        m->dout[(b * T + t) * H + j] = g / (float)n;
+                else
+                    m->dout[(b * T + (size_t)m->argmax[b * H + j]) * H + j] = g;
+            }
+        }
+        dout = m->dout;
+    }
+    int err = lstm_lstm_backward(&m->rnn, dout, dhn, NULL, m->dx, NULL, NULL);
+    if (err)
+        return err;
+    lstm_embedding_backward(&m->emb, m->dx, m->ids, B * T);
+    return LSTM_OK;
+}

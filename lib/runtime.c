@@ -1,0 +1,172 @@
+/*
+ * runtime.c - errors, allocation, threads and kernel selection: the few
+ * pieces of global state the library has.
+ */
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "internal.h"
+
+/* ---- errors ---- */
+
+static _Thread_local char errbuf[512];
+
+const char *lstm_strerror(int err)
+{
+    switch (err) {
+    case LSTM_OK: return "success";
+    case LSTM_EINVAL: return "invalid argument";
+    case LSTM_ENOMEM: return "out of memory";
+    case LSTM_EIO: return "input/output error";
+    case LSTM_EFORMAT: return "malformed file";
+    case LSTM_ERANGE: return "index out of range";
+    default: return "unknown error";
+    }
+}
+
+const char *lstm_errmsg(void) { return errbuf; }
+
+int lstm_error(int err, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(errbuf, sizeof errbuf, fmt, ap);
+    va_end(ap);
+    return err;
+}
+
+/* ---- allocation ---- */
+
+static atomic_long live_allocs;
+static atomic_long fail_countdown;
+
+void *lstm_alloc(size_t bytes)
+{
+    long n = atomic_load(&fail_countdown);
+    if (n > 0 && atomic_fetch_sub(&fail_countdown, 1) == 1) {
+        lstm_error(LSTM_ENOMEM, "out of memory (injected failure)");
+        return NULL;
+    }
+    void *p = calloc(1, bytes ? bytes : 1);
+    if (!p) {
+        lstm_error(LSTM_ENOMEM, "out of memory allocating %zu bytes", bytes);
+        return NULL;
+    }
+    atomic_fetch_add(&live_allocs, 1);
+    return p;
+}
+
+void lstm_free(void *p)
+{
+    if (!p)
+        return;
+    atomic_fetch_sub(&live_allocs, 1);
+    free(p);
+}
+
+void lstm_debug_fail_alloc(long n) { atomic_store(&fail_countdown, n); }
+long lstm_debug_live_allocs(void) { return atomic_load(&live_allocs); }
+
+float *lstm__carve(lstm__carver *c, size_t nfloats)
+{
+    /* 64-byte alignment for every array (cache lines, AVX-512 loads) */
+    size_t bytes = (nfloats * sizeof(float) + 63) & ~(size_t)63;
+    float *p = c->base ? (float *)(c->base + c->used) : NULL;
+    c->used += bytes;
+    return p;
+}
+
+/* ---- threads and kernels ---- */
+
+static int n_threads;       /* 0: OpenMP's default */
+static int use_ref = -1;    /* -1: not read from the environment yet */
+
+void lstm_set_threads(int n) { n_threads = n > 0 ? n : 0; }
+
+int lstm_get_threads(void)
+{
+#ifdef _OPENMP
+    return n_threads ? n_threads : omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+int lstm__threads_for(size_t work)
+{
+    /* below ~64k multiply-adds a fork costs more than it saves */
+    return work < 65536 ? 1 : lstm_get_threads();
+}
+
+static void runtime_init(void)
+{
+    if (use_ref >= 0)
+        return;
+    const char *e = getenv("LSTM_KERNELS");
+    use_ref = e && strcmp(e, "ref") == 0;
+    lstm__blas_single_thread();
+}
+
+int lstm_kernels_use_ref(int on)
+{
+    runtime_init();
+    int old = use_ref;
+    use_ref = on != 0;
+    return old;
+}
+
+const lstm__kernels *lstm__k(void)
+{
+    runtime_init();
+    return use_ref ? &lstm__kernels_ref : &lstm__kernels_tuned;
+}
+
+const char *lstm_kernels_name(void) { return lstm__k()->name; }
+
+void lstm__gemm(int ta, int tb, size_t M, size_t N, size_t K, float alpha,
+                const float *A, size_t lda, const float *B, size_t ldb,
+                float beta, float *C, size_t ldc)
+{
+    const lstm__kernels *k = lstm__k();
+    int nt = lstm__threads_for(M * N * K);
+    if (nt > (int)(M / 16))
+        nt = (int)(M / 16);
+    if (nt <= 1) {
+        lstm__ftz();
+        k->gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+#pragma omp parallel num_threads(nt)
+    {
+#ifdef _OPENMP
+        size_t id = (size_t)omp_get_thread_num();
+        size_t n = (size_t)omp_get_num_threads();
+#else
+        size_t id = 0, n = 1;
+#endif
+        /* rows in chunks of 16 so every thread's block is kernel-aligned */
+        size_t chunks = (M + 15) / 16;
+        size_t m0 = chunks * id / n * 16, m1 = chunks * (id + 1) / n * 16;
+        if (m1 > M)
+            m1 = M;
+        lstm__ftz();
+        if (m1 > m0)
+            k->gemm(ta, tb, m1 - m0, N, K, alpha,
+                    ta ? A + m0 : A + m0 * lda, lda, B, ldb, beta,
+                    C + m0 * ldc, ldc);
+    }
+}
+
+void lstm__transpose(float *b, const float *a, size_t n, size_t m)
+{
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < m; j++)
+            b[j * n + i] = a[i * m + j];
+}

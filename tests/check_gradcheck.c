@@ -1,0 +1,2 @@
+#include "testutil.h"
+Suite *gradcheck_suite(void) { return suite_create("gradcheck"); }

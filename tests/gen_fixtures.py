@@ -1,0 +1,153 @@
+#!/usr/bin/python3
+"""Writes the golden fixtures of tests/check_golden.c with PyTorch.
+
+Run with Debian's python3-torch:  /usr/bin/python3 tests/gen_fixtures.py
+The outputs in tests/fixtures/ are committed, so `make test` never needs
+Python. Weights are drawn in float32 (so the C side gets them exactly) and
+everything else is computed in float64: the fixtures hold the exact answer
+for those inputs, and the C tolerances measure liblstm's float32 error only.
+
+File format (little-endian): b"LSTMFIX1", u32 count, then per tensor:
+u32 name length, name bytes, u32 ndim, u32 dims[ndim], f32 data.
+Integer tensors (ids, lengths, labels) are stored as float32 too.
+"""
+import os
+import struct
+import sys
+
+import torch
+import torch.nn as nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
+
+
+def save(path, tensors):
+    with open(path + ".tmp", "wb") as f:
+        f.write(b"LSTMFIX1")
+        f.write(struct.pack("<I", len(tensors)))
+        for name, t in tensors.items():
+            t = t.detach().to(torch.float32).contiguous()
+            nb = name.encode()
+            f.write(struct.pack("<I", len(nb)) + nb)
+            f.write(struct.pack("<I", t.dim()))
+            f.write(struct.pack("<%dI" % t.dim(), *t.shape))
+            f.write(t.numpy().astype("<f4").tobytes())
+    os.replace(path + ".tmp", path)
+    print("wrote", path, len(tensors), "tensors")
+
+
+def run_lstm(lstm, x, lengths, h0, c0):
+    T = x.shape[1]
+    packed = pack_padded_sequence(x, lengths, batch_first=True,
+                                  enforce_sorted=False)
+    hc = None if h0 is None else (h0, c0)
+    out, (hn, cn) = lstm(packed, hc)
+    out, _ = pad_packed_sequence(out, batch_first=True, total_length=T)
+    return out, hn, cn
+
+
+def lstm_case(name, B, T, I, H, L, lengths, with_state, seed):
+    torch.manual_seed(seed)
+    lstm = nn.LSTM(I, H, L, batch_first=True)  # float32 init, PyTorch's
+    lstm = lstm.double()
+    x = torch.randn(B, T, I, dtype=torch.float64).float().double()
+    x.requires_grad_(True)
+    h0 = c0 = None
+    if with_state:
+        h0 = torch.randn(L, B, H).double().requires_grad_(True)
+        c0 = torch.randn(L, B, H).double().requires_grad_(True)
+    lens = torch.tensor(lengths)
+    out, hn, cn = run_lstm(lstm, x, lens, h0, c0)
+    dout = torch.randn(B, T, H).double()
+    dhn = torch.randn(L, B, H).double()
+    dcn = torch.randn(L, B, H).double()
+    loss = (out * dout).sum() + (hn * dhn).sum() + (cn * dcn).sum()
+    loss.backward()
+    t = {"x": x, "len": lens.double(), "out": out, "hn": hn, "cn": cn,
+         "dout": dout, "dhn": dhn, "dcn": dcn, "dx": x.grad}
+    if with_state:
+        t.update({"h0": h0, "c0": c0, "dh0": h0.grad, "dc0": c0.grad})
+    for n, p in lstm.named_parameters():
+        t["lstm." + n] = p
+        t["grad.lstm." + n] = p.grad
+    save(os.path.join(OUT, name + ".bin"), t)
+
+
+class LSTMBlock(nn.Module):
+    """The notebook's LSTMBlock, made right: packed by true lengths."""
+
+    def __init__(self, V, E, H, L, pool):
+        super().__init__()
+        self.embedding = nn.Embedding(V, E, padding_idx=0)
+        self.lstm = nn.LSTM(E, H, L, batch_first=True, dropout=0.2)
+        self.pool = pool
+
+    def forward(self, ids, lengths):
+        out, hn, _ = run_lstm(self.lstm, self.embedding(ids), lengths, None,
+                              None)
+        if self.pool == "last":
+            return hn[-1]
+        mask = (torch.arange(ids.shape[1])[None, :] < lengths[:, None])
+        return (out * mask[:, :, None]).sum(1) / lengths[:, None].double()
+
+
+class Classifier(nn.Module):
+    def __init__(self, V, E, H, L, C, mlp, pool):
+        super().__init__()
+        self.lstm = LSTMBlock(V, E, H, L, pool)
+        self.classifier = nn.Sequential(
+            nn.Flatten(), nn.Linear(H, mlp[0]), nn.ReLU(), nn.Dropout(0.2),
+            nn.Linear(mlp[0], mlp[1]), nn.ReLU(), nn.Dropout(0.2),
+            nn.Linear(mlp[1], C), nn.LogSoftmax(dim=1))
+
+    def forward(self, ids, lengths):
+        return self.classifier(self.lstm(ids, lengths))
+
+
+def classifier_case(name, pool, seed):
+    V, E, H, L, C, mlp = 20, 6, 5, 2, 4, (16, 8)
+    B, T = 4, 7
+    torch.manual_seed(seed)
+    model = Classifier(V, E, H, L, C, mlp, pool).double()
+    model.eval()  # dropout off: the C side runs with train = 0
+    lengths = torch.tensor([7, 5, 3, 1])
+    ids = torch.randint(2, V, (B, T))
+    ids[torch.arange(T)[None, :] >= lengths[:, None]] = 0
+    ids[1, 2] = 1  # an [UNK] inside a text
+    y = torch.tensor([2, 0, 3, 2])
+    t = {"ids": ids.double(), "len": lengths.double(), "y": y.double()}
+    for n, p in model.named_parameters():
+        t[n] = p.detach().clone()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=1e-2)
+    for step in range(5):
+        opt.zero_grad()
+        logp = model(ids, lengths)
+        # the notebook: LogSoftmax in the model, then cross_entropy
+        loss = nn.functional.cross_entropy(logp, y)
+        loss.backward()
+        if step == 0:
+            t["logp"] = logp
+            t["loss"] = loss.reshape(1)
+            for n, p in model.named_parameters():
+                t["grad." + n] = p.grad.detach().clone()
+        opt.step()
+    for n, p in model.named_parameters():
+        t["adamw5." + n] = p
+    save(os.path.join(OUT, name + ".bin"), t)
+
+
+def main():
+    os.makedirs(OUT, exist_ok=True)
+    torch.set_default_dtype(torch.float32)
+    lstm_case("lstm_2layer_state", B=3, T=6, I=7, H=5, L=2,
+              lengths=[6, 4, 1], with_state=True, seed=1)
+    lstm_case("lstm_1layer_wide", B=5, T=9, I=33, H=17, L=1,
+              lengths=[3, 9, 1, 7, 9], with_state=False, seed=2)
+    classifier_case("classifier_last", "last", seed=3)
+    classifier_case("classifier_mean", "mean", seed=4)
+    print("torch", torch.__version__, file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
