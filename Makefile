@@ -7,6 +7,7 @@
 #   make asan       the same suites under AddressSanitizer + UBSan
 #   make valgrind   the same suites under valgrind's memcheck
 #   make install PREFIX=/usr/local
+#   make WERROR=1 ...  warnings are errors (CI)
 
 CC      ?= cc
 CFLAGS  ?= -O2 -g
@@ -18,6 +19,9 @@ ARCHIVE ?= lib/liblstm.a
 DEBS = libopenblas-dev check pkg-config zlib1g-dev valgrind
 
 WARN = -std=c11 -Wall -Wextra -Wpedantic -Wshadow -Wdouble-promotion
+ifeq ($(WERROR),1)
+WARN += -Werror
+endif
 BLAS_CFLAGS = $(shell pkg-config --cflags openblas 2>/dev/null)
 BLAS_LIBS   = $(shell pkg-config --libs openblas 2>/dev/null)
 CHECK_CFLAGS = $(shell pkg-config --cflags check 2>/dev/null)
@@ -32,9 +36,14 @@ TEST_SRC = $(wildcard tests/*.c)
 TEST_OBJ = $(TEST_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN = $(BUILD)/tests/run_tests
 
-.PHONY: all test check-run asan valgrind deps checkdeps install clean
+.PHONY: all test check-run asan valgrind deps checkdeps install clean liblstm.pc
 
-all: $(ARCHIVE)
+EXAMPLES = examples/lstm_example
+
+all: $(ARCHIVE) $(EXAMPLES)
+
+examples/%: examples/%.c $(ARCHIVE)
+	$(CC) $(ALL_CFLAGS) $< -o $@ $(LIBS) $(LDFLAGS)
 
 $(BUILD)/%.o: %.c | checkdeps
 	@mkdir -p $(dir $@)
@@ -53,7 +62,8 @@ $(TEST_BIN): $(TEST_OBJ) $(ARCHIVE)
 	$(CC) $(CFLAGS) $(TEST_OBJ) -o $@ $(LIBS) $(CHECK_LIBS) $(LDFLAGS)
 
 # The suites find their fixtures relative to the top folder.
-check-run: $(TEST_BIN)
+check-run: $(TEST_BIN) examples/lstm_example
+	examples/lstm_example >/dev/null
 	$(TEST_BIN)
 
 test: deps
@@ -68,10 +78,10 @@ asan: deps
 
 valgrind: deps
 	@$(MAKE) --no-print-directory BUILD=build/valgrind \
-	    ARCHIVE=build/valgrind/liblstm.a $(BUILD:build/release=build/valgrind)/tests/run_tests
+	    ARCHIVE=build/valgrind/liblstm.a build/valgrind/tests/run_tests
 	CK_FORK=no LSTM_TEST_QUICK=1 valgrind -q --error-exitcode=1 \
 	    --leak-check=full --errors-for-leak-kinds=definite \
-	    build/valgrind/tests/run_tests
+	    --show-possibly-lost=no build/valgrind/tests/run_tests
 
 # Installs the Debian packages that are missing: directly as root, through
 # sudo when it needs no password, else prints the one line to run.
@@ -100,11 +110,11 @@ checkdeps:
 	not found by pkg-config: apt-get install -y libopenblas-dev pkg-config \
 	(or 'make deps' as root)"; exit 1; }
 
-liblstm.pc: Makefile
+liblstm.pc:
 	@printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$${prefix}/lib' \
 	  'includedir=$${prefix}/include' '' 'Name: liblstm' \
 	  'Description: CPU LSTM library with hand-written forward and backward' \
-	  'Version: 0.1.0' 'Requires.private: openblas' \
+	  'Version: 0.1.0' \
 	  'Cflags: -I$${includedir} -fopenmp' \
 	  'Libs: -L$${libdir} -llstm $(BLAS_LIBS) -fopenmp -lz -lm' > $@
 
@@ -115,6 +125,6 @@ install: $(ARCHIVE) liblstm.pc
 	install -m 644 liblstm.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/liblstm.pc
 
 clean:
-	rm -rf build lib/liblstm.a liblstm.pc
+	rm -rf build lib/liblstm.a liblstm.pc $(EXAMPLES)
 
 -include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d)
