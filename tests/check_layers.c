@@ -51,7 +51,7 @@ START_TEST(logsoftmax_properties)
     for (size_t b = 0; b < B; b++) {  /* each row of the gradient sums to 0 */
         double s = 0;
         for (size_t c = 0; c < C; c++)
-            s += dl[b * C + c];
+            s += (double)dl[b * C + c];
         ck_assert(fabs(s) < 1e-6);
     }
     y[1] = 5;
