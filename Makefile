@@ -16,7 +16,7 @@ BUILD   ?= build/release
 ARCHIVE ?= lib/liblstm.a
 
 # Debian packages the build and the tests need.
-DEBS = libopenblas-dev check pkg-config zlib1g-dev valgrind
+DEBS = gcc libc6-dev make libopenblas-dev check pkg-config zlib1g-dev valgrind
 
 WARN = -std=c11 -Wall -Wextra -Wpedantic -Wshadow -Wdouble-promotion
 ifeq ($(WERROR),1)
@@ -36,7 +36,7 @@ TEST_SRC = $(wildcard tests/*.c)
 TEST_OBJ = $(TEST_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN = $(BUILD)/tests/run_tests
 
-.PHONY: all test check-run asan valgrind deps checkdeps install clean liblstm.pc
+.PHONY: all test check-run asan valgrind deps checkdeps checkdeps-test install clean liblstm.pc
 
 EXAMPLES = examples/lstm_example
 
@@ -49,7 +49,7 @@ $(BUILD)/%.o: %.c | checkdeps
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
-$(BUILD)/tests/%.o: tests/%.c | checkdeps
+$(BUILD)/tests/%.o: tests/%.c | checkdeps checkdeps-test
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -c $< -o $@
 
@@ -109,6 +109,11 @@ checkdeps:
 	@pkg-config --exists openblas 2>/dev/null || { echo "liblstm: OpenBLAS \
 	not found by pkg-config: apt-get install -y libopenblas-dev pkg-config \
 	(or 'make deps' as root)"; exit 1; }
+
+checkdeps-test:
+	@pkg-config --exists check 2>/dev/null || { echo "liblstm: Check not \
+	found by pkg-config: apt-get install -y check (or 'make deps' as root)"; \
+	exit 1; }
 
 liblstm.pc:
 	@printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$${prefix}/lib' \
