@@ -1,0 +1,242 @@
+/*
+ * checkpoint.c - safetensors files: every parameter of a block under its
+ * PyTorch name, float32 little-endian, with string metadata. Written in
+ * one piece and renamed into place; read whole and validated before any
+ * byte reaches the model.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "lstm_data.h"
+
+#define ST_MAX_HEADER ((uint64_t)256 << 20)
+#define ST_MAX_FILE ((size_t)16 << 30)
+
+static int little_endian(void)
+{
+    const uint16_t one = 1;
+    return *(const unsigned char *)&one == 1;
+}
+
+static void put_f32le(char *dst, const float *src, size_t n)
+{
+    memcpy(dst, src, n * sizeof *src);
+    if (!little_endian())
+        for (size_t i = 0; i < n; i++) {
+            char *b = dst + 4 * i, t;
+            t = b[0]; b[0] = b[3]; b[3] = t;
+            t = b[1]; b[1] = b[2]; b[2] = t;
+        }
+}
+
+int lstm_safetensors_save(const char *path, const lstm_params *ps,
+                          const char *const *keys, const char *const *vals,
+                          size_t nmeta)
+{
+    lstm_buf h = {0};
+    lstm_buf_puts(&h, "{\"__metadata__\":{");
+    for (size_t i = 0; i < nmeta; i++) {
+        if (i)
+            lstm_buf_puts(&h, ",");
+        lstm_buf_json_str(&h, keys[i], strlen(keys[i]));
+        lstm_buf_puts(&h, ":");
+        lstm_buf_json_str(&h, vals[i], strlen(vals[i]));
+    }
+    lstm_buf_puts(&h, "}");
+    size_t off = 0;
+    for (size_t i = 0; i < ps->np; i++) {
+        const lstm_param *p = &ps->p[i];
+        lstm_buf_puts(&h, ",");
+        lstm_buf_json_str(&h, p->name, strlen(p->name));
+        lstm_buf_puts(&h, ":{\"dtype\":\"F32\",\"shape\":[");
+        for (int d = 0; d < p->ndim; d++)
+            lstm_buf_printf(&h, "%s%zu", d ? "," : "", p->shape[d]);
+        lstm_buf_printf(&h, "],\"data_offsets\":[%zu,%zu]}", off,
+                        off + 4 * p->numel);
+        off += 4 * p->numel;
+    }
+    lstm_buf_puts(&h, "}");
+    while (h.len % 8)  /* the data section starts 8-byte aligned */
+        lstm_buf_puts(&h, " ");
+    if (h.err) {
+        lstm_buf_free(&h);
+        return LSTM_ENOMEM;
+    }
+    size_t total = 8 + h.len + off;
+    char *file = lstm_alloc(total);
+    if (!file) {
+        lstm_buf_free(&h);
+        return lstm_error(LSTM_ENOMEM, "%s: out of memory for %zu bytes", path,
+                          total);
+    }
+    uint64_t hl = h.len;
+    for (int k = 0; k < 8; k++)
+        file[k] = (char)(hl >> (8 * k));
+    memcpy(file + 8, h.s, h.len);
+    char *data = file + 8 + h.len;
+    for (size_t i = 0; i < ps->np; i++) {
+        put_f32le(data, ps->w + ps->p[i].off, ps->p[i].numel);
+        data += 4 * ps->p[i].numel;
+    }
+    int err = lstm_write_atomic(path, file, total);
+    lstm_free(file);
+    lstm_buf_free(&h);
+    return err;
+}
+
+void lstm_safetensors_close(lstm_safetensors *st)
+{
+    lstm_free(st->raw);
+    lstm_json_free(&st->header);
+    memset(st, 0, sizeof *st);
+}
+
+static int bad(const char *path, const char *what, const char *name)
+{
+    return lstm_error(LSTM_EFORMAT, "%s: not a valid safetensors file: %s%s%s",
+                      path, what, name ? " " : "", name ? name : "");
+}
+
+/* Checks one tensor entry; returns its numel in *numel. */
+static int check_entry(const lstm_safetensors *st, const char *path,
+                       const char *name, const lstm_json *e, size_t *numel)
+{
+    const lstm_json *dt = lstm_json_get(e, "dtype");
+    const lstm_json *sh = lstm_json_get(e, "shape");
+    const lstm_json *of = lstm_json_get(e, "data_offsets");
+    if (!dt || dt->type != LSTM_JSON_STR || !sh || sh->type != LSTM_JSON_ARR ||
+        !of || of->type != LSTM_JSON_ARR || of->n != 2)
+        return bad(path, "incomplete entry for tensor", name);
+    if (strcmp(dt->str, "F32") != 0)
+        return lstm_error(LSTM_EFORMAT,
+                          "%s: tensor %s has dtype %.16s, only F32 is supported",
+                          path, name, dt->str);
+    size_t n = 1;
+    for (size_t d = 0; d < sh->n; d++) {
+        double v = sh->items[d].num;
+        if (sh->items[d].type != LSTM_JSON_NUM || v < 0 || v > 1e12 ||
+            v != (double)(size_t)v)
+            return bad(path, "bad shape of tensor", name);
+        if ((size_t)v && n > ((size_t)1 << 40) / (size_t)v)
+            return bad(path, "shape too large for tensor", name);
+        n *= (size_t)v;
+    }
+    double b = of->items[0].num, en = of->items[1].num;
+    if (of->items[0].type != LSTM_JSON_NUM || of->items[1].type != LSTM_JSON_NUM ||
+        b < 0 || en < b || en > (double)st->data_size ||
+        b != (double)(size_t)b || en != (double)(size_t)en)
+        return bad(path, "data_offsets outside the file for tensor", name);
+    if ((size_t)en - (size_t)b != 4 * n)
+        return lstm_error(LSTM_EFORMAT,
+                          "%s: tensor %s: %zu data bytes for a shape of %zu "
+                          "floats",
+                          path, name, (size_t)en - (size_t)b, n);
+    *numel = n;
+    return LSTM_OK;
+}
+
+int lstm_safetensors_open(lstm_safetensors *st, const char *path)
+{
+    memset(st, 0, sizeof *st);
+    int err = lstm_read_file(path, &st->raw, &st->size, ST_MAX_FILE);
+    if (err)
+        return err;
+    if (st->size < 8) {
+        lstm_safetensors_close(st);
+        return bad(path, "shorter than 8 bytes", NULL);
+    }
+    uint64_t hl = 0;
+    for (int k = 7; k >= 0; k--)
+        hl = (hl << 8) | (unsigned char)st->raw[k];
+    if (hl > ST_MAX_HEADER || hl > st->size - 8) {
+        lstm_safetensors_close(st);
+        return bad(path, "header length beyond the end (truncated?)", NULL);
+    }
+    err = lstm_json_parse(&st->header, st->raw + 8, (size_t)hl);
+    if (err) {
+        char msg[256];
+        snprintf(msg, sizeof msg, "%s", lstm_errmsg());
+        lstm_safetensors_close(st);
+        return lstm_error(LSTM_EFORMAT, "%s: header: %s", path, msg);
+    }
+    st->data = st->raw + 8 + hl;
+    st->data_size = st->size - 8 - (size_t)hl;
+    const lstm_json *h = &st->header;
+    if (h->type != LSTM_JSON_OBJ) {
+        lstm_safetensors_close(st);
+        return bad(path, "header is not an object", NULL);
+    }
+    for (size_t i = 0; i < h->n; i++) {
+        size_t numel;
+        if (strcmp(h->keys[i], "__metadata__") == 0) {
+            const lstm_json *m = &h->items[i];
+            for (size_t k = 0; m->type == LSTM_JSON_OBJ && k < m->n; k++)
+                if (m->items[k].type != LSTM_JSON_STR)
+                    err = bad(path, "non-string metadata", m->keys[k]);
+            if (m->type != LSTM_JSON_OBJ)
+                err = bad(path, "__metadata__ is not an object", NULL);
+        } else if (h->items[i].type != LSTM_JSON_OBJ) {
+            err = bad(path, "entry is not an object:", h->keys[i]);
+        } else {
+            err = check_entry(st, path, h->keys[i], &h->items[i], &numel);
+        }
+        if (err) {
+            lstm_safetensors_close(st);
+            return err;
+        }
+    }
+    return LSTM_OK;
+}
+
+const char *lstm_safetensors_meta(const lstm_safetensors *st, const char *key)
+{
+    const lstm_json *v =
+        lstm_json_get(lstm_json_get(&st->header, "__metadata__"), key);
+    return v && v->type == LSTM_JSON_STR ? v->str : NULL;
+}
+
+int lstm_safetensors_load(const lstm_safetensors *st, lstm_params *ps)
+{
+    const lstm_json *h = &st->header;
+    size_t tensors = h->n - (lstm_json_get(h, "__metadata__") != NULL);
+    for (size_t i = 0; i < ps->np; i++) {
+        const lstm_param *p = &ps->p[i];
+        const lstm_json *e = lstm_json_get(h, p->name);
+        if (!e)
+            return lstm_error(LSTM_EFORMAT, "checkpoint: tensor %s is missing",
+                              p->name);
+        const lstm_json *sh = lstm_json_get(e, "shape");
+        int same = sh->n == (size_t)p->ndim;
+        for (size_t d = 0; same && d < sh->n; d++)
+            same = (size_t)sh->items[d].num == p->shape[d];
+        if (!same) {
+            char want[64], got[64];
+            size_t wl = 0, gl = 0;
+            for (int d = 0; d < p->ndim && wl < 48; d++)
+                wl += (size_t)snprintf(want + wl, sizeof want - wl, "%s%zu",
+                                       d ? "," : "", p->shape[d]);
+            for (size_t d = 0; d < sh->n && gl < 48; d++)
+                gl += (size_t)snprintf(got + gl, sizeof got - gl, "%s%.0f",
+                                       d ? "," : "", sh->items[d].num);
+            want[wl] = got[gl] = '\0';
+            return lstm_error(LSTM_EFORMAT,
+                              "checkpoint: tensor %s has shape (%s), the model "
+                              "needs (%s)",
+                              p->name, got, want);
+        }
+        size_t b = (size_t)lstm_json_get(e, "data_offsets")->items[0].num;
+        memcpy(ps->w + p->off, st->data + b, 4 * p->numel);
+        if (!little_endian())
+            put_f32le((char *)(ps->w + p->off), ps->w + p->off, p->numel);
+    }
+    if (tensors != ps->np)
+        for (size_t i = 0; i < h->n; i++)
+            if (strcmp(h->keys[i], "__metadata__") != 0 &&
+                !lstm_params_find(ps, h->keys[i]))
+                return lstm_error(LSTM_EFORMAT,
+                                  "checkpoint: unexpected tensor %.64s",
+                                  h->keys[i]);
+    return LSTM_OK;
+}

@@ -1,0 +1,322 @@
+/*
+ * dataset.c - labelled texts from a CSV with a header (columns found by
+ * name), their class names, and the seeded train/val/test split.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "lstm_data.h"
+
+static char *dup_n(const char *s, size_t n)
+{
+    char *d = lstm_alloc(n + 1);
+    if (d)
+        memcpy(d, s, n);
+    return d;
+}
+
+void lstm_dataset_free(lstm_dataset *ds)
+{
+    for (size_t i = 0; i < ds->n; i++)
+        lstm_free(ds->text[i]);
+    for (size_t i = 0; i < ds->n_classes; i++)
+        lstm_free(ds->classes[i]);
+    lstm_free(ds->text);
+    lstm_free(ds->text_len);
+    lstm_free(ds->label);
+    lstm_free(ds->line);
+    lstm_free(ds->classes);
+    memset(ds, 0, sizeof *ds);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Grows the row arrays to hold cap rows; cats holds the raw category of
+ * each row until the classes are known (stored in label's place). */
+static int grow(lstm_dataset *ds, char ***cats, size_t cap)
+{
+    char **t = lstm_alloc(cap * sizeof *t), **c = lstm_alloc(cap * sizeof *c);
+    size_t *tl = lstm_alloc(cap * sizeof *tl), *ln = lstm_alloc(cap * sizeof *ln);
+    if (!t || !c || !tl || !ln) {
+        lstm_free(t);
+        lstm_free(c);
+        lstm_free(tl);
+        lstm_free(ln);
+        return LSTM_ENOMEM;
+    }
+    if (ds->n) {
+        memcpy(t, ds->text, ds->n * sizeof *t);
+        memcpy(c, *cats, ds->n * sizeof *c);
+        memcpy(tl, ds->text_len, ds->n * sizeof *tl);
+        memcpy(ln, ds->line, ds->n * sizeof *ln);
+    }
+    lstm_free(ds->text);
+    lstm_free(*cats);
+    lstm_free(ds->text_len);
+    lstm_free(ds->line);
+    ds->text = t;
+    *cats = c;
+    ds->text_len = tl;
+    ds->line = ln;
+    return LSTM_OK;
+}
+
+static int check_utf8(const char *path, size_t line, const char *col,
+                      const char *s, size_t n)
+{
+    size_t ok = lstm_utf8_valid(s, n);
+    if (ok == n)
+        return LSTM_OK;
+    return lstm_error(LSTM_EFORMAT,
+                      "%s: line %zu: field '%s' is not valid UTF-8 (byte %zu)",
+                      path, line, col, ok + 1);
+}
+
+static int assign_labels(lstm_dataset *ds, char **cats)
+{
+    /* classes = sorted unique categories */
+    char **sorted = lstm_alloc(ds->n * sizeof *sorted);
+    if (!sorted)
+        return LSTM_ENOMEM;
+    memcpy(sorted, cats, ds->n * sizeof *sorted);
+    qsort(sorted, ds->n, sizeof *sorted, cmp_str);
+    size_t nc = 0;
+    for (size_t i = 0; i < ds->n; i++)
+        if (i == 0 || strcmp(sorted[i], sorted[i - 1]) != 0)
+            sorted[nc++] = sorted[i];
+    ds->classes = lstm_alloc(nc * sizeof *ds->classes);
+    ds->label = lstm_alloc(ds->n * sizeof *ds->label);
+    int err = ds->classes && ds->label ? LSTM_OK : LSTM_ENOMEM;
+    for (size_t i = 0; !err && i < nc; i++) {
+        ds->classes[i] = dup_n(sorted[i], strlen(sorted[i]));
+        if (!ds->classes[i])
+            err = LSTM_ENOMEM;
+        else
+            ds->n_classes = i + 1;
+    }
+    for (size_t i = 0; !err && i < ds->n; i++) {
+        char **hit = bsearch(&cats[i], ds->classes, nc, sizeof *ds->classes,
+                             cmp_str);
+        assert(hit);
+        ds->label[i] = (int32_t)(hit - ds->classes);
+    }
+    lstm_free(sorted);
+    return err;
+}
+
+int lstm_dataset_load(lstm_dataset *ds, const char *path)
+{
+    memset(ds, 0, sizeof *ds);
+    lstm_csv *c;
+    int err = lstm_csv_open(&c, path);
+    if (err)
+        return err;
+    char **f, **cats = NULL;
+    size_t *fl, nf, cap = 0;
+    int r = lstm_csv_next(c, &f, &fl, &nf);
+    if (r <= 0) {
+        lstm_csv_close(c);
+        return r < 0 ? r : lstm_error(LSTM_EFORMAT,
+                                      "%s: empty file: expected a header line "
+                                      "with 'text' and 'category'",
+                                      path);
+    }
+    const size_t ncols = nf;
+    size_t col_text = SIZE_MAX, col_cat = SIZE_MAX;
+    for (size_t i = 0; i < nf; i++) {
+        if (strcmp(f[i], "text") == 0)
+            col_text = i;
+        else if (strcmp(f[i], "category") == 0)
+            col_cat = i;
+    }
+    if (col_text == SIZE_MAX || col_cat == SIZE_MAX) {
+        lstm_buf found = {0};
+        for (size_t i = 0; i < nf && i < 20; i++)
+            lstm_buf_printf(&found, "%s%.40s", i ? ", " : "", f[i]);
+        err = lstm_error(LSTM_EFORMAT,
+                         "%s: line 1: no '%s' column in the header (found: %s)",
+                         path, col_text == SIZE_MAX ? "text" : "category",
+                         found.s ? found.s : "");
+        lstm_buf_free(&found);
+        lstm_csv_close(c);
+        return err;
+    }
+    while ((r = lstm_csv_next(c, &f, &fl, &nf)) > 0) {
+        size_t line = lstm_csv_line(c);
+        if (nf != ncols) {
+            err = lstm_error(LSTM_EFORMAT,
+                             "%s: line %zu: %zu fields, the header has %zu",
+                             path, line, nf, ncols);
+            break;
+        }
+        if ((err = check_utf8(path, line, "text", f[col_text], fl[col_text])) ||
+            (err = check_utf8(path, line, "category", f[col_cat],
+                              fl[col_cat])))
+            break;
+        if (fl[col_cat] == 0) {
+            err = lstm_error(LSTM_EFORMAT, "%s: line %zu: empty 'category'",
+                             path, line);
+            break;
+        }
+        if (ds->n == cap) {
+            cap = cap ? 2 * cap : 1024;
+            if ((err = grow(ds, &cats, cap)))
+                break;
+        }
+        ds->text[ds->n] = dup_n(f[col_text], fl[col_text]);
+        cats[ds->n] = dup_n(f[col_cat], fl[col_cat]);
+        if (!ds->text[ds->n] || !cats[ds->n]) {
+            lstm_free(ds->text[ds->n]);
+            lstm_free(cats[ds->n]);
+            err = LSTM_ENOMEM;
+            break;
+        }
+        ds->text_len[ds->n] = fl[col_text];
+        ds->line[ds->n] = line;
+        ds->n++;
+    }
+    if (r < 0)
+        err = r;
+    lstm_csv_close(c);
+    if (!err && ds->n == 0)
+        err = lstm_error(LSTM_EFORMAT, "%s: no data rows after the header",
+                         path);
+    if (!err)
+        err = assign_labels(ds, cats);
+    for (size_t i = 0; i < ds->n; i++)
+        lstm_free(cats[i]);
+    lstm_free(cats);
+    if (err)
+        lstm_dataset_free(ds);
+    return err;
+}
+
+/* ---- split ---- */
+
+void lstm_split_free(lstm_split *s)
+{
+    for (int k = 0; k < 3; k++)
+        lstm_free(s->idx[k]);
+    memset(s, 0, sizeof *s);
+}
+
+int lstm_split_random(lstm_split *s, size_t n, const double frac[3],
+                      uint64_t seed)
+{
+    memset(s, 0, sizeof *s);
+    double total = frac[0] + frac[1] + frac[2];
+    if (!(frac[0] >= 0 && frac[1] >= 0 && frac[2] >= 0) ||
+        total < 0.999999 || total > 1.000001)
+        return lstm_error(LSTM_EINVAL, "split: fractions %g %g %g must be >= 0 "
+                          "and sum to 1", frac[0], frac[1], frac[2]);
+    size_t got = 0;
+    for (int k = 0; k < 3; k++) {
+        s->n[k] = (size_t)((double)n * frac[k]);
+        got += s->n[k];
+    }
+    for (size_t i = 0; got < n; i++, got++)  /* as torch's random_split */
+        s->n[i % 3]++;
+    size_t *perm = lstm_alloc((n ? n : 1) * sizeof *perm);
+    if (!perm)
+        return LSTM_ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        perm[i] = i;
+    lstm_rng r;
+    lstm_rng_seed(&r, seed);
+    lstm_rng_shuffle(&r, perm, n);
+    size_t at = 0;
+    for (int k = 0; k < 3; k++) {
+        s->idx[k] = lstm_alloc((s->n[k] ? s->n[k] : 1) * sizeof(size_t));
+        if (!s->idx[k]) {
+            lstm_free(perm);
+            lstm_split_free(s);
+            return LSTM_ENOMEM;
+        }
+        memcpy(s->idx[k], perm + at, s->n[k] * sizeof(size_t));
+        at += s->n[k];
+    }
+    lstm_free(perm);
+    return LSTM_OK;
+}
+
+static const char *split_names[3] = {"train", "val", "test"};
+
+int lstm_split_save(const lstm_split *s, const char *path)
+{
+    lstm_buf b = {0};
+    lstm_buf_puts(&b, "{");
+    for (int k = 0; k < 3; k++) {
+        lstm_buf_printf(&b, "%s\"%s\": [", k ? ",\n " : "", split_names[k]);
+        for (size_t i = 0; i < s->n[k]; i++)
+            lstm_buf_printf(&b, "%s%zu", i ? ", " : "", s->idx[k][i]);
+        lstm_buf_puts(&b, "]");
+    }
+    lstm_buf_puts(&b, "}\n");
+    int err = b.err ? LSTM_ENOMEM : lstm_write_atomic(path, b.s, b.len);
+    lstm_buf_free(&b);
+    return err;
+}
+
+int lstm_split_load(lstm_split *s, const char *path, size_t n)
+{
+    memset(s, 0, sizeof *s);
+    char *text;
+    size_t len;
+    int err = lstm_read_file(path, &text, &len, (size_t)1 << 30);
+    if (err)
+        return err;
+    lstm_json j;
+    err = lstm_json_parse(&j, text, len);
+    lstm_free(text);
+    if (err) {
+        char msg[256];
+        snprintf(msg, sizeof msg, "%s", lstm_errmsg());
+        return lstm_error(err, "%s: %s", path, msg);
+    }
+    unsigned char *used = lstm_alloc(n ? n : 1);
+    if (!used) {
+        lstm_json_free(&j);
+        return LSTM_ENOMEM;
+    }
+    for (int k = 0; !err && k < 3; k++) {
+        const lstm_json *a = lstm_json_get(&j, split_names[k]);
+        if (!a || a->type != LSTM_JSON_ARR) {
+            err = lstm_error(LSTM_EFORMAT, "%s: no \"%s\" array", path,
+                             split_names[k]);
+            break;
+        }
+        s->idx[k] = lstm_alloc((a->n ? a->n : 1) * sizeof(size_t));
+        if (!s->idx[k]) {
+            err = LSTM_ENOMEM;
+            break;
+        }
+        s->n[k] = a->n;
+        for (size_t i = 0; i < a->n; i++) {
+            double v = a->items[i].num;
+            if (a->items[i].type != LSTM_JSON_NUM || v < 0 || v >= (double)n ||
+                v != (double)(size_t)v) {
+                err = lstm_error(LSTM_EFORMAT,
+                                 "%s: \"%s\"[%zu] is not a row index below %zu",
+                                 path, split_names[k], i, n);
+                break;
+            }
+            size_t row = (size_t)v;
+            if (used[row]++) {
+                err = lstm_error(LSTM_EFORMAT, "%s: row %zu appears twice",
+                                 path, row);
+                break;
+            }
+            s->idx[k][i] = row;
+        }
+    }
+    lstm_free(used);
+    lstm_json_free(&j);
+    if (err)
+        lstm_split_free(s);
+    return err;
+}

@@ -1,0 +1,66 @@
+/*
+ * metrics.c - accuracy, the confusion matrix and per-class precision,
+ * recall and F1 (0 where a class was never predicted or never present, as
+ * scikit-learn's zero_division=0), and their macro average.
+ */
+#include <string.h>
+
+#include "internal.h"
+#include "lstm_data.h"
+
+int lstm_metrics_init(lstm_metrics *m, size_t C)
+{
+    memset(m, 0, sizeof *m);
+    m->C = C;
+    m->confusion = lstm_alloc(C * C * sizeof *m->confusion);
+    m->support = lstm_alloc(C * sizeof *m->support);
+    m->precision = lstm_alloc(C * sizeof *m->precision);
+    m->recall = lstm_alloc(C * sizeof *m->recall);
+    m->f1 = lstm_alloc(C * sizeof *m->f1);
+    if (!m->confusion || !m->support || !m->precision || !m->recall || !m->f1) {
+        lstm_metrics_free(m);
+        return LSTM_ENOMEM;
+    }
+    return LSTM_OK;
+}
+
+void lstm_metrics_add(lstm_metrics *m, int32_t truth, int32_t pred)
+{
+    assert(truth >= 0 && (size_t)truth < m->C && pred >= 0 &&
+           (size_t)pred < m->C);
+    m->confusion[(size_t)truth * m->C + (size_t)pred]++;
+    m->total++;
+}
+
+void lstm_metrics_finish(lstm_metrics *m)
+{
+    const size_t C = m->C;
+    size_t correct = 0;
+    double f1sum = 0;
+    for (size_t c = 0; c < C; c++) {
+        size_t tp = m->confusion[c * C + c], pred = 0, real = 0;
+        for (size_t k = 0; k < C; k++) {
+            pred += m->confusion[k * C + c];
+            real += m->confusion[c * C + k];
+        }
+        correct += tp;
+        m->support[c] = real;
+        m->precision[c] = pred ? (double)tp / (double)pred : 0.0;
+        m->recall[c] = real ? (double)tp / (double)real : 0.0;
+        double s = m->precision[c] + m->recall[c];
+        m->f1[c] = s > 0 ? 2 * m->precision[c] * m->recall[c] / s : 0.0;
+        f1sum += m->f1[c];
+    }
+    m->accuracy = m->total ? (double)correct / (double)m->total : 0.0;
+    m->macro_f1 = C ? f1sum / (double)C : 0.0;
+}
+
+void lstm_metrics_free(lstm_metrics *m)
+{
+    lstm_free(m->confusion);
+    lstm_free(m->support);
+    lstm_free(m->precision);
+    lstm_free(m->recall);
+    lstm_free(m->f1);
+    memset(m, 0, sizeof *m);
+}
