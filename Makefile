@@ -38,7 +38,7 @@ TEST_BIN = $(BUILD)/tests/run_tests
 
 .PHONY: all test check-run asan valgrind deps checkdeps checkdeps-test install clean liblstm.pc
 
-EXAMPLES = examples/lstm_example
+EXAMPLES = examples/lstm_example examples/news_classifier
 
 all: $(ARCHIVE) $(EXAMPLES)
 

@@ -1,7 +1,8 @@
 /*
  * metrics.c - accuracy, the confusion matrix and per-class precision,
  * recall and F1 (0 where a class was never predicted or never present, as
- * scikit-learn's zero_division=0), and their macro average.
+ * scikit-learn's zero_division=0), and their macro average over the classes
+ * that occur in the truth or the predictions (scikit-learn's labels).
  */
 #include <string.h>
 
@@ -35,7 +36,7 @@ void lstm_metrics_add(lstm_metrics *m, int32_t truth, int32_t pred)
 void lstm_metrics_finish(lstm_metrics *m)
 {
     const size_t C = m->C;
-    size_t correct = 0;
+    size_t correct = 0, seen = 0;
     double f1sum = 0;
     for (size_t c = 0; c < C; c++) {
         size_t tp = m->confusion[c * C + c], pred = 0, real = 0;
@@ -49,10 +50,13 @@ void lstm_metrics_finish(lstm_metrics *m)
         m->recall[c] = real ? (double)tp / (double)real : 0.0;
         double s = m->precision[c] + m->recall[c];
         m->f1[c] = s > 0 ? 2 * m->precision[c] * m->recall[c] / s : 0.0;
-        f1sum += m->f1[c];
+        if (real || pred) {
+            f1sum += m->f1[c];
+            seen++;
+        }
     }
     m->accuracy = m->total ? (double)correct / (double)m->total : 0.0;
-    m->macro_f1 = C ? f1sum / (double)C : 0.0;
+    m->macro_f1 = seen ? f1sum / (double)seen : 0.0;
 }
 
 void lstm_metrics_free(lstm_metrics *m)
