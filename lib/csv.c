@@ -202,8 +202,8 @@ int lstm_csv_next(lstm_csv *c, char ***fields, size_t **lens, size_t *n)
                 if (ch == -1)
                     return lstm_error(LSTM_EFORMAT,
                                       "%s: line %zu: unterminated quoted field "
-                                      "(opened on line %zu)",
-                                      c->path, c->line, open_line);
+                                      "(it runs to the end of the file)",
+                                      c->path, open_line);
                 if (ch == 0)
                     return nul_error(c);
                 if (ch == '"') {

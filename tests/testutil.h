@@ -55,5 +55,6 @@ Suite *layers_suite(void);
 Suite *gradcheck_suite(void);
 Suite *golden_suite(void);
 Suite *alloc_suite(void);
+Suite *data_suite(void);
 
 #endif

@@ -1,0 +1,565 @@
+/*
+ * check_data.c - the CSV reader on well-formed and hostile input, the
+ * tokenizer, the vocabulary, the split, JSON, safetensors, TensorBoard
+ * framing and metrics.
+ */
+#define _GNU_SOURCE  /* memmem, mkdtemp */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <math.h>
+#include <zlib.h>
+
+#include "lstm_data.h"
+#include "testutil.h"
+
+static char tmpdir[] = "/tmp/lstm_test_XXXXXX";
+
+static void setup(void) { ck_assert(mkdtemp(tmpdir) != NULL); }
+
+static void teardown(void)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
+    ck_assert(system(cmd) == 0);
+    memcpy(tmpdir + strlen(tmpdir) - 6, "XXXXXX", 6);
+}
+
+/* Writes bytes to tmpdir/name; returns the path (static buffer). */
+static const char *put_file(const char *name, const void *data, size_t n)
+{
+    static char path[256];
+    snprintf(path, sizeof path, "%s/%s", tmpdir, name);
+    FILE *fp = fopen(path, "wb");
+    ck_assert(fp && fwrite(data, 1, n, fp) == n && fclose(fp) == 0);
+    return path;
+}
+
+static const char *put_gz(const char *name, const char *data, size_t n)
+{
+    static char path[256];
+    snprintf(path, sizeof path, "%s/%s", tmpdir, name);
+    gzFile gz = gzopen(path, "wb");
+    ck_assert(gz && gzwrite(gz, data, (unsigned)n) == (int)n);
+    gzclose(gz);
+    return path;
+}
+
+/* ---- CSV ---- */
+
+START_TEST(csv_rfc4180)
+{
+    const char data[] = "\xef\xbb\xbf" "a,b,c\r\n"
+                        "1,\"two, \"\"quoted\"\"\",3\r\n"
+                        "\r\n"
+                        "x,\"multi\nline\r\nfield\",\n"
+                        "last,,\"\"";
+    const char *path = put_file("r.csv", data, sizeof data - 1);
+    lstm_csv *c;
+    char **f;
+    size_t *l, n;
+    ck_assert_int_eq(lstm_csv_open(&c, path), 0);
+    ck_assert_int_eq(lstm_csv_next(c, &f, &l, &n), 1);
+    ck_assert_uint_eq(n, 3);
+    ck_assert_str_eq(f[0], "a");  /* the BOM is gone */
+    ck_assert_int_eq(lstm_csv_next(c, &f, &l, &n), 1);
+    ck_assert_uint_eq(lstm_csv_line(c), 2);
+    ck_assert_str_eq(f[1], "two, \"quoted\"");
+    ck_assert_int_eq(lstm_csv_next(c, &f, &l, &n), 1);  /* blank line skipped */
+    ck_assert_uint_eq(lstm_csv_line(c), 4);
+    ck_assert_uint_eq(n, 3);
+    ck_assert_str_eq(f[1], "multi\nline\r\nfield");
+    ck_assert_str_eq(f[2], "");
+    ck_assert_int_eq(lstm_csv_next(c, &f, &l, &n), 1);
+    ck_assert_uint_eq(lstm_csv_line(c), 7);
+    ck_assert_uint_eq(n, 3);
+    ck_assert_str_eq(f[0], "last");
+    ck_assert_uint_eq(l[2], 0);
+    ck_assert_int_eq(lstm_csv_next(c, &f, &l, &n), 0);
+    lstm_csv_close(c);
+}
+END_TEST
+
+START_TEST(csv_gzip_and_long_field)
+{
+    const size_t big = 300000;
+    char *data = malloc(big + 64);
+    int k = sprintf(data, "text,category\n\"");
+    for (size_t i = 0; i < big; i++)
+        data[k + i] = (char)('a' + i % 26);
+    k += (int)big;
+    k += sprintf(data + k, "\",sport\n");
+    const char *path = put_gz("big.csv.gz", data, (size_t)k);
+    lstm_dataset ds;
+    ck_assert_int_eq(lstm_dataset_load(&ds, path), 0);
+    ck_assert_uint_eq(ds.n, 1);
+    ck_assert_uint_eq(ds.text_len[0], big);
+    ck_assert_str_eq(ds.classes[0], "sport");
+    lstm_dataset_free(&ds);
+    free(data);
+}
+END_TEST
+
+/* Loads data as a dataset and checks the error message holds want. */
+static void expect_error(const char *name, const char *data, size_t n,
+                         int gz, const char *want)
+{
+    const char *path = gz ? put_gz(name, data, n) : put_file(name, data, n);
+    lstm_dataset ds;
+    long live = lstm_debug_live_allocs();
+    int err = lstm_dataset_load(&ds, path);
+    ck_assert_msg(err == LSTM_EFORMAT || err == LSTM_EIO,
+                  "%s: loaded (%d)", name, err);
+    ck_assert_msg(strstr(lstm_errmsg(), want) != NULL,
+                  "%s: message '%s' lacks '%s'", name, lstm_errmsg(), want);
+    ck_assert_msg(strstr(lstm_errmsg(), name) != NULL,
+                  "%s: message '%s' does not name the file", name,
+                  lstm_errmsg());
+    ck_assert(strchr(lstm_errmsg(), '\n') == NULL);
+    ck_assert_int_eq(lstm_debug_live_allocs(), live);
+}
+
+#define BAD(name, lit, gz, want) expect_error(name, lit, sizeof lit - 1, gz, want)
+
+START_TEST(csv_hostile)
+{
+    BAD("unterminated.csv", "text,category\n\"abc,sport\nx,y\n", 0,
+        "line 2: unterminated quoted field");
+    BAD("nul.csv", "text,category\nab\0c,sport\n", 0, "line 2: NUL byte");
+    BAD("afterquote.csv", "text,category\n\"abc\"x,sport\n", 0,
+        "line 2: unexpected 'x' after a closing quote");
+    BAD("columns.csv", "text,category,x\na,b\n", 0,
+        "line 2: 2 fields, the header has 3");
+    BAD("notext.csv", "language,category\nes,sport\n", 0,
+        "no 'text' column in the header (found: language, category)");
+    BAD("nocat.csv", "text\nhola\n", 0, "no 'category' column");
+    BAD("empty.csv", "", 0, "empty file");
+    BAD("header_only.csv", "text,category\n", 0, "no data rows");
+    BAD("utf8.csv", "text,category\nca\xc3\x28,sport\n", 0,
+        "line 2: field 'text' is not valid UTF-8 (byte 3)");
+    BAD("utf8cat.csv", "text,category\nhola,\xff\n", 0,
+        "field 'category' is not valid UTF-8");
+    BAD("nocategory.csv", "text,category\nhola,\n", 0, "line 2: empty 'category'");
+    lstm_dataset ds;
+    char path[256];
+    snprintf(path, sizeof path, "%s/does-not-exist.csv", tmpdir);
+    ck_assert_int_eq(lstm_dataset_load(&ds, path), LSTM_EIO);
+    ck_assert(strstr(lstm_errmsg(), "does-not-exist.csv: cannot open") != NULL);
+}
+END_TEST
+
+START_TEST(csv_bad_gzip)
+{
+    /* a gzip header followed by garbage, and a truncated stream */
+    const char garbage[] = "\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03garbage!!";
+    BAD("garbage.csv.gz", garbage, 0, "cannot read");
+    const char *full = put_gz("full.csv.gz", "text,category\nhola mundo,sport\n"
+                              "adios,politics\n", 45);
+    FILE *fp = fopen(full, "rb");
+    char buf[512];
+    size_t n = fread(buf, 1, sizeof buf, fp);
+    fclose(fp);
+    expect_error("truncated.csv.gz", buf, n - 12, 0, "cannot read");
+}
+END_TEST
+
+START_TEST(utf8_checks)
+{
+    ck_assert_uint_eq(lstm_utf8_valid("año", 4), 4);
+    ck_assert_uint_eq(lstm_utf8_valid("a\xc3", 2), 1);        /* truncated */
+    ck_assert_uint_eq(lstm_utf8_valid("\xc0\xaf", 2), 0);     /* overlong */
+    ck_assert_uint_eq(lstm_utf8_valid("\xed\xa0\x80", 3), 0); /* surrogate */
+    ck_assert_uint_eq(lstm_utf8_valid("\xf4\x90\x80\x80", 4), 0); /* > 10FFFF */
+    ck_assert_uint_eq(lstm_utf8_len("ñandú", 7), 5);
+}
+END_TEST
+
+/* ---- tokenizer and vocabulary ---- */
+
+typedef struct { char words[32][64]; size_t n; } words;
+
+static void collect(const char *w, size_t n, void *ctx)
+{
+    words *ws = ctx;
+    ck_assert(ws->n < 32 && n < 64);
+    memcpy(ws->words[ws->n], w, n);
+    ws->words[ws->n][n] = '\0';
+    ws->n++;
+}
+
+static void expect_tokens(const char *text, const char *want)
+{
+    words ws = {0};
+    lstm_tokenize(text, strlen(text), 0, collect, &ws);
+    char got[1024] = "";
+    for (size_t i = 0; i < ws.n; i++) {
+        strcat(got, i ? "|" : "");
+        strcat(got, ws.words[i]);
+    }
+    ck_assert_msg(strcmp(got, want) == 0, "tokenize(\"%s\") = \"%s\", want "
+                  "\"%s\"", text, got, want);
+}
+
+START_TEST(tokenizer_cases)
+{
+    /* each expectation is what the notebook's simple_tokenizer returns */
+    expect_tokens("Hola Mundo", "hola|mundo");
+    expect_tokens("ÁRBOL Éxito ÍNDICE Óscar ÚLTIMO", "árbol|éxito|índice|óscar|último");
+    expect_tokens("PINGÜINO Ñandú AÑO", "pingüino|ñandú|año");
+    expect_tokens("2024: ¡el 50% subió!", "el|subió");
+    expect_tokens("e-mail,correo.electrónico", "e|mail|correo|electrónico");
+    expect_tokens("çà ê ß naïve", "na|ve");  /* outside a-z áéíóúüñ */
+    expect_tokens("\xe2\x84\xaa" "ELVIN", "kelvin");  /* KELVIN SIGN -> k */
+    expect_tokens("\xc4\xb0stanbul", "i|stanbul");   /* İ -> i + U+0307 */
+    expect_tokens("", "");
+    expect_tokens("   \n\t ", "");
+    /* invalid UTF-8 never crashes; bad bytes separate words */
+    expect_tokens("ab\xff\xfe" "cd\xc3", "ab|cd");
+    expect_tokens("\xc3", "");
+    words ws = {0};
+    ck_assert_uint_eq(lstm_tokenize("uno dos tres cuatro", 19, 2, collect, &ws),
+                      2);
+    ck_assert_uint_eq(ws.n, 2);
+}
+END_TEST
+
+static void make_ds(lstm_dataset *ds, const char **texts, size_t n)
+{
+    memset(ds, 0, sizeof *ds);
+    ds->n = n;
+    ds->text = calloc(n, sizeof *ds->text);
+    ds->text_len = calloc(n, sizeof *ds->text_len);
+    for (size_t i = 0; i < n; i++) {
+        ds->text[i] = (char *)texts[i];
+        ds->text_len[i] = strlen(texts[i]);
+    }
+}
+
+START_TEST(vocab_ranking_and_ties)
+{
+    const char *texts[] = {"b a c a", "d c c z", "a e", "never used here"};
+    lstm_dataset ds;
+    make_ds(&ds, texts, 4);
+    size_t rows[3] = {0, 1, 2};  /* row 3 is not training data */
+    lstm_vocab v;
+    ck_assert_int_eq(lstm_vocab_build(&v, &ds, rows, 3, 100), 0);
+    /* counts: a 3, c 3, b 1, d 1, z 1, e 1; ties by first appearance */
+    const char *want[] = {"[PAD]", "[UNK]", "a", "c", "b", "d", "z", "e"};
+    ck_assert_uint_eq(v.n, 8);
+    for (size_t i = 0; i < 8; i++)
+        ck_assert_str_eq(v.tok[i], want[i]);
+    ck_assert_int_eq(lstm_vocab_id(&v, "c", 1), 3);
+    ck_assert_int_eq(lstm_vocab_id(&v, "never", 5), LSTM_UNK);
+    lstm_vocab_free(&v);
+    ck_assert_int_eq(lstm_vocab_build(&v, &ds, rows, 3, 4), 0);  /* cut */
+    ck_assert_uint_eq(v.n, 4);
+    ck_assert_str_eq(v.tok[3], "c");
+    int32_t ids[6];
+    ck_assert_uint_eq(lstm_encode(&v, "C a x B", 7, ids, 6), 4);
+    int32_t want_ids[6] = {3, 2, LSTM_UNK, LSTM_UNK, LSTM_PAD, LSTM_PAD};
+    ck_assert(memcmp(ids, want_ids, sizeof ids) == 0);
+    ck_assert_uint_eq(lstm_encode(&v, "a a a a a a a a", 15, ids, 3), 3);
+    ck_assert_uint_eq(lstm_encode(&v, "123 !!", 6, ids, 3), 1);  /* no words */
+    ck_assert_int_eq(ids[0], LSTM_UNK);
+    ck_assert_int_eq(ids[1], LSTM_PAD);
+    lstm_vocab_free(&v);
+    ck_assert_int_eq(lstm_vocab_build(&v, &ds, rows, 3, 1), LSTM_EINVAL);
+    char *list[3] = {"[PAD]", "[UNK]", "[PAD]"};
+    ck_assert_int_eq(lstm_vocab_from_list(&v, list, 3), LSTM_EFORMAT);
+    free(ds.text);
+    free(ds.text_len);
+}
+END_TEST
+
+/* ---- split ---- */
+
+START_TEST(split_deterministic)
+{
+    lstm_split a, b, c;
+    const double fr[3] = {0.8, 0.1, 0.1};
+    ck_assert_int_eq(lstm_split_random(&a, 948, fr, 42), 0);
+    ck_assert_int_eq(lstm_split_random(&b, 948, fr, 42), 0);
+    ck_assert_int_eq(lstm_split_random(&c, 948, fr, 43), 0);
+    /* torch.utils.data.random_split's sizes for 948 rows */
+    ck_assert_uint_eq(a.n[0], 759);
+    ck_assert_uint_eq(a.n[1], 95);
+    ck_assert_uint_eq(a.n[2], 94);
+    int differ = 0;
+    unsigned char seen[948] = {0};
+    for (int k = 0; k < 3; k++)
+        for (size_t i = 0; i < a.n[k]; i++) {
+            ck_assert_uint_eq(a.idx[k][i], b.idx[k][i]);
+            differ |= a.idx[k][i] != c.idx[k][i];
+            seen[a.idx[k][i]]++;
+        }
+    ck_assert(differ);
+    for (size_t i = 0; i < 948; i++)
+        ck_assert_uint_eq(seen[i], 1);
+    char path[256];
+    snprintf(path, sizeof path, "%s/split.json", tmpdir);
+    ck_assert_int_eq(lstm_split_save(&a, path), 0);
+    lstm_split d;
+    ck_assert_int_eq(lstm_split_load(&d, path, 948), 0);
+    for (int k = 0; k < 3; k++) {
+        ck_assert_uint_eq(d.n[k], a.n[k]);
+        ck_assert(memcmp(d.idx[k], a.idx[k], a.n[k] * sizeof(size_t)) == 0);
+    }
+    ck_assert_int_eq(lstm_split_load(&d, path, 900), LSTM_EFORMAT);  /* range */
+    ck_assert(strstr(lstm_errmsg(), "not a row index below 900") != NULL);
+    lstm_split_free(&a);
+    lstm_split_free(&b);
+    lstm_split_free(&c);
+    lstm_split_free(&d);
+    const char *dj = "{\"train\":[1,2],\"val\":[2],\"test\":[]}";
+    const char *dup = put_file("dup.json", dj, strlen(dj));
+    ck_assert_int_eq(lstm_split_load(&d, dup, 10), LSTM_EFORMAT);
+    ck_assert(strstr(lstm_errmsg(), "row 2 appears twice") != NULL);
+    const char *bad = put_file("bad.json", "{\"train\":[1,", 12);
+    ck_assert_int_eq(lstm_split_load(&d, bad, 10), LSTM_EFORMAT);
+    ck_assert(strstr(lstm_errmsg(), "bad.json: invalid JSON") != NULL);
+}
+END_TEST
+
+/* ---- JSON ---- */
+
+START_TEST(json_cases)
+{
+    lstm_json j;
+    const char *ok = " {\"a\": [1, -2.5e3, true, null, \"x\\u00f1\\ud83d\\ude00\\n\"],"
+                     " \"b\": {}} ";
+    ck_assert_int_eq(lstm_json_parse(&j, ok, strlen(ok)), 0);
+    const lstm_json *a = lstm_json_get(&j, "a");
+    ck_assert(a && a->type == LSTM_JSON_ARR && a->n == 5);
+    ck_assert(a->items[1].num == -2500.0);
+    ck_assert_str_eq(a->items[4].str, "x\xc3\xb1\xf0\x9f\x98\x80\n");
+    ck_assert(lstm_json_get(&j, "b")->type == LSTM_JSON_OBJ);
+    ck_assert(lstm_json_get(&j, "c") == NULL);
+    lstm_json_free(&j);
+    const char *bad[] = {"", "{", "[1,]", "{\"a\" 1}", "\"abc", "01", "1.",
+                         "tru", "\"\\ud800\"", "\"a\x01\"", "[1] x", "{1:2}"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        ck_assert_msg(lstm_json_parse(&j, bad[i], strlen(bad[i])) ==
+                          LSTM_EFORMAT, "accepted '%s'", bad[i]);
+    char deep[200];
+    memset(deep, '[', sizeof deep);
+    ck_assert_int_eq(lstm_json_parse(&j, deep, sizeof deep), LSTM_EFORMAT);
+    ck_assert(strstr(lstm_errmsg(), "nesting") != NULL);
+    lstm_buf b = {0};
+    lstm_buf_json_str(&b, "q\"\\\n", 4);
+    ck_assert_str_eq(b.s, "\"q\\\"\\\\\\u000a\"");
+    lstm_buf_free(&b);
+}
+END_TEST
+
+/* ---- safetensors ---- */
+
+static void two_params(lstm_params *ps, size_t rows)
+{
+    size_t s1[2] = {rows, 3}, s2[1] = {5}, off;
+    lstm_params_init(ps);
+    ck_assert_int_eq(lstm_params_add(ps, "layer.weight", 2, s1, &off), 0);
+    ck_assert_int_eq(lstm_params_add(ps, "layer.bias", 1, s2, &off), 0);
+    ck_assert_int_eq(lstm_params_alloc(ps), 0);
+}
+
+START_TEST(safetensors_round_trip)
+{
+    lstm_params a, b;
+    two_params(&a, 2);
+    two_params(&b, 2);
+    fill_randn(a.w, a.n, 1);
+    char path[256];
+    snprintf(path, sizeof path, "%s/m.safetensors", tmpdir);
+    const char *keys[2] = {"vocab", "note"};
+    const char *vals[2] = {"[\"[PAD]\",\"ñ\"]", "quote \" and \\"};
+    ck_assert_int_eq(lstm_safetensors_save(path, &a, keys, vals, 2), 0);
+    lstm_safetensors st;
+    ck_assert_int_eq(lstm_safetensors_open(&st, path), 0);
+    ck_assert_str_eq(lstm_safetensors_meta(&st, "vocab"), vals[0]);
+    ck_assert_str_eq(lstm_safetensors_meta(&st, "note"), vals[1]);
+    ck_assert(lstm_safetensors_meta(&st, "nope") == NULL);
+    ck_assert_uint_eq((8 + (st.data - st.raw - 8)) % 8, 0);  /* aligned */
+    ck_assert_int_eq(lstm_safetensors_load(&st, &b), 0);
+    for (size_t i = 0; i < a.np; i++)
+        ck_assert(memcmp(a.w + a.p[i].off, b.w + b.p[i].off,
+                         a.p[i].numel * 4) == 0);
+    lstm_safetensors_close(&st);
+    /* a model with other shapes is refused with both shapes named */
+    lstm_params c;
+    two_params(&c, 4);
+    ck_assert_int_eq(lstm_safetensors_open(&st, path), 0);
+    ck_assert_int_eq(lstm_safetensors_load(&st, &c), LSTM_EFORMAT);
+    ck_assert(strstr(lstm_errmsg(), "layer.weight has shape (2,3), the model "
+                                    "needs (4,3)") != NULL);
+    lstm_safetensors_close(&st);
+    lstm_params_free(&a);
+    lstm_params_free(&b);
+    lstm_params_free(&c);
+}
+END_TEST
+
+static void st_bad(const char *name, const char *header, size_t data_bytes,
+                   const char *want)
+{
+    char file[1024];
+    uint64_t hl = strlen(header);
+    memcpy(file, &hl, 8);  /* the test machine is little-endian */
+    memcpy(file + 8, header, hl);
+    memset(file + 8 + hl, 0, data_bytes);
+    const char *path = put_file(name, file, 8 + hl + data_bytes);
+    lstm_safetensors st;
+    long live = lstm_debug_live_allocs();
+    ck_assert_int_eq(lstm_safetensors_open(&st, path), LSTM_EFORMAT);
+    ck_assert_msg(strstr(lstm_errmsg(), want) && strstr(lstm_errmsg(), name),
+                  "%s: '%s' lacks '%s'", name, lstm_errmsg(), want);
+    ck_assert_int_eq(lstm_debug_live_allocs(), live);
+}
+
+START_TEST(safetensors_malformed)
+{
+    st_bad("json.st", "{\"a\":", 0, "header: invalid JSON");
+    st_bad("dtype.st", "{\"a\":{\"dtype\":\"BF16\",\"shape\":[2],"
+           "\"data_offsets\":[0,4]}}", 4, "dtype BF16");
+    st_bad("range.st", "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],"
+           "\"data_offsets\":[0,8]}}", 4, "data_offsets outside the file");
+    st_bad("size.st", "{\"a\":{\"dtype\":\"F32\",\"shape\":[3],"
+           "\"data_offsets\":[0,8]}}", 8, "8 data bytes for a shape of 3");
+    st_bad("shape.st", "{\"a\":{\"dtype\":\"F32\",\"shape\":[-1],"
+           "\"data_offsets\":[0,0]}}", 0, "bad shape");
+    st_bad("meta.st", "{\"__metadata__\":{\"k\":1}}", 0, "non-string metadata");
+    st_bad("partial.st", "{\"a\":{\"dtype\":\"F32\"}}", 0, "incomplete entry");
+    const char *tiny = put_file("tiny.st", "\x05\0\0", 3);
+    lstm_safetensors st;
+    ck_assert_int_eq(lstm_safetensors_open(&st, tiny), LSTM_EFORMAT);
+    ck_assert(strstr(lstm_errmsg(), "shorter than 8 bytes") != NULL);
+    const char *trunc = put_file("trunc.st", "\xff\0\0\0\0\0\0\0{}", 10);
+    ck_assert_int_eq(lstm_safetensors_open(&st, trunc), LSTM_EFORMAT);
+    ck_assert(strstr(lstm_errmsg(), "truncated") != NULL);
+    /* well-formed, but the model wants other tensors */
+    lstm_params ps;
+    two_params(&ps, 2);
+    char path[256];
+    snprintf(path, sizeof path, "%s/ok.st", tmpdir);
+    ck_assert_int_eq(lstm_safetensors_save(path, &ps, NULL, NULL, 0), 0);
+    lstm_params other;
+    size_t s1[2] = {2, 3}, off;
+    lstm_params_init(&other);
+    ck_assert_int_eq(lstm_params_add(&other, "layer.weight", 2, s1, &off), 0);
+    ck_assert_int_eq(lstm_params_add(&other, "layer.scale", 2, s1, &off), 0);
+    ck_assert_int_eq(lstm_params_alloc(&other), 0);
+    ck_assert_int_eq(lstm_safetensors_open(&st, path), 0);
+    ck_assert_int_eq(lstm_safetensors_load(&st, &other), LSTM_EFORMAT);
+    ck_assert(strstr(lstm_errmsg(), "tensor layer.scale is missing") != NULL);
+    lstm_safetensors_close(&st);
+    lstm_params_free(&other);
+    lstm_params_init(&other);
+    ck_assert_int_eq(lstm_params_add(&other, "layer.weight", 2, s1, &off), 0);
+    ck_assert_int_eq(lstm_params_alloc(&other), 0);
+    ck_assert_int_eq(lstm_safetensors_open(&st, path), 0);
+    ck_assert_int_eq(lstm_safetensors_load(&st, &other), LSTM_EFORMAT);
+    ck_assert(strstr(lstm_errmsg(), "unexpected tensor layer.bias") != NULL);
+    lstm_safetensors_close(&st);
+    lstm_params_free(&other);
+    lstm_params_free(&ps);
+}
+END_TEST
+
+/* ---- TensorBoard ---- */
+
+static uint32_t rd32(const unsigned char *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+           (uint32_t)p[3] << 24;
+}
+
+START_TEST(tblog_framing)
+{
+    /* the CRC-32C check value, and a masked CRC from TensorFlow's tests */
+    ck_assert_uint_eq(lstm_crc32c("123456789", 9), 0xe3069283u);
+    ck_assert_uint_eq(lstm_crc32c("", 0), 0);
+    ck_assert_uint_eq(lstm_crc32c_mask(0), 0xa282ead8u);
+    lstm_tblog t;
+    ck_assert_int_eq(lstm_tblog_open(&t, tmpdir), 0);
+    ck_assert_int_eq(lstm_tblog_scalar(&t, "train-loss", 0.5f, 3), 0);
+    char path[1024];
+    snprintf(path, sizeof path, "%s", t.path);
+    lstm_tblog_close(&t);
+    ck_assert(strstr(path, "/events.out.tfevents.") != NULL);
+    FILE *fp = fopen(path, "rb");
+    unsigned char buf[512];
+    size_t n = fread(buf, 1, sizeof buf, fp);
+    fclose(fp);
+    size_t at = 0, records = 0;
+    int found = 0;
+    while (at < n) {
+        ck_assert(n - at >= 16);
+        uint64_t len = rd32(buf + at) | (uint64_t)rd32(buf + at + 4) << 32;
+        ck_assert_uint_eq(rd32(buf + at + 8),
+                          lstm_crc32c_mask(lstm_crc32c(buf + at, 8)));
+        ck_assert(at + 16 + len <= n);
+        const unsigned char *d = buf + at + 12;
+        ck_assert_uint_eq(rd32(d + len),
+                          lstm_crc32c_mask(lstm_crc32c(d, (size_t)len)));
+        ck_assert_uint_eq(d[0], 0x09);  /* wall_time */
+        if (records == 0)
+            ck_assert(memmem(d, (size_t)len, "brain.Event:2", 13) != NULL);
+        else {
+            /* step 3, then summary { value { tag, simple_value 0.5 } } */
+            ck_assert_uint_eq(d[9], 0x10);
+            ck_assert_uint_eq(d[10], 3);
+            ck_assert(memmem(d, (size_t)len, "train-loss", 10) != NULL);
+            float half = 0.5f;
+            ck_assert(memmem(d, (size_t)len, &half, 4) != NULL);
+            found = 1;
+        }
+        at += 16 + (size_t)len;
+        records++;
+    }
+    ck_assert_uint_eq(records, 2);
+    ck_assert(found);
+}
+END_TEST
+
+/* ---- metrics ---- */
+
+START_TEST(metrics_known)
+{
+    lstm_metrics m;
+    ck_assert_int_eq(lstm_metrics_init(&m, 4), 0);
+    int32_t truth[6] = {0, 0, 1, 1, 1, 2}, pred[6] = {0, 1, 1, 1, 0, 1};
+    for (int i = 0; i < 6; i++)
+        lstm_metrics_add(&m, truth[i], pred[i]);
+    lstm_metrics_finish(&m);
+    ck_assert(fabs(m.accuracy - 0.5) < 1e-12);
+    ck_assert(fabs(m.precision[1] - 0.5) < 1e-12);  /* 2 of 4 predicted */
+    ck_assert(fabs(m.recall[1] - 2.0 / 3.0) < 1e-12);  /* 2 of 3 true */
+    ck_assert(m.f1[2] == 0.0 && m.support[2] == 1 && m.support[3] == 0);
+    /* class 3 never occurs: the macro average is over classes 0-2 */
+    ck_assert(fabs(m.macro_f1 - (0.5 + 4.0 / 7.0 + 0.0) / 3.0) < 1e-12);
+    ck_assert_uint_eq(m.confusion[1 * 4 + 0], 1);
+    lstm_metrics_free(&m);
+}
+END_TEST
+
+Suite *data_suite(void)
+{
+    Suite *s = suite_create("data");
+    TCase *tc = tcase_create("text side");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, csv_rfc4180);
+    tcase_add_test(tc, csv_gzip_and_long_field);
+    tcase_add_test(tc, csv_hostile);
+    tcase_add_test(tc, csv_bad_gzip);
+    tcase_add_test(tc, utf8_checks);
+    tcase_add_test(tc, tokenizer_cases);
+    tcase_add_test(tc, vocab_ranking_and_ties);
+    tcase_add_test(tc, split_deterministic);
+    tcase_add_test(tc, json_cases);
+    tcase_add_test(tc, safetensors_round_trip);
+    tcase_add_test(tc, safetensors_malformed);
+    tcase_add_test(tc, tblog_framing);
+    tcase_add_test(tc, metrics_known);
+    suite_add_tcase(s, tc);
+    return s;
+}
