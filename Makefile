@@ -38,11 +38,14 @@ TEST_BIN = $(BUILD)/tests/run_tests
 
 .PHONY: all test check-run asan valgrind deps checkdeps checkdeps-test install clean liblstm.pc
 
-EXAMPLES = examples/lstm_example examples/news_classifier
+# Example programs; sanitizer and valgrind builds keep theirs under BUILD.
+EXDIR ?= examples
+EXAMPLES = $(EXDIR)/lstm_example $(EXDIR)/news_classifier
 
 all: $(ARCHIVE) $(EXAMPLES)
 
-examples/%: examples/%.c $(ARCHIVE)
+$(EXDIR)/%: examples/%.c $(ARCHIVE)
+	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $< -o $@ $(LIBS) $(LDFLAGS)
 
 $(BUILD)/%.o: %.c | checkdeps
@@ -62,9 +65,9 @@ $(TEST_BIN): $(TEST_OBJ) $(ARCHIVE)
 	$(CC) $(CFLAGS) $(TEST_OBJ) -o $@ $(LIBS) $(CHECK_LIBS) $(LDFLAGS)
 
 # The suites find their fixtures relative to the top folder.
-check-run: $(TEST_BIN) examples/lstm_example
-	examples/lstm_example >/dev/null
-	$(TEST_BIN)
+check-run: $(TEST_BIN) $(EXAMPLES)
+	$(EXDIR)/lstm_example >/dev/null
+	LSTM_CLI=$(EXDIR)/news_classifier $(TEST_BIN)
 
 test: deps
 	@$(MAKE) --no-print-directory check-run
@@ -73,13 +76,15 @@ SAN = -fsanitize=address,undefined -fno-sanitize-recover=all \
       -fno-omit-frame-pointer
 asan: deps
 	@$(MAKE) --no-print-directory BUILD=build/asan \
-	    ARCHIVE=build/asan/liblstm.a CFLAGS="-O1 -g $(SAN)" \
-	    LDFLAGS="$(SAN)" check-run
+	    ARCHIVE=build/asan/liblstm.a EXDIR=build/asan/examples \
+	    CFLAGS="-O1 -g $(SAN)" LDFLAGS="$(SAN)" check-run
 
 valgrind: deps
 	@$(MAKE) --no-print-directory BUILD=build/valgrind \
-	    ARCHIVE=build/valgrind/liblstm.a build/valgrind/tests/run_tests
-	CK_FORK=no LSTM_TEST_QUICK=1 valgrind -q --error-exitcode=1 \
+	    ARCHIVE=build/valgrind/liblstm.a EXDIR=build/valgrind/examples \
+	    build/valgrind/tests/run_tests build/valgrind/examples/news_classifier
+	CK_FORK=no LSTM_TEST_QUICK=1 LSTM_CLI=build/valgrind/examples/news_classifier \
+	    valgrind -q --error-exitcode=1 \
 	    --leak-check=full --errors-for-leak-kinds=definite \
 	    --show-possibly-lost=no build/valgrind/tests/run_tests
 
@@ -130,6 +135,6 @@ install: $(ARCHIVE) liblstm.pc
 	install -m 644 liblstm.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/liblstm.pc
 
 clean:
-	rm -rf build lib/liblstm.a liblstm.pc $(EXAMPLES)
+	rm -rf build lib/liblstm.a liblstm.pc examples/lstm_example examples/news_classifier
 
 -include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d)

@@ -456,6 +456,13 @@ static int save_model(const char *path, lstm_classifier *m, const corpus *c,
                : 0;
 }
 
+static void free_strings(char **s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(s[i]);
+    free(s);
+}
+
 /* Reads a JSON array of strings from metadata; *out is malloc'd. */
 static int meta_strings(const lstm_safetensors *st, const char *path,
                         const char *key, char ***out, size_t *n)
@@ -500,6 +507,10 @@ static int meta_size(const lstm_json *cfg, const char *path, const char *key,
 static int load_model(const char *path, lstm_classifier *m, lstm_vocab *vocab,
                       char ***classes, size_t *nclasses, size_t *max_len)
 {
+    memset(m, 0, sizeof *m);
+    memset(vocab, 0, sizeof *vocab);
+    *classes = NULL;
+    *nclasses = 0;
     lstm_safetensors st;
     if (lstm_safetensors_open(&st, path))
         return die("%s", lstm_errmsg());
@@ -553,9 +564,14 @@ static int load_model(const char *path, lstm_classifier *m, lstm_vocab *vocab,
         rc = die("%s: %s", path, lstm_errmsg());
     if (!rc && lstm_classifier_init(m, &c))
         rc = die("%s: %s", path, lstm_errmsg());
-    if (!rc && lstm_safetensors_load(&st, &m->ps)) {
+    if (!rc && lstm_safetensors_load(&st, &m->ps))
         rc = die("%s: %s", path, lstm_errmsg());
+    if (rc) {  /* nothing half-made goes back to the caller */
         lstm_classifier_free(m);
+        lstm_vocab_free(vocab);
+        free_strings(*classes, *nclasses);
+        *classes = NULL;
+        *nclasses = 0;
     }
     for (size_t i = 0; i < ntok; i++)
         free(tokens[i]);
@@ -960,13 +976,6 @@ static int cmd_train(const options *o)
 }
 
 /* ---- eval and predict ---- */
-
-static void free_strings(char **s, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        free(s[i]);
-    free(s);
-}
 
 static int cmd_eval(const options *o)
 {

@@ -305,6 +305,7 @@ START_TEST(split_deterministic)
         ck_assert_uint_eq(d.n[k], a.n[k]);
         ck_assert(memcmp(d.idx[k], a.idx[k], a.n[k] * sizeof(size_t)) == 0);
     }
+    lstm_split_free(&d);
     ck_assert_int_eq(lstm_split_load(&d, path, 900), LSTM_EFORMAT);  /* range */
     ck_assert(strstr(lstm_errmsg(), "not a row index below 900") != NULL);
     lstm_split_free(&a);

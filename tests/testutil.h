@@ -56,5 +56,6 @@ Suite *gradcheck_suite(void);
 Suite *golden_suite(void);
 Suite *alloc_suite(void);
 Suite *data_suite(void);
+Suite *cli_suite(void);
 
 #endif

@@ -1,0 +1,266 @@
+/*
+ * check_cli.c - examples/news_classifier as a user meets it: bad input gets
+ * one clear line and a non-zero exit, never a crash; and an end-to-end run
+ * on a corpus this test generates learns well above chance, and the saved
+ * model, reloaded, predicts exactly what the trained one did.
+ */
+#define _GNU_SOURCE  /* mkdtemp */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "lstm_data.h"
+#include "testutil.h"
+
+/* The program under test: $LSTM_CLI (set by the Makefile for each build
+ * variant) or the release build. */
+static const char *bin(void)
+{
+    const char *b = getenv("LSTM_CLI");
+    return b && *b ? b : "examples/news_classifier";
+}
+
+static char dir[] = "/tmp/lstm_cli_XXXXXX";
+static char out[1 << 16], err[1 << 12];
+
+static void setup(void) { ck_assert(mkdtemp(dir) != NULL); }
+
+static void teardown(void)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    ck_assert(system(cmd) == 0);
+    memcpy(dir + strlen(dir) - 6, "XXXXXX", 6);
+}
+
+static void slurp(const char *path, char *buf, size_t cap)
+{
+    FILE *fp = fopen(path, "rb");
+    size_t n = fp ? fread(buf, 1, cap - 1, fp) : 0;
+    buf[n] = '\0';
+    if (fp)
+        fclose(fp);
+}
+
+/* Runs the program with the arguments (a printf format); returns the exit status
+ * and leaves stdout and stderr in out and err. */
+static int run(const char *fmt, ...)
+{
+    char args[2048], cmd[4096], po[256], pe[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    snprintf(po, sizeof po, "%s/stdout", dir);
+    snprintf(pe, sizeof pe, "%s/stderr", dir);
+    snprintf(cmd, sizeof cmd, "%s %s > %s 2> %s < /dev/null", bin(), args, po,
+             pe);
+    int st = system(cmd);
+    slurp(po, out, sizeof out);
+    slurp(pe, err, sizeof err);
+    ck_assert_msg(WIFEXITED(st), "%s: killed by a signal", args);
+    return WEXITSTATUS(st);
+}
+
+static const char *path_in(const char *name)
+{
+    static char p[4][256];
+    static int k;
+    k = (k + 1) % 4;
+    snprintf(p[k], sizeof p[k], "%s/%s", dir, name);
+    return p[k];
+}
+
+static void write_text(const char *name, const char *s)
+{
+    FILE *fp = fopen(path_in(name), "wb");
+    ck_assert(fp && fputs(s, fp) >= 0 && fclose(fp) == 0);
+}
+
+/* The command fails with status want_status and one line on stderr that
+ * contains want. */
+#define FAILS(want_status, want, ...)                                        \
+    do {                                                                     \
+        int st_ = run(__VA_ARGS__);                                          \
+        ck_assert_msg(st_ == (want_status), "exit %d, expected %d; stderr: %s",\
+                      st_, (want_status), err);                              \
+        ck_assert_msg(strstr(err, (want)) != NULL, "stderr '%s' lacks '%s'",  \
+                      err, (want));                                          \
+        char *nl_ = strchr(err, '\n');                                       \
+        ck_assert_msg(nl_ && nl_[1] == '\0', "not one line: '%s'", err);     \
+    } while (0)
+
+START_TEST(cli_bad_input)
+{
+    FAILS(2, "unknown command 'fly'", "fly");
+    FAILS(2, "unknown flag --bogus", "train --data x.csv --bogus 1");
+    FAILS(2, "bad value for --epochs: 'abc'", "train --data x.csv --epochs abc");
+    FAILS(2, "bad value for --dropout: '1.5'", "train --data x.csv --dropout 1.5");
+    FAILS(2, "bad value for --pool: 'median'", "train --data x.csv --pool median");
+    FAILS(2, "--lr needs a value", "train --data x.csv --lr");
+    FAILS(2, "train needs --data FILE", "train");
+    FAILS(1, "nope.csv: cannot open", "train --data %s --out %s",
+          path_in("nope.csv"), path_in("o"));
+    write_text("bad.csv.gz", "\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03junk");
+    FAILS(1, "bad.csv.gz: line 1: cannot read", "stats --data %s",
+          path_in("bad.csv.gz"));
+    write_text("quote.csv", "text,category\n\"open,sport\n");
+    FAILS(1, "quote.csv: line 2: unterminated quoted field", "stats --data %s",
+          path_in("quote.csv"));
+    write_text("cols.csv", "text,category\na,b,c\n");
+    FAILS(1, "cols.csv: line 2: 3 fields, the header has 2", "stats --data %s",
+          path_in("cols.csv"));
+    write_text("nocat.csv", "text,label\na,b\n");
+    FAILS(1, "no 'category' column", "train --data %s --out %s",
+          path_in("nocat.csv"), path_in("o"));
+    write_text("empty.csv", "");
+    FAILS(1, "empty.csv: empty file", "stats --data %s", path_in("empty.csv"));
+    write_text("utf8.csv", "text,category\n\xff\xfe,sport\n");
+    FAILS(1, "utf8.csv: line 2: field 'text' is not valid UTF-8",
+          "stats --data %s", path_in("utf8.csv"));
+    write_text("garbage.safetensors", "this is not a checkpoint at all");
+    FAILS(1, "garbage.safetensors: not a valid safetensors file",
+          "predict --model %s", path_in("garbage.safetensors"));
+    FAILS(1, "missing.safetensors: cannot open", "predict --model %s",
+          path_in("missing.safetensors"));
+    FAILS(2, "predict needs --model FILE", "predict");
+}
+END_TEST
+
+/* A corpus of three topics whose words differ, with shared filler. */
+static void make_corpus(const char *name, size_t rows, uint64_t seed)
+{
+    static const char *topic[3][6] = {
+        {"gol", "partido", "equipo", "liga", "árbitro", "estadio"},
+        {"congreso", "votación", "partido", "senado", "ley", "gobierno"},
+        {"células", "laboratorio", "genes", "planeta", "energía", "datos"}};
+    static const char *filler[6] = {"el", "de", "la", "que", "en", "una"};
+    static const char *names[3] = {"sport", "politics", "science"};
+    lstm_rng r;
+    lstm_rng_seed(&r, seed);
+    FILE *fp = fopen(path_in(name), "wb");
+    fprintf(fp, "language,category,newspaper,hash,text\n");
+    for (size_t i = 0; i < rows; i++) {
+        size_t c = lstm_rng_below(&r, 3), n = 8 + lstm_rng_below(&r, 20);
+        fprintf(fp, "es,%s,test,%zu,\"", names[c], i);
+        for (size_t k = 0; k < n; k++) {
+            int own = lstm_rng_uniform(&r) < 0.35;
+            fprintf(fp, "%s%s", k ? " " : "",
+                    own ? topic[c][lstm_rng_below(&r, 6)]
+                        : filler[lstm_rng_below(&r, 6)]);
+        }
+        fprintf(fp, "\"\n");
+    }
+    fclose(fp);
+}
+
+static double number_after(const char *text, const char *key)
+{
+    const char *p = strstr(text, key);
+    ck_assert_msg(p != NULL, "'%s' not in output", key);
+    return atof(p + strlen(key));
+}
+
+START_TEST(cli_end_to_end)
+{
+    make_corpus("news.csv", 300, 7);
+    const char *small = "--embed-dim 16 --hidden 16 --max-len 32 --batch-size 8 "
+                        "--lr 0.01 --epochs 6 --pool mean --seed 3 --threads 2";
+    ck_assert_int_eq(run("stats --data %s", path_in("news.csv")), 0);
+    ck_assert(strstr(out, "300 rows") && strstr(out, "3 classes:"));
+    int st = run("train --data %s --out %s %s", path_in("news.csv"),
+                 path_in("run"), small);
+    ck_assert_msg(st == 0, "train failed: %s", err);
+    double acc = number_after(out, "test accuracy ");
+    ck_assert_msg(acc > 0.8, "test accuracy %.3f, chance is 0.33", acc);
+    char train_tables[8192];
+    const char *t = strstr(out, "first 15 test predictions");
+    ck_assert(t != NULL);
+    snprintf(train_tables, sizeof train_tables, "%s", t);
+    *strstr(train_tables, "\nsaved ") = '\0';
+    /* every artefact is there */
+    const char *files[] = {"run/model.safetensors", "run/metrics.csv",
+                           "run/predictions.csv", "run/split.json"};
+    for (size_t i = 0; i < 4; i++) {
+        FILE *fp = fopen(path_in(files[i]), "rb");
+        ck_assert_msg(fp != NULL, "%s missing", files[i]);
+        fclose(fp);
+    }
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "ls %s/run/tb_logs/LSTMClassifier/version_0/"
+             "events.out.tfevents.* > /dev/null", dir);
+    ck_assert(system(cmd) == 0);
+    /* the reloaded model gives the same test predictions */
+    st = run("eval --model %s --data %s --split %s", path_in("run/model.safetensors"),
+             path_in("news.csv"), path_in("run/split.json"));
+    ck_assert_msg(st == 0, "eval failed: %s", err);
+    ck_assert(fabs(number_after(out, "accuracy ") - acc) < 1e-9);
+    t = strstr(out, "first 15 test predictions");
+    ck_assert(t && strncmp(t, train_tables, strlen(train_tables)) == 0);
+    /* predict: plain and JSON, a file and stdin-less inputs */
+    write_text("a.txt", "el gol del equipo en el estadio de la liga");
+    write_text("b.txt", "el senado aprueba la ley del gobierno");
+    st = run("predict --model %s --json %s %s", path_in("run/model.safetensors"),
+             path_in("a.txt"), path_in("b.txt"));
+    ck_assert_msg(st == 0, "predict failed: %s", err);
+    ck_assert(strstr(out, "\"label\":\"sport\"") != NULL);
+    ck_assert(strstr(out, "\"label\":\"politics\"") != NULL);
+    lstm_json j;
+    ck_assert_int_eq(lstm_json_parse(&j, out, strcspn(out, "\n")), 0);
+    ck_assert(lstm_json_get(lstm_json_get(&j, "probs"), "science") != NULL);
+    lstm_json_free(&j);
+    /* the same training run again gives the same bits */
+    st = run("train --data %s --out %s %s", path_in("news.csv"),
+             path_in("run2"), small);
+    ck_assert(st == 0);
+    snprintf(cmd, sizeof cmd, "cmp -s %s/run/model.safetensors "
+             "%s/run2/model.safetensors", dir, dir);
+    ck_assert_msg(system(cmd) == 0, "same seed, different weights");
+}
+END_TEST
+
+START_TEST(cli_checkpoint_disagrees)
+{
+    /* a checkpoint whose tensors do not match its own metadata */
+    lstm_classifier_config cfg = {10, 4, 3, 1, 2, {5, 4}, 2, 0.0f, 0};
+    lstm_classifier m;
+    ck_assert_int_eq(lstm_classifier_init(&m, &cfg), 0);
+    const char *keys[3] = {"vocab", "classes", "config"};
+    const char *vals[3] = {
+        "[\"[PAD]\",\"[UNK]\",\"a\",\"b\",\"c\",\"d\",\"e\",\"f\",\"g\",\"h\"]",
+        "[\"x\",\"y\"]",
+        "{\"vocab_size\":10,\"embed_dim\":4,\"hidden\":7,\"layers\":1,"
+        "\"mlp\":[5,4],\"max_len\":8,\"dropout\":0}"};
+    ck_assert_int_eq(lstm_safetensors_save(path_in("m.safetensors"), &m.ps,
+                                           keys, vals, 3), 0);
+    lstm_classifier_free(&m);
+    FAILS(1, "tensor lstm.lstm.weight_ih_l0 has shape (12,4), the model needs "
+          "(28,4)", "predict --model %s", path_in("m.safetensors"));
+    /* and a truncated one */
+    char buf[4096];
+    FILE *fp = fopen(path_in("m.safetensors"), "rb");
+    size_t n = fread(buf, 1, sizeof buf, fp);
+    fclose(fp);
+    fp = fopen(path_in("cut.safetensors"), "wb");
+    fwrite(buf, 1, n / 2, fp);
+    fclose(fp);
+    FAILS(1, "cut.safetensors: not a valid safetensors file", "predict --model %s",
+          path_in("cut.safetensors"));
+}
+END_TEST
+
+Suite *cli_suite(void)
+{
+    Suite *s = suite_create("cli");
+    TCase *tc = tcase_create("news_classifier");
+    tcase_set_timeout(tc, 300);
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, cli_bad_input);
+    tcase_add_test(tc, cli_checkpoint_disagrees);
+    tcase_add_test(tc, cli_end_to_end);
+    suite_add_tcase(s, tc);
+    return s;
+}
