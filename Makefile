@@ -6,6 +6,9 @@
 #                   builds, runs every Check suite
 #   make asan       the same suites under AddressSanitizer + UBSan
 #   make valgrind   the same suites under valgrind's memcheck
+#   make run        the notebook in C: data (downloaded when absent), stats,
+#                   training, test report; make run DATA=FILE for another file
+#   make data       downloads and checks data/data.csv
 #   make install PREFIX=/usr/local
 #   make WERROR=1 ...  warnings are errors (CI)
 
@@ -16,7 +19,8 @@ BUILD   ?= build/release
 ARCHIVE ?= lib/liblstm.a
 
 # Debian packages the build and the tests need.
-DEBS = gcc libc6-dev make libopenblas-dev check pkg-config zlib1g-dev valgrind
+DEBS = gcc libc6-dev make libopenblas-dev check pkg-config zlib1g-dev valgrind \
+       curl ca-certificates
 
 WARN = -std=c11 -Wall -Wextra -Wpedantic -Wshadow -Wdouble-promotion
 ifeq ($(WERROR),1)
@@ -36,7 +40,7 @@ TEST_SRC = $(wildcard tests/*.c)
 TEST_OBJ = $(TEST_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN = $(BUILD)/tests/run_tests
 
-.PHONY: all test check-run asan valgrind deps checkdeps checkdeps-test install clean liblstm.pc
+.PHONY: all test check-run asan valgrind deps checkdeps checkdeps-test install run data clean liblstm.pc
 
 # Example programs; sanitizer and valgrind builds keep theirs under BUILD.
 EXDIR ?= examples
@@ -87,6 +91,19 @@ valgrind: deps
 	    valgrind -q --error-exitcode=1 \
 	    --leak-check=full --errors-for-leak-kinds=definite \
 	    --show-possibly-lost=no build/valgrind/tests/run_tests
+
+DATA ?= data/data.csv
+RUN_OUT ?= runs
+
+data: all
+	examples/get_data.sh data/data.csv
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	@if [ "$(DATA)" = data/data.csv ] && [ ! -s data/data.csv ]; then \
+	  $(MAKE) --no-print-directory data || exit 1; fi
+	examples/news_classifier stats --data $(DATA)
+	examples/news_classifier train --data $(DATA) --out $(RUN_OUT)
 
 # Installs the Debian packages that are missing: directly as root, through
 # sudo when it needs no password, else prints the one line to run.
