@@ -9,6 +9,7 @@
 #   make run        the notebook in C: data (downloaded when absent), stats,
 #                   training, test report; make run DATA=FILE for another file
 #   make data       downloads and checks data/data.csv
+#   make bench      LSTM throughput (bench/lstm_step)
 #   make install PREFIX=/usr/local
 #   make WERROR=1 ...  warnings are errors (CI)
 
@@ -40,13 +41,21 @@ TEST_SRC = $(wildcard tests/*.c)
 TEST_OBJ = $(TEST_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN = $(BUILD)/tests/run_tests
 
-.PHONY: all test check-run asan valgrind deps checkdeps checkdeps-test install run data clean liblstm.pc
+.PHONY: all test check-run asan valgrind deps checkdeps checkdeps-test install run data bench clean liblstm.pc
 
 # Example programs; sanitizer and valgrind builds keep theirs under BUILD.
 EXDIR ?= examples
 EXAMPLES = $(EXDIR)/lstm_example $(EXDIR)/news_classifier
 
-all: $(ARCHIVE) $(EXAMPLES)
+BENCHES = bench/lstm_step
+
+all: $(ARCHIVE) $(EXAMPLES) $(BENCHES)
+
+bench/%: bench/%.c $(ARCHIVE)
+	$(CC) $(ALL_CFLAGS) $< -o $@ $(LIBS) $(LDFLAGS)
+
+bench: $(BENCHES)
+	bench/lstm_step
 
 $(EXDIR)/%: examples/%.c $(ARCHIVE)
 	@mkdir -p $(dir $@)
@@ -152,6 +161,6 @@ install: $(ARCHIVE) liblstm.pc
 	install -m 644 liblstm.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/liblstm.pc
 
 clean:
-	rm -rf build lib/liblstm.a liblstm.pc examples/lstm_example examples/news_classifier
+	rm -rf build lib/liblstm.a liblstm.pc examples/lstm_example examples/news_classifier $(BENCHES)
 
 -include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d)

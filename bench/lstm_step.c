@@ -1,0 +1,363 @@
+/*
+ * lstm_step.c - LSTM throughput: forward (infer) and forward + full BPTT
+ * backward with every weight gradient (train), per batch size.
+ *
+ *   bench/lstm_step [--batch 4,12,32,64] [--seq 512] [--input 256]
+ *                   [--hidden 128] [--layers 2] [--threads N]
+ *                   [--mode infer|train|both] [--reps N] [--json]
+ *
+ * Defaults are the notebook's LSTM. Before timing anything it checks the
+ * tuned kernels against the references on a small case and refuses to time
+ * a wrong kernel. FLOPs: forward 2*B*T*4H*(I+H) per layer (input size H
+ * above the first), backward counted as twice the forward. The FMA peak is
+ * measured by a register-only FMA loop on every thread in the same run.
+ */
+#define _XOPEN_SOURCE 700
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+#include "lstm.h"
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* ---- the FMA peak ---- */
+
+#define FMA_ITERS 20000000L
+/* Twelve independent accumulators cover the FMA latency of two ports. */
+#define FMA12(fma, a, b, c)                                                 \
+    a##0 = fma(a##0, b, c); a##1 = fma(a##1, b, c); a##2 = fma(a##2, b, c); \
+    a##3 = fma(a##3, b, c); a##4 = fma(a##4, b, c); a##5 = fma(a##5, b, c); \
+    a##6 = fma(a##6, b, c); a##7 = fma(a##7, b, c); a##8 = fma(a##8, b, c); \
+    a##9 = fma(a##9, b, c); a##10 = fma(a##10, b, c); a##11 = fma(a##11, b, c)
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+__attribute__((target("avx512f"))) static double fma_avx512(void)
+{
+    __m512 b = _mm512_set1_ps(0.999f), c = _mm512_set1_ps(1e-3f);
+    __m512 a0 = b, a1 = c, a2 = b, a3 = c, a4 = b, a5 = c, a6 = b, a7 = c,
+           a8 = b, a9 = c, a10 = b, a11 = c;
+    for (long i = 0; i < FMA_ITERS / 16; i++) {
+        FMA12(_mm512_fmadd_ps, a, b, c);
+    }
+    __m512 s = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1),
+                                           _mm512_add_ps(a2, a3)),
+                             _mm512_add_ps(_mm512_add_ps(a4, a5),
+                                           _mm512_add_ps(a6, a7)));
+    s = _mm512_add_ps(s, _mm512_add_ps(_mm512_add_ps(a8, a9),
+                                       _mm512_add_ps(a10, a11)));
+    float out[16];
+    _mm512_storeu_ps(out, s);
+    return (double)out[0];
+}
+
+__attribute__((target("avx2,fma"))) static double fma_avx2(void)
+{
+    __m256 b = _mm256_set1_ps(0.999f), c = _mm256_set1_ps(1e-3f);
+    __m256 a0 = b, a1 = c, a2 = b, a3 = c, a4 = b, a5 = c, a6 = b, a7 = c,
+           a8 = b, a9 = c, a10 = b, a11 = c;
+    for (long i = 0; i < FMA_ITERS / 8; i++) {
+        FMA12(_mm256_fmadd_ps, a, b, c);
+    }
+    __m256 s = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(a0, a1),
+                                           _mm256_add_ps(a2, a3)),
+                             _mm256_add_ps(_mm256_add_ps(a4, a5),
+                                           _mm256_add_ps(a6, a7)));
+    s = _mm256_add_ps(s, _mm256_add_ps(_mm256_add_ps(a8, a9),
+                                       _mm256_add_ps(a10, a11)));
+    float out[8];
+    _mm256_storeu_ps(out, s);
+    return (double)out[0];
+}
+#endif
+
+/* GFLOP/s of the widest FMA unit on all threads, and its name. */
+static double fma_peak(int threads, const char **isa)
+{
+    *isa = "none";
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    int w512 = __builtin_cpu_supports("avx512f");
+    int w256 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    if (!w512 && !w256)
+        return 0;
+    *isa = w512 ? "AVX-512" : "AVX2";
+    double best = 0, sink = 0;
+    for (int rep = 0; rep < 3; rep++) {
+        double t0 = now();
+#pragma omp parallel num_threads(threads) reduction(+ : sink)
+        sink += w512 ? fma_avx512() : fma_avx2();
+        double t = now() - t0;
+        /* FMA_ITERS / lanes iterations x 12 FMAs x lanes x 2 flops */
+        double flops = 2.0 * 12.0 * (double)FMA_ITERS * threads;
+        if (flops / t * 1e-9 > best)
+            best = flops / t * 1e-9;
+    }
+    if (sink == 42.0)
+        printf("#\n");  /* keeps the loops alive */
+    return best;
+#else
+    (void)threads;
+    return 0;
+#endif
+}
+
+/* ---- one LSTM set up for (B,T,I,H,L) ---- */
+
+typedef struct {
+    lstm_params ps;
+    lstm_lstm net;
+    float *x, *dout, *dx;
+    int32_t *len;
+    size_t B, T, I, H, L;
+} bench;
+
+static int bench_init(bench *b, size_t B, size_t T, size_t I, size_t H,
+                      size_t L, uint64_t seed)
+{
+    memset(b, 0, sizeof *b);
+    b->B = B, b->T = T, b->I = I, b->H = H, b->L = L;
+    lstm_rng r;
+    lstm_rng_seed(&r, seed);
+    lstm_params_init(&b->ps);
+    int err = lstm_lstm_init(&b->net, &b->ps, "lstm", I, H, L, 0.0f);
+    if (!err)
+        err = lstm_params_alloc(&b->ps);
+    if (err)
+        return err;
+    lstm_lstm_reset(&b->net, &r);
+    b->x = malloc(B * T * I * sizeof(float));
+    b->dout = malloc(B * T * H * sizeof(float));
+    b->dx = malloc(B * T * I * sizeof(float));
+    b->len = malloc(B * sizeof(int32_t));
+    if (!b->x || !b->dout || !b->dx || !b->len)
+        return LSTM_ENOMEM;
+    lstm_fill_normal(b->x, B * T * I, 0, 1, &r);
+    lstm_fill_normal(b->dout, B * T * H, 0, 1, &r);
+    for (size_t i = 0; i < B; i++)  /* full and shorter sequences */
+        b->len[i] = (int32_t)(i % 3 == 2 ? T - T / 3 : T);
+    return 0;
+}
+
+static void bench_free(bench *b)
+{
+    lstm_lstm_free(&b->net);
+    lstm_params_free(&b->ps);
+    free(b->x);
+    free(b->dout);
+    free(b->dx);
+    free(b->len);
+}
+
+static int run_once(bench *b, int train)
+{
+    int err = lstm_lstm_forward(&b->net, b->x, b->len, NULL, NULL, b->B, b->T,
+                                train, NULL);
+    if (!err && train) {
+        lstm_params_zero_grad(&b->ps);
+        err = lstm_lstm_backward(&b->net, b->dout, NULL, NULL, b->dx, NULL,
+                                 NULL);
+    }
+    return err;
+}
+
+/* Max |tuned - ref| / (1 + |ref|) over outputs and gradients. */
+static double check_kernels(void)
+{
+    bench b;
+    if (bench_init(&b, 5, 11, 13, 17, 2, 7))
+        return INFINITY;
+    size_t nout = b.B * b.T * b.H, n = b.ps.n, nx = b.B * b.T * b.I;
+    float *o = malloc(nout * 4), *g = malloc(n * 4), *dx = malloc(nx * 4);
+    double worst = 0;
+    for (int ref = 1; ref >= 0; ref--) {
+        lstm_kernels_use_ref(ref);
+        if (run_once(&b, 1)) {
+            worst = INFINITY;
+            break;
+        }
+        for (size_t i = 0; !ref && i < nout; i++)
+            worst = fmax(worst, fabs((double)(b.net.out[i] - o[i])) /
+                                    (1 + fabs((double)o[i])));
+        for (size_t i = 0; !ref && i < n; i++)
+            worst = fmax(worst, fabs((double)(b.ps.g[i] - g[i])) /
+                                    (1 + fabs((double)g[i])));
+        for (size_t i = 0; !ref && i < nx; i++)
+            worst = fmax(worst, fabs((double)(b.dx[i] - dx[i])) /
+                                    (1 + fabs((double)dx[i])));
+        memcpy(o, b.net.out, nout * 4);
+        memcpy(g, b.ps.g, n * 4);
+        memcpy(dx, b.dx, nx * 4);
+    }
+    lstm_kernels_use_ref(0);
+    free(o);
+    free(g);
+    free(dx);
+    bench_free(&b);
+    return worst;
+}
+
+static double peak_rss_mb(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_maxrss / 1024.0;
+}
+
+static void usage(void)
+{
+    fprintf(stderr,
+            "usage: lstm_step [--batch 4,12,32,64] [--seq 512] [--input 256]\n"
+            "                 [--hidden 128] [--layers 2] [--threads N]\n"
+            "                 [--mode infer|train|both] [--reps N] [--json]\n");
+}
+
+static int arg_size(const char *flag, const char *v, size_t *out)
+{
+    char *end;
+    long x = v ? strtol(v, &end, 10) : 0;
+    if (!v || *end || x < 1 || x > 1000000) {
+        fprintf(stderr, "lstm_step: bad value for %s: '%s'\n", flag,
+                v ? v : "");
+        return 2;
+    }
+    *out = (size_t)x;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    size_t batches[16] = {4, 12, 32, 64}, nb = 4;
+    size_t T = 512, I = 256, H = 128, L = 2, reps = 5, threads = 0;
+    const char *mode = "both";
+    int json = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int e = 0;
+        if (!strcmp(a, "--json")) {
+            json = 1;
+            continue;
+        } else if (!strcmp(a, "--help")) {
+            usage();
+            return 0;
+        } else if (!strcmp(a, "--batch")) {
+            nb = 0;
+            char *s = v ? strdup(v) : NULL, *save = NULL;
+            for (char *t = s ? strtok_r(s, ",", &save) : NULL; t && !e;
+                 t = strtok_r(NULL, ",", &save))
+                e = nb < 16 ? arg_size(a, t, &batches[nb++]) : 2;
+            free(s);
+            if (!e && nb == 0)
+                e = arg_size(a, NULL, &T);  /* reports the empty list */
+        } else if (!strcmp(a, "--seq")) e = arg_size(a, v, &T);
+        else if (!strcmp(a, "--input")) e = arg_size(a, v, &I);
+        else if (!strcmp(a, "--hidden")) e = arg_size(a, v, &H);
+        else if (!strcmp(a, "--layers")) e = arg_size(a, v, &L);
+        else if (!strcmp(a, "--threads")) e = arg_size(a, v, &threads);
+        else if (!strcmp(a, "--reps")) e = arg_size(a, v, &reps);
+        else if (!strcmp(a, "--mode")) {
+            if (!v || (strcmp(v, "infer") && strcmp(v, "train") &&
+                       strcmp(v, "both"))) {
+                fprintf(stderr, "lstm_step: bad value for --mode: '%s'\n",
+                        v ? v : "");
+                return 2;
+            }
+            mode = v;
+        } else {
+            fprintf(stderr, "lstm_step: unknown flag %s\n", a);
+            usage();
+            return 2;
+        }
+        if (e)
+            return e;
+        i++;
+    }
+    if (threads)
+        lstm_set_threads((int)threads);
+    const int nt = lstm_get_threads();
+
+    double err = check_kernels();
+    if (!(err < 1e-4)) {
+        fprintf(stderr, "lstm_step: tuned kernels disagree with the "
+                "references (max relative error %g); not timing them\n", err);
+        return 1;
+    }
+    const char *isa;
+    double peak = fma_peak(nt, &isa);
+    if (!json) {
+        printf("# lstm_step: T=%zu I=%zu H=%zu L=%zu, %d threads, %s kernels "
+               "(match the references: max error %.1e)\n", T, I, H, L, nt,
+               lstm_kernels_name(), err);
+        printf("# FMA peak (%s, %d threads): %.1f GFLOP/s\n", isa, nt, peak);
+        printf("# %-5s %5s %10s %12s %9s %6s %9s\n", "mode", "B", "ms", "tokens/s",
+               "GFLOP/s", "peak", "RSS MB");
+    }
+    for (size_t k = 0; k < nb; k++) {
+        size_t B = batches[k];
+        bench b;
+        if (bench_init(&b, B, T, I, H, L, 42)) {
+            fprintf(stderr, "lstm_step: %s\n", lstm_errmsg());
+            return 1;
+        }
+        double fwd = 0;
+        for (size_t l = 0; l < L; l++)
+            fwd += 2.0 * (double)(B * T) * 4.0 * (double)H *
+                   (double)((l ? H : I) + H);
+        for (int train = 0; train < 2; train++) {
+            if ((train && !strcmp(mode, "infer")) ||
+                (!train && !strcmp(mode, "train")))
+                continue;
+            double *ms = malloc(reps * sizeof *ms);
+            if (run_once(&b, train)) {  /* warm-up: sizes the workspace */
+                fprintf(stderr, "lstm_step: %s\n", lstm_errmsg());
+                return 1;
+            }
+            for (size_t r = 0; r < reps; r++) {
+                double t0 = now();
+                run_once(&b, train);
+                ms[r] = (now() - t0) * 1e3;
+            }
+            qsort(ms, reps, sizeof *ms, cmp_double);
+            double med = reps % 2 ? ms[reps / 2]
+                                  : 0.5 * (ms[reps / 2 - 1] + ms[reps / 2]);
+            double flops = train ? 3 * fwd : fwd;
+            double gf = flops / (med * 1e-3) * 1e-9;
+            double tps = (double)(B * T) / (med * 1e-3);
+            const char *m = train ? "train" : "infer";
+            if (json)
+                printf("{\"mode\":\"%s\",\"batch\":%zu,\"seq\":%zu,\"input\":%zu,"
+                       "\"hidden\":%zu,\"layers\":%zu,\"threads\":%d,"
+                       "\"ms_median\":%.3f,\"tokens_per_s\":%.0f,"
+                       "\"gflops\":%.2f,\"peak_gflops\":%.1f,"
+                       "\"peak_rss_mb\":%.1f}\n", m, B, T, I, H, L, nt, med,
+                       tps, gf, peak, peak_rss_mb());
+            else
+                printf("  %-5s %5zu %10.2f %12.0f %9.1f %5.0f%% %9.1f\n", m, B,
+                       med, tps, gf, peak > 0 ? 100 * gf / peak : 0,
+                       peak_rss_mb());
+            fflush(stdout);
+            free(ms);
+        }
+        bench_free(&b);
+    }
+    return 0;
+}
