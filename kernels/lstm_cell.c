@@ -5,10 +5,13 @@
  * what is left here is inherently sequential: h_{t-1} W_hh^T, the gate
  * math, and dh_{t-1} = dA_t W_hh.
  *
- * _ref: one sequence at a time, one dot product per gate row, libm.
- * _simd: all sequences of the slice per step so each row of W_hh is read
- * once per step, axpy loops the compiler vectorises, vmath.h's exp/tanh;
- * compiled for AVX-512, AVX2 and baseline x86-64, chosen at load time.
+ * This file holds the tuned versions (_simd): all sequences of the slice
+ * per step so each row of W_hh is read once per step, register-blocked
+ * products, vmath.h's exp/tanh, compiled for AVX-512, AVX2 and baseline
+ * x86-64 (chosen at load time), with multiply-adds fused (the Makefile
+ * builds this file with -ffp-contract=fast -fno-trapping-math; without the
+ * latter the gate math's selects stay scalar). lstm_cell_ref.c holds the
+ * references they are tested against.
  */
 #include <math.h>
 #include <string.h>
@@ -23,103 +26,81 @@
 #define LSTM_CLONES
 #endif
 
-static float sigmoid_ref(float x) { return 1.0f / (1.0f + expf(-x)); }
+/* ---- the tuned recurrence ----
+ *
+ * Both directions need, per step, a product of a few rows (the batch slice)
+ * with a matrix that stays in cache:
+ *   forward:  a_b += h_b W_hh^T      (1,H) x (H,G), with W_hh^T stored (H,G)
+ *   backward: dh_b = da_b W_hh       (1,G) x (G,H)
+ * rowmm computes out (nb,N) (+)= in (nb,M) x W (M,N) with 16 outputs of up
+ * to 4 rows held in registers while it walks M: each row of W is loaded once
+ * for all rows of the slice, and every load feeds two FMAs or more. */
 
-void lstm__lstm_fwd_ref(size_t nb, size_t T, size_t H, const size_t *len,
-                        float *gates, float *hs, float *cs, float *y,
-                        const float *w_hh, const float *w_hhT, float *scratch)
+typedef float v8 __attribute__((vector_size(32), aligned(4)));
+
+static inline __attribute__((always_inline)) void
+rowmm_block(size_t nb, size_t M, size_t N, const float *in, size_t ldi,
+            const float *W, size_t ldw, float *out, size_t ldo, int add)
 {
-    const size_t G = 4 * H;
-    (void)w_hhT;
-    (void)scratch;
-    for (size_t b = 0; b < nb; b++) {
-        for (size_t t = 0; t < T; t++) {
-            float *a = gates + (b * T + t) * G;
-            const float *hp = hs + (b * (T + 1) + t) * H;
-            const float *cp = cs + (b * (T + 1) + t) * H;
-            float *hn = hs + (b * (T + 1) + t + 1) * H;
-            float *cn = cs + (b * (T + 1) + t + 1) * H;
-            float *yt = y + (b * T + t) * H;
-            if (t >= len[b]) {  /* past the end: the state is carried */
-                memcpy(hn, hp, H * sizeof *hn);
-                memcpy(cn, cp, H * sizeof *cn);
-                memset(yt, 0, H * sizeof *yt);
-                memset(a, 0, G * sizeof *a);
-                continue;
+    size_t n = 0;
+    for (; n + 16 <= N; n += 16) {
+        v8 acc[4][2];
+#pragma GCC unroll 4
+        for (size_t b = 0; b < nb; b++) {
+            if (add) {
+                acc[b][0] = *(const v8 *)(out + b * ldo + n);
+                acc[b][1] = *(const v8 *)(out + b * ldo + n + 8);
+            } else {
+                acc[b][0] = (v8){0};
+                acc[b][1] = (v8){0};
             }
-            /* a += W_hh h_{t-1} */
-            for (size_t j = 0; j < G; j++) {
-                float acc = 0.0f;
-                for (size_t k = 0; k < H; k++)
-                    acc += w_hh[j * H + k] * hp[k];
-                a[j] += acc;
+        }
+        for (size_t m = 0; m < M; m++) {
+            const v8 w0 = *(const v8 *)(W + m * ldw + n);
+            const v8 w1 = *(const v8 *)(W + m * ldw + n + 8);
+#pragma GCC unroll 4
+            for (size_t b = 0; b < nb; b++) {
+                const float x = in[b * ldi + m];
+                const v8 xb = {x, x, x, x, x, x, x, x};
+                acc[b][0] += xb * w0;
+                acc[b][1] += xb * w1;
             }
-            for (size_t k = 0; k < H; k++) {
-                float i = sigmoid_ref(a[k]);          /* i = sigmoid(a_i) */
-                float f = sigmoid_ref(a[H + k]);      /* f = sigmoid(a_f) */
-                float g = tanhf(a[2 * H + k]);        /* g = tanh(a_g) */
-                float o = sigmoid_ref(a[3 * H + k]);  /* o = sigmoid(a_o) */
-                float c = f * cp[k] + i * g;          /* c' = f*c + i*g */
-                float h = o * tanhf(c);               /* h' = o*tanh(c') */
-                a[k] = i;
-                a[H + k] = f;
-                a[2 * H + k] = g;
-                a[3 * H + k] = o;
-                cn[k] = c;
-                hn[k] = h;
-                yt[k] = h;
-            }
+        }
+#pragma GCC unroll 4
+        for (size_t b = 0; b < nb; b++) {
+            *(v8 *)(out + b * ldo + n) = acc[b][0];
+            *(v8 *)(out + b * ldo + n + 8) = acc[b][1];
+        }
+    }
+    for (; n < N; n++)  /* the last N % 16 columns */
+        for (size_t b = 0; b < nb; b++) {
+            float acc = add ? out[b * ldo + n] : 0.0f;
+            for (size_t m = 0; m < M; m++)
+                acc += in[b * ldi + m] * W[m * ldw + n];
+            out[b * ldo + n] = acc;
+        }
+}
+
+/* Rows in blocks of 4, each block size a constant the compiler unrolls. */
+static inline __attribute__((always_inline)) void
+rowmm(size_t nb, size_t M, size_t N, const float *in, size_t ldi,
+      const float *W, size_t ldw, float *out, size_t ldo, int add)
+{
+    for (size_t b = 0; b < nb; b += 4) {
+        const float *i = in + b * ldi;
+        float *o = out + b * ldo;
+        switch (nb - b >= 4 ? 4 : nb - b) {
+        case 4: rowmm_block(4, M, N, i, ldi, W, ldw, o, ldo, add); break;
+        case 3: rowmm_block(3, M, N, i, ldi, W, ldw, o, ldo, add); break;
+        case 2: rowmm_block(2, M, N, i, ldi, W, ldw, o, ldo, add); break;
+        default: rowmm_block(1, M, N, i, ldi, W, ldw, o, ldo, add); break;
         }
     }
 }
 
-void lstm__lstm_bwd_ref(size_t nb, size_t T, size_t H, const size_t *len,
-                        float *dA, float *dh, float *dc, const float *dy,
-                        const float *gates, const float *cs, const float *w_hh,
-                        float *scratch)
-{
-    const size_t G = 4 * H;
-    (void)scratch;
-    for (size_t b = 0; b < nb; b++) {
-        float *dhb = dh + b * H, *dcb = dc + b * H;
-        for (size_t t = T; t-- > 0;) {
-            float *da = dA + (b * T + t) * G;
-            if (t >= len[b]) {  /* carried state: dh, dc pass through */
-                memset(da, 0, G * sizeof *da);
-                continue;
-            }
-            const float *a = gates + (b * T + t) * G;
-            const float *cp = cs + (b * (T + 1) + t) * H;
-            const float *cn = cs + (b * (T + 1) + t + 1) * H;
-            const float *dyt = dy ? dy + (b * T + t) * H : NULL;
-            for (size_t k = 0; k < H; k++) {
-                float i = a[k], f = a[H + k], g = a[2 * H + k];
-                float o = a[3 * H + k];
-                float dht = dhb[k] + (dyt ? dyt[k] : 0.0f);
-                float tc = tanhf(cn[k]);
-                /* h' = o*tanh(c'):  do = dh*tanh(c'), dc' += dh*o*(1-tanh^2) */
-                float dcc = dcb[k] + dht * o * (1.0f - tc * tc);
-                float d_o = dht * tc;
-                /* c' = f*c + i*g:  di = dc'*g, df = dc'*c, dg = dc'*i */
-                da[k] = dcc * g * i * (1.0f - i);           /* sigmoid' */
-                da[H + k] = dcc * cp[k] * f * (1.0f - f);   /* sigmoid' */
-                da[2 * H + k] = dcc * i * (1.0f - g * g);   /* tanh' */
-                da[3 * H + k] = d_o * o * (1.0f - o);       /* sigmoid' */
-                dcb[k] = dcc * f;                           /* dc = dc'*f */
-            }
-            /* a = ... + W_hh h:  dh_{t-1} = W_hh^T da */
-            for (size_t k = 0; k < H; k++) {
-                float acc = 0.0f;
-                for (size_t j = 0; j < G; j++)
-                    acc += w_hh[j * H + k] * da[j];
-                dhb[k] = acc;
-            }
-        }
-    }
-}
-
-/* Gate math of one step for one sequence: a holds the pre-activations. */
-static inline void cell_fwd_simd(float *restrict a, float *restrict hn,
+/* Gate math of one step for one sequence: a holds the pre-activations.
+ * Always inlined, so it is compiled for the caller's instruction set. */
+static inline __attribute__((always_inline)) void cell_fwd_simd(float *restrict a, float *restrict hn,
                                  float *restrict cn, float *restrict yt,
                                  const float *restrict cp, size_t H)
 {
@@ -149,38 +130,24 @@ void lstm__lstm_fwd_simd(size_t nb, size_t T, size_t H, const size_t *len,
 {
     const size_t G = 4 * H;
     (void)w_hh;
+    (void)scratch;
     for (size_t t = 0; t < T; t++) {
-        /* acc_b = gates_b,t + h_b,t-1 W_hh^T, W_hh^T row k read once for
-         * the whole slice. Sequences past their end are skipped. */
-        for (size_t b = 0; b < nb; b++)
-            if (t < len[b])
-                memcpy(scratch + b * G, gates + (b * T + t) * G,
-                       G * sizeof *scratch);
-        for (size_t k = 0; k < H; k++) {
-            const float *restrict wk = w_hhT + k * G;
-            for (size_t b = 0; b < nb; b++) {
-                if (t >= len[b])
-                    continue;
-                float *restrict acc = scratch + b * G;
-                const float hk = hs[(b * (T + 1) + t) * H + k];
-#pragma omp simd
-                for (size_t j = 0; j < G; j++)
-                    acc[j] += hk * wk[j];
-            }
-        }
+        /* a_b,t += h_b,t-1 W_hh^T for the whole slice (finished rows too:
+         * their result is overwritten below) */
+        rowmm(nb, H, G, hs + t * H, (T + 1) * H, w_hhT, G, gates + t * G,
+              T * G, 1);
         for (size_t b = 0; b < nb; b++) {
             float *a = gates + (b * T + t) * G;
             float *hp = hs + (b * (T + 1) + t) * H;
             float *cp = cs + (b * (T + 1) + t) * H;
             float *yt = y + (b * T + t) * H;
-            if (t >= len[b]) {
+            if (t >= len[b]) {  /* past the end: the state is carried */
                 memcpy(hp + H, hp, H * sizeof *hp);
                 memcpy(cp + H, cp, H * sizeof *cp);
                 memset(yt, 0, H * sizeof *yt);
                 memset(a, 0, G * sizeof *a);
                 continue;
             }
-            memcpy(a, scratch + b * G, G * sizeof *a);
             cell_fwd_simd(a, hp + H, cp + H, yt, cp, H);
         }
     }
@@ -196,7 +163,7 @@ void lstm__lstm_bwd_simd(size_t nb, size_t T, size_t H, const size_t *len,
     for (size_t t = T; t-- > 0;) {
         for (size_t b = 0; b < nb; b++) {
             float *restrict da = dA + (b * T + t) * G;
-            if (t >= len[b]) {
+            if (t >= len[b]) {  /* carried state: dh, dc pass through */
                 memset(da, 0, G * sizeof *da);
                 continue;
             }
@@ -205,19 +172,11 @@ void lstm__lstm_bwd_simd(size_t nb, size_t T, size_t H, const size_t *len,
             const float *restrict cn = cp + H;
             const float *restrict dyt = dy ? dy + (b * T + t) * H : NULL;
             float *restrict dhb = dh + b * H, *restrict dcb = dc + b * H;
-            float *restrict dhsum = scratch + b * H;
-            if (dyt) {
-#pragma omp simd
-                for (size_t k = 0; k < H; k++)
-                    dhsum[k] = dhb[k] + dyt[k];
-            } else {
-                memcpy(dhsum, dhb, H * sizeof *dhsum);
-            }
 #pragma omp simd
             for (size_t k = 0; k < H; k++) {
                 float i = a[k], f = a[H + k], g = a[2 * H + k];
                 float o = a[3 * H + k];
-                float dht = dhsum[k];
+                float dht = dhb[k] + (dyt ? dyt[k] : 0.0f);
                 float tc = lstm__vtanh(cn[k]);
                 float dcc = dcb[k] + dht * o * (1.0f - tc * tc);
                 float d_o = dht * tc;
@@ -227,15 +186,12 @@ void lstm__lstm_bwd_simd(size_t nb, size_t T, size_t H, const size_t *len,
                 da[3 * H + k] = d_o * o * (1.0f - o);
                 dcb[k] = dcc * f;
             }
-            /* dh_{t-1} = W_hh^T da, as axpys over the rows of W_hh */
-            memset(dhb, 0, H * sizeof *dhb);
-            for (size_t j = 0; j < G; j++) {
-                const float *restrict wj = w_hh + j * H;
-                const float dj = da[j];
-#pragma omp simd
-                for (size_t k = 0; k < H; k++)
-                    dhb[k] += dj * wj[k];
-            }
         }
+        /* dh_b,t-1 = da_b,t W_hh for the slice, into scratch; rows past
+         * their end keep the dh they carry */
+        rowmm(nb, G, H, dA + t * G, T * G, w_hh, H, scratch, H, 0);
+        for (size_t b = 0; b < nb; b++)
+            if (t < len[b])
+                memcpy(dh + b * H, scratch + b * H, H * sizeof *dh);
     }
 }

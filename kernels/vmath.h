@@ -12,7 +12,7 @@
 
 #include <stdint.h>
 
-static inline float lstm__vexp(float x)
+static inline __attribute__((always_inline)) float lstm__vexp(float x)
 {
     union { int32_t i; float f; } s;
     x = x < -87.0f ? -87.0f : x;
@@ -33,12 +33,12 @@ static inline float lstm__vexp(float x)
     return p * s.f;
 }
 
-static inline float lstm__vsigmoid(float x)
+static inline __attribute__((always_inline)) float lstm__vsigmoid(float x)
 {
     return 1.0f / (1.0f + lstm__vexp(-x));
 }
 
-static inline float lstm__vtanh(float x)
+static inline __attribute__((always_inline)) float lstm__vtanh(float x)
 {
     float a = x < 0.0f ? -x : x;
     /* Large |x|: 1 - 2/(exp(2|x|)+1); small |x|: the odd Taylor series,
