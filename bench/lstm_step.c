@@ -55,8 +55,11 @@ static int cmp_double(const void *a, const void *b)
 __attribute__((target("avx512f"))) static double fma_avx512(void)
 {
     __m512 b = _mm512_set1_ps(0.999f), c = _mm512_set1_ps(1e-3f);
-    __m512 a0 = b, a1 = c, a2 = b, a3 = c, a4 = b, a5 = c, a6 = b, a7 = c,
-           a8 = b, a9 = c, a10 = b, a11 = c;
+    /* distinct starts, or the compiler merges identical chains */
+    __m512 a0 = _mm512_set1_ps(0.0f), a1 = _mm512_set1_ps(0.1f), a2 = _mm512_set1_ps(0.2f),
+           a3 = _mm512_set1_ps(0.3f), a4 = _mm512_set1_ps(0.4f), a5 = _mm512_set1_ps(0.5f),
+           a6 = _mm512_set1_ps(0.6f), a7 = _mm512_set1_ps(0.7f), a8 = _mm512_set1_ps(0.8f),
+           a9 = _mm512_set1_ps(0.9f), a10 = _mm512_set1_ps(1.0f), a11 = _mm512_set1_ps(1.1f);
     for (long i = 0; i < FMA_ITERS / 16; i++) {
         FMA12(_mm512_fmadd_ps, a, b, c);
     }
@@ -74,8 +77,11 @@ __attribute__((target("avx512f"))) static double fma_avx512(void)
 __attribute__((target("avx2,fma"))) static double fma_avx2(void)
 {
     __m256 b = _mm256_set1_ps(0.999f), c = _mm256_set1_ps(1e-3f);
-    __m256 a0 = b, a1 = c, a2 = b, a3 = c, a4 = b, a5 = c, a6 = b, a7 = c,
-           a8 = b, a9 = c, a10 = b, a11 = c;
+    /* distinct starts, or the compiler merges identical chains */
+    __m256 a0 = _mm256_set1_ps(0.0f), a1 = _mm256_set1_ps(0.1f), a2 = _mm256_set1_ps(0.2f),
+           a3 = _mm256_set1_ps(0.3f), a4 = _mm256_set1_ps(0.4f), a5 = _mm256_set1_ps(0.5f),
+           a6 = _mm256_set1_ps(0.6f), a7 = _mm256_set1_ps(0.7f), a8 = _mm256_set1_ps(0.8f),
+           a9 = _mm256_set1_ps(0.9f), a10 = _mm256_set1_ps(1.0f), a11 = _mm256_set1_ps(1.1f);
     for (long i = 0; i < FMA_ITERS / 8; i++) {
         FMA12(_mm256_fmadd_ps, a, b, c);
     }
@@ -102,7 +108,9 @@ static double fma_peak(int threads, const char **isa)
         return 0;
     *isa = w512 ? "AVX-512" : "AVX2";
     double best = 0, sink = 0;
-    for (int rep = 0; rep < 3; rep++) {
+    /* the best of several runs: a run shares the cores with whatever else
+     * wakes up, and the first one also starts the threads */
+    for (int rep = 0; rep < 7; rep++) {
         double t0 = now();
 #pragma omp parallel num_threads(threads) reduction(+ : sink)
         sink += w512 ? fma_avx512() : fma_avx2();

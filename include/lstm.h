@@ -236,7 +236,8 @@ typedef struct {
     float *dA;          /* (B,T,G) backward scratch */
     float *dbuf;        /* (B,T,H) backward scratch */
     float *dhc;         /* (2,B,H) backward state gradients */
-    float *whT;         /* L x (H,G): transposed W_hh for the forward */
+    float *wpk;         /* L x W_hh^T packed for the forward recurrence */
+    float *wpk_bwd;     /* W_hh packed for the backward recurrence */
     float *scratch;     /* (B,G) per-row kernel scratch */
     size_t *len;        /* (B) lengths clamped to T */
     float *out, *hn, *cn;

@@ -28,14 +28,16 @@ typedef void lstm__gemm_fn(int ta, int tb, size_t M, size_t N, size_t K,
  *   hs, cs (nb,T+1,H)  in: slot 0 holds h0, c0; out: slot t+1 the state
  *                   after step t (carried unchanged past len[b])
  *   y (nb,T,H)      out: h_t, zero at t >= len[b]
- *   w_hh (G,H), w_hhT (H,G) its transpose; scratch: nb*G floats.
+ *   w_hh (G,H); w_pk: W_hh^T packed by lstm__pack16(w_pk, w_hh, H, G, 1)
+ *   (the tuned kernel reads only this, the reference only w_hh);
+ *   scratch: nb*G floats.
  * Per step, in PyTorch's order:
  *   i = sigmoid(a_i)  f = sigmoid(a_f)  g = tanh(a_g)  o = sigmoid(a_o)
  *   c' = f*c + i*g    h' = o*tanh(c')   with a = gates + W_hh h. */
 typedef void lstm__lstm_fwd_fn(size_t nb, size_t T, size_t H,
                                const size_t *len, float *gates, float *hs,
                                float *cs, float *y, const float *w_hh,
-                               const float *w_hhT, float *scratch);
+                               const float *w_pk, float *scratch);
 
 /* Backward through time of the forward above, for the same slice.
  *   dA (nb,T,G)     out: gradient of the gate pre-activations a (zero past
@@ -45,12 +47,19 @@ typedef void lstm__lstm_fwd_fn(size_t nb, size_t T, size_t H,
  *                   out: gradient at h0, c0
  *   dy (nb,T,H)     gradient of y, or NULL; ignored past len[b]
  *   gates, cs       as the forward left them
+ *   w_hh (G,H); w_pk: W_hh packed by lstm__pack16(w_pk, w_hh, G, H, 0)
  *   scratch: nb*H floats. */
 typedef void lstm__lstm_bwd_fn(size_t nb, size_t T, size_t H,
                                const size_t *len, float *dA, float *dh,
                                float *dc, const float *dy, const float *gates,
                                const float *cs, const float *w_hh,
-                               float *scratch);
+                               const float *w_pk, float *scratch);
+
+/* Packs W for the tuned recurrence: op(W) is (M,N) (trans: W is stored
+ * (N,M)), laid out as ceil(N/16) panels of M rows x 16 columns, zero-padded;
+ * lstm__pack16_size(M, N) floats. */
+size_t lstm__pack16_size(size_t M, size_t N);
+void lstm__pack16(float *dst, const float *W, size_t M, size_t N, int trans);
 
 /* AdamW over n parameters, with PyTorch's scalars precomputed:
  *   w = w*decay;  m = m*b1 + omb1*g;  v = v*b2 + omb2*g*g;
@@ -72,7 +81,7 @@ typedef struct {
 extern const lstm__kernels lstm__kernels_ref;
 extern const lstm__kernels lstm__kernels_tuned;
 
-lstm__gemm_fn lstm__gemm_ref, lstm__gemm_blas;
+lstm__gemm_fn lstm__gemm_ref, lstm__gemm_blas, lstm__gemm_simd;
 lstm__lstm_fwd_fn lstm__lstm_fwd_ref, lstm__lstm_fwd_simd;
 lstm__lstm_bwd_fn lstm__lstm_bwd_ref, lstm__lstm_bwd_simd;
 lstm__adamw_fn lstm__adamw_ref, lstm__adamw_simd;

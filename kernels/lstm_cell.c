@@ -30,24 +30,38 @@
  *
  * Both directions need, per step, a product of a few rows (the batch slice)
  * with a matrix that stays in cache:
- *   forward:  a_b += h_b W_hh^T      (1,H) x (H,G), with W_hh^T stored (H,G)
+ *   forward:  a_b += h_b W_hh^T      (1,H) x (H,G)
  *   backward: dh_b = da_b W_hh       (1,G) x (G,H)
- * rowmm computes out (nb,N) (+)= in (nb,M) x W (M,N) with 16 outputs of up
- * to 4 rows held in registers while it walks M: each row of W is loaded once
- * for all rows of the slice, and every load feeds two FMAs or more. */
+ * The matrix is packed once per call into 16-column panels (lstm__pack16),
+ * so each step streams it linearly, and rowmm keeps a 16-column tile of up
+ * to 6 rows in registers while it walks the panel: every load of W feeds
+ * 2 to 12 fused multiply-adds. */
 
 typedef float v8 __attribute__((vector_size(32), aligned(4)));
 
+size_t lstm__pack16_size(size_t M, size_t N) { return M * ((N + 15) / 16) * 16; }
+
+void lstm__pack16(float *restrict dst, const float *restrict W, size_t M,
+                  size_t N, int trans)
+{
+    for (size_t n = 0; n < N; n += 16)
+        for (size_t m = 0; m < M; m++)
+            for (size_t j = 0; j < 16; j++, dst++)
+                *dst = n + j >= N ? 0.0f : trans ? W[(n + j) * M + m]
+                                                 : W[m * N + n + j];
+}
+
 static inline __attribute__((always_inline)) void
 rowmm_block(size_t nb, size_t M, size_t N, const float *in, size_t ldi,
-            const float *W, size_t ldw, float *out, size_t ldo, int add)
+            const float *Wp, float *out, size_t ldo, int add)
 {
-    size_t n = 0;
-    for (; n + 16 <= N; n += 16) {
-        v8 acc[4][2];
-#pragma GCC unroll 4
+    for (size_t n = 0; n < N; n += 16) {
+        const float *panel = Wp + n * M;
+        const size_t nn = N - n < 16 ? N - n : 16;
+        v8 acc[6][2];
+#pragma GCC unroll 6
         for (size_t b = 0; b < nb; b++) {
-            if (add) {
+            if (add && nn == 16) {
                 acc[b][0] = *(const v8 *)(out + b * ldo + n);
                 acc[b][1] = *(const v8 *)(out + b * ldo + n + 8);
             } else {
@@ -56,9 +70,9 @@ rowmm_block(size_t nb, size_t M, size_t N, const float *in, size_t ldi,
             }
         }
         for (size_t m = 0; m < M; m++) {
-            const v8 w0 = *(const v8 *)(W + m * ldw + n);
-            const v8 w1 = *(const v8 *)(W + m * ldw + n + 8);
-#pragma GCC unroll 4
+            const v8 w0 = *(const v8 *)(panel + m * 16);
+            const v8 w1 = *(const v8 *)(panel + m * 16 + 8);
+#pragma GCC unroll 6
             for (size_t b = 0; b < nb; b++) {
                 const float x = in[b * ldi + m];
                 const v8 xb = {x, x, x, x, x, x, x, x};
@@ -66,34 +80,40 @@ rowmm_block(size_t nb, size_t M, size_t N, const float *in, size_t ldi,
                 acc[b][1] += xb * w1;
             }
         }
-#pragma GCC unroll 4
-        for (size_t b = 0; b < nb; b++) {
-            *(v8 *)(out + b * ldo + n) = acc[b][0];
-            *(v8 *)(out + b * ldo + n + 8) = acc[b][1];
+        if (nn == 16) {
+#pragma GCC unroll 6
+            for (size_t b = 0; b < nb; b++) {
+                *(v8 *)(out + b * ldo + n) = acc[b][0];
+                *(v8 *)(out + b * ldo + n + 8) = acc[b][1];
+            }
+        } else {  /* the last, partial panel */
+            for (size_t b = 0; b < nb; b++) {
+                float tile[16];
+                memcpy(tile, acc[b], sizeof tile);
+                for (size_t j = 0; j < nn; j++)
+                    out[b * ldo + n + j] =
+                        (add ? out[b * ldo + n + j] : 0.0f) + tile[j];
+            }
         }
     }
-    for (; n < N; n++)  /* the last N % 16 columns */
-        for (size_t b = 0; b < nb; b++) {
-            float acc = add ? out[b * ldo + n] : 0.0f;
-            for (size_t m = 0; m < M; m++)
-                acc += in[b * ldi + m] * W[m * ldw + n];
-            out[b * ldo + n] = acc;
-        }
 }
 
-/* Rows in blocks of 4, each block size a constant the compiler unrolls. */
+/* out (nb,N) (+)= in (nb,M) x W, W packed by lstm__pack16. Rows in blocks
+ * of 6, each block size a constant the compiler unrolls. */
 static inline __attribute__((always_inline)) void
 rowmm(size_t nb, size_t M, size_t N, const float *in, size_t ldi,
-      const float *W, size_t ldw, float *out, size_t ldo, int add)
+      const float *Wp, float *out, size_t ldo, int add)
 {
-    for (size_t b = 0; b < nb; b += 4) {
+    for (size_t b = 0; b < nb; b += 6) {
         const float *i = in + b * ldi;
         float *o = out + b * ldo;
-        switch (nb - b >= 4 ? 4 : nb - b) {
-        case 4: rowmm_block(4, M, N, i, ldi, W, ldw, o, ldo, add); break;
-        case 3: rowmm_block(3, M, N, i, ldi, W, ldw, o, ldo, add); break;
-        case 2: rowmm_block(2, M, N, i, ldi, W, ldw, o, ldo, add); break;
-        default: rowmm_block(1, M, N, i, ldi, W, ldw, o, ldo, add); break;
+        switch (nb - b >= 6 ? 6 : nb - b) {
+        case 6: rowmm_block(6, M, N, i, ldi, Wp, o, ldo, add); break;
+        case 5: rowmm_block(5, M, N, i, ldi, Wp, o, ldo, add); break;
+        case 4: rowmm_block(4, M, N, i, ldi, Wp, o, ldo, add); break;
+        case 3: rowmm_block(3, M, N, i, ldi, Wp, o, ldo, add); break;
+        case 2: rowmm_block(2, M, N, i, ldi, Wp, o, ldo, add); break;
+        default: rowmm_block(1, M, N, i, ldi, Wp, o, ldo, add); break;
         }
     }
 }
@@ -125,7 +145,7 @@ static inline __attribute__((always_inline)) void cell_fwd_simd(float *restrict 
 LSTM_CLONES
 void lstm__lstm_fwd_simd(size_t nb, size_t T, size_t H, const size_t *len,
                          float *gates, float *hs, float *cs, float *y,
-                         const float *w_hh, const float *w_hhT,
+                         const float *w_hh, const float *w_pk,
                          float *scratch)
 {
     const size_t G = 4 * H;
@@ -134,8 +154,8 @@ void lstm__lstm_fwd_simd(size_t nb, size_t T, size_t H, const size_t *len,
     for (size_t t = 0; t < T; t++) {
         /* a_b,t += h_b,t-1 W_hh^T for the whole slice (finished rows too:
          * their result is overwritten below) */
-        rowmm(nb, H, G, hs + t * H, (T + 1) * H, w_hhT, G, gates + t * G,
-              T * G, 1);
+        rowmm(nb, H, G, hs + t * H, (T + 1) * H, w_pk, gates + t * G, T * G,
+              1);
         for (size_t b = 0; b < nb; b++) {
             float *a = gates + (b * T + t) * G;
             float *hp = hs + (b * (T + 1) + t) * H;
@@ -157,8 +177,10 @@ LSTM_CLONES
 void lstm__lstm_bwd_simd(size_t nb, size_t T, size_t H, const size_t *len,
                          float *dA, float *dh, float *dc, const float *dy,
                          const float *gates, const float *cs,
-                         const float *w_hh, float *scratch)
+                         const float *w_hh, const float *w_pk,
+                         float *scratch)
 {
+    (void)w_hh;
     const size_t G = 4 * H;
     for (size_t t = T; t-- > 0;) {
         for (size_t b = 0; b < nb; b++) {
@@ -189,7 +211,7 @@ void lstm__lstm_bwd_simd(size_t nb, size_t T, size_t H, const size_t *len,
         }
         /* dh_b,t-1 = da_b,t W_hh for the slice, into scratch; rows past
          * their end keep the dh they carry */
-        rowmm(nb, G, H, dA + t * G, T * G, w_hh, H, scratch, H, 0);
+        rowmm(nb, G, H, dA + t * G, T * G, w_pk, scratch, H, 0);
         for (size_t b = 0; b < nb; b++)
             if (t < len[b])
                 memcpy(dh + b * H, scratch + b * H, H * sizeof *dh);

@@ -14,10 +14,10 @@ static float sigmoid_ref(float x) { return 1.0f / (1.0f + expf(-x)); }
 
 void lstm__lstm_fwd_ref(size_t nb, size_t T, size_t H, const size_t *len,
                         float *gates, float *hs, float *cs, float *y,
-                        const float *w_hh, const float *w_hhT, float *scratch)
+                        const float *w_hh, const float *w_pk, float *scratch)
 {
     const size_t G = 4 * H;
-    (void)w_hhT;
+    (void)w_pk;
     (void)scratch;
     for (size_t b = 0; b < nb; b++) {
         for (size_t t = 0; t < T; t++) {
@@ -63,9 +63,10 @@ void lstm__lstm_fwd_ref(size_t nb, size_t T, size_t H, const size_t *len,
 void lstm__lstm_bwd_ref(size_t nb, size_t T, size_t H, const size_t *len,
                         float *dA, float *dh, float *dc, const float *dy,
                         const float *gates, const float *cs, const float *w_hh,
-                        float *scratch)
+                        const float *w_pk, float *scratch)
 {
     const size_t G = 4 * H;
+    (void)w_pk;
     (void)scratch;
     for (size_t b = 0; b < nb; b++) {
         float *dhb = dh + b * H, *dcb = dc + b * H;

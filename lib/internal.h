@@ -25,7 +25,4 @@ void lstm__gemm(int ta, int tb, size_t M, size_t N, size_t K, float alpha,
 typedef struct { char *base; size_t used; } lstm__carver;
 float *lstm__carve(lstm__carver *c, size_t nfloats);
 
-/* a (n,m) -> b (m,n) */
-void lstm__transpose(float *b, const float *a, size_t n, size_t m);
-
 #endif

@@ -99,7 +99,8 @@ static void layout(lstm_lstm *l, lstm__carver *c, size_t B, size_t T)
     l->dA = lstm__carve(c, B * T * G);
     l->dbuf = lstm__carve(c, B * T * H);
     l->dhc = lstm__carve(c, 2 * B * H);
-    l->whT = lstm__carve(c, L * H * G);
+    l->wpk = lstm__carve(c, L * lstm__pack16_size(H, G));
+    l->wpk_bwd = lstm__carve(c, lstm__pack16_size(G, H));
     l->scratch = lstm__carve(c, B * G);
     l->len = (size_t *)(void *)lstm__carve(c, B * sizeof(size_t));
     l->hn = lstm__carve(c, L * B * H);
@@ -198,7 +199,7 @@ int lstm_lstm_forward(lstm_lstm *l, const float *x, const int32_t *len,
         float *hs = l->hs + k * B * (T + 1) * H;
         float *cs = l->cs + k * B * (T + 1) * H;
         float *ys = l->ys + k * B * T * H;
-        float *whT = l->whT + k * H * G;
+        float *wpk = l->wpk + k * lstm__pack16_size(H, G);
         const float *in = layer_input(l, k);
 
         /* gates = in W_ih^T + (b_ih + b_hh), every step at once */
@@ -208,7 +209,7 @@ int lstm_lstm_forward(lstm_lstm *l, const float *x, const int32_t *len,
             memcpy(gates + n * G, l->scratch, G * sizeof *gates);
         lstm__gemm(0, 1, B * T, G, in_dim, 1.0f, in, in_dim, w_ih, in_dim,
                    1.0f, gates, G);
-        lstm__transpose(whT, w_hh, G, H);
+        lstm__pack16(wpk, w_hh, H, G, 1);
         for (size_t b = 0; b < B; b++) {
             float *h = hs + b * (T + 1) * H, *c = cs + b * (T + 1) * H;
             if (h0)
@@ -227,7 +228,7 @@ int lstm_lstm_forward(lstm_lstm *l, const float *x, const int32_t *len,
             if (b1 > b0)
                 kern->lstm_fwd(b1 - b0, T, H, l->len + b0, gates + b0 * T * G,
                                hs + b0 * (T + 1) * H, cs + b0 * (T + 1) * H,
-                               ys + b0 * T * H, w_hh, whT,
+                               ys + b0 * T * H, w_hh, wpk,
                                l->scratch + b0 * G);
         }
         for (size_t b = 0; b < B; b++) {
@@ -267,6 +268,7 @@ int lstm_lstm_backward(lstm_lstm *l, const float *dout, const float *dhn,
         const float *cs = l->cs + k * B * (T + 1) * H;
         const float *in = layer_input(l, k);
 
+        lstm__pack16(l->wpk_bwd, w_hh, G, H, 0);
         if (dhn)
             memcpy(dh, dhn + k * B * H, B * H * sizeof *dh);
         else
@@ -283,7 +285,7 @@ int lstm_lstm_backward(lstm_lstm *l, const float *dout, const float *dhn,
                 kern->lstm_bwd(b1 - b0, T, H, l->len + b0, l->dA + b0 * T * G,
                                dh + b0 * H, dc + b0 * H,
                                dy ? dy + b0 * T * H : NULL, gates + b0 * T * G,
-                               cs + b0 * (T + 1) * H, w_hh,
+                               cs + b0 * (T + 1) * H, w_hh, l->wpk_bwd,
                                l->scratch + b0 * G);
         }
         if (dh0)

@@ -163,10 +163,3 @@ void lstm__gemm(int ta, int tb, size_t M, size_t N, size_t K, float alpha,
                     C + m0 * ldc, ldc);
     }
 }
-
-void lstm__transpose(float *b, const float *a, size_t n, size_t m)
-{
-    for (size_t i = 0; i < n; i++)
-        for (size_t j = 0; j < m; j++)
-            b[j * n + i] = a[i * m + j];
-}

@@ -70,7 +70,7 @@ END_TEST
 typedef struct {
     size_t nb, T, H;
     size_t *len;
-    float *gates, *hs, *cs, *y, *w, *wT, *scratch;
+    float *gates, *hs, *cs, *y, *w, *wpk_f, *wpk_b, *scratch;
     float *dA, *dh, *dc, *dy;
 } rec_case;
 
@@ -90,7 +90,8 @@ static void rec_init(rec_case *c, size_t nb, size_t T, size_t H, uint64_t seed)
     c->cs = calloc(nb * (T + 1) * H, 4);
     c->y = malloc(nb * T * H * 4);
     c->w = malloc(G * H * 4);
-    c->wT = malloc(G * H * 4);
+    c->wpk_f = malloc(lstm__pack16_size(H, G) * 4);
+    c->wpk_b = malloc(lstm__pack16_size(G, H) * 4);
     c->scratch = malloc(nb * G * 4);
     c->dA = malloc(nb * T * G * 4);
     c->dh = malloc(nb * H * 4);
@@ -98,9 +99,8 @@ static void rec_init(rec_case *c, size_t nb, size_t T, size_t H, uint64_t seed)
     c->dy = malloc(nb * T * H * 4);
     fill_randn(c->gates, nb * T * G, seed + 1);
     lstm_fill_uniform(c->w, G * H, -0.3f, 0.3f, &r);
-    for (size_t j = 0; j < G; j++)
-        for (size_t k = 0; k < H; k++)
-            c->wT[k * G + j] = c->w[j * H + k];
+    lstm__pack16(c->wpk_f, c->w, H, G, 1);
+    lstm__pack16(c->wpk_b, c->w, G, H, 0);
     for (size_t b = 0; b < nb; b++) {
         fill_randn(c->hs + b * (T + 1) * H, H, seed + 2 + b);
         fill_randn(c->cs + b * (T + 1) * H, H, seed + 900 + b);
@@ -119,7 +119,8 @@ static void rec_copy(rec_case *d, const rec_case *s)
     memcpy(d->hs, s->hs, nb * (T + 1) * H * 4);
     memcpy(d->cs, s->cs, nb * (T + 1) * H * 4);
     memcpy(d->w, s->w, G * H * 4);
-    memcpy(d->wT, s->wT, G * H * 4);
+    memcpy(d->wpk_f, s->wpk_f, lstm__pack16_size(H, G) * 4);
+    memcpy(d->wpk_b, s->wpk_b, lstm__pack16_size(G, H) * 4);
     memcpy(d->dh, s->dh, nb * H * 4);
     memcpy(d->dc, s->dc, nb * H * 4);
     memcpy(d->dy, s->dy, nb * T * H * 4);
@@ -128,7 +129,7 @@ static void rec_copy(rec_case *d, const rec_case *s)
 static void rec_free(rec_case *c)
 {
     free(c->len); free(c->gates); free(c->hs); free(c->cs); free(c->y);
-    free(c->w); free(c->wT); free(c->scratch); free(c->dA); free(c->dh);
+    free(c->w); free(c->wpk_f); free(c->wpk_b); free(c->scratch); free(c->dA); free(c->dh);
     free(c->dc); free(c->dy);
 }
 
@@ -138,10 +139,10 @@ static void rec_compare(size_t nb, size_t T, size_t H, uint64_t seed)
     rec_case r, s;
     rec_init(&r, nb, T, H, seed);
     rec_copy(&s, &r);
-    lstm__lstm_fwd_ref(nb, T, H, r.len, r.gates, r.hs, r.cs, r.y, r.w, r.wT,
+    lstm__lstm_fwd_ref(nb, T, H, r.len, r.gates, r.hs, r.cs, r.y, r.w, NULL,
                        r.scratch);
-    lstm__lstm_fwd_simd(nb, T, H, s.len, s.gates, s.hs, s.cs, s.y, s.w, s.wT,
-                        s.scratch);
+    lstm__lstm_fwd_simd(nb, T, H, s.len, s.gates, s.hs, s.cs, s.y, s.w,
+                        s.wpk_f, s.scratch);
     assert_close(s.gates, r.gates, nb * T * G, 1e-5, 1e-5, "fwd gates");
     assert_close(s.hs, r.hs, nb * (T + 1) * H, 1e-5, 1e-5, "fwd h");
     assert_close(s.cs, r.cs, nb * (T + 1) * H, 1e-5, 1e-5, "fwd c");
@@ -151,11 +152,11 @@ static void rec_compare(size_t nb, size_t T, size_t H, uint64_t seed)
         memcpy(dh, r.dh, nb * H * 4);
         memcpy(dc, r.dc, nb * H * 4);
         lstm__lstm_bwd_ref(nb, T, H, r.len, r.dA, r.dh, r.dc,
-                           with_dy ? r.dy : NULL, r.gates, r.cs, r.w,
+                           with_dy ? r.dy : NULL, r.gates, r.cs, r.w, NULL,
                            r.scratch);
         lstm__lstm_bwd_simd(nb, T, H, s.len, s.dA, dh, dc,
                             with_dy ? s.dy : NULL, s.gates, s.cs, s.w,
-                            s.scratch);
+                            s.wpk_b, s.scratch);
         assert_close(s.dA, r.dA, nb * T * G, 1e-5, 1e-4, "bwd dA");
         assert_close(dh, r.dh, nb * H, 1e-5, 1e-4, "bwd dh0");
         assert_close(dc, r.dc, nb * H, 1e-5, 1e-4, "bwd dc0");
