@@ -10,6 +10,7 @@
 #                   training, test report; make run DATA=FILE for another file
 #   make data       downloads and checks data/data.csv
 #   make bench      LSTM throughput (bench/lstm_step)
+#   make bench-compare  the same against oneDNN and PyTorch, side by side
 #   make install PREFIX=/usr/local
 #   make WERROR=1 ...  warnings are errors (CI)
 
@@ -41,7 +42,7 @@ TEST_SRC = $(wildcard tests/*.c)
 TEST_OBJ = $(TEST_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN = $(BUILD)/tests/run_tests
 
-.PHONY: all test check-run asan valgrind deps checkdeps checkdeps-test install run data bench clean liblstm.pc
+.PHONY: all test check-run asan valgrind deps checkdeps checkdeps-test install run data bench bench-compare clean liblstm.pc
 
 # Example programs; sanitizer and valgrind builds keep theirs under BUILD.
 EXDIR ?= examples
@@ -56,6 +57,17 @@ bench/%: bench/%.c $(ARCHIVE)
 
 bench: $(BENCHES)
 	bench/lstm_step
+
+# The peers of bench-compare: oneDNN (C) and PyTorch (Python).
+BENCH_DEBS = libdnnl-dev python3-torch
+
+bench/dnnl_lstm: bench/dnnl_lstm.c
+	$(CC) $(CFLAGS) -std=c11 -Wall -Wextra -fopenmp $< -o $@ -ldnnl $(LDFLAGS)
+
+bench-compare: $(BENCHES)
+	@$(MAKE) --no-print-directory DEBS="$(BENCH_DEBS)" deps
+	@$(MAKE) --no-print-directory bench/dnnl_lstm
+	bench/compare.sh
 
 $(EXDIR)/%: examples/%.c $(ARCHIVE)
 	@mkdir -p $(dir $@)
@@ -168,6 +180,6 @@ install: $(ARCHIVE) liblstm.pc
 	install -m 644 liblstm.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/liblstm.pc
 
 clean:
-	rm -rf build lib/liblstm.a liblstm.pc examples/lstm_example examples/news_classifier $(BENCHES)
+	rm -rf build lib/liblstm.a liblstm.pc examples/lstm_example examples/news_classifier $(BENCHES) bench/dnnl_lstm
 
 -include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d)
