@@ -828,7 +828,7 @@ static int cmd_train(const options *o)
     long best_epoch = 0, wait = 0, epoch;
     int rc = 0, stopped = 0;
     const int tty = isatty(2);
-    double t_train = now();
+    double t_train = now(), t_opt = 0, t_eval = 0;
     for (epoch = 1; epoch <= o->epochs && !rc; epoch++) {
         lstm_rng_shuffle(&shuf_rng, order, ntrain);
         progress pg = {tty, now(), 0, steps};
@@ -852,7 +852,9 @@ static int cmd_train(const options *o)
                          "--lr", epoch, s + 1, (double)loss);
                 break;
             }
+            double t0 = now();
             lstm_adamw_step(&opt, m.ps.w, m.ps.g);
+            t_opt += now() - t0;
             lsum += (double)loss * (double)B;
             seen += B;
             for (size_t i = 0; i < B; i++) {
@@ -870,12 +872,13 @@ static int cmd_train(const options *o)
             break;
         double secs = now() - pg.t0;
         double tl = lsum / (double)seen, ta = (double)correct / (double)seen;
-        double vl = NAN, va = NAN;
+        double vl = NAN, va = NAN, t0 = now();
         if (sp.n[1] && evaluate(&m, &c, sp.idx[1], sp.n[1], c.ds.label, vpred,
                                 NULL, &vl, &va)) {
             rc = 1;
             break;
         }
+        t_eval += now() - t0;
         printf("epoch %2ld  train loss %.4f acc %.3f  val loss %.4f acc %.3f"
                "  %.1f s (%.1f items/s)\n", epoch, tl, ta, vl, va, secs,
                (double)seen / secs);
@@ -924,8 +927,17 @@ static int cmd_train(const options *o)
     (void)stopped;
     double t_total = now() - t_train;
     if (!rc) {
-        printf("training: %ld epochs in %.1f s (%.1f s per epoch)\n",
-               last_epoch, t_total, t_total / (double)(last_epoch ? last_epoch : 1));
+        const double ne = (double)(last_epoch ? last_epoch : 1);
+        const double t_steps = t_total - t_eval;
+        printf("training: %ld epochs in %.1f s (%.1f s per epoch, %.1f s of "
+               "them training steps)\n", last_epoch, t_total, t_total / ne,
+               t_steps / ne);
+        printf("per epoch: embedding %.2f s, LSTM forward %.2f s, LSTM "
+               "backward %.2f s, head %.2f s, optimizer %.2f s, other %.2f s; "
+               "validation %.2f s\n", m.t_embed / ne, m.t_lstm_fwd / ne,
+               m.t_lstm_bwd / ne, m.t_head / ne, t_opt / ne,
+               (t_steps - m.t_embed - m.t_lstm_fwd - m.t_lstm_bwd - m.t_head -
+                t_opt) / ne, t_eval / ne);
         const size_t nt = sp.n[2];
         int32_t *pred = malloc((nt + 1) * sizeof *pred);
         float *probs = malloc((nt + 1) * C * sizeof *probs);

@@ -316,6 +316,8 @@ typedef struct {
     float *mask[LSTM_MLP_MAX];    /* dropout masks */
     float *logits, *logp;     /* (B,C) */
     float *dlog, *dtmp, *dhn, *dout, *dx;  /* backward scratch */
+    /* seconds spent in training-mode passes since init, per phase */
+    double t_embed, t_lstm_fwd, t_lstm_bwd, t_head;
 } lstm_classifier;
 
 int lstm_classifier_init(lstm_classifier *m, const lstm_classifier_config *cfg);
@@ -326,7 +328,10 @@ int lstm_classifier_forward(lstm_classifier *m, const int32_t *ids,
                             const int32_t *len, size_t B, size_t T,
                             const int32_t *y, float *loss, int train,
                             lstm_rng *r);
-/* Backward of the last forward's mean loss: adds into m->ps.g. */
+/* Backward of the last forward's mean loss: adds into m->ps.g. The t_*
+ * fields accumulate the wall time of each phase of training-mode forward
+ * and backward passes: embedding (gather and scatter-add), LSTM forward,
+ * LSTM backward, and the head (pooling, MLP, loss). */
 int lstm_classifier_backward(lstm_classifier *m, const int32_t *y);
 void lstm_classifier_free(lstm_classifier *m);
 

@@ -9,10 +9,19 @@
  *   mean  the mean of the last layer's outputs
  *   max   their element-wise maximum
  */
+#define _POSIX_C_SOURCE 200809L  /* clock_gettime */
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "internal.h"
+
+static double seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
 
 static size_t head_width(const lstm_classifier_config *c, size_t i)
 {
@@ -180,9 +189,16 @@ int lstm_classifier_forward(lstm_classifier *m, const int32_t *ids,
     m->train = train;
     memcpy(m->ids, ids, B * T * sizeof *ids);
     memcpy(m->len, len, B * sizeof *len);
+    double t0 = seconds();
     err = lstm_embedding_forward(&m->emb, m->x, ids, B * T);
+    double t1 = seconds();
     if (!err)
         err = lstm_lstm_forward(&m->rnn, m->x, len, NULL, NULL, B, T, train, r);
+    double t2 = seconds();
+    if (train) {
+        m->t_embed += t1 - t0;
+        m->t_lstm_fwd += t2 - t1;
+    }
     if (err)
         return err;
     pool_forward(m);
@@ -197,7 +213,10 @@ int lstm_classifier_forward(lstm_classifier *m, const int32_t *ids,
             memcpy(m->act[i + 1], m->rel[i], n * sizeof(float));
     }
     lstm_dense_forward(&m->fc[k->n_mlp], m->logits, m->act[k->n_mlp], B);
-    return lstm_logsoftmax_nll_forward(m->logp, loss, m->logits, y, B, k->C);
+    err = lstm_logsoftmax_nll_forward(m->logp, loss, m->logits, y, B, k->C);
+    if (train)
+        m->t_head += seconds() - t2;
+    return err;
 }
 
 int lstm_classifier_backward(lstm_classifier *m, const int32_t *y)
@@ -210,6 +229,7 @@ int lstm_classifier_backward(lstm_classifier *m, const int32_t *y)
         if (y[b] < 0 || (size_t)y[b] >= k->C)
             return lstm_error(LSTM_ERANGE, "classifier: label %ld outside "
                               "[0,%zu)", (long)y[b], k->C);
+    double t0 = seconds();
     lstm_logsoftmax_nll_backward(m->dlog, m->logp, y, B, k->C);
     /* the head, from the top: dtmp alternates between two halves */
     float *d = m->dtmp, *dnext = m->dtmp + B * max_width(k);
@@ -245,9 +265,16 @@ int lstm_classifier_backward(lstm_classifier *m, const int32_t *y)
         }
         dout = m->dout;
     }
+    double t1 = seconds();
     int err = lstm_lstm_backward(&m->rnn, dout, dhn, NULL, m->dx, NULL, NULL);
+    double t2 = seconds();
     if (err)
         return err;
     lstm_embedding_backward(&m->emb, m->dx, m->ids, B * T);
+    if (m->train) {
+        m->t_head += t1 - t0;
+        m->t_lstm_bwd += t2 - t1;
+        m->t_embed += seconds() - t2;
+    }
     return LSTM_OK;
 }
