@@ -86,7 +86,6 @@ $(BUILD)/tests/%.o: tests/%.c | checkdeps checkdeps-test
 # reads floating-point exception flags). Not -ffast-math: NaNs, infinities,
 # signed zeros and the order of operations stay IEEE.
 $(BUILD)/kernels/lstm_cell.o: ALL_CFLAGS += -ffp-contract=fast -fno-trapping-math
-$(BUILD)/kernels/gemm_simd.o: ALL_CFLAGS += -ffp-contract=fast
 
 $(ARCHIVE): $(LIB_OBJ)
 	@mkdir -p $(dir $@)

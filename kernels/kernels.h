@@ -81,7 +81,7 @@ typedef struct {
 extern const lstm__kernels lstm__kernels_ref;
 extern const lstm__kernels lstm__kernels_tuned;
 
-lstm__gemm_fn lstm__gemm_ref, lstm__gemm_blas, lstm__gemm_simd;
+lstm__gemm_fn lstm__gemm_ref, lstm__gemm_blas;
 lstm__lstm_fwd_fn lstm__lstm_fwd_ref, lstm__lstm_fwd_simd;
 lstm__lstm_bwd_fn lstm__lstm_bwd_ref, lstm__lstm_bwd_simd;
 lstm__adamw_fn lstm__adamw_ref, lstm__adamw_simd;
