@@ -65,11 +65,17 @@ int lstm_error(int err, const char *fmt, ...)
  * pools never compete. */
 void lstm_set_threads(int n);
 int lstm_get_threads(void);
-/* Forces the portable single-thread reference kernels (on != 0) or the
- * tuned ones; returns the previous setting. The environment variable
- * LSTM_KERNELS=ref sets it at start-up. */
+/* Kernel sets: "ref" (portable single-thread references), or the tuned
+ * kernels compiled for "generic" code, "avx2" (AVX2 + FMA) or "avx512".
+ * The default is the set named by the environment variable LSTM_KERNELS at
+ * start-up, else the fastest set the CPU runs. lstm_kernels_select(NAME)
+ * switches (NULL: back to the default) and fails for a set the CPU cannot
+ * run. */
+int lstm_kernels_select(const char *name);
+/* Forces the references (on != 0) or the default set; returns whether the
+ * references were in use. */
 int lstm_kernels_use_ref(int on);
-/* "ref" or the name of the tuned set in use. */
+/* The name of the set in use. */
 const char *lstm_kernels_name(void);
 
 /* ---- allocation -------------------------------------------------------- */

@@ -19,12 +19,9 @@ void lstm__adamw_ref(float *w, float *m, float *v, const float *g, size_t n,
     }
 }
 
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#endif
-void lstm__adamw_simd(float *restrict w, float *restrict m, float *restrict v,
-                      const float *restrict g, size_t n,
-                      const lstm__adamw_args *a)
+static inline __attribute__((always_inline)) void
+adamw_body(float *restrict w, float *restrict m, float *restrict v,
+           const float *restrict g, size_t n, const lstm__adamw_args *a)
 {
     const float decay = a->decay, b1 = a->b1, b2 = a->b2, omb1 = a->omb1;
     const float omb2 = a->omb2, sn = a->step_neg, bc = a->bc2_sqrt;
@@ -40,3 +37,16 @@ void lstm__adamw_simd(float *restrict w, float *restrict m, float *restrict v,
         w[k] = wk + sn * mk / (sqrtf(vk) / bc + eps);
     }
 }
+
+#define ADAMW(isa, attr)                                                    \
+    attr void lstm__adamw_##isa(float *w, float *m, float *v, const float *g,\
+                                size_t n, const lstm__adamw_args *a)        \
+    {                                                                       \
+        adamw_body(w, m, v, g, n, a);                                       \
+    }
+
+ADAMW(generic, )
+#if LSTM_X86
+ADAMW(avx2, LSTM_ISA_AVX2)
+ADAMW(avx512, LSTM_ISA_AVX512)
+#endif

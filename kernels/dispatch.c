@@ -1,24 +1,70 @@
 /*
- * dispatch.c - the two kernel tables, and the per-thread floating-point
- * mode. The library picks a table at run time (lib/runtime.c); the CPU
- * feature choice inside the tuned kernels is made by the loader
- * (target_clones), so a table entry is always safe to call.
+ * dispatch.c - the kernel sets (the references, and the tuned kernels for
+ * each instruction set this build has), the CPU check that decides which
+ * the machine can run, and the per-thread floating-point mode. The library
+ * picks a set at run time (lib/runtime.c).
  */
 #if defined(__x86_64__) || defined(__i386__)
 #include <xmmintrin.h>
 #endif
 
+#include <string.h>
+
 #include "kernels.h"
 
-const lstm__kernels lstm__kernels_ref = {
-    "ref", lstm__gemm_ref, lstm__lstm_fwd_ref, lstm__lstm_bwd_ref,
-    lstm__adamw_ref,
+static const lstm__kernels sets[] = {
+    {"ref", lstm__gemm_ref, lstm__lstm_fwd_ref, lstm__lstm_bwd_ref,
+     lstm__adamw_ref},
+    {"generic", lstm__gemm_blas, lstm__lstm_fwd_generic,
+     lstm__lstm_bwd_generic, lstm__adamw_generic},
+#if LSTM_X86
+    {"avx2", lstm__gemm_blas, lstm__lstm_fwd_avx2, lstm__lstm_bwd_avx2,
+     lstm__adamw_avx2},
+    {"avx512", lstm__gemm_blas, lstm__lstm_fwd_avx512, lstm__lstm_bwd_avx512,
+     lstm__adamw_avx512},
+#endif
 };
 
-const lstm__kernels lstm__kernels_tuned = {
-    "tuned", lstm__gemm_blas, lstm__lstm_fwd_simd, lstm__lstm_bwd_simd,
-    lstm__adamw_simd,
-};
+/* Whether this CPU runs the instructions of set `name`. */
+static int cpu_runs(const char *name)
+{
+#if LSTM_X86
+    /* the features of -march=x86-64-v3 and -v4 that the compiler may use */
+    if (strcmp(name, "avx2") == 0 || strcmp(name, "avx512") == 0) {
+        __builtin_cpu_init();
+        int v3 = __builtin_cpu_supports("avx2") &&
+                 __builtin_cpu_supports("fma") &&
+                 __builtin_cpu_supports("bmi") &&
+                 __builtin_cpu_supports("bmi2");
+        if (strcmp(name, "avx2") == 0)
+            return v3;
+        return v3 && __builtin_cpu_supports("avx512f") &&
+               __builtin_cpu_supports("avx512bw") &&
+               __builtin_cpu_supports("avx512dq") &&
+               __builtin_cpu_supports("avx512vl");
+    }
+#endif
+    return 1;
+}
+
+const lstm__kernels *lstm__kernels_get(const char *name)
+{
+    for (size_t i = 0; i < sizeof sets / sizeof *sets; i++)
+        if (strcmp(sets[i].name, name) == 0)
+            return cpu_runs(name) ? &sets[i] : NULL;
+    return NULL;
+}
+
+const lstm__kernels *lstm__kernels_best(void)
+{
+    static const char *order[] = {"avx512", "avx2", "generic"};
+    for (int i = 0; i < 3; i++) {
+        const lstm__kernels *k = lstm__kernels_get(order[i]);
+        if (k)
+            return k;
+    }
+    return &sets[0];
+}
 
 void lstm__ftz(void)
 {

@@ -78,13 +78,30 @@ typedef struct {
     lstm__adamw_fn *adamw;
 } lstm__kernels;
 
-extern const lstm__kernels lstm__kernels_ref;
-extern const lstm__kernels lstm__kernels_tuned;
+/* The kernel sets: "ref" (the references), and the tuned kernels compiled
+ * for "generic" (baseline) code, "avx2" (AVX2 + FMA) and "avx512". Returns
+ * NULL for a name this build or this CPU cannot run. */
+const lstm__kernels *lstm__kernels_get(const char *name);
+/* The fastest tuned set this CPU runs. */
+const lstm__kernels *lstm__kernels_best(void);
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define LSTM_X86 1
+#define LSTM_ISA_AVX2 __attribute__((target("arch=x86-64-v3")))
+#define LSTM_ISA_AVX512 __attribute__((target("arch=x86-64-v4")))
+#else
+#define LSTM_X86 0
+#endif
 
 lstm__gemm_fn lstm__gemm_ref, lstm__gemm_blas;
-lstm__lstm_fwd_fn lstm__lstm_fwd_ref, lstm__lstm_fwd_simd;
-lstm__lstm_bwd_fn lstm__lstm_bwd_ref, lstm__lstm_bwd_simd;
-lstm__adamw_fn lstm__adamw_ref, lstm__adamw_simd;
+lstm__lstm_fwd_fn lstm__lstm_fwd_ref, lstm__lstm_fwd_generic;
+lstm__lstm_bwd_fn lstm__lstm_bwd_ref, lstm__lstm_bwd_generic;
+lstm__adamw_fn lstm__adamw_ref, lstm__adamw_generic;
+#if LSTM_X86
+lstm__lstm_fwd_fn lstm__lstm_fwd_avx2, lstm__lstm_fwd_avx512;
+lstm__lstm_bwd_fn lstm__lstm_bwd_avx2, lstm__lstm_bwd_avx512;
+lstm__adamw_fn lstm__adamw_avx2, lstm__adamw_avx512;
+#endif
 
 /* Sets flush-to-zero and denormals-are-zero in the calling thread. Every
  * thread that runs kernels calls it: backward through padding produces

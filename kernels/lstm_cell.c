@@ -5,10 +5,10 @@
  * what is left here is inherently sequential: h_{t-1} W_hh^T, the gate
  * math, and dh_{t-1} = dA_t W_hh.
  *
- * This file holds the tuned versions (_simd): all sequences of the slice
- * per step so each row of W_hh is read once per step, register-blocked
- * products, vmath.h's exp/tanh, compiled for AVX-512, AVX2 and baseline
- * x86-64 (chosen at load time), with multiply-adds fused (the Makefile
+ * This file holds the tuned versions: all sequences of the slice per step
+ * so each row of W_hh is read once per step, register-blocked products,
+ * vmath.h's exp/tanh; one copy each for AVX-512 (_avx512), AVX2 + FMA
+ * (_avx2) and baseline code (_generic), with multiply-adds fused (the Makefile
  * builds this file with -ffp-contract=fast -fno-trapping-math; without the
  * latter the gate math's selects stay scalar). lstm_cell_ref.c holds the
  * references they are tested against.
@@ -19,12 +19,6 @@
 #include "kernels.h"
 #include "vmath.h"
 
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#define LSTM_CLONES \
-    __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define LSTM_CLONES
-#endif
 
 /* ---- the tuned recurrence ----
  *
@@ -38,6 +32,7 @@
  * 2 to 12 fused multiply-adds. */
 
 typedef float v8 __attribute__((vector_size(32), aligned(4)));
+typedef float v4 __attribute__((vector_size(16), aligned(4)));
 
 size_t lstm__pack16_size(size_t M, size_t N) { return M * ((N + 15) / 16) * 16; }
 
@@ -51,71 +46,76 @@ void lstm__pack16(float *restrict dst, const float *restrict W, size_t M,
                                                  : W[m * N + n + j];
 }
 
-static inline __attribute__((always_inline)) void
-rowmm_block(size_t nb, size_t M, size_t N, const float *in, size_t ldi,
-            const float *Wp, float *out, size_t ldo, int add)
-{
-    for (size_t n = 0; n < N; n += 16) {
-        const float *panel = Wp + n * M;
-        const size_t nn = N - n < 16 ? N - n : 16;
-        v8 acc[6][2];
-#pragma GCC unroll 6
-        for (size_t b = 0; b < nb; b++) {
-            if (add && nn == 16) {
-                acc[b][0] = *(const v8 *)(out + b * ldo + n);
-                acc[b][1] = *(const v8 *)(out + b * ldo + n + 8);
-            } else {
-                acc[b][0] = (v8){0};
-                acc[b][1] = (v8){0};
-            }
-        }
-        for (size_t m = 0; m < M; m++) {
-            const v8 w0 = *(const v8 *)(panel + m * 16);
-            const v8 w1 = *(const v8 *)(panel + m * 16 + 8);
-#pragma GCC unroll 6
-            for (size_t b = 0; b < nb; b++) {
-                const float x = in[b * ldi + m];
-                const v8 xb = {x, x, x, x, x, x, x, x};
-                acc[b][0] += xb * w0;
-                acc[b][1] += xb * w1;
-            }
-        }
-        if (nn == 16) {
-#pragma GCC unroll 6
-            for (size_t b = 0; b < nb; b++) {
-                *(v8 *)(out + b * ldo + n) = acc[b][0];
-                *(v8 *)(out + b * ldo + n + 8) = acc[b][1];
-            }
-        } else {  /* the last, partial panel */
-            for (size_t b = 0; b < nb; b++) {
-                float tile[16];
-                memcpy(tile, acc[b], sizeof tile);
-                for (size_t j = 0; j < nn; j++)
-                    out[b * ldo + n + j] =
-                        (add ? out[b * ldo + n + j] : 0.0f) + tile[j];
-            }
-        }
+/* The register tile: nb rows x 16 columns as NV vectors of type V each
+ * (two of 8 floats with AVX; four of 4 on baseline SIMD, which has 16
+ * registers of 4 floats and would spill an 8-float tile). */
+#define ROWMM_BLOCK(name, V, NV)                                             \
+    static inline __attribute__((always_inline)) void name(                 \
+        size_t nb, size_t M, size_t N, const float *in, size_t ldi,          \
+        const float *Wp, float *out, size_t ldo, int add)                    \
+    {                                                                        \
+        const size_t W = 16 / NV; /* floats per vector */                    \
+        for (size_t n = 0; n < N; n += 16) {                                 \
+            const float *panel = Wp + n * M;                                 \
+            const size_t nn = N - n < 16 ? N - n : 16;                       \
+            V acc[6][NV];                                                    \
+            _Pragma("GCC unroll 6") for (size_t b = 0; b < nb; b++)          \
+                _Pragma("GCC unroll 4") for (size_t v = 0; v < NV; v++)      \
+                    acc[b][v] = add && nn == 16                              \
+                                    ? *(const V *)(out + b * ldo + n + v * W)\
+                                    : (V){0};                                \
+            for (size_t m = 0; m < M; m++) {                                 \
+                V w[NV];                                                     \
+                _Pragma("GCC unroll 4") for (size_t v = 0; v < NV; v++)      \
+                    w[v] = *(const V *)(panel + m * 16 + v * W);             \
+                _Pragma("GCC unroll 6") for (size_t b = 0; b < nb; b++) {    \
+                    const V x = (V){0} + in[b * ldi + m];                    \
+                    _Pragma("GCC unroll 4") for (size_t v = 0; v < NV; v++)  \
+                        acc[b][v] += x * w[v];                               \
+                }                                                            \
+            }                                                                \
+            if (nn == 16) {                                                  \
+                _Pragma("GCC unroll 6") for (size_t b = 0; b < nb; b++)      \
+                    _Pragma("GCC unroll 4") for (size_t v = 0; v < NV; v++)  \
+                        *(V *)(out + b * ldo + n + v * W) = acc[b][v];       \
+            } else { /* the last, partial panel */                           \
+                for (size_t b = 0; b < nb; b++) {                            \
+                    float tile[16];                                          \
+                    memcpy(tile, acc[b], sizeof tile);                       \
+                    for (size_t j = 0; j < nn; j++)                          \
+                        out[b * ldo + n + j] =                               \
+                            (add ? out[b * ldo + n + j] : 0.0f) + tile[j];   \
+                }                                                            \
+            }                                                                \
+        }                                                                    \
     }
-}
+
+ROWMM_BLOCK(rowmm_block8, v8, 2)
+ROWMM_BLOCK(rowmm_block4, v4, 4)
 
 /* out (nb,N) (+)= in (nb,M) x W, W packed by lstm__pack16. Rows in blocks
- * of 6, each block size a constant the compiler unrolls. */
+ * of at most maxb: 6 with 8-float vectors (12 accumulators of 16), 3 with
+ * 4-float vectors; each block size a constant the compiler unrolls. */
 static inline __attribute__((always_inline)) void
-rowmm(size_t nb, size_t M, size_t N, const float *in, size_t ldi,
-      const float *Wp, float *out, size_t ldo, int add)
+rowmm(size_t maxb, size_t nb, size_t M, size_t N, const float *in,
+      size_t ldi, const float *Wp, float *out, size_t ldo, int add)
 {
-    for (size_t b = 0; b < nb; b += 6) {
+#define ROWS(k)                                                              \
+    (maxb == 6 ? rowmm_block8(k, M, N, i, ldi, Wp, o, ldo, add)              \
+               : rowmm_block4(k, M, N, i, ldi, Wp, o, ldo, add))
+    for (size_t b = 0; b < nb; b += maxb) {
         const float *i = in + b * ldi;
         float *o = out + b * ldo;
-        switch (nb - b >= 6 ? 6 : nb - b) {
-        case 6: rowmm_block(6, M, N, i, ldi, Wp, o, ldo, add); break;
-        case 5: rowmm_block(5, M, N, i, ldi, Wp, o, ldo, add); break;
-        case 4: rowmm_block(4, M, N, i, ldi, Wp, o, ldo, add); break;
-        case 3: rowmm_block(3, M, N, i, ldi, Wp, o, ldo, add); break;
-        case 2: rowmm_block(2, M, N, i, ldi, Wp, o, ldo, add); break;
-        default: rowmm_block(1, M, N, i, ldi, Wp, o, ldo, add); break;
+        switch (nb - b >= maxb ? maxb : nb - b) {
+        case 6: ROWS(6); break;
+        case 5: ROWS(5); break;
+        case 4: ROWS(4); break;
+        case 3: ROWS(3); break;
+        case 2: ROWS(2); break;
+        default: ROWS(1); break;
         }
     }
+#undef ROWS
 }
 
 /* Gate math of one step for one sequence: a holds the pre-activations.
@@ -142,11 +142,10 @@ static inline __attribute__((always_inline)) void cell_fwd_simd(float *restrict 
     }
 }
 
-LSTM_CLONES
-void lstm__lstm_fwd_simd(size_t nb, size_t T, size_t H, const size_t *len,
-                         float *gates, float *hs, float *cs, float *y,
-                         const float *w_hh, const float *w_pk,
-                         float *scratch)
+static inline __attribute__((always_inline)) void
+fwd_body(size_t maxb, size_t nb, size_t T, size_t H, const size_t *len,
+         float *gates, float *hs, float *cs, float *y, const float *w_hh,
+         const float *w_pk, float *scratch)
 {
     const size_t G = 4 * H;
     (void)w_hh;
@@ -154,8 +153,8 @@ void lstm__lstm_fwd_simd(size_t nb, size_t T, size_t H, const size_t *len,
     for (size_t t = 0; t < T; t++) {
         /* a_b,t += h_b,t-1 W_hh^T for the whole slice (finished rows too:
          * their result is overwritten below) */
-        rowmm(nb, H, G, hs + t * H, (T + 1) * H, w_pk, gates + t * G, T * G,
-              1);
+        rowmm(maxb, nb, H, G, hs + t * H, (T + 1) * H, w_pk, gates + t * G,
+              T * G, 1);
         for (size_t b = 0; b < nb; b++) {
             float *a = gates + (b * T + t) * G;
             float *hp = hs + (b * (T + 1) + t) * H;
@@ -173,12 +172,11 @@ void lstm__lstm_fwd_simd(size_t nb, size_t T, size_t H, const size_t *len,
     }
 }
 
-LSTM_CLONES
-void lstm__lstm_bwd_simd(size_t nb, size_t T, size_t H, const size_t *len,
-                         float *dA, float *dh, float *dc, const float *dy,
-                         const float *gates, const float *cs,
-                         const float *w_hh, const float *w_pk,
-                         float *scratch)
+static inline __attribute__((always_inline)) void
+bwd_body(size_t maxb, size_t nb, size_t T, size_t H, const size_t *len,
+         float *dA, float *dh, float *dc, const float *dy, const float *gates,
+         const float *cs, const float *w_hh, const float *w_pk,
+         float *scratch)
 {
     (void)w_hh;
     const size_t G = 4 * H;
@@ -211,9 +209,38 @@ void lstm__lstm_bwd_simd(size_t nb, size_t T, size_t H, const size_t *len,
         }
         /* dh_b,t-1 = da_b,t W_hh for the slice, into scratch; rows past
          * their end keep the dh they carry */
-        rowmm(nb, G, H, dA + t * G, T * G, w_pk, scratch, H, 0);
+        rowmm(maxb, nb, G, H, dA + t * G, T * G, w_pk, scratch, H, 0);
         for (size_t b = 0; b < nb; b++)
             if (t < len[b])
                 memcpy(dh + b * H, scratch + b * H, H * sizeof *dh);
     }
 }
+
+/* One copy of each kernel per instruction set; kernels.h's LSTM_ISA_*
+ * attributes, dispatch.c picks one at run time. */
+#define RECURRENCE(isa, attr, maxb)                                         \
+    attr void lstm__lstm_fwd_##isa(size_t nb, size_t T, size_t H,           \
+                                   const size_t *len, float *gates,         \
+                                   float *hs, float *cs, float *y,          \
+                                   const float *w_hh, const float *w_pk,    \
+                                   float *scratch)                          \
+    {                                                                       \
+        fwd_body(maxb, nb, T, H, len, gates, hs, cs, y, w_hh, w_pk,         \
+                 scratch);                                                  \
+    }                                                                       \
+    attr void lstm__lstm_bwd_##isa(size_t nb, size_t T, size_t H,           \
+                                   const size_t *len, float *dA, float *dh, \
+                                   float *dc, const float *dy,              \
+                                   const float *gates, const float *cs,     \
+                                   const float *w_hh, const float *w_pk,    \
+                                   float *scratch)                          \
+    {                                                                       \
+        bwd_body(maxb, nb, T, H, len, dA, dh, dc, dy, gates, cs, w_hh,      \
+                 w_pk, scratch);                                            \
+    }
+
+RECURRENCE(generic, , 3)
+#if LSTM_X86
+RECURRENCE(avx2, LSTM_ISA_AVX2, 6)
+RECURRENCE(avx512, LSTM_ISA_AVX512, 6)
+#endif

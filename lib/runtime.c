@@ -86,7 +86,8 @@ float *lstm__carve(lstm__carver *c, size_t nfloats)
 /* ---- threads and kernels ---- */
 
 static int n_threads;       /* 0: OpenMP's default */
-static int use_ref = -1;    /* -1: not read from the environment yet */
+static const lstm__kernels *kset;   /* NULL: not chosen yet */
+static const lstm__kernels *kset_default;  /* $LSTM_KERNELS, else the best */
 
 void lstm_set_threads(int n) { n_threads = n > 0 ? n : 0; }
 
@@ -105,27 +106,45 @@ int lstm__threads_for(size_t work)
     return work < 65536 ? 1 : lstm_get_threads();
 }
 
+/* The set of $LSTM_KERNELS, else the best this CPU runs. An unknown or
+ * unsupported name falls back to the best set; lstm_kernels_select reports
+ * it. */
 static void runtime_init(void)
 {
-    if (use_ref >= 0)
+    if (kset)
         return;
-    const char *e = getenv("LSTM_KERNELS");
-    use_ref = e && strcmp(e, "ref") == 0;
     lstm__blas_single_thread();
+    const char *e = getenv("LSTM_KERNELS");
+    const lstm__kernels *k = e && *e ? lstm__kernels_get(e) : NULL;
+    kset_default = k ? k : lstm__kernels_best();
+    kset = kset_default;
+}
+
+int lstm_kernels_select(const char *name)
+{
+    runtime_init();
+    const lstm__kernels *k = name ? lstm__kernels_get(name) : kset_default;
+    if (!k)
+        return lstm_error(LSTM_EINVAL,
+                          "kernels: '%s' is unknown or needs instructions this "
+                          "CPU lacks (ref, generic, avx2, avx512)",
+                          name);
+    kset = k;
+    return LSTM_OK;
 }
 
 int lstm_kernels_use_ref(int on)
 {
     runtime_init();
-    int old = use_ref;
-    use_ref = on != 0;
+    int old = strcmp(kset->name, "ref") == 0;
+    kset = on ? lstm__kernels_get("ref") : kset_default;
     return old;
 }
 
 const lstm__kernels *lstm__k(void)
 {
     runtime_init();
-    return use_ref ? &lstm__kernels_ref : &lstm__kernels_tuned;
+    return kset;
 }
 
 const char *lstm_kernels_name(void) { return lstm__k()->name; }

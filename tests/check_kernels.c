@@ -16,6 +16,11 @@ static const size_t odd[] = {1, 3, 7, 17, 65};
 
 static int quick(void) { return getenv("LSTM_TEST_QUICK") != NULL; }
 
+/* The tuned sets, by loop index; NULL where this CPU cannot run one. */
+static const char *set_names[] = {"generic", "avx2", "avx512"};
+#define NSETS 3
+static const lstm__kernels *tuned(int i) { return lstm__kernels_get(set_names[i]); }
+
 START_TEST(vmath_against_libm)
 {
     double worst_e = 0, worst_s = 0, worst_t = 0;
@@ -133,7 +138,8 @@ static void rec_free(rec_case *c)
     free(c->dc); free(c->dy);
 }
 
-static void rec_compare(size_t nb, size_t T, size_t H, uint64_t seed)
+static void rec_compare(const lstm__kernels *k, size_t nb, size_t T, size_t H,
+                        uint64_t seed)
 {
     const size_t G = 4 * H;
     rec_case r, s;
@@ -141,8 +147,8 @@ static void rec_compare(size_t nb, size_t T, size_t H, uint64_t seed)
     rec_copy(&s, &r);
     lstm__lstm_fwd_ref(nb, T, H, r.len, r.gates, r.hs, r.cs, r.y, r.w, NULL,
                        r.scratch);
-    lstm__lstm_fwd_simd(nb, T, H, s.len, s.gates, s.hs, s.cs, s.y, s.w,
-                        s.wpk_f, s.scratch);
+    k->lstm_fwd(nb, T, H, s.len, s.gates, s.hs, s.cs, s.y, s.w, s.wpk_f,
+                s.scratch);
     assert_close(s.gates, r.gates, nb * T * G, 1e-5, 1e-5, "fwd gates");
     assert_close(s.hs, r.hs, nb * (T + 1) * H, 1e-5, 1e-5, "fwd h");
     assert_close(s.cs, r.cs, nb * (T + 1) * H, 1e-5, 1e-5, "fwd c");
@@ -154,9 +160,8 @@ static void rec_compare(size_t nb, size_t T, size_t H, uint64_t seed)
         lstm__lstm_bwd_ref(nb, T, H, r.len, r.dA, r.dh, r.dc,
                            with_dy ? r.dy : NULL, r.gates, r.cs, r.w, NULL,
                            r.scratch);
-        lstm__lstm_bwd_simd(nb, T, H, s.len, s.dA, dh, dc,
-                            with_dy ? s.dy : NULL, s.gates, s.cs, s.w,
-                            s.wpk_b, s.scratch);
+        k->lstm_bwd(nb, T, H, s.len, s.dA, dh, dc, with_dy ? s.dy : NULL,
+                    s.gates, s.cs, s.w, s.wpk_b, s.scratch);
         assert_close(s.dA, r.dA, nb * T * G, 1e-5, 1e-4, "bwd dA");
         assert_close(dh, r.dh, nb * H, 1e-5, 1e-4, "bwd dh0");
         assert_close(dc, r.dc, nb * H, 1e-5, 1e-4, "bwd dc0");
@@ -171,25 +176,59 @@ static void rec_compare(size_t nb, size_t T, size_t H, uint64_t seed)
     rec_free(&s);
 }
 
-START_TEST(lstm_rec_ref_vs_simd)
+/* _i = set * 4 + index of T */
+START_TEST(lstm_rec_ref_vs_tuned)
 {
+    const lstm__kernels *k = tuned(_i / 4);
+    if (!k)
+        return;  /* this CPU lacks the instructions */
     for (size_t a = 0; a < NODD; a++)
         for (size_t c = 0; c < NODD; c++)
-            rec_compare(odd[a], odd[_i], odd[c], a * 31 + c);
+            rec_compare(k, odd[a], odd[_i % 4], odd[c], a * 31 + c);
 }
 END_TEST
 
-START_TEST(lstm_rec_ref_vs_simd_large)
+START_TEST(lstm_rec_ref_vs_tuned_large)
 {
+    const lstm__kernels *k = tuned(_i);
+    if (!k)
+        return;
     if (quick())
-        rec_compare(4, 32, 128, 77);
+        rec_compare(k, 4, 32, 128, 77);
     else
-        rec_compare(8, 128, 128, 77);
+        rec_compare(k, 8, 128, 128, 77);
 }
 END_TEST
 
-START_TEST(adamw_ref_vs_simd)
+START_TEST(kernel_sets)
 {
+    /* each set the CPU runs can be forced, and the default comes back */
+    ck_assert_int_eq(lstm_kernels_select(NULL), 0);
+    const char *best = lstm_kernels_name();
+    int available = 0;
+    for (int i = 0; i < NSETS; i++)
+        if (tuned(i)) {
+            ck_assert_int_eq(lstm_kernels_select(set_names[i]), 0);
+            ck_assert_str_eq(lstm_kernels_name(), set_names[i]);
+            available++;
+        } else {
+            ck_assert_int_eq(lstm_kernels_select(set_names[i]), LSTM_EINVAL);
+        }
+    ck_assert(available >= 1);
+    ck_assert_int_eq(lstm_kernels_select("ref"), 0);
+    ck_assert_int_eq(lstm_kernels_use_ref(0), 1);
+    ck_assert_str_eq(lstm_kernels_name(), best);
+    ck_assert_int_eq(lstm_kernels_select("sse9"), LSTM_EINVAL);
+    ck_assert(strstr(lstm_errmsg(), "'sse9' is unknown") != NULL);
+    ck_assert_str_eq(lstm_kernels_name(), best);
+}
+END_TEST
+
+START_TEST(adamw_ref_vs_tuned)
+{
+    const lstm__kernels *k = tuned(_i);
+    if (!k)
+        return;
     const size_t sizes[] = {1, 3, 7, 17, 65, 100003};
     lstm__adamw_args a = {0.99999f, 0.9f, 0.999f, 0.1f, 0.001f,
                           -0.01f, 0.0316f, 1e-8f};
@@ -209,7 +248,7 @@ START_TEST(adamw_ref_vs_simd)
         }
         for (int step = 0; step < 3; step++) {
             lstm__adamw_ref(w[0], m[0], v[0], g, n, &a);
-            lstm__adamw_simd(w[1], m[1], v[1], g, n, &a);
+            k->adamw(w[1], m[1], v[1], g, n, &a);
         }
         assert_close(w[1], w[0], n, 1e-7, 1e-6, "adamw w");
         assert_close(m[1], m[0], n, 1e-7, 1e-6, "adamw m");
@@ -231,9 +270,11 @@ Suite *kernels_suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, vmath_against_libm);
     tcase_add_loop_test(tc, gemm_ref_vs_blas, 0, 4);
-    tcase_add_loop_test(tc, lstm_rec_ref_vs_simd, 0, 4);  /* T = 1..17 */
-    tcase_add_test(tc, lstm_rec_ref_vs_simd_large);
-    tcase_add_test(tc, adamw_ref_vs_simd);
+    /* every tuned set the CPU runs: generic, avx2, avx512 */
+    tcase_add_loop_test(tc, lstm_rec_ref_vs_tuned, 0, 4 * NSETS);
+    tcase_add_loop_test(tc, lstm_rec_ref_vs_tuned_large, 0, NSETS);
+    tcase_add_loop_test(tc, adamw_ref_vs_tuned, 0, NSETS);
+    tcase_add_test(tc, kernel_sets);
     suite_add_tcase(s, tc);
     return s;
 }
