@@ -15,6 +15,8 @@
  */
 #define _XOPEN_SOURCE 700
 #include <oneapi/dnnl/dnnl.h>
+
+#include "benchutil.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,19 +35,6 @@
             exit(1);                                                         \
         }                                                                    \
     } while (0)
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
 
 static dnnl_engine_t engine;
 static dnnl_stream_t stream;
@@ -231,18 +220,16 @@ int main(int argc, char **argv)
                 make_layer(&fwd[l], &bwd[l], train, B, T, l ? H : I, H);
             double *ms = malloc((size_t)reps * sizeof *ms);
             for (int r = -1; r < reps; r++) {  /* r = -1: warm-up */
-                double t0 = now();
+                double t0 = bench_now();
                 for (long l = 0; l < L; l++)
                     run(&fwd[l]);
                 for (long l = L; train && l-- > 0;)
                     run(&bwd[l]);
                 CHECK(dnnl_stream_wait(stream));
                 if (r >= 0)
-                    ms[r] = (now() - t0) * 1e3;
+                    ms[r] = (bench_now() - t0) * 1e3;
             }
-            qsort(ms, (size_t)reps, sizeof *ms, cmp_double);
-            double med = reps % 2 ? ms[reps / 2]
-                                  : 0.5 * (ms[reps / 2 - 1] + ms[reps / 2]);
+            double med = bench_median(ms, (size_t)reps);
             printf("{\"mode\":\"%s\",\"batch\":%ld,\"seq\":%ld,\"input\":%ld,"
                    "\"hidden\":%ld,\"layers\":%ld,\"threads\":%d,"
                    "\"ms_median\":%.3f,\"impl\":\"oneDNN %d.%d\"}\n",

@@ -27,20 +27,8 @@
 #include <immintrin.h>
 #endif
 
+#include "benchutil.h"
 #include "lstm.h"
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
 
 /* ---- the FMA peak ---- */
 
@@ -111,10 +99,10 @@ static double fma_peak(int threads, const char **isa)
     /* the best of several runs: a run shares the cores with whatever else
      * wakes up, and the first one also starts the threads */
     for (int rep = 0; rep < 7; rep++) {
-        double t0 = now();
+        double t0 = bench_now();
 #pragma omp parallel num_threads(threads) reduction(+ : sink)
         sink += w512 ? fma_avx512() : fma_avx2();
-        double t = now() - t0;
+        double t = bench_now() - t0;
         /* FMA_ITERS / lanes iterations x 12 FMAs x lanes x 2 flops */
         double flops = 2.0 * 12.0 * (double)FMA_ITERS * threads;
         if (flops / t * 1e-9 > best)
@@ -340,13 +328,11 @@ int main(int argc, char **argv)
                 return 1;
             }
             for (size_t r = 0; r < reps; r++) {
-                double t0 = now();
+                double t0 = bench_now();
                 run_once(&b, train);
-                ms[r] = (now() - t0) * 1e3;
+                ms[r] = (bench_now() - t0) * 1e3;
             }
-            qsort(ms, reps, sizeof *ms, cmp_double);
-            double med = reps % 2 ? ms[reps / 2]
-                                  : 0.5 * (ms[reps / 2 - 1] + ms[reps / 2]);
+            double med = bench_median(ms, reps);
             double flops = train ? 3 * fwd : fwd;
             double gf = flops / (med * 1e-3) * 1e-9;
             double tps = (double)(B * T) / (med * 1e-3);

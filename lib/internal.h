@@ -6,6 +6,10 @@
 
 #include <assert.h>
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 #include "lstm.h"
 #include "../kernels/kernels.h"
 
@@ -20,6 +24,20 @@ int lstm__threads_for(size_t work);
 void lstm__gemm(int ta, int tb, size_t M, size_t N, size_t K, float alpha,
                 const float *A, size_t lda, const float *B, size_t ldb,
                 float beta, float *C, size_t ldc);
+
+/* The calling thread's share [*i0, *i1) of n items, inside a parallel
+ * region: contiguous, in thread order, sizes differing by one at most. */
+static inline void lstm__share(size_t n, size_t *i0, size_t *i1)
+{
+#ifdef _OPENMP
+    size_t id = (size_t)omp_get_thread_num();
+    size_t nt = (size_t)omp_get_num_threads();
+#else
+    size_t id = 0, nt = 1;
+#endif
+    *i0 = n * id / nt;
+    *i1 = n * (id + 1) / nt;
+}
 
 /* Bump allocation of one block: plan with sizes, then carve. */
 typedef struct { char *base; size_t used; } lstm__carver;

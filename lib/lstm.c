@@ -17,10 +17,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
 #include "internal.h"
 
 enum { W_IH, W_HH, B_IH, B_HH };
@@ -102,7 +98,7 @@ static void layout(lstm_lstm *l, lstm__carver *c, size_t B, size_t T)
     l->wpk = lstm__carve(c, L * lstm__pack16_size(H, G));
     l->wpk_bwd = lstm__carve(c, lstm__pack16_size(G, H));
     l->scratch = lstm__carve(c, B * G);
-    l->len = (size_t *)(void *)lstm__carve(c, B * sizeof(size_t));
+    l->len = (size_t *)(void *)lstm__carve(c, B * sizeof(size_t) / sizeof(float));
     l->hn = lstm__carve(c, L * B * H);
     l->cn = lstm__carve(c, L * B * H);
 }
@@ -139,16 +135,6 @@ static int rec_threads(const lstm_lstm *l, size_t B, size_t T)
     int nt = lstm__threads_for(B * T * 4 * l->H * l->H);
     return nt > (int)B ? (int)B : nt;
 }
-
-#ifdef _OPENMP
-#define SLICE(B, b0, b1)                                                     \
-    size_t b0 = (B) * (size_t)omp_get_thread_num() /                         \
-                (size_t)omp_get_num_threads(),                               \
-           b1 = (B) * ((size_t)omp_get_thread_num() + 1) /                   \
-                (size_t)omp_get_num_threads()
-#else
-#define SLICE(B, b0, b1) size_t b0 = 0, b1 = (B)
-#endif
 
 /* The input of layer k as the forward used it. */
 static const float *layer_input(const lstm_lstm *l, size_t k)
@@ -223,7 +209,8 @@ int lstm_lstm_forward(lstm_lstm *l, const float *x, const int32_t *len,
         }
 #pragma omp parallel num_threads(nt)
         {
-            SLICE(B, b0, b1);
+            size_t b0, b1;
+            lstm__share(B, &b0, &b1);
             lstm__ftz();
             if (b1 > b0)
                 kern->lstm_fwd(b1 - b0, T, H, l->len + b0, gates + b0 * T * G,
@@ -279,7 +266,8 @@ int lstm_lstm_backward(lstm_lstm *l, const float *dout, const float *dhn,
             memset(dc, 0, B * H * sizeof *dc);
 #pragma omp parallel num_threads(nt)
         {
-            SLICE(B, b0, b1);
+            size_t b0, b1;
+            lstm__share(B, &b0, &b1);
             lstm__ftz();
             if (b1 > b0)
                 kern->lstm_bwd(b1 - b0, T, H, l->len + b0, l->dA + b0 * T * G,

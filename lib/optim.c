@@ -6,10 +6,6 @@
 #include <math.h>
 #include <string.h>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
 #include "internal.h"
 
 int lstm_adamw_init(lstm_adamw *o, size_t n, double lr, double beta1,
@@ -53,13 +49,8 @@ void lstm_adamw_step(lstm_adamw *o, float *w, const float *g)
     int nt = lstm__threads_for(n * 8);
 #pragma omp parallel num_threads(nt)
     {
-#ifdef _OPENMP
-        size_t id = (size_t)omp_get_thread_num();
-        size_t nth = (size_t)omp_get_num_threads();
-#else
-        size_t id = 0, nth = 1;
-#endif
-        size_t i0 = n * id / nth, i1 = n * (id + 1) / nth;
+        size_t i0, i1;
+        lstm__share(n, &i0, &i1);
         lstm__ftz();
         k->adamw(w + i0, o->m + i0, o->v + i0, g + i0, i1 - i0, &a);
     }

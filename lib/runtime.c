@@ -8,10 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
 #include "internal.h"
 
 /* ---- errors ---- */
@@ -164,17 +160,11 @@ void lstm__gemm(int ta, int tb, size_t M, size_t N, size_t K, float alpha,
     }
 #pragma omp parallel num_threads(nt)
     {
-#ifdef _OPENMP
-        size_t id = (size_t)omp_get_thread_num();
-        size_t n = (size_t)omp_get_num_threads();
-#else
-        size_t id = 0, n = 1;
-#endif
         /* rows in chunks of 16 so every thread's block is kernel-aligned */
-        size_t chunks = (M + 15) / 16;
-        size_t m0 = chunks * id / n * 16, m1 = chunks * (id + 1) / n * 16;
-        if (m1 > M)
-            m1 = M;
+        size_t m0, m1;
+        lstm__share((M + 15) / 16, &m0, &m1);
+        m0 *= 16;
+        m1 = m1 * 16 < M ? m1 * 16 : M;
         lstm__ftz();
         if (m1 > m0)
             k->gemm(ta, tb, m1 - m0, N, K, alpha,
