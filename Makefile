@@ -175,7 +175,7 @@ liblstm.pc:
 install: $(ARCHIVE) liblstm.pc
 	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include
 	install -m 644 $(ARCHIVE) $(DESTDIR)$(PREFIX)/lib/liblstm.a
-	install -m 644 include/lstm.h $(DESTDIR)$(PREFIX)/include/lstm.h
+	install -m 644 include/lstm.h include/lstm_data.h $(DESTDIR)$(PREFIX)/include/
 	install -m 644 liblstm.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/liblstm.pc
 
 clean:
