@@ -191,8 +191,13 @@ int lstm_lstm_forward(lstm_lstm *l, const float *x, const int32_t *len,
         /* gates = in W_ih^T + (b_ih + b_hh), every step at once */
         for (size_t j = 0; j < G; j++)
             l->scratch[j] = b_ih[j] + b_hh[j];
-        for (size_t n = 0; n < B * T; n++)
-            memcpy(gates + n * G, l->scratch, G * sizeof *gates);
+#pragma omp parallel num_threads(lstm__threads_for(B * T * G))
+        {
+            size_t n0, n1;
+            lstm__share(B * T, &n0, &n1);
+            for (size_t n = n0; n < n1; n++)
+                memcpy(gates + n * G, l->scratch, G * sizeof *gates);
+        }
         lstm__gemm(0, 1, B * T, G, in_dim, 1.0f, in, in_dim, w_ih, in_dim,
                    1.0f, gates, G);
         lstm__pack16(wpk, w_hh, H, G, 1);
@@ -287,17 +292,24 @@ int lstm_lstm_backward(lstm_lstm *l, const float *dout, const float *dhn,
         for (size_t b = 0; b < B; b++)
             lstm__gemm(1, 0, G, H, T, 1.0f, l->dA + b * T * G, G,
                        hs + b * (T + 1) * H, H, 1.0f, g_hh, H);
-        /* db_ih = db_hh = column sums of dA */
-        for (size_t j = 0; j < G; j++)
-            l->scratch[j] = 0.0f;
-        for (size_t n = 0; n < B * T; n++) {
-            const float *row = l->dA + n * G;
-            for (size_t j = 0; j < G; j++)
-                l->scratch[j] += row[j];
-        }
-        for (size_t j = 0; j < G; j++) {
-            gb_ih[j] += l->scratch[j];
-            gb_hh[j] += l->scratch[j];
+        /* db_ih = db_hh = column sums of dA; threads split the columns, so
+         * every sum runs over the rows in the same order on any count */
+#pragma omp parallel num_threads(lstm__threads_for(B * T * G))
+        {
+            size_t j0, j1;
+            lstm__share(G, &j0, &j1);
+            float *acc = l->scratch;
+            for (size_t j = j0; j < j1; j++)
+                acc[j] = 0.0f;
+            for (size_t n = 0; n < B * T; n++) {
+                const float *row = l->dA + n * G;
+                for (size_t j = j0; j < j1; j++)
+                    acc[j] += row[j];
+            }
+            for (size_t j = j0; j < j1; j++) {
+                gb_ih[j] += acc[j];
+                gb_hh[j] += acc[j];
+            }
         }
         /* gradient of this layer's input */
         if (k > 0) {
