@@ -151,9 +151,12 @@ fwd_body(size_t maxb, size_t nb, size_t T, size_t H, const size_t *len,
     (void)w_hh;
     (void)scratch;
     for (size_t t = 0; t < T; t++) {
-        /* a_b,t += h_b,t-1 W_hh^T for the whole slice (finished rows too:
-         * their result is overwritten below) */
-        rowmm(maxb, nb, H, G, hs + t * H, (T + 1) * H, w_pk, gates + t * G,
+        /* a_b,t += h_b,t-1 W_hh^T for rows up to the last one still running
+         * (finished rows before it are computed too, and overwritten) */
+        size_t live = nb;
+        while (live > 0 && t >= len[live - 1])
+            live--;
+        rowmm(maxb, live, H, G, hs + t * H, (T + 1) * H, w_pk, gates + t * G,
               T * G, 1);
         for (size_t b = 0; b < nb; b++) {
             float *a = gates + (b * T + t) * G;
@@ -207,9 +210,12 @@ bwd_body(size_t maxb, size_t nb, size_t T, size_t H, const size_t *len,
                 dcb[k] = dcc * f;
             }
         }
-        /* dh_b,t-1 = da_b,t W_hh for the slice, into scratch; rows past
-         * their end keep the dh they carry */
-        rowmm(maxb, nb, G, H, dA + t * G, T * G, w_pk, scratch, H, 0);
+        /* dh_b,t-1 = da_b,t W_hh for the slice (up to its last running
+         * row), into scratch; rows past their end keep the dh they carry */
+        size_t live = nb;
+        while (live > 0 && t >= len[live - 1])
+            live--;
+        rowmm(maxb, live, G, H, dA + t * G, T * G, w_pk, scratch, H, 0);
         for (size_t b = 0; b < nb; b++)
             if (t < len[b])
                 memcpy(dh + b * H, scratch + b * H, H * sizeof *dh);
