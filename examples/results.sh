@@ -35,10 +35,12 @@ printf '%-6s %4s | %-28s | %-28s\n' pool seed "liblstm acc / macro-F1 / s/ep" \
 for pool in last mean max; do
   for seed in 0 1 2; do
     d="$OUT/$pool-$seed"
-    c=$(awk '/^test accuracy/ {a=$3; f=$NF} /^training:/ {s=$(NF-3); sub(/\(/,"",s)}
-             END {printf "%.3f / %.3f / %.1f", a, f, s}' "$d/c.log")
+    acc=$(sed -n 's/^test accuracy \([0-9.]*\).*macro f1 \([0-9.]*\)$/\1 \2/p' "$d/c.log")
+    sec=$(sed -n 's/^training:.*(\([0-9.]*\) s per epoch.*/\1/p' "$d/c.log")
+    c=$(printf '%s %s' "$acc" "$sec" | awk '{printf "%.3f / %.3f / %.1f", $1, $2, $3}')
     t="-"
-    [ -s "$d/torch.log" ] && t=$(awk '/^test accuracy/ {gsub(",",""); printf "%.3f / %.3f / %.1f", $3, $6, $7}' "$d/torch.log")
+    [ -s "$d/torch.log" ] && grep -q "^test accuracy" "$d/torch.log" && \
+      t=$(awk '/^test accuracy/ {gsub(",",""); printf "%.3f / %.3f / %.1f", $3, $6, $7}' "$d/torch.log")
     printf '%-6s %4s | %-28s | %-28s\n' "$pool" "$seed" "$c" "$t"
   done
 done
