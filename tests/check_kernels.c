@@ -226,8 +226,8 @@ END_TEST
 
 START_TEST(adamw_ref_vs_tuned)
 {
-    const lstm__kernels *k = tuned(_i);
-    if (!k)
+    const lstm__kernels *kset = tuned(_i);
+    if (!kset)
         return;
     const size_t sizes[] = {1, 3, 7, 17, 65, 100003};
     lstm__adamw_args a = {0.99999f, 0.9f, 0.999f, 0.1f, 0.001f,
@@ -248,7 +248,7 @@ START_TEST(adamw_ref_vs_tuned)
         }
         for (int step = 0; step < 3; step++) {
             lstm__adamw_ref(w[0], m[0], v[0], g, n, &a);
-            k->adamw(w[1], m[1], v[1], g, n, &a);
+            kset->adamw(w[1], m[1], v[1], g, n, &a);
         }
         assert_close(w[1], w[0], n, 1e-7, 1e-6, "adamw w");
         assert_close(m[1], m[0], n, 1e-7, 1e-6, "adamw m");
