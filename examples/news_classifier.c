@@ -34,7 +34,7 @@ typedef struct {
     const char *data, *model, *out, *split, *monitor;
     long epochs, batch, max_len, vocab, embed, hidden, layers, patience;
     long threads, seed;
-    double dropout, lr, wd;
+    double dropout, lr, wd, clip;
     int pool, json;
     const char **inputs;
     int ninputs;
@@ -90,6 +90,7 @@ static void usage(FILE *fp)
 "  --batch-size N       (4)\n"
 "  --lr X               AdamW learning rate (1e-3)\n"
 "  --weight-decay X     AdamW decoupled weight decay (1e-5)\n"
+"  --clip-grad-norm X   scale gradients down to this 2-norm (0: off)\n"
 "  --patience N         early stopping: epochs without improvement (3)\n"
 "  --monitor M          train-loss, val-loss or val-acc (train-loss); the\n"
 "                       best weights are restored for val-* metrics\n"
@@ -177,7 +178,8 @@ static int parse_args(int argc, char **argv, options *o)
             "--data", "--model", "--out", "--split", "--monitor", "--epochs",
             "--batch-size", "--max-len", "--vocab-size", "--embed-dim",
             "--hidden", "--layers", "--patience", "--threads", "--seed",
-            "--dropout", "--lr", "--weight-decay", "--pool"};
+            "--dropout", "--lr", "--weight-decay", "--pool",
+            "--clip-grad-norm"};
         int ok = 0;
         for (size_t k = 0; k < sizeof known / sizeof *known; k++)
             ok |= strcmp(flag, known[k]) == 0;
@@ -216,6 +218,7 @@ static int parse_args(int argc, char **argv, options *o)
         else if (!strcmp(flag, "--dropout")) e = parse_double(flag, v, 0.0, 0.99, &o->dropout);
         else if (!strcmp(flag, "--lr")) e = parse_double(flag, v, 0.0, 10.0, &o->lr);
         else if (!strcmp(flag, "--weight-decay")) e = parse_double(flag, v, 0.0, 10.0, &o->wd);
+        else if (!strcmp(flag, "--clip-grad-norm")) e = parse_double(flag, v, 0.0, 1e6, &o->clip);
         if (e)
             return e;
     }
@@ -847,9 +850,20 @@ static int cmd_train(const options *o)
                 rc = die("%s", lstm_errmsg());
                 break;
             }
-            if (!isfinite(loss)) {
-                rc = die("epoch %ld step %zu: the loss is %g; try a lower "
-                         "--lr", epoch, s + 1, (double)loss);
+            double gnorm = o->clip > 0 ? lstm_params_clip_grad_norm(&m.ps, o->clip)
+                                       : 0.0;
+            if (!isfinite(loss) || !isfinite(gnorm)) {
+                const lstm_param *bad = lstm_params_nonfinite(&m.ps, 1);
+                rc = die("epoch %ld step %zu: the %s is %g%s%s; %s; try a lower "
+                         "--lr (now %g) or --clip-grad-norm 1",
+                         epoch, s + 1, isfinite(loss) ? "gradient norm" : "loss",
+                         isfinite(loss) ? gnorm : (double)loss,
+                         bad ? ", first non-finite gradient in " : "",
+                         bad ? bad->name : "",
+                         epoch > 1 ? "model.safetensors in --out holds the "
+                                     "weights of the last finished epoch"
+                                   : "no epoch finished, nothing was saved",
+                         o->lr);
                 break;
             }
             double t0 = now();
@@ -896,6 +910,10 @@ static int cmd_train(const options *o)
             rc = die("%s", lstm_errmsg());
             break;
         }
+        /* the weights of every finished epoch, replaced atomically */
+        snprintf(path, sizeof path, "%s/model.safetensors", o->out);
+        if ((rc = save_model(path, &m, &c, o)))
+            break;
         /* early stopping, as Lightning's EarlyStopping(min_delta=0) */
         double v = !strcmp(o->monitor, "train-loss") ? tl
                    : !strcmp(o->monitor, "val-loss") ? vl : va;

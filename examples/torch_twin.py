@@ -155,6 +155,8 @@ def cmd_train(a):
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr,
                             weight_decay=a.weight_decay)
     train = list(split["train"])
+    if a.time_steps:
+        return time_steps(a, model, opt, encoded, labels, train)
     best, wait, times = math.inf, 0, []
     print(f"data {a.data}: {len(rows)} rows, split "
           f"{len(split['train'])}/{len(split['val'])}/{len(split['test'])}, "
@@ -191,6 +193,29 @@ def cmd_train(a):
     f1 = macro_f1([labels[r] for r in split["test"]], preds)
     print(f"test accuracy {acc:.4f}, macro f1 {f1:.4f}, "
           f"{sum(times) / len(times):.1f} s per epoch")
+
+
+def time_steps(a, model, opt, encoded, labels, train):
+    """Times --time-steps training steps (after 3 warm-up steps) and
+    extrapolates to one epoch of the training split."""
+    model.train()
+    order = torch.randperm(len(train)).tolist()
+    steps = (len(train) + a.batch_size - 1) // a.batch_size
+    n = min(a.time_steps, steps - 3)
+    t0 = None
+    for s in range(n + 3):
+        if s == 3:
+            t0 = time.time()
+        rs = [train[k] for k in order[s * a.batch_size:(s + 1) * a.batch_size]]
+        ids, lengths, y = batches(encoded, rs, labels)
+        opt.zero_grad()
+        loss = F.cross_entropy(model(ids, lengths), y)
+        loss.backward()
+        opt.step()
+    per = (time.time() - t0) / n
+    print(f"{n} steps of batch {a.batch_size}: {per * 1e3:.1f} ms per step, "
+          f"{per * steps:.1f} s per epoch of {len(train)} texts "
+          f"(extrapolated), {torch.get_num_threads()} threads")
 
 
 # ---- checkpoints ----
@@ -334,6 +359,8 @@ def main():
     t.add_argument("--pool", choices=["last", "mean", "max"], default="last")
     t.add_argument("--seed", type=int, default=42)
     t.add_argument("--threads", type=int, default=0)
+    t.add_argument("--time-steps", type=int, default=0,
+                   help="only time this many training steps")
     c = sub.add_parser("check")
     c.add_argument("--model", required=True)
     c.add_argument("--binary", default="examples/news_classifier")

@@ -150,6 +150,15 @@ const lstm_param *lstm_params_find(const lstm_params *ps, const char *name);
 lstm_tensor lstm_params_weight(const lstm_params *ps, const lstm_param *p);
 lstm_tensor lstm_params_grad(const lstm_params *ps, const lstm_param *p);
 void lstm_params_free(lstm_params *ps);
+/* The 2-norm of all gradients (accumulated in double); not finite when any
+ * gradient is not. */
+double lstm_params_grad_norm(const lstm_params *ps);
+/* torch.nn.utils.clip_grad_norm_: when the norm exceeds max_norm, scales
+ * every gradient by max_norm / (norm + 1e-6). Returns the norm before. */
+double lstm_params_clip_grad_norm(lstm_params *ps, double max_norm);
+/* The first slice whose gradients (grads != 0) or weights hold a NaN or an
+ * infinity, or NULL. */
+const lstm_param *lstm_params_nonfinite(const lstm_params *ps, int grads);
 
 /* ---- layers -------------------------------------------------------------
  * Every layer keeps offsets into a lstm_params block. _init reserves the

@@ -224,6 +224,41 @@ lstm_tensor lstm_params_grad(const lstm_params *ps, const lstm_param *p)
     return lstm_tensor_view(ps->g + p->off, p->ndim, p->shape);
 }
 
+double lstm_params_grad_norm(const lstm_params *ps)
+{
+    double s = 0.0;
+    for (size_t i = 0; i < ps->np; i++) {
+        const float *g = ps->g + ps->p[i].off;
+        for (size_t k = 0; k < ps->p[i].numel; k++)
+            s += (double)g[k] * (double)g[k];
+    }
+    return sqrt(s);
+}
+
+double lstm_params_clip_grad_norm(lstm_params *ps, double max_norm)
+{
+    double norm = lstm_params_grad_norm(ps);
+    double coef = max_norm / (norm + 1e-6);
+    if (isfinite(norm) && coef < 1.0) {
+        const float c = (float)coef;
+        for (size_t k = 0; k < ps->n; k++)
+            ps->g[k] *= c;
+    }
+    return norm;
+}
+
+const lstm_param *lstm_params_nonfinite(const lstm_params *ps, int grads)
+{
+    const float *base = grads ? ps->g : ps->w;
+    for (size_t i = 0; i < ps->np; i++) {
+        const float *x = base + ps->p[i].off;
+        for (size_t k = 0; k < ps->p[i].numel; k++)
+            if (!isfinite(x[k]))
+                return &ps->p[i];
+    }
+    return NULL;
+}
+
 void lstm_params_free(lstm_params *ps)
 {
     lstm_free(ps->w);

@@ -125,6 +125,31 @@ START_TEST(params_block)
 }
 END_TEST
 
+START_TEST(grad_norm_and_guard)
+{
+    lstm_params ps;
+    lstm_params_init(&ps);
+    size_t s1[1] = {3}, s2[1] = {2}, off;
+    ck_assert_int_eq(lstm_params_add(&ps, "a", 1, s1, &off), 0);
+    ck_assert_int_eq(lstm_params_add(&ps, "b", 1, s2, &off), 0);
+    ck_assert_int_eq(lstm_params_alloc(&ps), 0);
+    float *ga = ps.g + ps.p[0].off, *gb = ps.g + ps.p[1].off;
+    ga[0] = 3.0f, ga[1] = 0.0f, ga[2] = 0.0f, gb[0] = 0.0f, gb[1] = 4.0f;
+    ck_assert(fabs(lstm_params_grad_norm(&ps) - 5.0) < 1e-12);
+    ck_assert(lstm_params_nonfinite(&ps, 1) == NULL);
+    /* under the limit nothing changes; over it, scaled to the limit */
+    ck_assert(fabs(lstm_params_clip_grad_norm(&ps, 10.0) - 5.0) < 1e-12);
+    ck_assert(ga[0] == 3.0f);
+    ck_assert(fabs(lstm_params_clip_grad_norm(&ps, 1.0) - 5.0) < 1e-12);
+    ck_assert(fabs(lstm_params_grad_norm(&ps) - 1.0) < 1e-6);
+    gb[1] = NAN;
+    ck_assert(!isfinite(lstm_params_grad_norm(&ps)));
+    ck_assert_str_eq(lstm_params_nonfinite(&ps, 1)->name, "b");
+    ck_assert(lstm_params_nonfinite(&ps, 0) == NULL);
+    lstm_params_free(&ps);
+}
+END_TEST
+
 START_TEST(error_strings)
 {
     ck_assert_str_eq(lstm_strerror(LSTM_OK), "success");
@@ -145,6 +170,7 @@ Suite *tensor_suite(void)
     tcase_add_test(tc, rng_shuffle_is_permutation);
     tcase_add_test(tc, tensor_init_view_reshape);
     tcase_add_test(tc, params_block);
+    tcase_add_test(tc, grad_norm_and_guard);
     tcase_add_test(tc, error_strings);
     suite_add_tcase(s, tc);
     return s;
