@@ -11,6 +11,7 @@
 #   make data       downloads and checks data/data.csv
 #   make bench      LSTM throughput (bench/lstm_step)
 #   make bench-compare  the same against oneDNN and PyTorch, side by side
+#   make fuzz       libFuzzer harnesses of the loaders, FUZZ_SECONDS each
 #   make install PREFIX=/usr/local
 #   make WERROR=1 ...  warnings are errors (CI)
 
@@ -42,7 +43,7 @@ TEST_SRC = $(wildcard tests/*.c)
 TEST_OBJ = $(TEST_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN = $(BUILD)/tests/run_tests
 
-.PHONY: all test check-run asan valgrind deps checkdeps checkdeps-test install run data bench bench-compare clean liblstm.pc
+.PHONY: all test check-run asan valgrind deps checkdeps checkdeps-test install run data bench bench-compare fuzz clean liblstm.pc
 
 # Example programs; sanitizer and valgrind builds keep theirs under BUILD.
 EXDIR ?= examples
@@ -131,6 +132,33 @@ run: deps
 	  $(MAKE) --no-print-directory data || exit 1; fi
 	examples/news_classifier stats --data $(DATA)
 	examples/news_classifier train --data $(DATA) --out $(RUN_OUT)
+
+# libFuzzer harnesses (clang) with ASan + UBSan, FUZZ_SECONDS each, on the
+# seed corpora in tests/fuzz/corpus (new inputs go to build/fuzz/corpus).
+FUZZ_SECONDS ?= 60
+FUZZERS = csv text safetensors json
+FUZZ_SAN = -fsanitize=address,undefined -fno-sanitize-recover=all
+fuzz:
+	@$(MAKE) --no-print-directory DEBS="clang libclang-rt-14-dev" deps
+	@$(MAKE) --no-print-directory CC=clang BUILD=build/fuzz \
+	    ARCHIVE=build/fuzz/liblstm.a \
+	    CFLAGS="-O1 -g $(FUZZ_SAN) -fsanitize=fuzzer-no-link" build/fuzz/liblstm.a
+	@for f in $(FUZZERS); do \
+	  clang -O1 -g $(FUZZ_SAN) -fsanitize=fuzzer -Iinclude tests/fuzz/fuzz_$$f.c \
+	    build/fuzz/liblstm.a $(BLAS_LIBS) -fopenmp -lz -lm \
+	    -o build/fuzz/fuzz_$$f || exit 1; \
+	done
+	@for f in $(FUZZERS); do \
+	  mkdir -p build/fuzz/corpus/$$f; \
+	  echo "fuzz_$$f: $(FUZZ_SECONDS) s"; \
+	  build/fuzz/fuzz_$$f -max_total_time=$(FUZZ_SECONDS) -max_len=65536 \
+	    -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+	    -artifact_prefix=build/fuzz/ build/fuzz/corpus/$$f \
+	    tests/fuzz/corpus/$$f 2>&1 | grep -E "stat::number_of_executed_units|\
+	stat::peak_rss|ERROR|SUMMARY|Test unit written" || true; \
+	  ls build/fuzz/crash-* build/fuzz/leak-* build/fuzz/timeout-* \
+	    2>/dev/null && exit 1; \
+	done; true
 
 # Installs the Debian packages that are missing: directly as root, through
 # sudo when it needs no password, else prints the one line to run.
