@@ -120,7 +120,7 @@ rowmm(size_t maxb, size_t nb, size_t M, size_t N, const float *in,
 
 /* Gate math of one step for one sequence: a holds the pre-activations.
  * Always inlined, so it is compiled for the caller's instruction set. */
-static inline __attribute__((always_inline)) void cell_fwd_simd(float *restrict a, float *restrict hn,
+static inline __attribute__((always_inline)) void cell_fwd(float *restrict a, float *restrict hn,
                                  float *restrict cn, float *restrict yt,
                                  const float *restrict cp, size_t H)
 {
@@ -170,7 +170,7 @@ fwd_body(size_t maxb, size_t nb, size_t T, size_t H, const size_t *len,
                 memset(a, 0, G * sizeof *a);
                 continue;
             }
-            cell_fwd_simd(a, hp + H, cp + H, yt, cp, H);
+            cell_fwd(a, hp + H, cp + H, yt, cp, H);
         }
     }
 }
