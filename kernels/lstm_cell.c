@@ -120,9 +120,9 @@ rowmm(size_t maxb, size_t nb, size_t M, size_t N, const float *in,
 
 /* Gate math of one step for one sequence: a holds the pre-activations.
  * Always inlined, so it is compiled for the caller's instruction set. */
-static inline __attribute__((always_inline)) void cell_fwd(float *restrict a, float *restrict hn,
-                                 float *restrict cn, float *restrict yt,
-                                 const float *restrict cp, size_t H)
+static inline __attribute__((always_inline)) void
+cell_fwd(float *restrict a, float *restrict hn, float *restrict cn,
+         float *restrict yt, const float *restrict cp, size_t H)
 {
 #pragma omp simd
     for (size_t k = 0; k < H; k++) {
