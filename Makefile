@@ -84,7 +84,7 @@ $(BUILD)/tests/%.o: tests/%.c | checkdeps checkdeps-test
 
 # The tuned recurrence fuses multiply-adds, and lets the vectoriser compute
 # both sides of vmath.h's selects (-fno-trapping-math: the library never
-# reads floating-point exception flags). Not -ffast-math: NaNs, infinities,
+# reads floating-point exception flags). No fast-math: NaNs, infinities,
 # signed zeros and the order of operations stay IEEE.
 $(BUILD)/kernels/lstm_cell.o: ALL_CFLAGS += -ffp-contract=fast -fno-trapping-math
 
