@@ -14,12 +14,17 @@
  */
 #define _XOPEN_SOURCE 700  /* isatty, mkdir, clock_gettime */
 #include <errno.h>
+#include <float.h>
+#include <limits.h>
 #include <math.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -31,11 +36,12 @@
 /* ---- options ---- */
 
 typedef struct {
-    const char *data, *model, *out, *split, *monitor;
+    const char *data, *model, *out, *split, *monitor, *resume;
     long epochs, batch, max_len, vocab, embed, hidden, layers, patience;
     long threads, seed;
-    double dropout, lr, wd, clip;
-    int pool, json;
+    double dropout, lr, wd, clip, max_mem;
+    int pool, json, epochs_given;
+    const char *first_setting;  /* a flag --resume does not take */
     const char **inputs;
     int ninputs;
 } options;
@@ -95,7 +101,19 @@ static void usage(FILE *fp)
 "  --monitor M          train-loss, val-loss or val-acc (train-loss); the\n"
 "                       best weights are restored for val-* metrics\n"
 "  --seed N             split, initialisation, shuffling, dropout (42)\n"
-"  --threads N          threads (default: all cores)\n");
+"  --threads N          threads (default: all cores)\n"
+"  --resume DIR         continue the run whose --out is DIR from its\n"
+"                       train_state.safetensors, written after every epoch\n"
+"                       and on SIGINT/SIGTERM; it keeps the run's options\n"
+"                       (--epochs, --threads and --data may be given)\n"
+"  --max-memory SIZE    refuse to start above SIZE bytes (K, M, G suffixes;\n"
+"                       default: the machine's memory)\n"
+"\n"
+"memory: 4 bytes x parameters x 5 (weights, gradients, AdamW's two moments,\n"
+"best weights with val-* monitors), plus 4 x B x T x (9LH + 4H + 2E) bytes\n"
+"of activations (B = max(batch, 32), T = max length), plus 4 x T bytes per\n"
+"text; parameters = V x E + 4H x (E + H + 2) + (L-1) x 4H x (2H + 2) + the\n"
+"head. train prints its estimate before it starts.\n");
 }
 
 static int die(const char *fmt, ...)
@@ -146,6 +164,25 @@ static int parse_double(const char *flag, const char *v, double lo, double hi,
     return 0;
 }
 
+/* A byte count: a number with an optional K, M, G or T (binary) suffix. */
+static int parse_size(const char *flag, const char *v, double *out)
+{
+    char *end;
+    errno = 0;
+    double x = strtod(v, &end);
+    const char *units = "KMGT";
+    const char *u = *end ? strchr(units, *end) : NULL;
+    if (u && *end)
+        for (const char *q = units; q <= u; q++)
+            x *= 1024.0;
+    if (errno || end == v || (*end && (!u || end[1] != '\0')) ||
+        !(x >= 1.0 && x <= 1e18))
+        return usage_error("bad value for %s: '%s' (bytes, with K, M, G or T "
+                           "for KiB, MiB, GiB, TiB)", flag, v);
+    *out = floor(x);
+    return 0;
+}
+
 static int parse_args(int argc, char **argv, options *o)
 {
     static const char *inputs[4096];
@@ -174,21 +211,26 @@ static int parse_args(int argc, char **argv, options *o)
             exit(0);
         }
         v = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
+        /* the first three go with --resume, the rest are the run's own */
         static const char *known[] = {
-            "--data", "--model", "--out", "--split", "--monitor", "--epochs",
-            "--batch-size", "--max-len", "--vocab-size", "--embed-dim",
-            "--hidden", "--layers", "--patience", "--threads", "--seed",
+            "--data", "--epochs", "--threads", "--model", "--out", "--split",
+            "--monitor", "--batch-size", "--max-len", "--vocab-size",
+            "--embed-dim", "--hidden", "--layers", "--patience", "--seed",
             "--dropout", "--lr", "--weight-decay", "--pool",
-            "--clip-grad-norm"};
-        int ok = 0;
-        for (size_t k = 0; k < sizeof known / sizeof *known; k++)
-            ok |= strcmp(flag, known[k]) == 0;
-        if (!ok)
+            "--clip-grad-norm", "--max-memory", "--resume"};
+        size_t k = 0, nk = sizeof known / sizeof *known;
+        while (k < nk && strcmp(flag, known[k]) != 0)
+            k++;
+        if (k == nk)
             return usage_error("unknown flag %s", flag);
         if (!v)
             return usage_error("%s needs a value", flag);
+        if (k >= 3 && k < nk - 1 && !o->first_setting)
+            o->first_setting = known[k];
         int e = 0;
         if (!strcmp(flag, "--data")) o->data = v;
+        else if (!strcmp(flag, "--resume")) o->resume = v;
+        else if (!strcmp(flag, "--max-memory")) e = parse_size(flag, v, &o->max_mem);
         else if (!strcmp(flag, "--model")) o->model = v;
         else if (!strcmp(flag, "--out")) o->out = v;
         else if (!strcmp(flag, "--split")) o->split = v;
@@ -205,10 +247,21 @@ static int parse_args(int argc, char **argv, options *o)
             else return usage_error("bad value for --pool: '%s' (last, mean or "
                                     "max)", v);
         }
-        else if (!strcmp(flag, "--epochs")) e = parse_long(flag, v, 1, 100000, &o->epochs);
+        else if (!strcmp(flag, "--epochs")) {
+            e = parse_long(flag, v, 1, 100000, &o->epochs);
+            o->epochs_given = 1;
+        }
         else if (!strcmp(flag, "--batch-size")) e = parse_long(flag, v, 1, 65536, &o->batch);
         else if (!strcmp(flag, "--max-len")) e = parse_long(flag, v, 1, 1000000, &o->max_len);
-        else if (!strcmp(flag, "--vocab-size")) e = parse_long(flag, v, 2, 100000000, &o->vocab);
+        else if (!strcmp(flag, "--vocab-size")) {
+            char *end;
+            long x = strtol(v, &end, 10);
+            if (*v && !*end && x < 2)
+                return usage_error("bad value for --vocab-size: '%s' (2 or "
+                                   "more: the vocabulary always holds [PAD] "
+                                   "and [UNK])", v);
+            e = parse_long(flag, v, 2, 100000000, &o->vocab);
+        }
         else if (!strcmp(flag, "--embed-dim")) e = parse_long(flag, v, 1, 65536, &o->embed);
         else if (!strcmp(flag, "--hidden")) e = parse_long(flag, v, 1, 65536, &o->hidden);
         else if (!strcmp(flag, "--layers")) e = parse_long(flag, v, 1, 64, &o->layers);
@@ -216,7 +269,7 @@ static int parse_args(int argc, char **argv, options *o)
         else if (!strcmp(flag, "--threads")) e = parse_long(flag, v, 1, 1024, &o->threads);
         else if (!strcmp(flag, "--seed")) e = parse_long(flag, v, 0, 0x7fffffffL, &o->seed);
         else if (!strcmp(flag, "--dropout")) e = parse_double(flag, v, 0.0, 0.99, &o->dropout);
-        else if (!strcmp(flag, "--lr")) e = parse_double(flag, v, 0.0, 10.0, &o->lr);
+        else if (!strcmp(flag, "--lr")) e = parse_double(flag, v, 0.0, DBL_MAX, &o->lr);
         else if (!strcmp(flag, "--weight-decay")) e = parse_double(flag, v, 0.0, 10.0, &o->wd);
         else if (!strcmp(flag, "--clip-grad-norm")) e = parse_double(flag, v, 0.0, 1e6, &o->clip);
         if (e)
@@ -701,7 +754,7 @@ static int write_predictions(const char *path, const corpus *c,
 typedef struct {
     int tty;
     double t0, last;
-    size_t total;
+    size_t total, first;      /* steps in the epoch, the first one run here */
 } progress;
 
 static void progress_show(progress *p, long epoch, size_t step, size_t items,
@@ -712,7 +765,9 @@ static void progress_show(progress *p, long epoch, size_t step, size_t items,
         return;
     p->last = t;
     double rate = el > 0 ? (double)items / el : 0;
-    double eta = step ? el / (double)step * (double)(p->total - step) : 0;
+    double eta = step > p->first
+                     ? el / (double)(step - p->first) * (double)(p->total - step)
+                     : 0;
     if (p->tty) {
         int width = 24, fill = (int)((double)width * (double)step /
                                      (double)p->total);
@@ -739,40 +794,478 @@ static int next_version(char *dir, size_t cap, const char *out)
     return die("%s/tb_logs: too many versions", out);
 }
 
-static int cmd_train(const options *o)
+/* ---- the training state: everything --resume needs ---- */
+
+#define STATE_FILE "train_state.safetensors"
+
+typedef struct {
+    long epoch;                /* the epoch in progress, from 1 */
+    size_t step;               /* its steps already taken */
+    double lsum;               /* its running loss sum, hits and items */
+    size_t correct, seen;
+    lstm_rng init, shuf, drop; /* shuf: as at the start of the epoch */
+    double best_metric;        /* early stopping */
+    long best_epoch, wait;
+    int stopped;               /* early stopping has fired */
+} train_pos;
+
+static volatile sig_atomic_t stop_signal;
+
+static void on_signal(int sig)
 {
-    if (!o->data)
+    stop_signal = sig;
+}
+
+/* SIGINT and SIGTERM end the run between two steps, with its state saved;
+ * a second one ends it at once (the files on disk are whole either way,
+ * being replaced atomically). Exceeding a file size limit becomes a write
+ * error rather than a kill. */
+static void catch_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESETHAND;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGXFSZ, SIG_IGN);
+}
+
+/* The data the run trained on, so a resume notices a changed file. */
+static uint32_t data_crc(const lstm_dataset *ds)
+{
+    uint32_t *h = malloc((2 * ds->n + 1) * sizeof *h), crc = 0;
+    if (!h)
+        return 0;
+    for (size_t i = 0; i < ds->n; i++) {
+        h[2 * i] = lstm_crc32c(ds->text[i], ds->text_len[i]);
+        const char *cl = ds->classes[ds->label[i]];
+        h[2 * i + 1] = lstm_crc32c(cl, strlen(cl));
+    }
+    crc = lstm_crc32c(h, 2 * ds->n * sizeof *h);
+    free(h);
+    return crc;
+}
+
+static void put_rng(lstm_buf *b, const char *key, const lstm_rng *r)
+{
+    lstm_buf_printf(b, ",\"%s\":\"", key);
+    for (int k = 0; k < 4; k++)
+        lstm_buf_printf(b, "%016llx", (unsigned long long)r->s[k]);
+    lstm_buf_puts(b, "\"");
+}
+
+static int get_rng(const lstm_json *j, const char *key, lstm_rng *r)
+{
+    const lstm_json *v = lstm_json_get(j, key);
+    if (!v || v->type != LSTM_JSON_STR || v->len != 64)
+        return 1;
+    for (int k = 0; k < 4; k++) {
+        char hex[17], *end;
+        memcpy(hex, v->str + 16 * k, 16);
+        hex[16] = '\0';
+        r->s[k] = (uint64_t)strtoull(hex, &end, 16);
+        if (*end)
+            return 1;
+    }
+    return (r->s[0] | r->s[1] | r->s[2] | r->s[3]) == 0;
+}
+
+/* A number field of the state within [lo, hi]; 1 when missing or not. */
+static int get_num(const lstm_json *j, const char *key, double lo, double hi,
+                   double *out)
+{
+    const lstm_json *v = lstm_json_get(j, key);
+    if (!v || v->type != LSTM_JSON_NUM || !(v->num >= lo && v->num <= hi))
+        return 1;
+    *out = v->num;
+    return 0;
+}
+
+static int get_long(const lstm_json *j, const char *key, long lo, long hi,
+                    long *out)
+{
+    double d;
+    if (get_num(j, key, (double)lo, (double)hi, &d) || d != floor(d))
+        return 1;
+    *out = (long)d;
+    return 0;
+}
+
+/* Writes OUT/train_state.safetensors: the weights, AdamW's moments, the
+ * best weights when they are kept, and as metadata the position in the
+ * run, the RNG states, early stopping, the options, the data's checksum
+ * and metrics.csv so far. */
+static int save_state(const options *o, const lstm_classifier *m,
+                      const lstm_adamw *opt, const float *best,
+                      const train_pos *p, const char *tbdir,
+                      const lstm_buf *metrics, const lstm_dataset *ds,
+                      uint32_t crc)
+{
+    const lstm_params *ps = &m->ps;
+    if (!p->best_epoch)
+        best = NULL;  /* nothing kept yet */
+    const size_t np = ps->np, cap = 96, nblk = best ? 4 : 3;
+    lstm_st_tensor *t = calloc(nblk * np, sizeof *t);
+    char *names = calloc(nblk * np, cap);
+    lstm_buf st = {0}, op = {0};
+    int rc = 0;
+    if (!t || !names) {
+        rc = die("out of memory saving the training state");
+        goto out;
+    }
+    lstm_safetensors_tensors(ps, ps->w, NULL, t, names, cap);
+    lstm_safetensors_tensors(ps, opt->m, "optimizer.exp_avg.", t + np,
+                             names + np * cap, cap);
+    lstm_safetensors_tensors(ps, opt->v, "optimizer.exp_avg_sq.", t + 2 * np,
+                             names + 2 * np * cap, cap);
+    if (best)
+        lstm_safetensors_tensors(ps, best, "best.", t + 3 * np,
+                                 names + 3 * np * cap, cap);
+    lstm_buf_printf(&st,
+                    "{\"format\":1,\"epoch\":%ld,\"step\":%zu,\"lsum\":%.17g,"
+                    "\"correct\":%zu,\"seen\":%zu,\"adam_step\":%ld,"
+                    "\"best_epoch\":%ld,\"wait\":%ld,\"stopped\":%d,"
+                    "\"data_rows\":%zu,\"data_crc\":%lu",
+                    p->epoch, p->step, p->lsum, p->correct, p->seen,
+                    opt->step, p->best_epoch, p->wait, p->stopped, ds->n,
+                    (unsigned long)crc);
+    if (p->best_epoch)
+        lstm_buf_printf(&st, ",\"best_metric\":%.17g", p->best_metric);
+    put_rng(&st, "rng_init", &p->init);
+    put_rng(&st, "rng_shuffle", &p->shuf);
+    put_rng(&st, "rng_dropout", &p->drop);
+    lstm_buf_puts(&st, ",\"tb_dir\":");
+    lstm_buf_json_str(&st, tbdir, strlen(tbdir));
+    lstm_buf_puts(&st, "}");
+    lstm_buf_puts(&op, "{\"data\":");
+    lstm_buf_json_str(&op, o->data, strlen(o->data));
+    lstm_buf_printf(&op,
+                    ",\"epochs\":%ld,\"batch_size\":%ld,\"max_len\":%ld,"
+                    "\"vocab_size\":%ld,\"embed_dim\":%ld,\"hidden\":%ld,"
+                    "\"layers\":%ld,\"patience\":%ld,\"seed\":%ld,"
+                    "\"dropout\":%.17g,\"lr\":%.17g,\"weight_decay\":%.17g,"
+                    "\"clip_grad_norm\":%.17g,\"pool\":\"%s\","
+                    "\"monitor\":\"%s\"}",
+                    o->epochs, o->batch, o->max_len, o->vocab, o->embed,
+                    o->hidden, o->layers, o->patience, o->seed, o->dropout,
+                    o->lr, o->wd, o->clip, pool_name(o->pool), o->monitor);
+    if (st.err || op.err || metrics->err) {
+        rc = die("out of memory saving the training state");
+        goto out;
+    }
+    char path[1200];
+    snprintf(path, sizeof path, "%s/" STATE_FILE, o->out);
+    const char *keys[3] = {"state", "options", "metrics_csv"};
+    const char *vals[3] = {st.s, op.s, metrics->s ? metrics->s : ""};
+    if (lstm_safetensors_write(path, t, nblk * np, keys, vals, 3))
+        rc = die("%s", lstm_errmsg());
+out:
+    lstm_buf_free(&st);
+    lstm_buf_free(&op);
+    free(t);
+    free(names);
+    return rc;
+}
+
+/* The saved run's options replace o's, except --epochs, --threads and
+ * --data when given. */
+static int state_options(const lstm_safetensors *st, const char *path,
+                         options *o)
+{
+    static char data[4096], monitor[16];
+    const char *s = lstm_safetensors_meta(st, "options");
+    lstm_json j = {0};
+    if (!s || lstm_json_parse(&j, s, strlen(s)) || j.type != LSTM_JSON_OBJ) {
+        lstm_json_free(&j);
+        return die("%s: no valid \"options\" in the metadata", path);
+    }
+    const lstm_json *d = lstm_json_get(&j, "data");
+    const lstm_json *pl = lstm_json_get(&j, "pool");
+    const lstm_json *mo = lstm_json_get(&j, "monitor");
+    long epochs = 0;
+    int bad = !d || d->type != LSTM_JSON_STR || d->len >= sizeof data ||
+              !pl || pl->type != LSTM_JSON_STR || !mo ||
+              mo->type != LSTM_JSON_STR || mo->len >= sizeof monitor ||
+              get_long(&j, "epochs", 1, 100000, &epochs) ||
+              get_long(&j, "batch_size", 1, 65536, &o->batch) ||
+              get_long(&j, "max_len", 1, 1000000, &o->max_len) ||
+              get_long(&j, "vocab_size", 2, 100000000, &o->vocab) ||
+              get_long(&j, "embed_dim", 1, 65536, &o->embed) ||
+              get_long(&j, "hidden", 1, 65536, &o->hidden) ||
+              get_long(&j, "layers", 1, 64, &o->layers) ||
+              get_long(&j, "patience", 1, 100000, &o->patience) ||
+              get_long(&j, "seed", 0, 0x7fffffffL, &o->seed) ||
+              get_num(&j, "dropout", 0, 0.99, &o->dropout) ||
+              get_num(&j, "lr", 0, DBL_MAX, &o->lr) ||
+              get_num(&j, "weight_decay", 0, 10, &o->wd) ||
+              get_num(&j, "clip_grad_norm", 0, 1e6, &o->clip);
+    if (!bad) {
+        if (!o->data) {
+            memcpy(data, d->str, d->len + 1);
+            o->data = data;
+        }
+        if (!o->epochs_given)
+            o->epochs = epochs;
+        o->pool = !strcmp(pl->str, "mean") ? LSTM_POOL_MEAN
+                  : !strcmp(pl->str, "max") ? LSTM_POOL_MAX : LSTM_POOL_LAST;
+        memcpy(monitor, mo->str, mo->len + 1);
+        o->monitor = monitor;
+        bad = strcmp(monitor, "train-loss") && strcmp(monitor, "val-loss") &&
+              strcmp(monitor, "val-acc");
+    }
+    lstm_json_free(&j);
+    return bad ? die("%s: the saved options are incomplete or out of range",
+                     path)
+               : 0;
+}
+
+/* Puts the saved state into the freshly made model, optimizer and run. */
+static int state_restore(const lstm_safetensors *st, const char *path,
+                         lstm_classifier *m, lstm_adamw *opt, float *best,
+                         train_pos *p, char *tbdir, size_t tbcap,
+                         lstm_buf *metrics, const lstm_dataset *ds,
+                         uint32_t crc, size_t steps)
+{
+    const char *s = lstm_safetensors_meta(st, "state");
+    const char *mc = lstm_safetensors_meta(st, "metrics_csv");
+    lstm_json j = {0};
+    if (!s || !mc || lstm_json_parse(&j, s, strlen(s)) ||
+        j.type != LSTM_JSON_OBJ) {
+        lstm_json_free(&j);
+        return die("%s: no valid \"state\" in the metadata", path);
+    }
+    const lstm_json *tb = lstm_json_get(&j, "tb_dir");
+    double lsum, crc_saved, rows, step, correct, seen;
+    int rc = 0;
+    long stopped = 0;
+    if (get_long(&j, "epoch", 1, 100001, &p->epoch) ||
+        get_num(&j, "step", 0, (double)steps, &step) ||
+        get_num(&j, "lsum", 0, HUGE_VAL, &lsum) ||
+        get_num(&j, "correct", 0, 1e15, &correct) ||
+        get_num(&j, "seen", 0, 1e15, &seen) ||
+        get_long(&j, "adam_step", 0, LONG_MAX, &opt->step) ||
+        get_long(&j, "best_epoch", 0, 100000, &p->best_epoch) ||
+        get_long(&j, "wait", 0, 100000, &p->wait) ||
+        get_long(&j, "stopped", 0, 1, &stopped) ||
+        get_num(&j, "data_rows", 0, 1e15, &rows) ||
+        get_num(&j, "data_crc", 0, 4294967295.0, &crc_saved) ||
+        get_rng(&j, "rng_init", &p->init) ||
+        get_rng(&j, "rng_shuffle", &p->shuf) ||
+        get_rng(&j, "rng_dropout", &p->drop) || !tb ||
+        tb->type != LSTM_JSON_STR || tb->len >= tbcap ||
+        (p->best_epoch &&
+         get_num(&j, "best_metric", -HUGE_VAL, HUGE_VAL, &p->best_metric)))
+        rc = die("%s: the saved state is incomplete or out of range", path);
+    else if ((size_t)rows != ds->n || (uint32_t)crc_saved != crc)
+        rc = die("%s: the data differ from the run's (%.0f rows then, %zu "
+                 "now, or changed texts); resume with the same --data",
+                 path, rows, ds->n);
+    if (!rc) {
+        p->step = (size_t)step;
+        p->lsum = lsum;
+        p->correct = (size_t)correct;
+        p->seen = (size_t)seen;
+        p->stopped = (int)stopped;
+        memcpy(tbdir, tb->str, tb->len + 1);
+        lstm_buf_puts(metrics, mc);
+    }
+    lstm_json_free(&j);
+    const lstm_params *ps = &m->ps;
+    char name[128];
+    for (size_t i = 0; !rc && i < ps->np; i++) {
+        const lstm_param *q = &ps->p[i];
+        float *dst[4] = {ps->w, opt->m, opt->v, best};
+        const char *pre[4] = {"", "optimizer.exp_avg.",
+                              "optimizer.exp_avg_sq.", "best."};
+        for (int k = 0; !rc && k < 4; k++) {
+            if (!dst[k] || (k == 3 && !p->best_epoch))
+                continue;
+            snprintf(name, sizeof name, "%s%s", pre[k], q->name);
+            if (lstm_safetensors_get(st, name, q->shape, q->ndim,
+                                     dst[k] + q->off))
+                rc = die("%s: %s", path, lstm_errmsg());
+        }
+    }
+    return rc;
+}
+
+/* ---- checks before a long run starts ---- */
+
+static double mib(double bytes)
+{
+    return bytes / (1024.0 * 1024.0);
+}
+
+/* Memory against --max-memory (default: the machine's), and the space a
+ * checkpoint needs in OUT against the free space and the file size limit:
+ * better refused now than after an hour. */
+static int preflight(const options *o, const lstm_classifier *m,
+                     const corpus *c, int keep_best)
+{
+    const size_t n = m->ps.n, T = c->max_len;
+    const size_t B = (size_t)o->batch > EVAL_BATCH ? (size_t)o->batch
+                                                   : EVAL_BATCH;
+    const double params = 4.0 * (double)n * (4 + keep_best);
+    const double model = (double)lstm_classifier_memory(m, B, T);
+    const double acts = model - 8.0 * (double)n;
+    const double texts = 4.0 * (double)c->ds.n * (double)(T + 1);
+    const double need = model + 4.0 * (double)n * (2 + keep_best) + texts;
+    double limit = o->max_mem;
+    if (!(o->max_mem > 0)) {
+        long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGE_SIZE);
+        limit = pages > 0 && psz > 0 ? (double)pages * (double)psz : HUGE_VAL;
+    }
+    printf("memory: about %.0f MiB (weights, gradients, AdamW moments%s "
+           "%.0f MiB; activations for %zu x %zu tokens %.0f MiB; encoded "
+           "texts %.0f MiB)\n", mib(need), keep_best ? ", best weights" : "",
+           mib(params), B, T, mib(acts), mib(texts));
+    if (need > limit)
+        return die("training needs about %.0f MiB of memory, more than the "
+                   "%.0f MiB %s; lower --vocab-size, --embed-dim, --hidden, "
+                   "--batch-size or --max-len", mib(need), mib(limit),
+                   o->max_mem > 0 ? "--max-memory allows" : "this machine has");
+    double vocab = 0;
+    for (size_t i = 0; i < c->vocab.n; i++)
+        vocab += 2.0 * (double)strlen(c->vocab.tok[i]) + 3.0;
+    const double state = 4.0 * (double)n * (3 + keep_best) + 65536.0;
+    const double ckpt = 4.0 * (double)n + vocab + 65536.0;
+    struct statvfs fs;
+    if (statvfs(o->out, &fs) == 0) {
+        /* an atomic write holds the new file beside the old one */
+        double avail = (double)fs.f_bavail * (double)fs.f_frsize;
+        if (avail < state + ckpt)
+            return die("%s: %.1f MiB free, a checkpoint needs %.1f MiB (%s "
+                       "and model.safetensors); free some space or choose "
+                       "another --out", o->out, mib(avail), mib(state + ckpt),
+                       STATE_FILE);
+    }
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_FSIZE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+        (double)rl.rlim_cur < state)
+        return die("the file size limit (ulimit -f) is %.1f MiB, the "
+                   "training state needs %.1f MiB", mib((double)rl.rlim_cur),
+                   mib(state));
+    return 0;
+}
+
+static int interrupted(const options *o, const train_pos *p, size_t steps,
+                       int tty)
+{
+    if (tty)
+        fputc('\n', stderr);
+    fprintf(stderr, PROG ": %s: stopped at epoch %ld, step %zu of %zu; the "
+            "state is in %s/" STATE_FILE "; continue with: " PROG
+            " train --resume %s\n",
+            stop_signal == SIGINT ? "interrupted" : "terminated", p->epoch,
+            p->step, steps, o->out, o->out);
+    return 128 + stop_signal;
+}
+
+/* The argmax of each row of logp (B,C), counted against y. */
+static size_t hits(const float *logp, const int32_t *y, size_t B, size_t C)
+{
+    size_t correct = 0;
+    for (size_t i = 0; i < B; i++) {
+        const float *lp = logp + i * C;
+        size_t k = 0;
+        for (size_t j = 1; j < C; j++)
+            if (lp[j] > lp[k])
+                k = j;
+        correct += (int32_t)k == y[i];
+    }
+    return correct;
+}
+
+/* The message of the numerical guard, naming the step and the layer. */
+static int non_finite(const options *o, const lstm_classifier *m,
+                      const train_pos *p, const char *what, double value)
+{
+    const lstm_param *bad = lstm_params_nonfinite(&m->ps, 1);
+    char saved[1200] = "nothing was saved";
+    if (p->epoch > 1 || o->resume)
+        snprintf(saved, sizeof saved, "%s/" STATE_FILE " holds the last good "
+                 "state", o->out);
+    return die("epoch %ld step %zu: the %s is %g%s%s; %s; try a lower --lr "
+               "(now %g)%s",
+               p->epoch, p->step + 1, what, value,
+               bad ? ", first in the gradient of " : "", bad ? bad->name : "",
+               saved, o->lr, o->clip > 0 ? "" : " or --clip-grad-norm 1");
+}
+
+static int cmd_train(const options *opts)
+{
+    options ov = *opts, *o = &ov;
+    if (o->resume) {
+        if (o->first_setting)
+            return usage_error("--resume continues the saved run with its "
+                               "own options; %s cannot be given with it "
+                               "(only --epochs, --threads and --data can)",
+                               o->first_setting);
+        o->out = o->resume;
+    } else if (!o->data) {
         return usage_error("train needs --data FILE");
+    }
     if (o->threads)
         lstm_set_threads((int)o->threads);
-    corpus c = {.max_len = (size_t)o->max_len};
-    if (lstm_dataset_load(&c.ds, o->data))
-        return die("%s", lstm_errmsg());
+    char path[1200], spath[1200], tbdir[1100] = "";
+    corpus c = {0};
+    lstm_split sp = {0};
+    lstm_classifier m = {0};
+    lstm_adamw opt = {0};
+    lstm_safetensors st = {0};
+    lstm_tblog tb = {0};
+    lstm_buf metrics = {0};
+    batch b = {0};
+    size_t *order = NULL;
+    int32_t *vpred = NULL;
+    float *best = NULL;
+    int rc = 0, err;
+    train_pos pos = {0};
+    pos.epoch = 1;
+    snprintf(spath, sizeof spath, "%s/" STATE_FILE, o->out);
+    if (o->resume) {
+        if (lstm_safetensors_open(&st, spath)) {
+            rc = die("%s; is %s the --out of a training run?", lstm_errmsg(),
+                     o->out);
+            goto out;
+        }
+        if ((rc = state_options(&st, spath, o)))
+            goto out;
+        snprintf(path, sizeof path, "%s/split.json", o->out);
+        o->split = path;
+    }
+    c.max_len = (size_t)o->max_len;
+    if (lstm_dataset_load(&c.ds, o->data)) {
+        rc = die("%s", lstm_errmsg());
+        goto out;
+    }
     const size_t C = c.ds.n_classes;
-    if (mkdirs(o->out))
-        return corpus_free(&c), 1;
-    char path[1200];
-    lstm_split sp;
-    int err;
+    if ((rc = mkdirs(o->out)))
+        goto out;
     if (o->split)
         err = lstm_split_load(&sp, o->split, c.ds.n);
     else
         err = lstm_split_random(&sp, c.ds.n, (double[3]){0.8, 0.1, 0.1},
                                 (uint64_t)o->seed);
-    if (err)
-        return corpus_free(&c), die("%s", lstm_errmsg());
+    if (err) {
+        rc = die("%s", lstm_errmsg());
+        goto out;
+    }
     if (sp.n[0] == 0) {
-        lstm_split_free(&sp);
-        corpus_free(&c);
-        return die("%s: the training split is empty (%zu rows)", o->data,
-                   c.ds.n);
+        rc = die("%s: the training split is empty (%zu rows)", o->data,
+                 c.ds.n);
+        goto out;
     }
     snprintf(path, sizeof path, "%s/split.json", o->out);
-    if (lstm_split_save(&sp, path))  /* also proves the folder is writable */
-        return lstm_split_free(&sp), corpus_free(&c), die("%s", lstm_errmsg());
+    if (lstm_split_save(&sp, path)) {  /* also proves OUT is writable */
+        rc = die("%s", lstm_errmsg());
+        goto out;
+    }
     printf("data: %s, %zu rows, %zu classes; split %zu/%zu/%zu (seed %ld%s)\n",
            o->data, c.ds.n, C, sp.n[0], sp.n[1], sp.n[2], o->seed,
-           o->split ? ", from --split" : "");
+           o->resume ? ", resumed" : o->split ? ", from --split" : "");
     {   /* classes missing from training can never be predicted */
         size_t *seen = calloc(C, sizeof *seen);
         for (size_t i = 0; seen && i < sp.n[0]; i++)
@@ -784,66 +1277,90 @@ static int cmd_train(const options *o)
         free(seen);
     }
     if (lstm_vocab_build(&c.vocab, &c.ds, sp.idx[0], sp.n[0],
-                         (size_t)o->vocab))
-        return lstm_split_free(&sp), corpus_free(&c), die("%s", lstm_errmsg());
-    if (encode_all(&c))
-        return lstm_split_free(&sp), corpus_free(&c), 1;
+                         (size_t)o->vocab)) {
+        rc = die("%s", lstm_errmsg());
+        goto out;
+    }
+    if ((rc = encode_all(&c)))
+        goto out;
 
     lstm_classifier_config cfg;
     config_of(&cfg, o, c.vocab.n, C);
-    lstm_classifier m;
-    if (lstm_classifier_init(&m, &cfg))
-        return lstm_split_free(&sp), corpus_free(&c), die("%s", lstm_errmsg());
-    lstm_rng init_rng, shuf_rng, drop_rng;
-    lstm_rng_seed(&init_rng, (uint64_t)o->seed);
-    lstm_rng_seed(&shuf_rng, (uint64_t)o->seed + 1);
-    lstm_rng_seed(&drop_rng, (uint64_t)o->seed + 2);
-    lstm_classifier_reset(&m, &init_rng);
-    lstm_adamw opt;
-    float *best = malloc(m.ps.n * sizeof *best);
-    if (!best || lstm_adamw_init(&opt, m.ps.n, o->lr, 0.9, 0.999, 1e-8, o->wd))
-        return die("out of memory for the optimizer");
+    if (lstm_classifier_init(&m, &cfg)) {
+        rc = die("%s", lstm_errmsg());
+        goto out;
+    }
+    lstm_rng_seed(&pos.init, (uint64_t)o->seed);
+    lstm_rng_seed(&pos.shuf, (uint64_t)o->seed + 1);
+    lstm_rng_seed(&pos.drop, (uint64_t)o->seed + 2);
+    lstm_classifier_reset(&m, &pos.init);
+    const int mon_min = strcmp(o->monitor, "val-acc") != 0;
+    const int restore = strncmp(o->monitor, "val", 3) == 0;
+    pos.best_metric = mon_min ? INFINITY : -INFINITY;
     printf("model: vocabulary %zu, embedding %zu, LSTM %zux%zu, head %zu-%zu-%zu,"
            " pool %s; %zu parameters; %d threads, %s kernels\n",
            cfg.V, cfg.E, cfg.L, cfg.H, cfg.mlp[0], cfg.mlp[1], C,
            pool_name(cfg.pool), m.ps.n, lstm_get_threads(),
            lstm_kernels_name());
-
-    char tbdir[1100];
-    lstm_tblog tb;
-    if (next_version(tbdir, sizeof tbdir, o->out) || lstm_tblog_open(&tb, tbdir))
-        return die("%s", lstm_errmsg());
-    lstm_buf metrics = {0};
-    lstm_buf_puts(&metrics,
-                  "epoch,train_loss,train_acc,val_loss,val_acc,seconds,items_per_s\n");
-
+    if ((rc = preflight(o, &m, &c, restore)))
+        goto out;
+    if (restore && !(best = malloc(m.ps.n * sizeof *best))) {
+        rc = die("out of memory for the best weights");
+        goto out;
+    }
+    if (lstm_adamw_init(&opt, m.ps.n, o->lr, 0.9, 0.999, 1e-8, o->wd)) {
+        rc = die("%s", lstm_errmsg());
+        goto out;
+    }
     const size_t ntrain = sp.n[0], Bmax = (size_t)o->batch;
     const size_t steps = (ntrain + Bmax - 1) / Bmax;
-    size_t *order = malloc(ntrain * sizeof *order);
-    int32_t *vpred = malloc((sp.n[1] + 1) * sizeof *vpred);
-    batch b;
-    if (!order || !vpred || batch_init(&b, Bmax, c.max_len))
-        return die("out of memory");
-    memcpy(order, sp.idx[0], ntrain * sizeof *order);
-    const int mon_min = strcmp(o->monitor, "val-acc") != 0;
-    const int restore = strncmp(o->monitor, "val", 3) == 0;
-    double best_metric = mon_min ? INFINITY : -INFINITY;
-    long best_epoch = 0, wait = 0, epoch;
-    int rc = 0, stopped = 0;
+    const uint32_t crc = data_crc(&c.ds);
+    if (o->resume) {
+        if ((rc = state_restore(&st, spath, &m, &opt, best, &pos, tbdir,
+                                sizeof tbdir, &metrics, &c.ds, crc, steps)))
+            goto out;
+        lstm_safetensors_close(&st);
+        printf("resumed %s at epoch %ld, step %zu of %zu\n", spath, pos.epoch,
+               pos.step, steps);
+        if (mkdirs(tbdir)) {
+            rc = 1;
+            goto out;
+        }
+    } else {
+        lstm_buf_puts(&metrics, "epoch,train_loss,train_acc,val_loss,val_acc,"
+                                "seconds,items_per_s\n");
+        if ((rc = next_version(tbdir, sizeof tbdir, o->out)))
+            goto out;
+    }
+    if (lstm_tblog_open(&tb, tbdir)) {
+        rc = die("%s", lstm_errmsg());
+        goto out;
+    }
+    order = malloc(ntrain * sizeof *order);
+    vpred = malloc((sp.n[1] + 1) * sizeof *vpred);
+    if (!order || !vpred || batch_init(&b, Bmax, c.max_len)) {
+        rc = die("out of memory");
+        goto out;
+    }
+    catch_signals();
     const int tty = isatty(2);
+    long epochs_here = 0;
     double t_train = now(), t_opt = 0, t_eval = 0;
-    for (epoch = 1; epoch <= o->epochs && !rc; epoch++) {
-        lstm_rng_shuffle(&shuf_rng, order, ntrain);
-        progress pg = {tty, now(), 0, steps};
-        double lsum = 0;
-        size_t correct = 0, seen = 0;
-        for (size_t s = 0; s < steps; s++) {
+    while (!pos.stopped && pos.epoch <= o->epochs) {
+        const long epoch = pos.epoch;
+        /* every epoch a fresh permutation of the training rows */
+        lstm_rng shuf = pos.shuf;
+        memcpy(order, sp.idx[0], ntrain * sizeof *order);
+        lstm_rng_shuffle(&shuf, order, ntrain);
+        progress pg = {tty, now(), 0, steps, pos.step};
+        const size_t seen0 = pos.seen;
+        for (size_t s = pos.step; s < steps && !stop_signal; s++) {
             size_t B = ntrain - s * Bmax < Bmax ? ntrain - s * Bmax : Bmax;
             gather(&b, &c, order + s * Bmax, B, c.ds.label);
             float loss;
             lstm_params_zero_grad(&m.ps);
             err = lstm_classifier_forward(&m, b.ids, b.len, B, b.T, b.y, &loss,
-                                          1, &drop_rng);
+                                          1, &pos.drop);
             if (!err)
                 err = lstm_classifier_backward(&m, b.y);
             if (err) {
@@ -853,49 +1370,46 @@ static int cmd_train(const options *o)
             double gnorm = o->clip > 0 ? lstm_params_clip_grad_norm(&m.ps, o->clip)
                                        : 0.0;
             if (!isfinite(loss) || !isfinite(gnorm)) {
-                const lstm_param *bad = lstm_params_nonfinite(&m.ps, 1);
-                rc = die("epoch %ld step %zu: the %s is %g%s%s; %s; try a lower "
-                         "--lr (now %g) or --clip-grad-norm 1",
-                         epoch, s + 1, isfinite(loss) ? "gradient norm" : "loss",
-                         isfinite(loss) ? gnorm : (double)loss,
-                         bad ? ", first non-finite gradient in " : "",
-                         bad ? bad->name : "",
-                         epoch > 1 ? "model.safetensors in --out holds the "
-                                     "weights of the last finished epoch"
-                                   : "no epoch finished, nothing was saved",
-                         o->lr);
+                rc = non_finite(o, &m, &pos,
+                                isfinite(loss) ? "gradient norm" : "loss",
+                                isfinite(loss) ? gnorm : (double)loss);
                 break;
             }
             double t0 = now();
-            lstm_adamw_step(&opt, m.ps.w, m.ps.g);
+            size_t nbad = lstm_adamw_step(&opt, m.ps.w, m.ps.g);
             t_opt += now() - t0;
-            lsum += (double)loss * (double)B;
-            seen += B;
-            for (size_t i = 0; i < B; i++) {
-                const float *lp = m.logp + i * C;
-                size_t k = 0;
-                for (size_t j = 1; j < C; j++)
-                    if (lp[j] > lp[k])
-                        k = j;
-                correct += (int32_t)k == b.y[i];
+            if (nbad) {
+                rc = non_finite(o, &m, &pos, "count of non-finite gradients",
+                                (double)nbad);
+                break;
             }
-            progress_show(&pg, epoch, s + 1, seen, lsum / (double)seen,
-                          s + 1 == steps);
+            pos.step = s + 1;
+            pos.lsum += (double)loss * (double)B;
+            pos.seen += B;
+            pos.correct += hits(m.logp, b.y, B, C);
+            progress_show(&pg, epoch, s + 1, pos.seen - seen0,
+                          pos.lsum / (double)pos.seen, s + 1 == steps);
         }
         if (rc)
             break;
-        double secs = now() - pg.t0;
-        double tl = lsum / (double)seen, ta = (double)correct / (double)seen;
-        double vl = NAN, va = NAN, t0 = now();
-        if (sp.n[1] && evaluate(&m, &c, sp.idx[1], sp.n[1], c.ds.label, vpred,
-                                NULL, &vl, &va)) {
-            rc = 1;
+        if (stop_signal) {
+            rc = save_state(o, &m, &opt, best, &pos, tbdir, &metrics, &c.ds,
+                            crc);
+            if (!rc)
+                rc = interrupted(o, &pos, steps, tty);
             break;
         }
+        double secs = now() - pg.t0, items = (double)(pos.seen - seen0);
+        double tl = pos.lsum / (double)pos.seen;
+        double ta = (double)pos.correct / (double)pos.seen;
+        double vl = NAN, va = NAN, t0 = now();
+        if (sp.n[1] && (rc = evaluate(&m, &c, sp.idx[1], sp.n[1], c.ds.label,
+                                      vpred, NULL, &vl, &va)))
+            break;
         t_eval += now() - t0;
         printf("epoch %2ld  train loss %.4f acc %.3f  val loss %.4f acc %.3f"
                "  %.1f s (%.1f items/s)\n", epoch, tl, ta, vl, va, secs,
-               (double)seen / secs);
+               items / secs);
         fflush(stdout);
         lstm_tblog_scalar(&tb, "train-loss", (float)tl, epoch);
         lstm_tblog_scalar(&tb, "train-acc", (float)ta, epoch);
@@ -904,16 +1418,7 @@ static int cmd_train(const options *o)
             lstm_tblog_scalar(&tb, "val-acc", (float)va, epoch);
         }
         lstm_buf_printf(&metrics, "%ld,%.6f,%.6f,%.6f,%.6f,%.2f,%.2f\n", epoch,
-                        tl, ta, vl, va, secs, (double)seen / secs);
-        snprintf(path, sizeof path, "%s/metrics.csv", o->out);
-        if (!metrics.err && lstm_write_atomic(path, metrics.s, metrics.len)) {
-            rc = die("%s", lstm_errmsg());
-            break;
-        }
-        /* the weights of every finished epoch, replaced atomically */
-        snprintf(path, sizeof path, "%s/model.safetensors", o->out);
-        if ((rc = save_model(path, &m, &c, o)))
-            break;
+                        tl, ta, vl, va, secs, items / secs);
         /* early stopping, as Lightning's EarlyStopping(min_delta=0) */
         double v = !strcmp(o->monitor, "train-loss") ? tl
                    : !strcmp(o->monitor, "val-loss") ? vl : va;
@@ -921,34 +1426,56 @@ static int cmd_train(const options *o)
             rc = die("--monitor %s: no validation rows", o->monitor);
             break;
         }
-        if (mon_min ? v < best_metric : v > best_metric) {
-            best_metric = v;
-            best_epoch = epoch;
-            wait = 0;
+        if (mon_min ? v < pos.best_metric : v > pos.best_metric) {
+            pos.best_metric = v;
+            pos.best_epoch = epoch;
+            pos.wait = 0;
             if (restore)
                 memcpy(best, m.ps.w, m.ps.n * sizeof *best);
-        } else if (++wait >= o->patience) {
+        } else if (++pos.wait >= o->patience) {
+            pos.stopped = 1;
+        }
+        pos.epoch = epoch + 1;
+        pos.step = 0;
+        pos.lsum = 0;
+        pos.correct = pos.seen = 0;
+        pos.shuf = shuf;
+        epochs_here++;
+        /* the state first: it alone is enough to go on from here */
+        if ((rc = save_state(o, &m, &opt, best, &pos, tbdir, &metrics, &c.ds,
+                             crc)))
+            break;
+        snprintf(path, sizeof path, "%s/metrics.csv", o->out);
+        if (!metrics.err && lstm_write_atomic(path, metrics.s, metrics.len)) {
+            rc = die("%s", lstm_errmsg());
+            break;
+        }
+        snprintf(path, sizeof path, "%s/model.safetensors", o->out);
+        if ((rc = save_model(path, &m, &c, o)))
+            break;
+        if (pos.stopped)
             printf("early stopping: %s has not improved for %ld epochs "
-                   "(best %.4f at epoch %ld)\n", o->monitor, wait, best_metric,
-                   best_epoch);
-            stopped = 1;
-            epoch++;
+                   "(best %.4f at epoch %ld)\n", o->monitor, pos.wait,
+                   pos.best_metric, pos.best_epoch);
+        if (stop_signal) {
+            rc = interrupted(o, &pos, steps, 0);
             break;
         }
     }
-    const long last_epoch = epoch - 1;
-    if (!rc && restore && best_epoch) {
+    if (rc)
+        goto out;
+    const long last_epoch = pos.epoch - 1;
+    if (restore && pos.best_epoch) {
         memcpy(m.ps.w, best, m.ps.n * sizeof *best);
-        printf("restored the weights of epoch %ld (%s %.4f)\n", best_epoch,
-               o->monitor, best_metric);
+        printf("restored the weights of epoch %ld (%s %.4f)\n", pos.best_epoch,
+               o->monitor, pos.best_metric);
     }
-    (void)stopped;
     double t_total = now() - t_train;
-    if (!rc) {
-        const double ne = (double)(last_epoch ? last_epoch : 1);
+    if (epochs_here) {
+        const double ne = (double)epochs_here;
         const double t_steps = t_total - t_eval;
         printf("training: %ld epochs in %.1f s (%.1f s per epoch, %.1f s of "
-               "them training steps)\n", last_epoch, t_total, t_total / ne,
+               "them training steps)\n", epochs_here, t_total, t_total / ne,
                t_steps / ne);
         printf("per epoch: embedding %.2f s, LSTM forward %.2f s, LSTM "
                "backward %.2f s, head %.2f s, optimizer %.2f s, other %.2f s; "
@@ -956,42 +1483,47 @@ static int cmd_train(const options *o)
                m.t_lstm_bwd / ne, m.t_head / ne, t_opt / ne,
                (t_steps - m.t_embed - m.t_lstm_fwd - m.t_lstm_bwd - m.t_head -
                 t_opt) / ne, t_eval / ne);
-        const size_t nt = sp.n[2];
-        int32_t *pred = malloc((nt + 1) * sizeof *pred);
-        float *probs = malloc((nt + 1) * C * sizeof *probs);
-        double tacc = 0;
-        lstm_metrics mt;
-        if (!pred || !probs || lstm_metrics_init(&mt, C))
-            rc = die("out of memory");
-        else if (nt == 0)
-            printf("\nno test rows\n");
-        else if (!(rc = evaluate(&m, &c, sp.idx[2], nt, c.ds.label, pred,
-                                 probs, NULL, &tacc))) {
-            for (size_t i = 0; i < nt; i++)
-                lstm_metrics_add(&mt, c.ds.label[sp.idx[2][i]], pred[i]);
-            lstm_metrics_finish(&mt);
-            printf("\ntest accuracy %.4f (%zu texts), macro f1 %.4f\n", tacc,
-                   nt, mt.macro_f1);
-            lstm_tblog_scalar(&tb, "test-acc", (float)tacc, last_epoch);
-            print_report(&mt, c.ds.classes);
-            print_tables(&c, sp.idx[2], nt, c.ds.label, pred, c.ds.classes);
-            snprintf(path, sizeof path, "%s/predictions.csv", o->out);
-            rc = write_predictions(path, &c, sp.idx[2], nt, c.ds.label, pred,
-                                   probs, c.ds.classes);
-        }
-        if (mt.confusion)
-            lstm_metrics_free(&mt);
-        free(pred);
-        free(probs);
+    } else {
+        printf("training: finished before (epoch %ld); testing\n", last_epoch);
     }
+    const size_t nt = sp.n[2];
+    int32_t *pred = malloc((nt + 1) * sizeof *pred);
+    float *probs = malloc((nt + 1) * C * sizeof *probs);
+    double tacc = 0;
+    lstm_metrics mt = {0};
+    if (!pred || !probs || lstm_metrics_init(&mt, C))
+        rc = die("out of memory");
+    else if (nt == 0)
+        printf("\nno test rows\n");
+    else if (!(rc = evaluate(&m, &c, sp.idx[2], nt, c.ds.label, pred, probs,
+                             NULL, &tacc))) {
+        for (size_t i = 0; i < nt; i++)
+            lstm_metrics_add(&mt, c.ds.label[sp.idx[2][i]], pred[i]);
+        lstm_metrics_finish(&mt);
+        printf("\ntest accuracy %.4f (%zu texts), macro f1 %.4f\n", tacc, nt,
+               mt.macro_f1);
+        lstm_tblog_scalar(&tb, "test-acc", (float)tacc, last_epoch);
+        print_report(&mt, c.ds.classes);
+        print_tables(&c, sp.idx[2], nt, c.ds.label, pred, c.ds.classes);
+        snprintf(path, sizeof path, "%s/predictions.csv", o->out);
+        rc = write_predictions(path, &c, sp.idx[2], nt, c.ds.label, pred,
+                               probs, c.ds.classes);
+    }
+    if (mt.confusion)
+        lstm_metrics_free(&mt);
+    free(pred);
+    free(probs);
     if (!rc) {
         snprintf(path, sizeof path, "%s/model.safetensors", o->out);
         rc = save_model(path, &m, &c, o);
         if (!rc)
             printf("\nsaved %s, %s/metrics.csv, %s/predictions.csv, "
-                   "%s/split.json\nTensorBoard: tensorboard --logdir %s/tb_logs"
-                   "\n", path, o->out, o->out, o->out, o->out);
+                   "%s/split.json, %s/" STATE_FILE "\nTensorBoard: "
+                   "tensorboard --logdir %s/tb_logs\n", path, o->out, o->out,
+                   o->out, o->out, o->out);
     }
+out:
+    lstm_safetensors_close(&st);
     lstm_tblog_close(&tb);
     lstm_buf_free(&metrics);
     batch_free(&b);

@@ -156,8 +156,10 @@ double lstm_params_grad_norm(const lstm_params *ps);
 /* torch.nn.utils.clip_grad_norm_: when the norm exceeds max_norm, scales
  * every gradient by max_norm / (norm + 1e-6). Returns the norm before. */
 double lstm_params_clip_grad_norm(lstm_params *ps, double max_norm);
-/* The first slice whose gradients (grads != 0) or weights hold a NaN or an
- * infinity, or NULL. */
+/* The last slice, in the order they were added, whose gradients
+ * (grads != 0) or weights hold a NaN or an infinity, or NULL. For a model
+ * whose slices run from input to output, that is the layer nearest the
+ * loss: where backpropagation met the bad value first. */
 const lstm_param *lstm_params_nonfinite(const lstm_params *ps, int grads);
 
 /* ---- layers -------------------------------------------------------------
@@ -272,6 +274,8 @@ int lstm_lstm_forward(lstm_lstm *l, const float *x, const int32_t *len,
  * into the block; writes dx (B,T,I), dh0 and dc0 (L,B,H) unless NULL. */
 int lstm_lstm_backward(lstm_lstm *l, const float *dout, const float *dhn,
                        const float *dcn, float *dx, float *dh0, float *dc0);
+/* Bytes of the workspace a forward and backward over (B,T) needs. */
+size_t lstm_lstm_workspace_bytes(const lstm_lstm *l, size_t B, size_t T);
 void lstm_lstm_free(lstm_lstm *l);
 
 /* ---- optimizers -------------------------------------------------------- */
@@ -289,7 +293,10 @@ typedef struct {
 
 int lstm_adamw_init(lstm_adamw *o, size_t n, double lr, double beta1,
                     double beta2, double eps, double weight_decay);
-void lstm_adamw_step(lstm_adamw *o, float *w, const float *g);
+/* Returns how many gradients were not finite (inf or NaN); the update is
+ * applied regardless, as torch.optim.AdamW does, so a non-zero count means
+ * the weights it touched are spoiled: stop, or reload a checkpoint. */
+size_t lstm_adamw_step(lstm_adamw *o, float *w, const float *g);
 void lstm_adamw_free(lstm_adamw *o);
 /* Plain SGD: w -= lr * g. */
 void lstm_sgd_step(float *w, const float *g, size_t n, float lr);
@@ -348,6 +355,10 @@ int lstm_classifier_forward(lstm_classifier *m, const int32_t *ids,
  * and backward passes: embedding (gather and scatter-add), LSTM forward,
  * LSTM backward, and the head (pooling, MLP, loss). */
 int lstm_classifier_backward(lstm_classifier *m, const int32_t *y);
+/* Bytes the classifier holds once it has trained on (B,T) batches: its
+ * weights and gradients plus the workspaces of the head and the LSTM
+ * (no optimizer state). Exact: the same layout the allocations use. */
+size_t lstm_classifier_memory(const lstm_classifier *m, size_t B, size_t T);
 void lstm_classifier_free(lstm_classifier *m);
 
 #ifdef __cplusplus

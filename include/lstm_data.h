@@ -156,6 +156,25 @@ int lstm_safetensors_save(const char *path, const lstm_params *ps,
                           const char *const *keys, const char *const *vals,
                           size_t nmeta);
 
+/* Any list of float32 tensors (the training state: weights, optimizer
+ * moments, best weights), written in one atomic piece. */
+typedef struct {
+    const char *name;
+    const float *data;
+    size_t numel;
+    size_t shape[LSTM_MAXDIM];
+    int ndim;
+} lstm_st_tensor;
+int lstm_safetensors_write(const char *path, const lstm_st_tensor *t,
+                           size_t nt, const char *const *keys,
+                           const char *const *vals, size_t nmeta);
+/* Fills t[0..ps->np) with the parameters' names (each prefixed, written
+ * into names[i*name_cap]) and shapes, over data laid out as ps->w (the
+ * weights themselves, or a block beside them such as an AdamW moment). */
+void lstm_safetensors_tensors(const lstm_params *ps, const float *data,
+                              const char *prefix, lstm_st_tensor *t,
+                              char *names, size_t name_cap);
+
 typedef struct {
     char *raw;                /* the whole file */
     size_t size;
@@ -169,6 +188,9 @@ typedef struct {
 int lstm_safetensors_open(lstm_safetensors *st, const char *path);
 /* A metadata string, or NULL. */
 const char *lstm_safetensors_meta(const lstm_safetensors *st, const char *key);
+/* Copies the tensor name, which must have exactly this shape, into dst. */
+int lstm_safetensors_get(const lstm_safetensors *st, const char *name,
+                         const size_t *shape, int ndim, float *dst);
 /* Copies every parameter of ps from the file; names and shapes must match
  * exactly, and the file must hold no other tensor. */
 int lstm_safetensors_load(const lstm_safetensors *st, lstm_params *ps);

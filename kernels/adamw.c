@@ -7,28 +7,35 @@
 
 #include "kernels.h"
 
-void lstm__adamw_ref(float *w, float *m, float *v, const float *g, size_t n,
-                     const lstm__adamw_args *a)
+size_t lstm__adamw_ref(float *w, float *m, float *v, const float *g, size_t n,
+                       const lstm__adamw_args *a)
 {
+    size_t bad = 0;
     for (size_t k = 0; k < n; k++) {
+        bad += !isfinite(g[k]);
         w[k] = w[k] * a->decay;                     /* param.mul_(1-lr*wd) */
         m[k] = m[k] * a->b1 + a->omb1 * g[k];       /* exp_avg */
         v[k] = v[k] * a->b2 + a->omb2 * g[k] * g[k]; /* exp_avg_sq */
         float denom = sqrtf(v[k]) / a->bc2_sqrt + a->eps;
         w[k] = w[k] + a->step_neg * m[k] / denom;   /* addcdiv_ */
     }
+    return bad;
 }
 
-static inline __attribute__((always_inline)) void
+/* g - g is 0 for a finite g and NaN for inf or NaN: a test that
+ * vectorises with the update at no cost to this memory-bound loop. */
+static inline __attribute__((always_inline)) size_t
 adamw_body(float *restrict w, float *restrict m, float *restrict v,
            const float *restrict g, size_t n, const lstm__adamw_args *a)
 {
     const float decay = a->decay, b1 = a->b1, b2 = a->b2, omb1 = a->omb1;
     const float omb2 = a->omb2, sn = a->step_neg, bc = a->bc2_sqrt;
     const float eps = a->eps;
-#pragma omp simd
+    size_t bad = 0;
+#pragma omp simd reduction(+ : bad)
     for (size_t k = 0; k < n; k++) {
         float gk = g[k];
+        bad += !(gk - gk == 0.0f);
         float wk = w[k] * decay;
         float mk = m[k] * b1 + omb1 * gk;
         float vk = v[k] * b2 + omb2 * gk * gk;
@@ -36,13 +43,15 @@ adamw_body(float *restrict w, float *restrict m, float *restrict v,
         v[k] = vk;
         w[k] = wk + sn * mk / (sqrtf(vk) / bc + eps);
     }
+    return bad;
 }
 
 #define ADAMW(isa, attr)                                                    \
-    attr void lstm__adamw_##isa(float *w, float *m, float *v, const float *g,\
-                                size_t n, const lstm__adamw_args *a)        \
+    attr size_t lstm__adamw_##isa(float *w, float *m, float *v,             \
+                                  const float *g, size_t n,                 \
+                                  const lstm__adamw_args *a)                \
     {                                                                       \
-        adamw_body(w, m, v, g, n, a);                                       \
+        return adamw_body(w, m, v, g, n, a);                                \
     }
 
 ADAMW(generic, )

@@ -67,8 +67,9 @@ void lstm__pack16(float *dst, const float *W, size_t M, size_t N, int trans);
 typedef struct {
     float decay, b1, b2, omb1, omb2, step_neg, bc2_sqrt, eps;
 } lstm__adamw_args;
-typedef void lstm__adamw_fn(float *w, float *m, float *v, const float *g,
-                            size_t n, const lstm__adamw_args *a);
+/* Returns how many g[k] are not finite (inf or NaN). */
+typedef size_t lstm__adamw_fn(float *w, float *m, float *v, const float *g,
+                              size_t n, const lstm__adamw_args *a);
 
 typedef struct {
     const char *name;

@@ -31,9 +31,9 @@ static void put_f32le(char *dst, const float *src, size_t n)
         }
 }
 
-int lstm_safetensors_save(const char *path, const lstm_params *ps,
-                          const char *const *keys, const char *const *vals,
-                          size_t nmeta)
+int lstm_safetensors_write(const char *path, const lstm_st_tensor *t,
+                           size_t nt, const char *const *keys,
+                           const char *const *vals, size_t nmeta)
 {
     lstm_buf h = {0};
     lstm_buf_puts(&h, "{\"__metadata__\":{");
@@ -46,23 +46,23 @@ int lstm_safetensors_save(const char *path, const lstm_params *ps,
     }
     lstm_buf_puts(&h, "}");
     size_t off = 0;
-    for (size_t i = 0; i < ps->np; i++) {
-        const lstm_param *p = &ps->p[i];
+    for (size_t i = 0; i < nt; i++) {
         lstm_buf_puts(&h, ",");
-        lstm_buf_json_str(&h, p->name, strlen(p->name));
+        lstm_buf_json_str(&h, t[i].name, strlen(t[i].name));
         lstm_buf_puts(&h, ":{\"dtype\":\"F32\",\"shape\":[");
-        for (int d = 0; d < p->ndim; d++)
-            lstm_buf_printf(&h, "%s%zu", d ? "," : "", p->shape[d]);
+        for (int d = 0; d < t[i].ndim; d++)
+            lstm_buf_printf(&h, "%s%zu", d ? "," : "", t[i].shape[d]);
         lstm_buf_printf(&h, "],\"data_offsets\":[%zu,%zu]}", off,
-                        off + 4 * p->numel);
-        off += 4 * p->numel;
+                        off + 4 * t[i].numel);
+        off += 4 * t[i].numel;
     }
     lstm_buf_puts(&h, "}");
     while (h.len % 8)  /* the data section starts 8-byte aligned */
         lstm_buf_puts(&h, " ");
     if (h.err) {
         lstm_buf_free(&h);
-        return LSTM_ENOMEM;
+        return lstm_error(LSTM_ENOMEM, "%s: out of memory for the header",
+                          path);
     }
     size_t total = 8 + h.len + off;
     char *file = lstm_alloc(total);
@@ -76,13 +76,49 @@ int lstm_safetensors_save(const char *path, const lstm_params *ps,
         file[k] = (char)(hl >> (8 * k));
     memcpy(file + 8, h.s, h.len);
     char *data = file + 8 + h.len;
-    for (size_t i = 0; i < ps->np; i++) {
-        put_f32le(data, ps->w + ps->p[i].off, ps->p[i].numel);
-        data += 4 * ps->p[i].numel;
+    for (size_t i = 0; i < nt; i++) {
+        put_f32le(data, t[i].data, t[i].numel);
+        data += 4 * t[i].numel;
     }
     int err = lstm_write_atomic(path, file, total);
     lstm_free(file);
     lstm_buf_free(&h);
+    return err;
+}
+
+void lstm_safetensors_tensors(const lstm_params *ps, const float *data,
+                              const char *prefix, lstm_st_tensor *t,
+                              char *names, size_t name_cap)
+{
+    for (size_t i = 0; i < ps->np; i++) {
+        const lstm_param *p = &ps->p[i];
+        char *nm = names + i * name_cap;
+        snprintf(nm, name_cap, "%s%s", prefix ? prefix : "", p->name);
+        t[i].name = nm;
+        t[i].data = data + p->off;
+        t[i].numel = p->numel;
+        t[i].ndim = p->ndim;
+        for (int d = 0; d < p->ndim; d++)
+            t[i].shape[d] = p->shape[d];
+    }
+}
+
+int lstm_safetensors_save(const char *path, const lstm_params *ps,
+                          const char *const *keys, const char *const *vals,
+                          size_t nmeta)
+{
+    const size_t cap = sizeof ps->p[0].name;
+    lstm_st_tensor *t = lstm_alloc((ps->np + 1) * sizeof *t);
+    char *names = lstm_alloc((ps->np + 1) * cap);
+    int err = LSTM_ENOMEM;
+    if (t && names) {
+        lstm_safetensors_tensors(ps, ps->w, NULL, t, names, cap);
+        err = lstm_safetensors_write(path, t, ps->np, keys, vals, nmeta);
+    } else {
+        lstm_error(err, "%s: out of memory", path);
+    }
+    lstm_free(t);
+    lstm_free(names);
     return err;
 }
 
@@ -197,39 +233,58 @@ const char *lstm_safetensors_meta(const lstm_safetensors *st, const char *key)
     return v && v->type == LSTM_JSON_STR ? v->str : NULL;
 }
 
+/* Shape (a, b, ...) of a parameter or of a file entry, for messages. */
+static void shape_str(char *dst, size_t cap, const size_t *dims, int nd,
+                      const lstm_json *sh)
+{
+    size_t l = 0;
+    int n = sh ? (int)sh->n : nd;
+    dst[0] = '\0';
+    for (int d = 0; d < n && l + 24 < cap; d++)
+        l += (size_t)snprintf(dst + l, cap - l, "%s%.0f", d ? "," : "",
+                              sh ? sh->items[d].num : (double)dims[d]);
+}
+
+int lstm_safetensors_get(const lstm_safetensors *st, const char *name,
+                         const size_t *shape, int ndim, float *dst)
+{
+    const lstm_json *e = lstm_json_get(&st->header, name);
+    if (!e || strcmp(name, "__metadata__") == 0)
+        return lstm_error(LSTM_EFORMAT, "checkpoint: tensor %.64s is missing",
+                          name);
+    const lstm_json *sh = lstm_json_get(e, "shape");
+    int same = sh->n == (size_t)ndim;
+    size_t numel = 1;
+    for (int d = 0; d < ndim; d++) {
+        same = same && (size_t)sh->items[d].num == shape[d];
+        numel *= shape[d];
+    }
+    if (!same) {
+        char want[64], got[64];
+        shape_str(want, sizeof want, shape, ndim, NULL);
+        shape_str(got, sizeof got, NULL, 0, sh);
+        return lstm_error(LSTM_EFORMAT,
+                          "checkpoint: tensor %.64s has shape (%s), the model "
+                          "needs (%s)",
+                          name, got, want);
+    }
+    size_t b = (size_t)lstm_json_get(e, "data_offsets")->items[0].num;
+    memcpy(dst, st->data + b, 4 * numel);
+    if (!little_endian())
+        put_f32le((char *)dst, dst, numel);
+    return LSTM_OK;
+}
+
 int lstm_safetensors_load(const lstm_safetensors *st, lstm_params *ps)
 {
     const lstm_json *h = &st->header;
     size_t tensors = h->n - (lstm_json_get(h, "__metadata__") != NULL);
     for (size_t i = 0; i < ps->np; i++) {
         const lstm_param *p = &ps->p[i];
-        const lstm_json *e = lstm_json_get(h, p->name);
-        if (!e)
-            return lstm_error(LSTM_EFORMAT, "checkpoint: tensor %s is missing",
-                              p->name);
-        const lstm_json *sh = lstm_json_get(e, "shape");
-        int same = sh->n == (size_t)p->ndim;
-        for (size_t d = 0; same && d < sh->n; d++)
-            same = (size_t)sh->items[d].num == p->shape[d];
-        if (!same) {
-            char want[64], got[64];
-            size_t wl = 0, gl = 0;
-            for (int d = 0; d < p->ndim && wl < 48; d++)
-                wl += (size_t)snprintf(want + wl, sizeof want - wl, "%s%zu",
-                                       d ? "," : "", p->shape[d]);
-            for (size_t d = 0; d < sh->n && gl < 48; d++)
-                gl += (size_t)snprintf(got + gl, sizeof got - gl, "%s%.0f",
-                                       d ? "," : "", sh->items[d].num);
-            want[wl] = got[gl] = '\0';
-            return lstm_error(LSTM_EFORMAT,
-                              "checkpoint: tensor %s has shape (%s), the model "
-                              "needs (%s)",
-                              p->name, got, want);
-        }
-        size_t b = (size_t)lstm_json_get(e, "data_offsets")->items[0].num;
-        memcpy(ps->w + p->off, st->data + b, 4 * p->numel);
-        if (!little_endian())
-            put_f32le((char *)(ps->w + p->off), ps->w + p->off, p->numel);
+        int err = lstm_safetensors_get(st, p->name, p->shape, p->ndim,
+                                       ps->w + p->off);
+        if (err)
+            return err;
     }
     if (tensors != ps->np)
         for (size_t i = 0; i < h->n; i++)

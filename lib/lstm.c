@@ -103,6 +103,14 @@ static void layout(lstm_lstm *l, lstm__carver *c, size_t B, size_t T)
     l->cn = lstm__carve(c, L * B * H);
 }
 
+size_t lstm_lstm_workspace_bytes(const lstm_lstm *l, size_t B, size_t T)
+{
+    lstm_lstm tmp = *l;  /* layout() writes the pointers; they are not kept */
+    lstm__carver c = {NULL, 0};
+    layout(&tmp, &c, B, T);
+    return c.used;
+}
+
 static int reserve(lstm_lstm *l, size_t B, size_t T)
 {
     const size_t H = l->H, G = 4 * H;

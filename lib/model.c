@@ -112,6 +112,15 @@ static void layout(lstm_classifier *m, lstm__carver *c, size_t B, size_t T)
     m->dx = lstm__carve(c, B * T * k->E);
 }
 
+size_t lstm_classifier_memory(const lstm_classifier *m, size_t B, size_t T)
+{
+    lstm_classifier tmp = *m;
+    lstm__carver c = {NULL, 0};
+    layout(&tmp, &c, B, T);
+    return c.used + lstm_lstm_workspace_bytes(&m->rnn, B, T) +
+           2 * m->ps.n * sizeof(float);
+}
+
 static int reserve(lstm_classifier *m, size_t B, size_t T)
 {
     if (B > SIZE_MAX / 64 / T || B * T > SIZE_MAX / 64 / (m->cfg.E + m->cfg.H))

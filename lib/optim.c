@@ -34,7 +34,7 @@ int lstm_adamw_init(lstm_adamw *o, size_t n, double lr, double beta1,
     return LSTM_OK;
 }
 
-void lstm_adamw_step(lstm_adamw *o, float *w, const float *g)
+size_t lstm_adamw_step(lstm_adamw *o, float *w, const float *g)
 {
     o->step++;
     const double bc1 = 1.0 - pow(o->beta1, (double)o->step);
@@ -47,13 +47,15 @@ void lstm_adamw_step(lstm_adamw *o, float *w, const float *g)
     const lstm__kernels *k = lstm__k();
     const size_t n = o->n;
     int nt = lstm__threads_for(n * 8);
-#pragma omp parallel num_threads(nt)
+    size_t bad = 0;
+#pragma omp parallel num_threads(nt) reduction(+ : bad)
     {
         size_t i0, i1;
         lstm__share(n, &i0, &i1);
         lstm__ftz();
-        k->adamw(w + i0, o->m + i0, o->v + i0, g + i0, i1 - i0, &a);
+        bad += k->adamw(w + i0, o->m + i0, o->v + i0, g + i0, i1 - i0, &a);
     }
+    return bad;
 }
 
 void lstm_adamw_free(lstm_adamw *o)

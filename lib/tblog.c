@@ -101,10 +101,21 @@ int lstm_tblog_open(lstm_tblog *t, const char *dir)
     char host[256] = "localhost";
     gethostname(host, sizeof host - 1);
     host[sizeof host - 1] = '\0';
-    if ((size_t)snprintf(t->path, sizeof t->path, "%s/events.out.tfevents.%ld.%s",
-                         dir, (long)time(NULL), host) >= sizeof t->path)
-        return lstm_error(LSTM_EINVAL, "%s: path too long", dir);
-    t->fp = fopen(t->path, "wb");
+    /* never over an existing file: a resumed run starting within the
+     * same second as the first one gets a ".1" (".2", ...) suffix */
+    for (int k = 0; !t->fp && k < 1000; k++) {
+        int n = k ? snprintf(t->path, sizeof t->path,
+                             "%s/events.out.tfevents.%ld.%s.%d", dir,
+                             (long)time(NULL), host, k)
+                  : snprintf(t->path, sizeof t->path,
+                             "%s/events.out.tfevents.%ld.%s", dir,
+                             (long)time(NULL), host);
+        if (n < 0 || (size_t)n >= sizeof t->path)
+            return lstm_error(LSTM_EINVAL, "%s: path too long", dir);
+        t->fp = fopen(t->path, "wbx");
+        if (!t->fp && errno != EEXIST)
+            break;
+    }
     if (!t->fp)
         return lstm_error(LSTM_EIO, "%s: cannot create: %s", t->path,
                           strerror(errno));

@@ -250,7 +250,7 @@ double lstm_params_clip_grad_norm(lstm_params *ps, double max_norm)
 const lstm_param *lstm_params_nonfinite(const lstm_params *ps, int grads)
 {
     const float *base = grads ? ps->g : ps->w;
-    for (size_t i = 0; i < ps->np; i++) {
+    for (size_t i = ps->np; i-- > 0;) {
         const float *x = base + ps->p[i].off;
         for (size_t k = 0; k < ps->p[i].numel; k++)
             if (!isfinite(x[k]))

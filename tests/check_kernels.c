@@ -253,6 +253,15 @@ START_TEST(adamw_ref_vs_tuned)
         assert_close(w[1], w[0], n, 1e-7, 1e-6, "adamw w");
         assert_close(m[1], m[0], n, 1e-7, 1e-6, "adamw m");
         assert_close(v[1], v[0], n, 1e-7, 1e-6, "adamw v");
+        /* the count of non-finite gradients, at the ends and inside a
+         * vector: both sets must see every one */
+        size_t want = 0;
+        for (size_t i = 0; i < n; i += 1 + i % 5, want++)
+            g[i] = i % 3 == 0 ? NAN : i % 3 == 1 ? INFINITY : -INFINITY;
+        size_t got_ref = lstm__adamw_ref(w[0], m[0], v[0], g, n, &a);
+        size_t got = kset->adamw(w[1], m[1], v[1], g, n, &a);
+        ck_assert_uint_eq(got_ref, want);
+        ck_assert_uint_eq(got, want);
         for (int k = 0; k < 2; k++) {
             free(w[k]);
             free(m[k]);

@@ -146,6 +146,10 @@ START_TEST(grad_norm_and_guard)
     ck_assert(!isfinite(lstm_params_grad_norm(&ps)));
     ck_assert_str_eq(lstm_params_nonfinite(&ps, 1)->name, "b");
     ck_assert(lstm_params_nonfinite(&ps, 0) == NULL);
+    ga[2] = INFINITY;  /* the one nearest the output is named */
+    ck_assert_str_eq(lstm_params_nonfinite(&ps, 1)->name, "b");
+    gb[1] = 0.0f;
+    ck_assert_str_eq(lstm_params_nonfinite(&ps, 1)->name, "a");
     lstm_params_free(&ps);
 }
 END_TEST
