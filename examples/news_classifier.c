@@ -40,7 +40,7 @@ typedef struct {
     long epochs, batch, max_len, vocab, embed, hidden, layers, patience;
     long threads, seed;
     double dropout, lr, wd, clip, max_mem;
-    int pool, json, epochs_given;
+    int pool, json, epochs_given, lr_given;
     const char *first_setting;  /* a flag --resume does not take */
     const char **inputs;
     int ninputs;
@@ -105,7 +105,7 @@ static void usage(FILE *fp)
 "  --resume DIR         continue the run whose --out is DIR from its\n"
 "                       train_state.safetensors, written after every epoch\n"
 "                       and on SIGINT/SIGTERM; it keeps the run's options\n"
-"                       (--epochs, --threads and --data may be given)\n"
+"                       (--epochs, --threads, --lr and --data may be given)\n"
 "  --max-memory SIZE    refuse to start above SIZE bytes (K, M, G suffixes;\n"
 "                       default: the machine's memory)\n"
 "\n"
@@ -211,12 +211,13 @@ static int parse_args(int argc, char **argv, options *o)
             exit(0);
         }
         v = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
-        /* the first three go with --resume, the rest are the run's own */
+        /* the first four go with --resume, the rest are the run's own */
         static const char *known[] = {
-            "--data", "--epochs", "--threads", "--model", "--out", "--split",
+            "--data", "--epochs", "--threads", "--lr", "--model", "--out",
+            "--split",
             "--monitor", "--batch-size", "--max-len", "--vocab-size",
             "--embed-dim", "--hidden", "--layers", "--patience", "--seed",
-            "--dropout", "--lr", "--weight-decay", "--pool",
+            "--dropout", "--weight-decay", "--pool",
             "--clip-grad-norm", "--max-memory", "--resume"};
         size_t k = 0, nk = sizeof known / sizeof *known;
         while (k < nk && strcmp(flag, known[k]) != 0)
@@ -225,7 +226,7 @@ static int parse_args(int argc, char **argv, options *o)
             return usage_error("unknown flag %s", flag);
         if (!v)
             return usage_error("%s needs a value", flag);
-        if (k >= 3 && k < nk - 1 && !o->first_setting)
+        if (k >= 4 && k < nk - 1 && !o->first_setting)
             o->first_setting = known[k];
         int e = 0;
         if (!strcmp(flag, "--data")) o->data = v;
@@ -269,7 +270,10 @@ static int parse_args(int argc, char **argv, options *o)
         else if (!strcmp(flag, "--threads")) e = parse_long(flag, v, 1, 1024, &o->threads);
         else if (!strcmp(flag, "--seed")) e = parse_long(flag, v, 0, 0x7fffffffL, &o->seed);
         else if (!strcmp(flag, "--dropout")) e = parse_double(flag, v, 0.0, 0.99, &o->dropout);
-        else if (!strcmp(flag, "--lr")) e = parse_double(flag, v, 0.0, DBL_MAX, &o->lr);
+        else if (!strcmp(flag, "--lr")) {
+            e = parse_double(flag, v, 0.0, DBL_MAX, &o->lr);
+            o->lr_given = 1;
+        }
         else if (!strcmp(flag, "--weight-decay")) e = parse_double(flag, v, 0.0, 10.0, &o->wd);
         else if (!strcmp(flag, "--clip-grad-norm")) e = parse_double(flag, v, 0.0, 1e6, &o->clip);
         if (e)
@@ -969,8 +973,8 @@ out:
     return rc;
 }
 
-/* The saved run's options replace o's, except --epochs, --threads and
- * --data when given. */
+/* The saved run's options replace o's, except --epochs, --threads, --lr
+ * and --data when given. */
 static int state_options(const lstm_safetensors *st, const char *path,
                          options *o)
 {
@@ -985,6 +989,7 @@ static int state_options(const lstm_safetensors *st, const char *path,
     const lstm_json *pl = lstm_json_get(&j, "pool");
     const lstm_json *mo = lstm_json_get(&j, "monitor");
     long epochs = 0;
+    double lr;
     int bad = !d || d->type != LSTM_JSON_STR || d->len >= sizeof data ||
               !pl || pl->type != LSTM_JSON_STR || !mo ||
               mo->type != LSTM_JSON_STR || mo->len >= sizeof monitor ||
@@ -998,7 +1003,7 @@ static int state_options(const lstm_safetensors *st, const char *path,
               get_long(&j, "patience", 1, 100000, &o->patience) ||
               get_long(&j, "seed", 0, 0x7fffffffL, &o->seed) ||
               get_num(&j, "dropout", 0, 0.99, &o->dropout) ||
-              get_num(&j, "lr", 0, DBL_MAX, &o->lr) ||
+              get_num(&j, "lr", 0, DBL_MAX, o->lr_given ? &lr : &o->lr) ||
               get_num(&j, "weight_decay", 0, 10, &o->wd) ||
               get_num(&j, "clip_grad_norm", 0, 1e6, &o->clip);
     if (!bad) {
@@ -1183,13 +1188,17 @@ static int non_finite(const options *o, const lstm_classifier *m,
                       const train_pos *p, const char *what, double value)
 {
     const lstm_param *bad = lstm_params_nonfinite(&m->ps, 1);
-    char saved[1200] = "nothing was saved";
+    char saved[1200] = "nothing was saved", val[32];
     if (p->epoch > 1 || o->resume)
         snprintf(saved, sizeof saved, "%s/" STATE_FILE " holds the last good "
                  "state", o->out);
-    return die("epoch %ld step %zu: the %s is %g%s%s; %s; try a lower --lr "
+    if (isnan(value))
+        snprintf(val, sizeof val, "NaN");
+    else
+        snprintf(val, sizeof val, "%g", value);
+    return die("epoch %ld step %zu: the %s is %s%s%s; %s; try a lower --lr "
                "(now %g)%s",
-               p->epoch, p->step + 1, what, value,
+               p->epoch, p->step + 1, what, val,
                bad ? ", first in the gradient of " : "", bad ? bad->name : "",
                saved, o->lr, o->clip > 0 ? "" : " or --clip-grad-norm 1");
 }
@@ -1201,7 +1210,8 @@ static int cmd_train(const options *opts)
         if (o->first_setting)
             return usage_error("--resume continues the saved run with its "
                                "own options; %s cannot be given with it "
-                               "(only --epochs, --threads and --data can)",
+                               "(only --epochs, --threads, --lr and --data "
+                               "can)",
                                o->first_setting);
         o->out = o->resume;
     } else if (!o->data) {

@@ -57,7 +57,7 @@ int lstm_safetensors_write(const char *path, const lstm_st_tensor *t,
         off += 4 * t[i].numel;
     }
     lstm_buf_puts(&h, "}");
-    while (h.len % 8)  /* the data section starts 8-byte aligned */
+    while (!h.err && h.len % 8)  /* the data starts 8-byte aligned */
         lstm_buf_puts(&h, " ");
     if (h.err) {
         lstm_buf_free(&h);
@@ -195,7 +195,8 @@ int lstm_safetensors_open(lstm_safetensors *st, const char *path)
         char msg[256];
         snprintf(msg, sizeof msg, "%s", lstm_errmsg());
         lstm_safetensors_close(st);
-        return lstm_error(LSTM_EFORMAT, "%s: header: %s", path, msg);
+        return lstm_error(err == LSTM_ENOMEM ? err : LSTM_EFORMAT,
+                          "%s: header: %s", path, msg);
     }
     st->data = st->raw + 8 + hl;
     st->data_size = st->size - 8 - (size_t)hl;

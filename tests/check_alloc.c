@@ -1,11 +1,17 @@
 /*
  * check_alloc.c - allocation failure injected at every allocation of a
  * classifier's life (init, forward, backward, optimizer, a larger second
- * batch): each failure must come back as LSTM_ENOMEM, and once everything
- * is freed no block may be left behind.
+ * batch) and of everything a training run does before its first step
+ * (CSV, split, vocabulary, encoding, checkpoint and state files): each
+ * failure must come back as LSTM_ENOMEM, and once everything is freed no
+ * block may be left behind.
  */
+#define _GNU_SOURCE  /* mkdtemp */
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "lstm_data.h"
 #include "testutil.h"
 
 /* One life of a classifier; returns the first error, or 0. */
@@ -41,23 +47,93 @@ out_model:
     return err;
 }
 
-START_TEST(every_allocation_fails_cleanly)
+static char dir[] = "/tmp/lstm_alloc_XXXXXX";
+
+/* What a training run's setup does through the library, then the files
+ * it writes and reads back; returns the first error, or 0. */
+static int setup_life(void)
+{
+    char csv[300], spl[300], st[300];
+    snprintf(csv, sizeof csv, "%s/d.csv", dir);
+    snprintf(spl, sizeof spl, "%s/split.json", dir);
+    snprintf(st, sizeof st, "%s/m.safetensors", dir);
+    lstm_dataset ds;
+    lstm_split sp = {{NULL}, {0}}, sp2 = {{NULL}, {0}};
+    lstm_vocab v = {0};
+    lstm_classifier m = {0};
+    lstm_safetensors f = {0};
+    lstm_json j = {0};
+    int32_t ids[8];
+    int err = lstm_dataset_load(&ds, csv);
+    if (err)
+        return err;
+    if (!(err = lstm_split_random(&sp, ds.n, (double[3]){0.6, 0.2, 0.2}, 1)) &&
+        !(err = lstm_split_save(&sp, spl)) &&
+        !(err = lstm_split_load(&sp2, spl, ds.n)) &&
+        !(err = lstm_vocab_build(&v, &ds, sp.idx[0], sp.n[0], 100))) {
+        for (size_t i = 0; i < ds.n; i++)
+            lstm_encode(&v, ds.text[i], ds.text_len[i], ids, 8);
+        lstm_classifier_config cfg = {v.n, 4, 3, 1, ds.n_classes, {5, 4}, 2,
+                                      0.0f, LSTM_POOL_LAST};
+        const char *keys[1] = {"note"}, *vals[1] = {"[1, {\"a\": \"b\"}]"};
+        if (!(err = lstm_classifier_init(&m, &cfg)) &&
+            !(err = lstm_safetensors_save(st, &m.ps, keys, vals, 1)) &&
+            !(err = lstm_safetensors_open(&f, st)) &&
+            !(err = lstm_safetensors_load(&f, &m.ps)))
+            err = lstm_json_parse(&j, vals[0], strlen(vals[0]));
+    }
+    lstm_json_free(&j);
+    lstm_safetensors_close(&f);
+    lstm_classifier_free(&m);
+    lstm_vocab_free(&v);
+    lstm_split_free(&sp);
+    lstm_split_free(&sp2);
+    lstm_dataset_free(&ds);
+    return err;
+}
+
+/* Fails the n-th allocation of fn for n = 1, 2, ... until fn succeeds. */
+static void fail_each(int (*fn)(void), long at_least)
 {
     const long base = lstm_debug_live_allocs();
     long n;
-    for (n = 1; n < 1000; n++) {
+    for (n = 1; n < 100000; n++) {
         lstm_debug_fail_alloc(n);
-        int err = life();
+        int err = fn();
         lstm_debug_fail_alloc(0);
         ck_assert_msg(lstm_debug_live_allocs() == base,
                       "failure at allocation %ld leaked %ld blocks", n,
                       lstm_debug_live_allocs() - base);
         if (err == LSTM_OK)
             break;  /* n is past the last allocation */
-        ck_assert_msg(err == LSTM_ENOMEM, "failure at allocation %ld gave %s",
-                      n, lstm_strerror(err));
+        ck_assert_msg(err == LSTM_ENOMEM, "failure at allocation %ld gave %s "
+                      "(%s)", n, lstm_strerror(err), lstm_errmsg());
     }
-    ck_assert_msg(n > 5 && n < 1000, "only %ld allocations seen", n);
+    ck_assert_msg(n > at_least && n < 100000, "only %ld allocations seen", n);
+}
+
+START_TEST(every_allocation_fails_cleanly)
+{
+    fail_each(life, 5);
+}
+END_TEST
+
+START_TEST(loaders_fail_cleanly)
+{
+    ck_assert(mkdtemp(dir) != NULL);
+    char path[300];
+    snprintf(path, sizeof path, "%s/d.csv", dir);
+    FILE *fp = fopen(path, "wb");
+    ck_assert(fp != NULL);
+    fprintf(fp, "category,text\n");
+    for (int i = 0; i < 12; i++)
+        fprintf(fp, "%s,\"palabra%d y otra, \"\"citada\"\" %d\"\n",
+                i % 3 ? "sport" : "science", i % 5, i);
+    fclose(fp);
+    fail_each(setup_life, 20);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    ck_assert(system(cmd) == 0);
 }
 END_TEST
 
@@ -66,6 +142,7 @@ Suite *alloc_suite(void)
     Suite *s = suite_create("alloc");
     TCase *tc = tcase_create("failure injection");
     tcase_add_test(tc, every_allocation_fails_cleanly);
+    tcase_add_test(tc, loaders_fail_cleanly);
     suite_add_tcase(s, tc);
     return s;
 }

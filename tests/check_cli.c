@@ -6,11 +6,15 @@
  */
 #define _GNU_SOURCE  /* mkdtemp */
 #include <math.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "lstm_data.h"
 #include "testutil.h"
@@ -45,24 +49,41 @@ static void slurp(const char *path, char *buf, size_t cap)
         fclose(fp);
 }
 
-/* Runs the program with the arguments (a printf format); returns the exit status
- * and leaves stdout and stderr in out and err. */
-static int run(const char *fmt, ...)
+/* Runs "shell-prefix program arguments"; returns the exit status and
+ * leaves stdout and stderr in out and err. */
+static int vrun(const char *prefix, const char *fmt, va_list ap)
 {
     char args[2048], cmd[4096], po[256], pe[256];
-    va_list ap;
-    va_start(ap, fmt);
     vsnprintf(args, sizeof args, fmt, ap);
-    va_end(ap);
     snprintf(po, sizeof po, "%s/stdout", dir);
     snprintf(pe, sizeof pe, "%s/stderr", dir);
-    snprintf(cmd, sizeof cmd, "%s %s > %s 2> %s < /dev/null", bin(), args, po,
-             pe);
+    snprintf(cmd, sizeof cmd, "%s %s %s > %s 2> %s < /dev/null", prefix, bin(),
+             args, po, pe);
     int st = system(cmd);
     slurp(po, out, sizeof out);
     slurp(pe, err, sizeof err);
     ck_assert_msg(WIFEXITED(st), "%s: killed by a signal", args);
     return WEXITSTATUS(st);
+}
+
+/* The program with the arguments (a printf format). */
+static int run(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int st = vrun("", fmt, ap);
+    va_end(ap);
+    return st;
+}
+
+/* The same behind a shell prefix such as "ulimit -f 64;". */
+static int run_after(const char *prefix, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int st = vrun(prefix, fmt, ap);
+    va_end(ap);
+    return st;
 }
 
 static const char *path_in(const char *name)
@@ -82,9 +103,10 @@ static void write_text(const char *name, const char *s)
 
 /* The command fails with status want_status and one line on stderr that
  * contains want. */
-#define FAILS(want_status, want, ...)                                        \
+#define FAILS(want_status, want, ...) FAILS_AFTER("", want_status, want, __VA_ARGS__)
+#define FAILS_AFTER(prefix, want_status, want, ...)                          \
     do {                                                                     \
-        int st_ = run(__VA_ARGS__);                                          \
+        int st_ = run_after(prefix, __VA_ARGS__);                            \
         ck_assert_msg(st_ == (want_status), "exit %d, expected %d; stderr: %s",\
                       st_, (want_status), err);                              \
         ck_assert_msg(strstr(err, (want)) != NULL, "stderr '%s' lacks '%s'",  \
@@ -252,6 +274,230 @@ START_TEST(cli_checkpoint_disagrees)
 }
 END_TEST
 
+
+/* ---- resume ---- */
+
+static int same_file(const char *a, const char *b)
+{
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "cmp -s %s %s", a, b);
+    return system(cmd) == 0;
+}
+
+/* metrics.csv without its two timing columns. */
+static void metrics_no_times(const char *path, char *buf, size_t cap)
+{
+    char raw[8192], *line, *save = NULL;
+    size_t n = 0;
+    slurp(path, raw, sizeof raw);
+    buf[0] = '\0';
+    for (line = strtok_r(raw, "\n", &save); line;
+         line = strtok_r(NULL, "\n", &save)) {
+        char *c = line;
+        for (int k = 0; k < 5 && c; k++)
+            c = strchr(c + 1, ',');
+        if (c)
+            *c = '\0';
+        n += (size_t)snprintf(buf + n, cap - n, "%s\n", line);
+    }
+}
+
+/* A number from the "state" metadata of a training state file. */
+static double state_field(const char *path, const char *key)
+{
+    lstm_safetensors st;
+    ck_assert_msg(lstm_safetensors_open(&st, path) == 0, "%s", lstm_errmsg());
+    const char *s = lstm_safetensors_meta(&st, "state");
+    ck_assert(s != NULL);
+    lstm_json j;
+    ck_assert_int_eq(lstm_json_parse(&j, s, strlen(s)), 0);
+    const lstm_json *v = lstm_json_get(&j, key);
+    ck_assert_msg(v && v->type == LSTM_JSON_NUM, "no %s in the state", key);
+    double x = v->num;
+    lstm_json_free(&j);
+    lstm_safetensors_close(&st);
+    return x;
+}
+
+/* Starts the program in the background; its pid. */
+static pid_t spawn(const char *args)
+{
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "exec %s %s > %s/bg.out 2> %s/bg.err < /dev/null",
+             bin(), args, dir, dir);
+    pid_t pid = fork();
+    ck_assert(pid >= 0);
+    if (pid == 0) {
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    return pid;
+}
+
+static void wait_for_file(const char *path, pid_t pid)
+{
+    struct stat sb;
+    for (long ms = 0; stat(path, &sb) != 0; ms += 2) {
+        int status;
+        ck_assert_msg(waitpid(pid, &status, WNOHANG) == 0,
+                      "the run ended before %s appeared", path);
+        ck_assert_msg(ms < 1800000, "%s did not appear", path);
+        nanosleep(&(struct timespec){0, 2000000}, NULL);
+    }
+}
+
+static const char *resume_opts =
+    "--embed-dim 16 --hidden 16 --max-len 32 --batch-size 4 --epochs 4 "
+    "--monitor val-loss --patience 9 --seed 5 --threads 2 --dropout 0.3";
+
+/* A run stopped during its second epoch, by SIGKILL (the state of the
+ * end of epoch 1 remains) or by SIGTERM (the state of that very step is
+ * saved), then resumed, ends with the same bits as one never stopped. */
+START_TEST(cli_resume_bit_identical)
+{
+    const int sig = _i ? SIGTERM : SIGKILL;
+    make_corpus("news.csv", 300, 11);
+    int st = run("train --data %s --out %s %s", path_in("news.csv"),
+                 path_in("a"), resume_opts);
+    ck_assert_msg(st == 0, "train failed: %s", err);
+    /* how long the second epoch took, from metrics.csv */
+    char csv[4096];
+    slurp(path_in("a/metrics.csv"), csv, sizeof csv);
+    const char *l3 = strchr(strchr(csv, '\n') + 1, '\n') + 1, *c = l3;
+    for (int k = 0; k < 5; k++)
+        c = strchr(c, ',') + 1;
+    const double secs = atof(c);
+    ck_assert(secs > 0);
+
+    char args[1024];
+    snprintf(args, sizeof args, "train --data %s --out %s %s",
+             path_in("news.csv"), path_in("b"), resume_opts);
+    pid_t pid = spawn(args);
+    wait_for_file(path_in("b/model.safetensors"), pid);  /* epoch 1 is over */
+    const long ns = (long)(0.4 * secs * 1e9);
+    nanosleep(&(struct timespec){ns / 1000000000, ns % 1000000000}, NULL);
+    ck_assert(kill(pid, sig) == 0);
+    int status;
+    ck_assert(waitpid(pid, &status, 0) == pid);
+    if (sig == SIGKILL) {
+        ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
+                      "the run was over before the kill");
+        ck_assert(state_field(path_in("b/train_state.safetensors"), "epoch") ==
+                  2);
+    } else {
+        slurp(path_in("bg.err"), err, sizeof err);
+        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 143,
+                      "status %d, stderr %s", status, err);
+        ck_assert_msg(strstr(err, "continue with: news_classifier train "
+                                  "--resume") != NULL, "%s", err);
+        /* saved in the middle of epoch 2 */
+        ck_assert(state_field(path_in("b/train_state.safetensors"), "epoch") ==
+                  2);
+        ck_assert(state_field(path_in("b/train_state.safetensors"), "step") >
+                  0);
+    }
+    st = run("train --resume %s", path_in("b"));
+    ck_assert_msg(st == 0, "resume failed: %s", err);
+    ck_assert(strstr(out, "resumed ") != NULL);
+    ck_assert_msg(same_file(path_in("a/model.safetensors"),
+                            path_in("b/model.safetensors")),
+                  "a resumed run ended with other weights");
+    char ma[4096], mb[4096];
+    metrics_no_times(path_in("a/metrics.csv"), ma, sizeof ma);
+    metrics_no_times(path_in("b/metrics.csv"), mb, sizeof mb);
+    ck_assert_str_eq(ma, mb);
+}
+END_TEST
+
+START_TEST(cli_resume_errors)
+{
+    make_corpus("news.csv", 120, 12);
+    FAILS(2, "--resume continues the saved run with its own options; --hidden",
+          "train --resume %s --hidden 8", path_in("r"));
+    FAILS(1, "is ", "train --resume %s", path_in("nothing-here"));
+    ck_assert(strstr(err, "the --out of a training run?") != NULL);
+    int st = run("train --data %s --out %s %s --epochs 1", path_in("news.csv"),
+                 path_in("r"), resume_opts);
+    ck_assert_msg(st == 0, "train failed: %s", err);
+    /* a non-finite loss in epoch 2 leaves epoch 1's files as they were */
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "cp %s/r/train_state.safetensors %s/state.bak && "
+             "cp %s/r/model.safetensors %s/model.bak", dir, dir, dir, dir);
+    ck_assert(system(cmd) == 0);
+    st = run("train --resume %s --epochs 2 --lr 1e30", path_in("r"));
+    ck_assert_int_eq(st, 1);  /* stderr also holds progress lines */
+    ck_assert_msg(strstr(err, "try a lower --lr (now 1e+30)") &&
+                  strstr(err, "epoch 2 step ") && strstr(err, "gradient of ") &&
+                  strstr(err, "train_state.safetensors holds the last good "
+                              "state"), "%s", err);
+    ck_assert(same_file(path_in("r/train_state.safetensors"),
+                        path_in("state.bak")));
+    ck_assert(same_file(path_in("r/model.safetensors"), path_in("model.bak")));
+    /* other data under the same name */
+    make_corpus("news.csv", 120, 13);
+    FAILS(1, "the data differ from the run's", "train --resume %s --epochs 2",
+          path_in("r"));
+    /* a damaged state file */
+    write_text("r/train_state.safetensors", "garbage");
+    FAILS(1, "train_state.safetensors: not a valid safetensors file",
+          "train --resume %s", path_in("r"));
+}
+END_TEST
+
+/* ---- limits ---- */
+
+START_TEST(cli_limits)
+{
+    make_corpus("news.csv", 120, 14);
+    const char *tiny = "--embed-dim 4 --hidden 4 --epochs 1 --threads 2";
+    FAILS(2, "bad value for --vocab-size: '1' (2 or more", "train --data %s "
+          "--vocab-size 1", path_in("news.csv"));
+    FAILS(1, "training needs about", "train --data %s --out %s --max-memory 1M "
+          "%s", path_in("news.csv"), path_in("o"), tiny);
+    ck_assert(strstr(err, "more than the 1 MiB --max-memory allows") != NULL);
+    FAILS_AFTER("ulimit -f 64;", 1, "the file size limit (ulimit -f) is",
+                "train --data %s --out %s %s", path_in("news.csv"),
+                path_in("o"), tiny);
+    FAILS(1, "cannot create the folder", "train --data %s --out %s/sub %s",
+          path_in("news.csv"), path_in("news.csv"), tiny);
+    /* batch 1, max length 1, the smallest and a huge vocabulary */
+    const char *works[] = {"--batch-size 1", "--max-len 1", "--vocab-size 2",
+                           "--vocab-size 10000000"};
+    for (size_t i = 0; i < sizeof works / sizeof *works; i++) {
+        int st = run("train --data %s --out %s %s %s", path_in("news.csv"),
+                     path_in("o"), tiny, works[i]);
+        ck_assert_msg(st == 0, "%s: %s", works[i], err);
+        ck_assert(strstr(out, "test accuracy") != NULL);
+    }
+    /* a 12,000-word text at --max-len 10000, and a class with one example
+     * that the split leaves out of training */
+    FILE *fp = fopen(path_in("news.csv"), "ab");
+    fprintf(fp, "es,rare,test,x,\"");
+    for (int k = 0; k < 12000; k++)
+        fprintf(fp, "%sgol", k ? " " : "");
+    fprintf(fp, "\"\n");
+    fclose(fp);
+    lstm_split sp = {{NULL}, {0}};
+    size_t tr[100], va[10], te[11];
+    for (size_t i = 0; i < 100; i++)
+        tr[i] = i;
+    for (size_t i = 0; i < 10; i++)
+        va[i] = 100 + i;
+    for (size_t i = 0; i < 11; i++)
+        te[i] = 110 + i;  /* row 120, the rare one, is tested on */
+    sp.idx[0] = tr, sp.idx[1] = va, sp.idx[2] = te;
+    sp.n[0] = 100, sp.n[1] = 10, sp.n[2] = 11;
+    ck_assert_int_eq(lstm_split_save(&sp, path_in("split.json")), 0);
+    int st = run("train --data %s --out %s --split %s --max-len 10000 %s",
+                 path_in("news.csv"), path_in("o"), path_in("split.json"),
+                 tiny);
+    ck_assert_msg(st == 0, "%s", err);
+    ck_assert_msg(strstr(err, "warning: class 'rare' has no training example"),
+                  "%s", err);
+    ck_assert(strstr(out, "4 classes") && strstr(out, "test accuracy"));
+}
+END_TEST
+
 Suite *cli_suite(void)
 {
     Suite *s = suite_create("cli");
@@ -261,6 +507,9 @@ Suite *cli_suite(void)
     tcase_add_test(tc, cli_bad_input);
     tcase_add_test(tc, cli_checkpoint_disagrees);
     tcase_add_test(tc, cli_end_to_end);
+    tcase_add_loop_test(tc, cli_resume_bit_identical, 0, 2);
+    tcase_add_test(tc, cli_resume_errors);
+    tcase_add_test(tc, cli_limits);
     suite_add_tcase(s, tc);
     return s;
 }

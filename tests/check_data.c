@@ -4,9 +4,13 @@
  * framing and metrics.
  */
 #define _GNU_SOURCE  /* memmem, mkdtemp */
+#include <dirent.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <math.h>
 #include <zlib.h>
@@ -543,6 +547,128 @@ START_TEST(metrics_known)
 }
 END_TEST
 
+
+/* ---- limits: far beyond the notebook's data ---- */
+
+static int quick(void) { return getenv("LSTM_TEST_QUICK") != NULL; }
+
+/* A 50 MB text field: read whole, tokenized, encoded to 10,000 tokens. */
+START_TEST(limits_50mb_field)
+{
+    if (quick())
+        return;
+    const size_t big = (size_t)50 << 20;
+    char *data = malloc(big + 64);
+    int k = sprintf(data, "text,category\n\"");
+    for (size_t i = 0; i < big; i++)
+        data[k + i] = i % 8 == 7 ? ' ' : (char)('a' + i % 8 % 3);
+    size_t n = (size_t)k + big;
+    n += (size_t)sprintf(data + n, "\",sport\nhola,politics\n");
+    const char *path = put_file("big.csv", data, n);
+    free(data);
+    lstm_dataset ds;
+    ck_assert_int_eq(lstm_dataset_load(&ds, path), 0);
+    ck_assert_uint_eq(ds.n, 2);
+    ck_assert_uint_eq(ds.text_len[0], big);
+    lstm_vocab v;
+    size_t rows[2] = {0, 1};
+    ck_assert_int_eq(lstm_vocab_build(&v, &ds, rows, 2, 10), 0);
+    ck_assert_uint_eq(v.n, 4);  /* [PAD] [UNK] abcabca hola */
+    int32_t *ids = malloc(10000 * sizeof *ids);
+    ck_assert_uint_eq(lstm_encode(&v, ds.text[0], ds.text_len[0], ids, 10000),
+                      10000);
+    ck_assert_int_eq(ids[9999], ids[0]);
+    free(ids);
+    lstm_vocab_free(&v);
+    lstm_dataset_free(&ds);
+}
+END_TEST
+
+/* A million rows, every one a new word: a million-word vocabulary. */
+START_TEST(limits_million_rows)
+{
+    if (quick())
+        return;
+    const size_t rows = 1000000;
+    char path[256];
+    snprintf(path, sizeof path, "%s/rows.csv.gz", tmpdir);
+    gzFile gz = gzopen(path, "wb1");
+    gzprintf(gz, "text,category\n");
+    for (size_t i = 0; i < rows; i++) {
+        char w[8];  /* the row number in letters: the tokenizer drops digits */
+        for (size_t k = 0, x = i; k < 5; k++, x /= 26)
+            w[k] = (char)('a' + x % 26);
+        w[5] = '\0';
+        gzprintf(gz, "w%s de,c%zu\n", w, i % 7);
+    }
+    gzclose(gz);
+    lstm_dataset ds;
+    ck_assert_int_eq(lstm_dataset_load(&ds, path), 0);
+    ck_assert_uint_eq(ds.n, rows);
+    ck_assert_uint_eq(ds.n_classes, 7);
+    lstm_split sp;
+    ck_assert_int_eq(lstm_split_random(&sp, rows, (double[3]){0.8, 0.1, 0.1},
+                                       3), 0);
+    lstm_vocab v;
+    ck_assert_int_eq(lstm_vocab_build(&v, &ds, sp.idx[0], sp.n[0], 10000000),
+                     0);
+    ck_assert_uint_eq(v.n, 2 + 1 + sp.n[0]);  /* "de" and one word a row */
+    ck_assert_str_eq(v.tok[2], "de");
+    int32_t ids[4];
+    ck_assert_uint_eq(lstm_encode(&v, ds.text[sp.idx[1][0]],
+                                  ds.text_len[sp.idx[1][0]], ids, 4), 2);
+    ck_assert_int_eq(ids[0], LSTM_UNK);  /* a validation row's own word */
+    lstm_vocab_free(&v);
+    lstm_split_free(&sp);
+    lstm_dataset_free(&ds);
+}
+END_TEST
+
+static size_t files_in(const char *d)
+{
+    DIR *dp = opendir(d);
+    size_t n = 0;
+    for (struct dirent *e; dp && (e = readdir(dp));)
+        n += e->d_name[0] != '.';
+    if (dp)
+        closedir(dp);
+    return n;
+}
+
+/* A write that runs out of room (here: the file size limit, as a full
+ * disk would) fails with the file named, and the old file stays whole. */
+START_TEST(write_atomic_out_of_room)
+{
+    char path[256];
+    snprintf(path, sizeof path, "%s/keep.bin", tmpdir);
+    ck_assert_int_eq(lstm_write_atomic(path, "old contents", 12), 0);
+    const size_t before = files_in(tmpdir);
+    fflush(NULL);
+    pid_t pid = fork();
+    ck_assert(pid >= 0);
+    if (pid == 0) {
+        struct rlimit rl = {4096, 4096};
+        signal(SIGXFSZ, SIG_IGN);
+        setrlimit(RLIMIT_FSIZE, &rl);
+        static char big[1 << 20];
+        int err = lstm_write_atomic(path, big, sizeof big);
+        _exit(err == LSTM_EIO && strstr(lstm_errmsg(), "keep.bin: cannot "
+                                                       "write: File too large")
+                  ? 0 : 1);
+    }
+    int status;
+    ck_assert(waitpid(pid, &status, 0) == pid);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                  "the write did not fail as it should");
+    char *back;
+    size_t n;
+    ck_assert_int_eq(lstm_read_file(path, &back, &n, 100), 0);
+    ck_assert(n == 12 && memcmp(back, "old contents", 12) == 0);
+    lstm_free(back);
+    ck_assert_uint_eq(files_in(tmpdir), before);  /* no temporary left */
+}
+END_TEST
+
 Suite *data_suite(void)
 {
     Suite *s = suite_create("data");
@@ -561,6 +687,13 @@ Suite *data_suite(void)
     tcase_add_test(tc, safetensors_malformed);
     tcase_add_test(tc, tblog_framing);
     tcase_add_test(tc, metrics_known);
+    tcase_add_test(tc, write_atomic_out_of_room);
+    TCase *lim = tcase_create("limits");
+    tcase_set_timeout(lim, 600);
+    tcase_add_checked_fixture(lim, setup, teardown);
+    tcase_add_test(lim, limits_50mb_field);
+    tcase_add_test(lim, limits_million_rows);
+    suite_add_tcase(s, lim);
     suite_add_tcase(s, tc);
     return s;
 }
