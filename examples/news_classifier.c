@@ -111,9 +111,10 @@ static void usage(FILE *fp)
 "\n"
 "memory: 4 bytes x parameters x 5 (weights, gradients, AdamW's two moments,\n"
 "best weights with val-* monitors), plus 4 x B x T x (9LH + 4H + 2E) bytes\n"
-"of activations (B = max(batch, 32), T = max length), plus 4 x T bytes per\n"
-"text; parameters = V x E + 4H x (E + H + 2) + (L-1) x 4H x (2H + 2) + the\n"
-"head. train prints its estimate before it starts.\n");
+"of activations (B = max(batch, 32), T = max length), plus the texts and\n"
+"4 bytes per token kept, plus 4 x parameters x 4 while the state is saved;\n"
+"parameters = V x E + 4H x (E + H + 2) + (L-1) x 4H x (2H + 2) + the head.\n"
+"train prints its estimate before it starts.\n");
 }
 
 static int die(const char *fmt, ...)
@@ -343,7 +344,9 @@ static void print_col(const char *s, size_t w)
 typedef struct {
     lstm_dataset ds;
     lstm_vocab vocab;
-    int32_t *ids, *len;        /* (n, max_len), (n) */
+    int32_t *ids;              /* every text's tokens, one after another */
+    size_t *off;               /* (n) where each text starts in ids */
+    int32_t *len;              /* (n) tokens of each text, 1..max_len */
     size_t max_len;
 } corpus;
 
@@ -352,19 +355,40 @@ static void corpus_free(corpus *c)
     lstm_dataset_free(&c->ds);
     lstm_vocab_free(&c->vocab);
     free(c->ids);
+    free(c->off);
     free(c->len);
 }
 
+/* Encodes every text; memory grows with the tokens, not n x max_len. */
 static int encode_all(corpus *c)
 {
     const size_t n = c->ds.n, T = c->max_len;
-    c->ids = malloc(n * T * sizeof *c->ids);
-    c->len = malloc(n * sizeof *c->len);
-    if (!c->ids || !c->len)
-        return die("out of memory encoding %zu texts of %zu tokens", n, T);
-    for (size_t i = 0; i < n; i++)
-        c->len[i] = (int32_t)lstm_encode(&c->vocab, c->ds.text[i],
-                                         c->ds.text_len[i], c->ids + i * T, T);
+    size_t cap = n * 16 + T, used = 0;
+    int32_t *tmp = malloc(T * sizeof *tmp);
+    c->ids = malloc(cap * sizeof *c->ids);
+    c->off = malloc((n + 1) * sizeof *c->off);
+    c->len = malloc((n + 1) * sizeof *c->len);
+    for (size_t i = 0; tmp && c->ids && c->off && c->len && i < n; i++) {
+        size_t l = lstm_encode(&c->vocab, c->ds.text[i], c->ds.text_len[i],
+                               tmp, T);
+        if (used + l > cap) {
+            cap = 2 * cap + l;
+            int32_t *g = realloc(c->ids, cap * sizeof *g);
+            if (!g) {
+                free(c->ids);
+                c->ids = NULL;
+                break;
+            }
+            c->ids = g;
+        }
+        memcpy(c->ids + used, tmp, l * sizeof *tmp);
+        c->off[i] = used;
+        c->len[i] = (int32_t)l;
+        used += l;
+    }
+    free(tmp);
+    if (!tmp || !c->ids || !c->off || !c->len)
+        return die("out of memory encoding %zu texts", n);
     return 0;
 }
 
@@ -382,8 +406,10 @@ static void gather(batch *b, const corpus *c, const size_t *rows, size_t B,
         if ((size_t)c->len[rows[i]] > T)
             T = (size_t)c->len[rows[i]];
     for (size_t i = 0; i < B; i++) {
-        memcpy(b->ids + i * T, c->ids + rows[i] * c->max_len, T * sizeof(int32_t));
-        b->len[i] = c->len[rows[i]];
+        const size_t l = (size_t)c->len[rows[i]];
+        memcpy(b->ids + i * T, c->ids + c->off[rows[i]], l * sizeof(int32_t));
+        memset(b->ids + i * T + l, 0, (T - l) * sizeof(int32_t));
+        b->len[i] = (int32_t)l;
         if (labels)
             b->y[i] = labels[rows[i]];
     }
@@ -683,7 +709,7 @@ static void first_tokens(char *dst, size_t cap, const corpus *c, size_t row,
     size_t o = 0, len = (size_t)c->len[row];
     dst[0] = '\0';
     for (size_t i = 0; i < len && i < n; i++) {
-        const char *t = c->vocab.tok[c->ids[row * c->max_len + i]];
+        const char *t = c->vocab.tok[c->ids[c->off[row] + i]];
         int k = snprintf(dst + o, cap - o, "%s%s", i ? " " : "", t);
         if (k < 0 || (size_t)k >= cap - o)
             break;
@@ -1115,17 +1141,25 @@ static int preflight(const options *o, const lstm_classifier *m,
     const double params = 4.0 * (double)n * (4 + keep_best);
     const double model = (double)lstm_classifier_memory(m, B, T);
     const double acts = model - 8.0 * (double)n;
-    const double texts = 4.0 * (double)c->ds.n * (double)(T + 1);
-    const double need = model + 4.0 * (double)n * (2 + keep_best) + texts;
+    /* the texts as read (with about 48 bytes of bookkeeping a row) and
+     * their tokens */
+    double texts = 0;
+    for (size_t i = 0; i < c->ds.n; i++)
+        texts += (double)c->ds.text_len[i] + 49.0 + 16.0 + 4.0 * c->len[i];
+    /* the state is serialised in one buffer before it is written */
+    const double state = 4.0 * (double)n * (3 + keep_best) + 65536.0;
+    const double need = model + 4.0 * (double)n * (2 + keep_best) + texts +
+                        state;
     double limit = o->max_mem;
     if (!(o->max_mem > 0)) {
         long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGE_SIZE);
         limit = pages > 0 && psz > 0 ? (double)pages * (double)psz : HUGE_VAL;
     }
     printf("memory: about %.0f MiB (weights, gradients, AdamW moments%s "
-           "%.0f MiB; activations for %zu x %zu tokens %.0f MiB; encoded "
-           "texts %.0f MiB)\n", mib(need), keep_best ? ", best weights" : "",
-           mib(params), B, T, mib(acts), mib(texts));
+           "%.0f MiB; activations for %zu x %zu tokens %.0f MiB; texts and "
+           "tokens %.0f MiB; saving the state %.0f MiB)\n", mib(need),
+           keep_best ? ", best weights" : "", mib(params), B, T, mib(acts),
+           mib(texts), mib(state));
     if (need > limit)
         return die("training needs about %.0f MiB of memory, more than the "
                    "%.0f MiB %s; lower --vocab-size, --embed-dim, --hidden, "
@@ -1134,7 +1168,6 @@ static int preflight(const options *o, const lstm_classifier *m,
     double vocab = 0;
     for (size_t i = 0; i < c->vocab.n; i++)
         vocab += 2.0 * (double)strlen(c->vocab.tok[i]) + 3.0;
-    const double state = 4.0 * (double)n * (3 + keep_best) + 65536.0;
     const double ckpt = 4.0 * (double)n + vocab + 65536.0;
     struct statvfs fs;
     if (statvfs(o->out, &fs) == 0) {

@@ -29,7 +29,10 @@ static inline __attribute__((always_inline)) float lstm__vexp(float x)
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
     p = p * (r * r) + r + 1.0f;
-    s.i = ((int32_t)n + 127) << 23;           /* 2^n */
+    /* 2^n from the exponent bits; a NaN x leaves n NaN, whose conversion
+     * to an integer is undefined, so it takes 0 there (p carries the NaN) */
+    n = n == n ? n : 0.0f;
+    s.i = (int32_t)((uint32_t)((int32_t)n + 127) << 23);
     return p * s.f;
 }
 
