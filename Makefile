@@ -136,7 +136,7 @@ run: deps
 # libFuzzer harnesses (clang) with ASan + UBSan, FUZZ_SECONDS each, on the
 # seed corpora in tests/fuzz/corpus (new inputs go to build/fuzz/corpus).
 FUZZ_SECONDS ?= 60
-FUZZERS = csv text safetensors json
+FUZZERS = csv text safetensors json checkpoint
 FUZZ_SAN = -fsanitize=address,undefined -fno-sanitize-recover=all
 fuzz:
 	@$(MAKE) --no-print-directory DEBS="clang libclang-rt-14-dev" deps

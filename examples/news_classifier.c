@@ -589,6 +589,23 @@ static int meta_size(const lstm_json *cfg, const char *path, const char *key,
     return 0;
 }
 
+/* How many parameters a configuration makes (in double: a corrupt
+ * configuration must not overflow). */
+static double config_params(const lstm_classifier_config *c)
+{
+    double n = (double)c->V * (double)c->E, in = (double)c->E;
+    const double H = (double)c->H;
+    for (size_t l = 0; l < c->L; l++, in = H)
+        n += 4.0 * H * (in + H + 2.0);
+    in = H;
+    for (size_t i = 0; i <= c->n_mlp && i <= LSTM_MLP_MAX; i++) {
+        double out = (double)(i < c->n_mlp ? c->mlp[i] : c->C);
+        n += in * out + out;
+        in = out;
+    }
+    return n;
+}
+
 /* Loads a checkpoint: model, vocabulary, class names and max length. */
 static int load_model(const char *path, lstm_classifier *m, lstm_vocab *vocab,
                       char ***classes, size_t *nclasses, size_t *max_len)
@@ -646,6 +663,11 @@ static int load_model(const char *path, lstm_classifier *m, lstm_vocab *vocab,
             rc = die("%s: config says %zu vocabulary entries, the vocabulary "
                      "has %zu", path, V, ntok);
     }
+    /* a configuration the tensors cannot fill is refused before any
+     * memory is set aside for it */
+    if (!rc && config_params(&c) != (double)(st.data_size / 4))
+        rc = die("%s: the metadata config describes %.0f parameters, the "
+                 "file holds %zu", path, config_params(&c), st.data_size / 4);
     if (!rc && lstm_vocab_from_list(vocab, tokens, ntok))
         rc = die("%s: %s", path, lstm_errmsg());
     if (!rc && lstm_classifier_init(m, &c))
