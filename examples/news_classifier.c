@@ -589,23 +589,6 @@ static int meta_size(const lstm_json *cfg, const char *path, const char *key,
     return 0;
 }
 
-/* How many parameters a configuration makes (in double: a corrupt
- * configuration must not overflow). */
-static double config_params(const lstm_classifier_config *c)
-{
-    double n = (double)c->V * (double)c->E, in = (double)c->E;
-    const double H = (double)c->H;
-    for (size_t l = 0; l < c->L; l++, in = H)
-        n += 4.0 * H * (in + H + 2.0);
-    in = H;
-    for (size_t i = 0; i <= c->n_mlp && i <= LSTM_MLP_MAX; i++) {
-        double out = (double)(i < c->n_mlp ? c->mlp[i] : c->C);
-        n += in * out + out;
-        in = out;
-    }
-    return n;
-}
-
 /* Loads a checkpoint: model, vocabulary, class names and max length. */
 static int load_model(const char *path, lstm_classifier *m, lstm_vocab *vocab,
                       char ***classes, size_t *nclasses, size_t *max_len)
@@ -665,9 +648,10 @@ static int load_model(const char *path, lstm_classifier *m, lstm_vocab *vocab,
     }
     /* a configuration the tensors cannot fill is refused before any
      * memory is set aside for it */
-    if (!rc && config_params(&c) != (double)(st.data_size / 4))
-        rc = die("%s: the metadata config describes %.0f parameters, the "
-                 "file holds %zu", path, config_params(&c), st.data_size / 4);
+    if (!rc && lstm_classifier_params(&c) != st.data_size / 4)
+        rc = die("%s: the metadata config describes %zu parameters, the "
+                 "file holds %zu", path, lstm_classifier_params(&c),
+                 st.data_size / 4);
     if (!rc && lstm_vocab_from_list(vocab, tokens, ntok))
         rc = die("%s: %s", path, lstm_errmsg());
     if (!rc && lstm_classifier_init(m, &c))
@@ -1154,14 +1138,14 @@ static double mib(double bytes)
 /* Memory against --max-memory (default: the machine's), and the space a
  * checkpoint needs in OUT against the free space and the file size limit:
  * better refused now than after an hour. */
-static int preflight(const options *o, const lstm_classifier *m,
+static int preflight(const options *o, const lstm_classifier_config *cfg,
                      const corpus *c, int keep_best)
 {
-    const size_t n = m->ps.n, T = c->max_len;
+    const size_t n = lstm_classifier_params(cfg), T = c->max_len;
     const size_t B = (size_t)o->batch > EVAL_BATCH ? (size_t)o->batch
                                                    : EVAL_BATCH;
     const double params = 4.0 * (double)n * (4 + keep_best);
-    const double model = (double)lstm_classifier_memory(m, B, T);
+    const double model = (double)lstm_classifier_memory(cfg, B, T);
     const double acts = model - 8.0 * (double)n;
     /* the texts as read (with about 48 bytes of bookkeeping a row) and
      * their tokens */
@@ -1351,6 +1335,15 @@ static int cmd_train(const options *opts)
 
     lstm_classifier_config cfg;
     config_of(&cfg, o, c.vocab.n, C);
+    const int mon_min = strcmp(o->monitor, "val-acc") != 0;
+    const int restore = strncmp(o->monitor, "val", 3) == 0;
+    printf("model: vocabulary %zu, embedding %zu, LSTM %zux%zu, head %zu-%zu-%zu,"
+           " pool %s; %zu parameters; %d threads, %s kernels\n",
+           cfg.V, cfg.E, cfg.L, cfg.H, cfg.mlp[0], cfg.mlp[1], C,
+           pool_name(cfg.pool), lstm_classifier_params(&cfg),
+           lstm_get_threads(), lstm_kernels_name());
+    if ((rc = preflight(o, &cfg, &c, restore)))  /* before any weight */
+        goto out;
     if (lstm_classifier_init(&m, &cfg)) {
         rc = die("%s", lstm_errmsg());
         goto out;
@@ -1359,16 +1352,7 @@ static int cmd_train(const options *opts)
     lstm_rng_seed(&pos.shuf, (uint64_t)o->seed + 1);
     lstm_rng_seed(&pos.drop, (uint64_t)o->seed + 2);
     lstm_classifier_reset(&m, &pos.init);
-    const int mon_min = strcmp(o->monitor, "val-acc") != 0;
-    const int restore = strncmp(o->monitor, "val", 3) == 0;
     pos.best_metric = mon_min ? INFINITY : -INFINITY;
-    printf("model: vocabulary %zu, embedding %zu, LSTM %zux%zu, head %zu-%zu-%zu,"
-           " pool %s; %zu parameters; %d threads, %s kernels\n",
-           cfg.V, cfg.E, cfg.L, cfg.H, cfg.mlp[0], cfg.mlp[1], C,
-           pool_name(cfg.pool), m.ps.n, lstm_get_threads(),
-           lstm_kernels_name());
-    if ((rc = preflight(o, &m, &c, restore)))
-        goto out;
     if (restore && !(best = malloc(m.ps.n * sizeof *best))) {
         rc = die("out of memory for the best weights");
         goto out;

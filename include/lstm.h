@@ -355,10 +355,15 @@ int lstm_classifier_forward(lstm_classifier *m, const int32_t *ids,
  * and backward passes: embedding (gather and scatter-add), LSTM forward,
  * LSTM backward, and the head (pooling, MLP, loss). */
 int lstm_classifier_backward(lstm_classifier *m, const int32_t *y);
-/* Bytes the classifier holds once it has trained on (B,T) batches: its
- * weights and gradients plus the workspaces of the head and the LSTM
- * (no optimizer state). Exact: the same layout the allocations use. */
-size_t lstm_classifier_memory(const lstm_classifier *m, size_t B, size_t T);
+/* Parameters a configuration makes, as a checkpoint holds them (SIZE_MAX
+ * when absurdly many); the block in memory adds alignment padding. */
+size_t lstm_classifier_params(const lstm_classifier_config *cfg);
+/* Bytes a classifier of this configuration holds once it has trained on
+ * (B,T) batches: weights and gradients plus the workspaces of the head and
+ * the LSTM (no optimizer state), known before anything is allocated.
+ * Exact: the same layout the allocations use. SIZE_MAX when absurd. */
+size_t lstm_classifier_memory(const lstm_classifier_config *cfg, size_t B,
+                              size_t T);
 void lstm_classifier_free(lstm_classifier *m);
 
 #ifdef __cplusplus

@@ -11,6 +11,7 @@
  */
 #define _POSIX_C_SOURCE 200809L  /* clock_gettime */
 #include <stdio.h>
+#include <math.h>
 #include <string.h>
 #include <time.h>
 
@@ -112,13 +113,60 @@ static void layout(lstm_classifier *m, lstm__carver *c, size_t B, size_t T)
     m->dx = lstm__carve(c, B * T * k->E);
 }
 
-size_t lstm_classifier_memory(const lstm_classifier *m, size_t B, size_t T)
+/* Walks the parameter tensors of a configuration in the order init adds
+ * them; returns their count of floats, and in *block the size of the
+ * block that holds them (each slice starts 16-float aligned). In double:
+ * a corrupt configuration must not wrap around. */
+static double param_walk(const lstm_classifier_config *c, double *block)
 {
-    lstm_classifier tmp = *m;
+    double n = 0, b = 0, in = (double)c->E;
+    const double H = (double)c->H, G = 4.0 * H;
+#define ADD(x) (n += (x), b = ceil(b / 16.0) * 16.0 + (x))
+    ADD((double)c->V * (double)c->E);
+    for (size_t l = 0; l < c->L && l < 4096; l++, in = H) {
+        ADD(G * in);
+        ADD(G * H);
+        ADD(G);
+        ADD(G);
+    }
+    in = H;
+    for (size_t i = 0; i <= c->n_mlp && i <= LSTM_MLP_MAX; i++) {
+        double out = (double)head_width(c, i);
+        ADD(in * out);
+        ADD(out);
+        in = out;
+    }
+#undef ADD
+    *block = c->L < 4096 ? b : HUGE_VAL;
+    return c->L < 4096 ? n : HUGE_VAL;
+}
+
+size_t lstm_classifier_params(const lstm_classifier_config *c)
+{
+    double b, n = param_walk(c, &b);
+    return n < 1e18 ? (size_t)n : SIZE_MAX;
+}
+
+size_t lstm_classifier_memory(const lstm_classifier_config *cfg, size_t B,
+                              size_t T)
+{
+    const double approx = 4.0 * (double)B * (double)T *
+                          (9.0 * (double)cfg->L * (double)cfg->H +
+                           4.0 * (double)cfg->H + 2.0 * (double)cfg->E);
+    double block;
+    param_walk(cfg, &block);
+    if (approx > 1e17 || !(block < 1e16))
+        return SIZE_MAX;
+    const size_t np = (size_t)block;
+    lstm_classifier tmp;
+    memset(&tmp, 0, sizeof tmp);
+    tmp.cfg = *cfg;
+    tmp.rnn.H = cfg->H;  /* all the LSTM's layout needs */
+    tmp.rnn.L = cfg->L;
     lstm__carver c = {NULL, 0};
     layout(&tmp, &c, B, T);
-    return c.used + lstm_lstm_workspace_bytes(&m->rnn, B, T) +
-           2 * m->ps.n * sizeof(float);
+    return c.used + lstm_lstm_workspace_bytes(&tmp.rnn, B, T) +
+           2 * np * sizeof(float);
 }
 
 static int reserve(lstm_classifier *m, size_t B, size_t T)

@@ -217,6 +217,46 @@ static float *train_small(int threads, size_t *n)
     return w;
 }
 
+/* The memory a configuration will need, told before anything is made,
+ * is what the classifier then holds after a training step. */
+START_TEST(classifier_memory_known_before)
+{
+    const lstm_classifier_config cfgs[3] = {
+        {50, 8, 6, 2, 3, {10, 7}, 2, 0.1f, LSTM_POOL_MAX},
+        {7, 3, 5, 1, 2, {4, 0}, 1, 0.0f, LSTM_POOL_LAST},
+        {20, 5, 4, 3, 4, {0, 0}, 0, 0.2f, LSTM_POOL_MEAN}};
+    for (int k = 0; k < 3; k++) {
+        const lstm_classifier_config *cfg = &cfgs[k];
+        lstm_classifier m;
+        lstm_rng r;
+        lstm_rng_seed(&r, 4);
+        ck_assert_int_eq(lstm_classifier_init(&m, cfg), 0);
+        size_t numel = 0;
+        for (size_t i = 0; i < m.ps.np; i++)
+            numel += m.ps.p[i].numel;
+        ck_assert_uint_eq(lstm_classifier_params(cfg), numel);
+        lstm_classifier_reset(&m, &r);
+        const size_t B = 3, T = 5;
+        int32_t ids[15], len[3] = {5, 2, 4}, y[3] = {0, 1, 1};
+        for (int i = 0; i < 15; i++)
+            ids[i] = 1 + i % 6;
+        float loss;
+        ck_assert_int_eq(lstm_classifier_forward(&m, ids, len, B, T, y, &loss,
+                                                 1, &r), 0);
+        ck_assert_int_eq(lstm_classifier_backward(&m, y), 0);
+        ck_assert_uint_eq(lstm_classifier_memory(cfg, B, T),
+                          m.ws_bytes + m.rnn.ws_bytes +
+                              2 * m.ps.n * sizeof(float));
+        lstm_classifier_free(&m);
+    }
+    lstm_classifier_config absurd = cfgs[0];
+    absurd.V = (size_t)1 << 40;
+    absurd.E = (size_t)1 << 40;
+    ck_assert_uint_eq(lstm_classifier_params(&absurd), SIZE_MAX);
+    ck_assert_uint_eq(lstm_classifier_memory(&absurd, 4, 4), SIZE_MAX);
+}
+END_TEST
+
 START_TEST(same_seed_same_bits)
 {
     size_t n1, n2, n3;
@@ -244,6 +284,7 @@ Suite *layers_suite(void)
     tcase_add_test(tc, lstm_lengths);
     tcase_add_test(tc, classifier_errors);
     tcase_add_test(tc, same_seed_same_bits);
+    tcase_add_test(tc, classifier_memory_known_before);
     suite_add_tcase(s, tc);
     return s;
 }
