@@ -1188,9 +1188,9 @@ static int preflight(const options *o, const lstm_classifier_config *cfg,
     struct rlimit rl;
     if (getrlimit(RLIMIT_FSIZE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
         (double)rl.rlim_cur < state)
-        return die("the file size limit (ulimit -f) is %.1f MiB, the "
-                   "training state needs %.1f MiB", mib((double)rl.rlim_cur),
-                   mib(state));
+        return die("the file size limit (ulimit -f) is %.0f KiB, the "
+                   "training state needs %.0f KiB", (double)rl.rlim_cur / 1024,
+                   state / 1024);
     return 0;
 }
 
