@@ -306,17 +306,26 @@ int lstm_lstm_backward(lstm_lstm *l, const float *dout, const float *dhn,
         {
             size_t j0, j1;
             lstm__share(G, &j0, &j1);
-            float *acc = l->scratch;
-            for (size_t j = j0; j < j1; j++)
-                acc[j] = 0.0f;
-            for (size_t n = 0; n < B * T; n++) {
-                const float *row = l->dA + n * G;
-                for (size_t j = j0; j < j1; j++)
-                    acc[j] += row[j];
-            }
-            for (size_t j = j0; j < j1; j++) {
-                gb_ih[j] += acc[j];
-                gb_hh[j] += acc[j];
+            /* 64 columns at a time in a local block: it stays in
+             * registers and vectorises, the order of each sum unchanged */
+            for (size_t jb = j0; jb < j1; jb += 64) {
+                const size_t w = j1 - jb < 64 ? j1 - jb : 64;
+                float acc[64] = {0};
+                for (size_t n = 0; n < B * T; n++) {
+                    const float *row = l->dA + n * G + jb;
+                    if (w == 64) {
+#pragma omp simd
+                        for (size_t j = 0; j < 64; j++)
+                            acc[j] += row[j];
+                    } else {
+                        for (size_t j = 0; j < w; j++)
+                            acc[j] += row[j];
+                    }
+                }
+                for (size_t j = 0; j < w; j++) {
+                    gb_ih[jb + j] += acc[j];
+                    gb_hh[jb + j] += acc[j];
+                }
             }
         }
         /* gradient of this layer's input */
