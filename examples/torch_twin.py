@@ -144,6 +144,8 @@ def cmd_train(a):
     torch.manual_seed(a.seed)
     if a.threads:
         torch.set_num_threads(a.threads)
+    if a.flush_denormal:
+        torch.set_flush_denormal(True)
     rows = read_rows(a.data)
     split = json.load(open(a.split))
     classes = sorted({r["category"] for r in rows})
@@ -361,6 +363,8 @@ def main():
     t.add_argument("--threads", type=int, default=0)
     t.add_argument("--time-steps", type=int, default=0,
                    help="only time this many training steps")
+    t.add_argument("--flush-denormal", action="store_true",
+                   help="torch.set_flush_denormal(True), as liblstm runs")
     c = sub.add_parser("check")
     c.add_argument("--model", required=True)
     c.add_argument("--binary", default="examples/news_classifier")
