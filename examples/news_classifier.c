@@ -434,6 +434,16 @@ static void batch_free(batch *b)
 
 #define EVAL_BATCH 32
 
+/* The predicted class of one row of log-probabilities. */
+static size_t argmax(const float *lp, size_t C)
+{
+    size_t best = 0;
+    for (size_t k = 1; k < C; k++)
+        if (lp[k] > lp[best])
+            best = k;
+    return best;
+}
+
 /* Runs the model over rows; fills pred (and logp rows when non-NULL),
  * returns the mean loss and the accuracy through the pointers. */
 static int evaluate(lstm_classifier *m, const corpus *c, const size_t *rows,
@@ -459,10 +469,7 @@ static int evaluate(lstm_classifier *m, const corpus *c, const size_t *rows,
         lsum += (double)l * (double)B;
         for (size_t i = 0; i < B; i++) {
             const float *lp = m->logp + i * C;
-            size_t best = 0;
-            for (size_t k = 1; k < C; k++)
-                if (lp[k] > lp[best])
-                    best = k;
+            size_t best = argmax(lp, C);
             pred[s + i] = (int32_t)best;
             if (probs)
                 for (size_t k = 0; k < C; k++)
@@ -1207,21 +1214,6 @@ static int interrupted(const options *o, const train_pos *p, size_t steps,
     return 128 + stop_signal;
 }
 
-/* The argmax of each row of logp (B,C), counted against y. */
-static size_t hits(const float *logp, const int32_t *y, size_t B, size_t C)
-{
-    size_t correct = 0;
-    for (size_t i = 0; i < B; i++) {
-        const float *lp = logp + i * C;
-        size_t k = 0;
-        for (size_t j = 1; j < C; j++)
-            if (lp[j] > lp[k])
-                k = j;
-        correct += (int32_t)k == y[i];
-    }
-    return correct;
-}
-
 /* The message of the numerical guard, naming the step and the layer. */
 static int non_finite(const options *o, const lstm_classifier *m,
                       const train_pos *p, const char *what, double value)
@@ -1435,7 +1427,8 @@ static int cmd_train(const options *opts)
             pos.step = s + 1;
             pos.lsum += (double)loss * (double)B;
             pos.seen += B;
-            pos.correct += hits(m.logp, b.y, B, C);
+            for (size_t i = 0; i < B; i++)
+                pos.correct += (int32_t)argmax(m.logp + i * C, C) == b.y[i];
             progress_show(&pg, epoch, s + 1, pos.seen - seen0,
                           pos.lsum / (double)pos.seen, s + 1 == steps);
         }

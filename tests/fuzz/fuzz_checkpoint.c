@@ -9,6 +9,7 @@
 #define main news_classifier_main
 #include "../../examples/news_classifier.c"
 #undef main
+#include "fuzz_file.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -28,12 +29,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         ready = 1;
     }
     char path[64];
-    snprintf(path, sizeof path, "/tmp/fuzz_ckpt_%d.bin", (int)getpid());
-    FILE *fp = fopen(path, "wb");
-    if (!fp)
+    if (fuzz_file("ckpt", data, size, path, sizeof path))
         return 0;
-    fwrite(data, 1, size, fp);
-    fclose(fp);
 
     lstm_classifier m;
     lstm_vocab vocab;

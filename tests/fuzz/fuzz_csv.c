@@ -9,16 +9,13 @@
 #include <unistd.h>
 
 #include "lstm_data.h"
+#include "fuzz_file.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char path[64];
-    snprintf(path, sizeof path, "/tmp/fuzz_csv_%d.csv", (int)getpid());
-    FILE *fp = fopen(path, "wb");
-    if (!fp)
+    if (fuzz_file("csv", data, size, path, sizeof path))
         return 0;
-    fwrite(data, 1, size, fp);
-    fclose(fp);
     lstm_dataset ds;
     if (lstm_dataset_load(&ds, path) == LSTM_OK)
         lstm_dataset_free(&ds);

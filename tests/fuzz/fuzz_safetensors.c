@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "lstm_data.h"
+#include "fuzz_file.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -23,12 +24,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         ready = 1;
     }
     char path[64];
-    snprintf(path, sizeof path, "/tmp/fuzz_st_%d.bin", (int)getpid());
-    FILE *fp = fopen(path, "wb");
-    if (!fp)
+    if (fuzz_file("st", data, size, path, sizeof path))
         return 0;
-    fwrite(data, 1, size, fp);
-    fclose(fp);
     lstm_safetensors st;
     if (lstm_safetensors_open(&st, path) == LSTM_OK) {
         const char *m = lstm_safetensors_meta(&st, "vocab");
