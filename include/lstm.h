@@ -234,11 +234,26 @@ void lstm_logsoftmax_nll_backward(float *dlogits, const float *logp,
  *   out (B,T,H)  the last layer's outputs, zero at t >= len[b]
  *   hn, cn (L,B,H)  each layer's state after step len[b]-1
  * With lengths, a sequence's state stops at its last token, as a
- * pack_padded_sequence input gives. x must stay valid until backward. */
+ * pack_padded_sequence input gives. x must stay valid until backward.
+ *
+ * precision (set after init, before a forward; LSTM_FP32 by default):
+ * LSTM_BF16_MIXED runs every matrix product of the layer, forward and
+ * backward, on operands rounded to bfloat16 (round to nearest even) with
+ * float sums: W_ih, W_hh, the layer inputs, h_{t-1}, and the gate
+ * gradients. The weights, their gradients, c, the gate math and out stay
+ * float (the master weights the optimizer updates). With it, the
+ * intermediate layers' outputs in ys and xin hold their rounded values.
+ * Where the CPU has no bfloat16 arithmetic (this build uses none), the
+ * products run as float products of the rounded values: the same numbers
+ * a bf16 x bf16 -> fp32 unit gives, exact products and float sums, but no
+ * faster than LSTM_FP32. */
+enum { LSTM_FP32 = 0, LSTM_BF16_MIXED = 1 };
+
 typedef struct {
     lstm_params *ps;
     size_t I, H, L;
     float dropout;
+    int precision;      /* LSTM_FP32 or LSTM_BF16_MIXED */
     size_t *off;        /* 4 offsets per layer: w_ih, w_hh, b_ih, b_hh */
     /* workspace, grown on demand */
     size_t B, T, ws_bytes;
@@ -256,6 +271,8 @@ typedef struct {
     float *wpk;         /* L x W_hh^T packed for the forward recurrence */
     float *wpk_bwd;     /* W_hh packed for the backward recurrence */
     float *scratch;     /* (B,G) per-row kernel scratch */
+    float *xr;          /* bf16: (B,T,I) the input x, rounded */
+    float *wr;          /* bf16: (G,max(I,H)) one W_ih, rounded */
     size_t *len;        /* (B) lengths clamped to T */
     float *out, *hn, *cn;
 } lstm_lstm;
@@ -317,6 +334,7 @@ typedef struct {
     size_t n_mlp;             /* how many of them (the notebook: 512, 256) */
     float dropout;            /* between LSTM layers and in the head */
     int pool;                 /* LSTM_POOL_* */
+    int precision;            /* the LSTM's: LSTM_FP32 or LSTM_BF16_MIXED */
 } lstm_classifier_config;
 
 typedef struct {

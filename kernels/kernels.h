@@ -33,11 +33,16 @@ typedef void lstm__gemm_fn(int ta, int tb, size_t M, size_t N, size_t K,
  *   scratch: nb*G floats.
  * Per step, in PyTorch's order:
  *   i = sigmoid(a_i)  f = sigmoid(a_f)  g = tanh(a_g)  o = sigmoid(a_o)
- *   c' = f*c + i*g    h' = o*tanh(c')   with a = gates + W_hh h. */
+ *   c' = f*c + i*g    h' = o*tanh(c')   with a = gates + W_hh h.
+ * bf16 != 0 (bf16-mixed precision): the product's operands are bfloat16
+ * values, its sums float: W_hh is used rounded to bf16 (the tuned kernel
+ * gets w_pk packed from rounded weights, the reference rounds w_hh as it
+ * reads it) and h is stored in hs rounded (it feeds the next product and
+ * dW_hh); y, cs and the gate math stay float. */
 typedef void lstm__lstm_fwd_fn(size_t nb, size_t T, size_t H,
                                const size_t *len, float *gates, float *hs,
                                float *cs, float *y, const float *w_hh,
-                               const float *w_pk, float *scratch);
+                               const float *w_pk, float *scratch, int bf16);
 
 /* Backward through time of the forward above, for the same slice.
  *   dA (nb,T,G)     out: gradient of the gate pre-activations a (zero past
@@ -48,17 +53,22 @@ typedef void lstm__lstm_fwd_fn(size_t nb, size_t T, size_t H,
  *   dy (nb,T,H)     gradient of y, or NULL; ignored past len[b]
  *   gates, cs       as the forward left them
  *   w_hh (G,H); w_pk: W_hh packed by lstm__pack16(w_pk, w_hh, G, H, 0)
- *   scratch: nb*H floats. */
+ *   scratch: nb*H floats.
+ * bf16 != 0: W_hh used rounded as in the forward, and dA stored rounded to
+ * bf16 (it is an operand of dh_{t-1} = dA W_hh and of the GEMMs after). */
 typedef void lstm__lstm_bwd_fn(size_t nb, size_t T, size_t H,
                                const size_t *len, float *dA, float *dh,
                                float *dc, const float *dy, const float *gates,
                                const float *cs, const float *w_hh,
-                               const float *w_pk, float *scratch);
+                               const float *w_pk, float *scratch, int bf16);
 
 /* Packs W for the tuned recurrence: op(W) is (M,N) (trans: W is stored
  * (N,M)), laid out as ceil(N/16) panels of M rows x 16 columns, zero-padded;
  * lstm__pack16_size(M, N) floats. */
 size_t lstm__pack16_size(size_t M, size_t N);
+/* dst[k] = src[k] rounded to the nearest bfloat16 (lstm__vbf16 in vmath.h);
+ * dst may be src. */
+void lstm__round_bf16(float *dst, const float *src, size_t n);
 void lstm__pack16(float *dst, const float *W, size_t M, size_t N, int trans);
 
 /* AdamW over n parameters, with PyTorch's scalars precomputed:

@@ -36,6 +36,13 @@ typedef float v4 __attribute__((vector_size(16), aligned(4)));
 
 size_t lstm__pack16_size(size_t M, size_t N) { return M * ((N + 15) / 16) * 16; }
 
+void lstm__round_bf16(float *dst, const float *src, size_t n)
+{
+#pragma omp simd
+    for (size_t k = 0; k < n; k++)
+        dst[k] = lstm__vbf16(src[k]);
+}
+
 void lstm__pack16(float *restrict dst, const float *restrict W, size_t M,
                   size_t N, int trans)
 {
@@ -122,7 +129,7 @@ rowmm(size_t maxb, size_t nb, size_t M, size_t N, const float *in,
  * Always inlined, so it is compiled for the caller's instruction set. */
 static inline __attribute__((always_inline)) void
 cell_fwd(float *restrict a, float *restrict hn, float *restrict cn,
-         float *restrict yt, const float *restrict cp, size_t H)
+         float *restrict yt, const float *restrict cp, size_t H, int bf16)
 {
 #pragma omp simd
     for (size_t k = 0; k < H; k++) {
@@ -137,7 +144,7 @@ cell_fwd(float *restrict a, float *restrict hn, float *restrict cn,
         a[2 * H + k] = g;
         a[3 * H + k] = o;
         cn[k] = c;
-        hn[k] = h;
+        hn[k] = bf16 ? lstm__vbf16(h) : h;
         yt[k] = h;
     }
 }
@@ -145,7 +152,7 @@ cell_fwd(float *restrict a, float *restrict hn, float *restrict cn,
 static inline __attribute__((always_inline)) void
 fwd_body(size_t maxb, size_t nb, size_t T, size_t H, const size_t *len,
          float *gates, float *hs, float *cs, float *y, const float *w_hh,
-         const float *w_pk, float *scratch)
+         const float *w_pk, float *scratch, int bf16)
 {
     const size_t G = 4 * H;
     (void)w_hh;
@@ -170,7 +177,10 @@ fwd_body(size_t maxb, size_t nb, size_t T, size_t H, const size_t *len,
                 memset(a, 0, G * sizeof *a);
                 continue;
             }
-            cell_fwd(a, hp + H, cp + H, yt, cp, H);
+            if (bf16)  /* two copies of the gate math, one per precision */
+                cell_fwd(a, hp + H, cp + H, yt, cp, H, 1);
+            else
+                cell_fwd(a, hp + H, cp + H, yt, cp, H, 0);
         }
     }
 }
@@ -179,7 +189,7 @@ static inline __attribute__((always_inline)) void
 bwd_body(size_t maxb, size_t nb, size_t T, size_t H, const size_t *len,
          float *dA, float *dh, float *dc, const float *dy, const float *gates,
          const float *cs, const float *w_hh, const float *w_pk,
-         float *scratch)
+         float *scratch, int bf16)
 {
     (void)w_hh;
     const size_t G = 4 * H;
@@ -209,6 +219,8 @@ bwd_body(size_t maxb, size_t nb, size_t T, size_t H, const size_t *len,
                 da[3 * H + k] = d_o * o * (1.0f - o);
                 dcb[k] = dcc * f;
             }
+            if (bf16)  /* da is a GEMM operand from here on */
+                lstm__round_bf16(da, da, G);
         }
         /* dh_b,t-1 = da_b,t W_hh for the slice (up to its last running
          * row), into scratch; rows past their end keep the dh they carry */
@@ -229,20 +241,20 @@ bwd_body(size_t maxb, size_t nb, size_t T, size_t H, const size_t *len,
                                    const size_t *len, float *gates,         \
                                    float *hs, float *cs, float *y,          \
                                    const float *w_hh, const float *w_pk,    \
-                                   float *scratch)                          \
+                                   float *scratch, int bf16)                \
     {                                                                       \
         fwd_body(maxb, nb, T, H, len, gates, hs, cs, y, w_hh, w_pk,         \
-                 scratch);                                                  \
+                 scratch, bf16);                                            \
     }                                                                       \
     attr void lstm__lstm_bwd_##isa(size_t nb, size_t T, size_t H,           \
                                    const size_t *len, float *dA, float *dh, \
                                    float *dc, const float *dy,              \
                                    const float *gates, const float *cs,     \
                                    const float *w_hh, const float *w_pk,    \
-                                   float *scratch)                          \
+                                   float *scratch, int bf16)                \
     {                                                                       \
         bwd_body(maxb, nb, T, H, len, dA, dh, dc, dy, gates, cs, w_hh,      \
-                 w_pk, scratch);                                            \
+                 w_pk, scratch, bf16);                                      \
     }
 
 RECURRENCE(generic, , 3)

@@ -9,12 +9,14 @@
 #include <string.h>
 
 #include "kernels.h"
+#include "vmath.h"  /* lstm__vbf16 only */
 
 static float sigmoid_ref(float x) { return 1.0f / (1.0f + expf(-x)); }
 
 void lstm__lstm_fwd_ref(size_t nb, size_t T, size_t H, const size_t *len,
                         float *gates, float *hs, float *cs, float *y,
-                        const float *w_hh, const float *w_pk, float *scratch)
+                        const float *w_hh, const float *w_pk, float *scratch,
+                        int bf16)
 {
     const size_t G = 4 * H;
     (void)w_pk;
@@ -38,7 +40,8 @@ void lstm__lstm_fwd_ref(size_t nb, size_t T, size_t H, const size_t *len,
             for (size_t j = 0; j < G; j++) {
                 float acc = 0.0f;
                 for (size_t k = 0; k < H; k++)
-                    acc += w_hh[j * H + k] * hp[k];
+                    acc += (bf16 ? lstm__vbf16(w_hh[j * H + k])
+                                 : w_hh[j * H + k]) * hp[k];
                 a[j] += acc;
             }
             for (size_t k = 0; k < H; k++) {
@@ -53,7 +56,7 @@ void lstm__lstm_fwd_ref(size_t nb, size_t T, size_t H, const size_t *len,
                 a[2 * H + k] = g;
                 a[3 * H + k] = o;
                 cn[k] = c;
-                hn[k] = h;
+                hn[k] = bf16 ? lstm__vbf16(h) : h;  /* a GEMM operand */
                 yt[k] = h;
             }
         }
@@ -63,7 +66,7 @@ void lstm__lstm_fwd_ref(size_t nb, size_t T, size_t H, const size_t *len,
 void lstm__lstm_bwd_ref(size_t nb, size_t T, size_t H, const size_t *len,
                         float *dA, float *dh, float *dc, const float *dy,
                         const float *gates, const float *cs, const float *w_hh,
-                        const float *w_pk, float *scratch)
+                        const float *w_pk, float *scratch, int bf16)
 {
     const size_t G = 4 * H;
     (void)w_pk;
@@ -95,11 +98,15 @@ void lstm__lstm_bwd_ref(size_t nb, size_t T, size_t H, const size_t *len,
                 da[3 * H + k] = d_o * o * (1.0f - o);       /* sigmoid' */
                 dcb[k] = dcc * f;                           /* dc = dc'*f */
             }
+            if (bf16)  /* da is a GEMM operand from here on */
+                for (size_t j = 0; j < G; j++)
+                    da[j] = lstm__vbf16(da[j]);
             /* a = ... + W_hh h:  dh_{t-1} = W_hh^T da */
             for (size_t k = 0; k < H; k++) {
                 float acc = 0.0f;
                 for (size_t j = 0; j < G; j++)
-                    acc += w_hh[j * H + k] * da[j];
+                    acc += (bf16 ? lstm__vbf16(w_hh[j * H + k])
+                                 : w_hh[j * H + k]) * da[j];
                 dhb[k] = acc;
             }
         }

@@ -59,4 +59,15 @@ static inline __attribute__((always_inline)) float lstm__vtanh(float x)
     return x < 0.0f ? -r : r;
 }
 
+/* x rounded to the nearest bfloat16 (the top 16 bits of a float), ties to
+ * even, returned as a float: what torch's float -> bfloat16 conversion
+ * gives. Overflow rounds to infinity; a NaN stays a (quiet) NaN. */
+static inline __attribute__((always_inline)) float lstm__vbf16(float x)
+{
+    union { float f; uint32_t u; } v = {x};
+    uint32_t r = (v.u + 0x7fffu + ((v.u >> 16) & 1u)) & 0xffff0000u;
+    v.u = x == x ? r : (v.u | 0x00400000u) & 0xffff0000u;
+    return v.f;
+}
+
 #endif

@@ -11,7 +11,8 @@
  *             dW_hh += dA^T H_prev             one GEMM per sequence
  *             db = column sums of dA
  *
- * docs/lstm-backward.md derives the formulas.
+ * docs/lstm-backward.md derives the formulas. With LSTM_BF16_MIXED every
+ * operand of those products is first rounded to bfloat16 (lstm.h).
  */
 #include <math.h>
 #include <stdio.h>
@@ -98,6 +99,9 @@ static void layout(lstm_lstm *l, lstm__carver *c, size_t B, size_t T)
     l->wpk = lstm__carve(c, L * lstm__pack16_size(H, G));
     l->wpk_bwd = lstm__carve(c, lstm__pack16_size(G, H));
     l->scratch = lstm__carve(c, B * G);
+    const int bf16 = l->precision == LSTM_BF16_MIXED;
+    l->xr = bf16 ? lstm__carve(c, B * T * l->I) : NULL;
+    l->wr = bf16 ? lstm__carve(c, G * (l->I > H ? l->I : H)) : NULL;
     l->len = (size_t *)(void *)lstm__carve(c, B * sizeof(size_t) / sizeof(float));
     l->hn = lstm__carve(c, L * B * H);
     l->cn = lstm__carve(c, L * B * H);
@@ -144,12 +148,31 @@ static int rec_threads(const lstm_lstm *l, size_t B, size_t T)
     return nt > (int)B ? (int)B : nt;
 }
 
+/* lstm__round_bf16 over n floats, split across threads. */
+static void round_bf16(float *dst, const float *src, size_t n)
+{
+#pragma omp parallel num_threads(lstm__threads_for(n))
+    {
+        size_t i0, i1;
+        lstm__share(n, &i0, &i1);
+        lstm__round_bf16(dst + i0, src + i0, i1 - i0);
+    }
+}
+
+/* Layer k's W_ih rounded to bf16, in l->wr (valid until the next call). */
+static const float *rounded(lstm_lstm *l, size_t k)
+{
+    const size_t n = 4 * l->H * (k ? l->H : l->I);
+    round_bf16(l->wr, l->ps->w + l->off[4 * k + W_IH], n);
+    return l->wr;
+}
+
 /* The input of layer k as the forward used it. */
 static const float *layer_input(const lstm_lstm *l, size_t k)
 {
     const size_t BTH = l->B * l->T * l->H;
     if (k == 0)
-        return l->x;
+        return l->xr ? l->xr : l->x;
     if (l->train && l->dropout > 0.0f)
         return l->xin + (k - 1) * BTH;
     return l->ys + (k - 1) * BTH;
@@ -164,6 +187,9 @@ int lstm_lstm_forward(lstm_lstm *l, const float *x, const int32_t *len,
         return lstm_error(LSTM_EINVAL, "lstm: empty input (B=%zu T=%zu)", B, T);
     if (train && l->dropout > 0.0f && L > 1 && !r)
         return lstm_error(LSTM_EINVAL, "lstm: dropout needs a generator");
+    if (l->precision != LSTM_FP32 && l->precision != LSTM_BF16_MIXED)
+        return lstm_error(LSTM_EINVAL, "lstm: unknown precision %d",
+                          l->precision);
     if (len)
         for (size_t b = 0; b < B; b++)
             if (len[b] < 0 || (size_t)len[b] > T)
@@ -183,9 +209,13 @@ int lstm_lstm_forward(lstm_lstm *l, const float *x, const int32_t *len,
 
     const lstm__kernels *kern = lstm__k();
     const int nt = rec_threads(l, B, T);
+    const int bf16 = l->precision == LSTM_BF16_MIXED;
+    if (bf16)
+        round_bf16(l->xr, x, B * T * l->I);
     for (size_t k = 0; k < L; k++) {
         const size_t in_dim = k ? H : l->I;
-        const float *w_ih = l->ps->w + l->off[4 * k + W_IH];
+        const float *w_ih =
+            bf16 ? rounded(l, k) : l->ps->w + l->off[4 * k + W_IH];
         const float *w_hh = l->ps->w + l->off[4 * k + W_HH];
         const float *b_ih = l->ps->w + l->off[4 * k + B_IH];
         const float *b_hh = l->ps->w + l->off[4 * k + B_HH];
@@ -209,6 +239,8 @@ int lstm_lstm_forward(lstm_lstm *l, const float *x, const int32_t *len,
         lstm__gemm(0, 1, B * T, G, in_dim, 1.0f, in, in_dim, w_ih, in_dim,
                    1.0f, gates, G);
         lstm__pack16(wpk, w_hh, H, G, 1);
+        if (bf16)
+            round_bf16(wpk, wpk, lstm__pack16_size(H, G));
         for (size_t b = 0; b < B; b++) {
             float *h = hs + b * (T + 1) * H, *c = cs + b * (T + 1) * H;
             if (h0)
@@ -219,6 +251,8 @@ int lstm_lstm_forward(lstm_lstm *l, const float *x, const int32_t *len,
                 memcpy(c, c0 + (k * B + b) * H, H * sizeof *c);
             else
                 memset(c, 0, H * sizeof *c);
+            if (bf16)  /* h0 is an operand of the first product */
+                lstm__round_bf16(h, h, H);
         }
 #pragma omp parallel num_threads(nt)
         {
@@ -229,17 +263,27 @@ int lstm_lstm_forward(lstm_lstm *l, const float *x, const int32_t *len,
                 kern->lstm_fwd(b1 - b0, T, H, l->len + b0, gates + b0 * T * G,
                                hs + b0 * (T + 1) * H, cs + b0 * (T + 1) * H,
                                ys + b0 * T * H, w_hh, wpk,
-                               l->scratch + b0 * G);
+                               l->scratch + b0 * G, bf16);
         }
         for (size_t b = 0; b < B; b++) {
             size_t at = (b * (T + 1) + l->len[b]) * H;
-            memcpy(l->hn + (k * B + b) * H, hs + at, H * sizeof(float));
+            /* bf16: hs holds h rounded; hn is the float h (y, or h0) */
+            const float *hn = hs + at;
+            if (bf16 && l->len[b] > 0)
+                hn = ys + (b * T + l->len[b] - 1) * H;
+            else if (bf16 && h0)
+                hn = h0 + (k * B + b) * H;
+            memcpy(l->hn + (k * B + b) * H, hn, H * sizeof(float));
             memcpy(l->cn + (k * B + b) * H, cs + at, H * sizeof(float));
         }
         if (k + 1 < L && train && l->dropout > 0.0f)
             lstm_dropout_forward(l->xin + k * B * T * H,
                                  l->mask + k * B * T * H, ys, B * T * H,
                                  l->dropout, r);
+        if (k + 1 < L && bf16) {  /* the next layer's input, an operand */
+            float *next = (float *)layer_input(l, k + 1);
+            round_bf16(next, next, B * T * H);
+        }
     }
     l->out = l->ys + (L - 1) * B * T * H;
     return LSTM_OK;
@@ -253,11 +297,13 @@ int lstm_lstm_backward(lstm_lstm *l, const float *dout, const float *dhn,
         return lstm_error(LSTM_EINVAL, "lstm: backward before forward");
     const lstm__kernels *kern = lstm__k();
     const int nt = rec_threads(l, B, T);
+    const int bf16 = l->precision == LSTM_BF16_MIXED;
     float *dh = l->dhc, *dc = l->dhc + B * H;
     const float *dy = dout;
     for (size_t k = L; k-- > 0;) {
         const size_t in_dim = k ? H : l->I;
-        const float *w_ih = l->ps->w + l->off[4 * k + W_IH];
+        const float *w_ih =
+            bf16 ? rounded(l, k) : l->ps->w + l->off[4 * k + W_IH];
         const float *w_hh = l->ps->w + l->off[4 * k + W_HH];
         float *g_ih = l->ps->g + l->off[4 * k + W_IH];
         float *g_hh = l->ps->g + l->off[4 * k + W_HH];
@@ -269,6 +315,8 @@ int lstm_lstm_backward(lstm_lstm *l, const float *dout, const float *dhn,
         const float *in = layer_input(l, k);
 
         lstm__pack16(l->wpk_bwd, w_hh, G, H, 0);
+        if (bf16)
+            round_bf16(l->wpk_bwd, l->wpk_bwd, lstm__pack16_size(G, H));
         if (dhn)
             memcpy(dh, dhn + k * B * H, B * H * sizeof *dh);
         else
@@ -287,7 +335,7 @@ int lstm_lstm_backward(lstm_lstm *l, const float *dout, const float *dhn,
                                dh + b0 * H, dc + b0 * H,
                                dy ? dy + b0 * T * H : NULL, gates + b0 * T * G,
                                cs + b0 * (T + 1) * H, w_hh, l->wpk_bwd,
-                               l->scratch + b0 * G);
+                               l->scratch + b0 * G, bf16);
         }
         if (dh0)
             memcpy(dh0 + k * B * H, dh, B * H * sizeof *dh);

@@ -52,6 +52,9 @@ int lstm_classifier_init(lstm_classifier *m, const lstm_classifier_config *cfg)
     for (size_t i = 0; i < cfg->n_mlp; i++)
         if (cfg->mlp[i] == 0)
             return lstm_error(LSTM_EINVAL, "classifier: MLP width 0");
+    if (cfg->precision != LSTM_FP32 && cfg->precision != LSTM_BF16_MIXED)
+        return lstm_error(LSTM_EINVAL, "classifier: unknown precision %d",
+                          cfg->precision);
     m->cfg = *cfg;
     lstm_params_init(&m->ps);
     int err = lstm_embedding_init(&m->emb, &m->ps, "lstm.embedding", cfg->V,
@@ -59,6 +62,7 @@ int lstm_classifier_init(lstm_classifier *m, const lstm_classifier_config *cfg)
     if (!err)
         err = lstm_lstm_init(&m->rnn, &m->ps, "lstm.lstm", cfg->E, cfg->H,
                              cfg->L, cfg->dropout);
+    m->rnn.precision = cfg->precision;
     /* nn.Sequential(Flatten, [Linear, ReLU, Dropout] x n, Linear,
      * LogSoftmax): the Linear layers sit at indices 1, 4, 7, ... */
     size_t in = cfg->H;
@@ -161,8 +165,10 @@ size_t lstm_classifier_memory(const lstm_classifier_config *cfg, size_t B,
     lstm_classifier tmp;
     memset(&tmp, 0, sizeof tmp);
     tmp.cfg = *cfg;
-    tmp.rnn.H = cfg->H;  /* all the LSTM's layout needs */
+    tmp.rnn.I = cfg->E;  /* all the LSTM's layout needs */
+    tmp.rnn.H = cfg->H;
     tmp.rnn.L = cfg->L;
+    tmp.rnn.precision = cfg->precision;
     lstm__carver c = {NULL, 0};
     layout(&tmp, &c, B, T);
     return c.used + lstm_lstm_workspace_bytes(&tmp.rnn, B, T) +

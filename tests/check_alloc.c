@@ -18,7 +18,7 @@
 static int life(void)
 {
     lstm_classifier_config cfg = {30, 8, 6, 2, 3, {10, 7}, 2, 0.1f,
-                                  LSTM_POOL_MAX};
+                                  LSTM_POOL_MAX, LSTM_FP32};
     lstm_classifier m;
     lstm_adamw opt;
     lstm_rng rng;
@@ -74,7 +74,7 @@ static int setup_life(void)
         for (size_t i = 0; i < ds.n; i++)
             lstm_encode(&v, ds.text[i], ds.text_len[i], ids, 8);
         lstm_classifier_config cfg = {v.n, 4, 3, 1, ds.n_classes, {5, 4}, 2,
-                                      0.0f, LSTM_POOL_LAST};
+                                      0.0f, LSTM_POOL_LAST, LSTM_FP32};
         const char *keys[1] = {"note"}, *vals[1] = {"[1, {\"a\": \"b\"}]"};
         if (!(err = lstm_classifier_init(&m, &cfg)) &&
             !(err = lstm_safetensors_save(st, &m.ps, keys, vals, 1)) &&

@@ -247,7 +247,7 @@ END_TEST
 START_TEST(cli_checkpoint_disagrees)
 {
     /* a checkpoint whose tensors do not match its own metadata */
-    lstm_classifier_config cfg = {10, 4, 3, 1, 2, {5, 4}, 2, 0.0f, 0};
+    lstm_classifier_config cfg = {10, 4, 3, 1, 2, {5, 4}, 2, 0.0f, 0, LSTM_FP32};
     lstm_classifier m;
     ck_assert_int_eq(lstm_classifier_init(&m, &cfg), 0);
     const char *keys[3] = {"vocab", "classes", "config"};

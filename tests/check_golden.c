@@ -131,7 +131,7 @@ static void classifier_case(const char *file, int pool, int use_ref)
     fx_load(&f, file);
     lstm_kernels_use_ref(use_ref);
     const size_t B = 4, T = 7, C = 4;
-    lstm_classifier_config cfg = {20, 6, 5, 2, C, {16, 8}, 2, 0.2f, pool};
+    lstm_classifier_config cfg = {20, 6, 5, 2, C, {16, 8}, 2, 0.2f, pool, LSTM_FP32};
     lstm_classifier m;
     ck_assert_int_eq(lstm_classifier_init(&m, &cfg), 0);
     load_params(&m.ps, &f, "");

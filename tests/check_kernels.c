@@ -50,6 +50,73 @@ START_TEST(vmath_against_libm)
 }
 END_TEST
 
+static uint32_t bits(float x)
+{
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    return u;
+}
+
+static float from_bits(uint32_t u)
+{
+    float x;
+    memcpy(&x, &u, 4);
+    return x;
+}
+
+START_TEST(bf16_rounding)
+{
+    /* {input, torch.tensor([x]).bfloat16().float()} as bit patterns, from
+     * PyTorch 1.13: exact, ties to even both ways, just above and below a
+     * tie, negative, overflow to infinity, infinities, subnormal ties,
+     * signed zero, pi, -123.456 */
+    static const uint32_t cases[][2] = {
+        {0x3f800000, 0x3f800000}, {0x3f808000, 0x3f800000},
+        {0x3f818000, 0x3f820000}, {0x3f808001, 0x3f810000},
+        {0x3f807fff, 0x3f800000}, {0xbf808001, 0xbf810000},
+        {0x7f7fffff, 0x7f800000}, {0x7f800000, 0x7f800000},
+        {0xff800000, 0xff800000}, {0x00008000, 0x00000000},
+        {0x00018000, 0x00020000}, {0x80000000, 0x80000000},
+        {0x4049fdb0, 0x404a0000}, {0xc2f6e979, 0xc2f70000}};
+    const size_t n = sizeof cases / sizeof *cases;
+    float in[16], out[16];
+    for (size_t i = 0; i < n; i++) {
+        in[i] = from_bits(cases[i][0]);
+        ck_assert_msg(bits(lstm__vbf16(in[i])) == cases[i][1],
+                      "bf16(0x%08x) = 0x%08x, want 0x%08x",
+                      (unsigned)cases[i][0], (unsigned)bits(lstm__vbf16(in[i])),
+                      (unsigned)cases[i][1]);
+    }
+    /* the array version (vectorised) agrees, in place too */
+    lstm__round_bf16(out, in, n);
+    for (size_t i = 0; i < n; i++)
+        ck_assert_uint_eq(bits(out[i]), cases[i][1]);
+    lstm__round_bf16(in, in, n);
+    ck_assert(memcmp(in, out, n * 4) == 0);
+    /* a NaN stays a NaN, and a bfloat16 one (low half zero) */
+    float nan = lstm__vbf16(from_bits(0x7f800001));
+    ck_assert(isnan(nan) && (bits(nan) & 0xffffu) == 0);
+    lstm__round_bf16(out, (float[]){NAN}, 1);
+    ck_assert(isnan(out[0]));
+    /* over random bit patterns: the scalar and array versions agree, the
+     * result is a bfloat16, and within half a bf16 step of the input */
+    lstm_rng r;
+    lstm_rng_seed(&r, 5);
+    float *x = malloc(4099 * 4), *y = malloc(4099 * 4);
+    for (size_t i = 0; i < 4099; i++)
+        x[i] = from_bits((uint32_t)lstm_rng_next(&r) & 0xbfffffffu);
+    lstm__round_bf16(y, x, 4099);
+    for (size_t i = 0; i < 4099; i++) {
+        ck_assert_uint_eq(bits(y[i]), bits(lstm__vbf16(x[i])));
+        ck_assert_uint_eq(bits(y[i]) & 0xffffu, 0);
+        /* half a step: 2^-8 relative, 2^-134 among subnormals */
+        ck_assert(fabsf(y[i] - x[i]) <= fabsf(x[i]) * 0x1p-8f + 0x1p-134f);
+    }
+    free(x);
+    free(y);
+}
+END_TEST
+
 START_TEST(gemm_ref_vs_blas)
 {
     const int ta = _i & 1, tb = (_i >> 1) & 1;
@@ -144,33 +211,75 @@ static void rec_free(rec_case *c)
     free(c->dc); free(c->dy);
 }
 
+/* Whether every value is a bfloat16 (its low 16 bits zero). */
+static int all_bf16(const float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (bits(x[i]) & 0xffffu)
+            return 0;
+    return 1;
+}
+
+/* bf16: both run in bf16-mixed mode (the tuned kernel on W_hh packed from
+ * rounded weights, as lstm.c gives it). A sum that differs in its last
+ * float bit can round to the neighbouring bfloat16 (2^-8 apart), and the
+ * step after carries that on: the tolerances widen to a few bf16 steps.
+ * One step (T = 1) has no rounded h to flip yet: there both must use the
+ * same rounded W_hh to agree to float precision (a W_hh used unrounded
+ * is 1e-3 off). */
 static void rec_compare(const lstm__kernels *k, size_t nb, size_t T, size_t H,
-                        uint64_t seed)
+                        uint64_t seed, int bf16)
 {
     const size_t G = 4 * H;
+    const double tol = bf16 && T > 1 ? 2e-2 : 1e-5;  /* gates, c, y */
+    const double tol_r = bf16 ? 2e-2 : 1e-5;          /* rounded values */
     rec_case r, s;
     rec_init(&r, nb, T, H, seed);
     rec_copy(&s, &r);
+    if (bf16) {  /* as lstm.c prepares them: h0 and the packed W_hh */
+        for (size_t b = 0; b < nb; b++) {
+            lstm__round_bf16(s.hs + b * (T + 1) * H, s.hs + b * (T + 1) * H,
+                             H);
+            memcpy(r.hs + b * (T + 1) * H, s.hs + b * (T + 1) * H, H * 4);
+        }
+        lstm__round_bf16(s.wpk_f, s.wpk_f, lstm__pack16_size(H, G));
+        lstm__round_bf16(s.wpk_b, s.wpk_b, lstm__pack16_size(G, H));
+    }
     lstm__lstm_fwd_ref(nb, T, H, r.len, r.gates, r.hs, r.cs, r.y, r.w, NULL,
-                       r.scratch);
+                       r.scratch, bf16);
     k->lstm_fwd(nb, T, H, s.len, s.gates, s.hs, s.cs, s.y, s.w, s.wpk_f,
-                s.scratch);
-    assert_close(s.gates, r.gates, nb * T * G, 1e-5, 1e-5, "fwd gates");
-    assert_close(s.hs, r.hs, nb * (T + 1) * H, 1e-5, 1e-5, "fwd h");
-    assert_close(s.cs, r.cs, nb * (T + 1) * H, 1e-5, 1e-5, "fwd c");
-    assert_close(s.y, r.y, nb * T * H, 1e-5, 1e-5, "fwd y");
+                s.scratch, bf16);
+    assert_close(s.gates, r.gates, nb * T * G, tol, tol, "fwd gates");
+    assert_close(s.hs, r.hs, nb * (T + 1) * H, tol_r, tol_r, "fwd h");
+    assert_close(s.cs, r.cs, nb * (T + 1) * H, tol, tol, "fwd c");
+    assert_close(s.y, r.y, nb * T * H, tol, tol, "fwd y");
+    if (bf16) {  /* the stored h is rounded */
+        ck_assert(all_bf16(s.hs, nb * (T + 1) * H));
+        ck_assert(all_bf16(r.hs, nb * (T + 1) * H));
+    }
     for (int with_dy = 0; with_dy < 2; with_dy++) {
         float *dh = malloc(nb * H * 4), *dc = malloc(nb * H * 4);
         memcpy(dh, r.dh, nb * H * 4);
         memcpy(dc, r.dc, nb * H * 4);
         lstm__lstm_bwd_ref(nb, T, H, r.len, r.dA, r.dh, r.dc,
                            with_dy ? r.dy : NULL, r.gates, r.cs, r.w, NULL,
-                           r.scratch);
+                           r.scratch, bf16);
         k->lstm_bwd(nb, T, H, s.len, s.dA, dh, dc, with_dy ? s.dy : NULL,
-                    s.gates, s.cs, s.w, s.wpk_b, s.scratch);
-        assert_close(s.dA, r.dA, nb * T * G, 1e-5, 1e-4, "bwd dA");
-        assert_close(dh, r.dh, nb * H, 1e-5, 1e-4, "bwd dh0");
-        assert_close(dc, r.dc, nb * H, 1e-5, 1e-4, "bwd dc0");
+                    s.gates, s.cs, s.w, s.wpk_b, s.scratch, bf16);
+        const double rt = bf16 ? 2e-2 : 1e-4;
+        assert_close(s.dA, r.dA, nb * T * G, tol_r, rt, "bwd dA");
+        assert_close(dh, r.dh, nb * H, tol_r, rt, "bwd dh0");
+        assert_close(dc, r.dc, nb * H, tol, bf16 && T > 1 ? rt : 1e-4,
+                     "bwd dc0");
+        /* one step: dh0 = dA W_hh; a dA rounding that flips moves it by
+         * ~2^-8/sqrt(G) in one element, an unrounded W_hh ~1e-3 in all */
+        if (bf16 && T == 1 && H >= 17)
+            ck_assert_msg(rel_dist(dh, r.dh, nb * H) < 2e-4,
+                          "bwd dh0 of one step: %g", rel_dist(dh, r.dh, nb * H));
+        if (bf16) {
+            ck_assert(all_bf16(s.dA, nb * T * G));
+            ck_assert(all_bf16(r.dA, nb * T * G));
+        }
         memcpy(r.dh, dh, nb * H * 4);  /* feed the same inputs again */
         memcpy(r.dc, dc, nb * H * 4);
         memcpy(s.dh, dh, nb * H * 4);
@@ -182,27 +291,28 @@ static void rec_compare(const lstm__kernels *k, size_t nb, size_t T, size_t H,
     rec_free(&s);
 }
 
-/* _i = set * 4 + index of T */
+/* _i = (set * 4 + index of T) * 2 + bf16 */
 START_TEST(lstm_rec_ref_vs_tuned)
 {
-    const lstm__kernels *k = tuned(_i / 4);
+    const int bf16 = _i % 2, i = _i / 2;
+    const lstm__kernels *k = tuned(i / 4);
     if (!k)
         return;  /* this CPU lacks the instructions */
     for (size_t a = 0; a < NODD; a++)
         for (size_t c = 0; c < NODD; c++)
-            rec_compare(k, odd[a], odd[_i % 4], odd[c], a * 31 + c);
+            rec_compare(k, odd[a], odd[i % 4], odd[c], a * 31 + c, bf16);
 }
 END_TEST
 
 START_TEST(lstm_rec_ref_vs_tuned_large)
 {
-    const lstm__kernels *k = tuned(_i);
+    const lstm__kernels *k = tuned(_i / 2);
     if (!k)
         return;
     if (quick())
-        rec_compare(k, 4, 32, 128, 77);
+        rec_compare(k, 4, 32, 128, 77, _i % 2);
     else
-        rec_compare(k, 8, 128, 128, 77);
+        rec_compare(k, 8, 128, 128, 77, _i % 2);
 }
 END_TEST
 
@@ -286,8 +396,9 @@ Suite *kernels_suite(void)
     tcase_add_test(tc, vmath_against_libm);
     tcase_add_loop_test(tc, gemm_ref_vs_blas, 0, 4);
     /* every tuned set the CPU runs: generic, avx2, avx512 */
-    tcase_add_loop_test(tc, lstm_rec_ref_vs_tuned, 0, 4 * NSETS);
-    tcase_add_loop_test(tc, lstm_rec_ref_vs_tuned_large, 0, NSETS);
+    tcase_add_loop_test(tc, lstm_rec_ref_vs_tuned, 0, 2 * 4 * NSETS);
+    tcase_add_loop_test(tc, lstm_rec_ref_vs_tuned_large, 0, 2 * NSETS);
+    tcase_add_test(tc, bf16_rounding);
     tcase_add_loop_test(tc, adamw_ref_vs_tuned, 0, NSETS);
     tcase_add_test(tc, kernel_sets);
     suite_add_tcase(s, tc);

@@ -9,6 +9,11 @@
 #include <string.h>
 
 #include "testutil.h"
+#include "../kernels/kernels.h"  /* lstm__round_bf16 */
+
+/* bf16-mixed vs float: relative 2-norm distance allowed (a bfloat16 step
+ * is 2^-8 = 0.0039 relative; measured 1e-3 to 3.4e-3 over 30 steps). */
+#define BF16_BOUND 1e-2
 
 START_TEST(embedding_errors)
 {
@@ -95,6 +100,7 @@ START_TEST(lstm_errors)
 }
 END_TEST
 
+/* _i: the precision; the length rules hold in both */
 START_TEST(lstm_lengths)
 {
     enum { B = 3, T = 6, I = 4, H = 5, L = 2 };
@@ -104,6 +110,7 @@ START_TEST(lstm_lengths)
     lstm_rng_seed(&rng, 3);
     lstm_params_init(&ps);
     ck_assert_int_eq(lstm_lstm_init(&net, &ps, "r", I, H, L, 0.0f), 0);
+    net.precision = _i;
     ck_assert_int_eq(lstm_params_alloc(&ps), 0);
     lstm_lstm_reset(&net, &rng);
     float x[B * T * I], h0[L * B * H], c0[L * B * H];
@@ -148,12 +155,146 @@ START_TEST(lstm_lengths)
 }
 END_TEST
 
+/* One layer, one step, no h0: the bf16 path is then exactly the float path
+ * run on x and W_ih rounded to bfloat16 (W_hh meets only h0 = 0). */
+START_TEST(lstm_bf16_first_step_exact)
+{
+    enum { B = 5, I = 37, H = 19 };
+    lstm_params ps;
+    lstm_lstm net;
+    lstm_rng rng;
+    lstm_rng_seed(&rng, 8);
+    lstm_params_init(&ps);
+    ck_assert_int_eq(lstm_lstm_init(&net, &ps, "r", I, H, 1, 0.0f), 0);
+    ck_assert_int_eq(lstm_params_alloc(&ps), 0);
+    lstm_lstm_reset(&net, &rng);
+    float x[B * I], xr[B * I], want[B * H], want_c[B * H];
+    fill_randn(x, B * I, 9);
+    net.precision = LSTM_BF16_MIXED;
+    ck_assert_int_eq(lstm_lstm_forward(&net, x, NULL, NULL, NULL, B, 1, 0,
+                                       NULL), 0);
+    float got[B * H];
+    memcpy(got, net.out, sizeof got);
+    /* by hand: round x and W_ih, run in float */
+    const lstm_param *w = lstm_params_find(&ps, "r.weight_ih_l0");
+    ck_assert_ptr_nonnull(w);
+    lstm__round_bf16(xr, x, B * I);
+    lstm__round_bf16(ps.w + w->off, ps.w + w->off, w->numel);
+    net.precision = LSTM_FP32;
+    ck_assert_int_eq(lstm_lstm_forward(&net, xr, NULL, NULL, NULL, B, 1, 0,
+                                       NULL), 0);
+    memcpy(want, net.out, sizeof want);
+    memcpy(want_c, net.cn, sizeof want_c);
+    ck_assert(memcmp(got, want, sizeof got) == 0);
+    /* and the float path on the unrounded inputs is not the same */
+    fill_randn(x, B * I, 9);
+    ck_assert(memcmp(x, xr, sizeof x) != 0);
+    lstm_lstm_free(&net);
+    lstm_params_free(&ps);
+}
+END_TEST
+
+/* One step from a given h0, bf16: the tuned kernels (W_hh packed and
+ * rounded by lstm.c) agree with the references (which round W_hh
+ * themselves) to float precision; an unrounded W_hh is ~1e-3 off. */
+START_TEST(lstm_bf16_tuned_vs_ref_one_step)
+{
+    enum { B = 6, I = 9, H = 40 };
+    lstm_params ps;
+    lstm_lstm net;
+    lstm_rng rng;
+    lstm_rng_seed(&rng, 12);
+    lstm_params_init(&ps);
+    ck_assert_int_eq(lstm_lstm_init(&net, &ps, "r", I, H, 1, 0.0f), 0);
+    ck_assert_int_eq(lstm_params_alloc(&ps), 0);
+    lstm_lstm_reset(&net, &rng);
+    net.precision = LSTM_BF16_MIXED;
+    static float x[B * I], h0[B * H], dout[B * H], y[2][B * H], dh0[2][B * H];
+    fill_randn(x, B * I, 1);
+    fill_randn(h0, B * H, 2);
+    fill_randn(dout, B * H, 3);
+    for (int ref = 0; ref < 2; ref++) {
+        lstm_kernels_use_ref(ref);
+        ck_assert_int_eq(lstm_lstm_forward(&net, x, NULL, h0, NULL, B, 1, 0,
+                                           NULL), 0);
+        memcpy(y[ref], net.out, sizeof y[ref]);
+        ck_assert_int_eq(lstm_lstm_backward(&net, dout, NULL, NULL, NULL,
+                                            dh0[ref], NULL), 0);
+    }
+    lstm_kernels_use_ref(0);
+    assert_close(y[0], y[1], B * H, 1e-6, 1e-5, "bf16 y, tuned vs ref");
+    ck_assert_msg(rel_dist(dh0[0], dh0[1], B * H) < 2e-4, "dh0 %g",
+                  rel_dist(dh0[0], dh0[1], B * H));
+    lstm_lstm_free(&net);
+    lstm_params_free(&ps);
+}
+END_TEST
+
+/* bf16-mixed against float on a 2-layer LSTM with lengths, h0 and c0:
+ * outputs, final states, every weight gradient and dx stay within a bound
+ * a few bfloat16 steps wide, and do differ (the rounding is in effect). */
+START_TEST(lstm_bf16_error_bound)
+{
+    enum { B = 4, T = 30, I = 13, H = 24, L = 2 };
+    lstm_params ps;
+    lstm_lstm net;
+    lstm_rng rng;
+    lstm_rng_seed(&rng, 21);
+    lstm_params_init(&ps);
+    ck_assert_int_eq(lstm_lstm_init(&net, &ps, "r", I, H, L, 0.0f), 0);
+    ck_assert_int_eq(lstm_params_alloc(&ps), 0);
+    lstm_lstm_reset(&net, &rng);
+    static float x[B * T * I], h0[L * B * H], c0[L * B * H], dout[B * T * H];
+    static float dhn[L * B * H], out[2][B * T * H], hn[2][L * B * H];
+    static float cn[2][L * B * H], dx[2][B * T * I], dh0[2][L * B * H];
+    fill_randn(x, B * T * I, 1);
+    fill_randn(h0, L * B * H, 2);
+    fill_randn(c0, L * B * H, 3);
+    fill_randn(dout, B * T * H, 4);
+    fill_randn(dhn, L * B * H, 5);
+    int32_t len[B] = {30, 11, 1, 24};
+    float *g[2];
+    for (int p = 0; p < 2; p++) {
+        net.precision = p ? LSTM_BF16_MIXED : LSTM_FP32;
+        ck_assert_int_eq(lstm_lstm_forward(&net, x, len, h0, c0, B, T, 1,
+                                           NULL), 0);
+        memcpy(out[p], net.out, sizeof out[p]);
+        memcpy(hn[p], net.hn, sizeof hn[p]);
+        memcpy(cn[p], net.cn, sizeof cn[p]);
+        lstm_params_zero_grad(&ps);
+        ck_assert_int_eq(lstm_lstm_backward(&net, dout, dhn, NULL, dx[p],
+                                            dh0[p], NULL), 0);
+        g[p] = malloc(ps.n * sizeof(float));
+        memcpy(g[p], ps.g, ps.n * sizeof(float));
+    }
+    struct { const char *what; const float *a, *b; size_t n; } cmp[] = {
+        {"out", out[1], out[0], B * T * H}, {"hn", hn[1], hn[0], L * B * H},
+        {"cn", cn[1], cn[0], L * B * H}, {"dx", dx[1], dx[0], B * T * I},
+        {"dh0", dh0[1], dh0[0], L * B * H}};
+    for (size_t k = 0; k < sizeof cmp / sizeof *cmp; k++) {
+        double d = rel_dist(cmp[k].a, cmp[k].b, cmp[k].n);
+        ck_assert_msg(d < BF16_BOUND && d > 1e-5, "%s: bf16 vs fp32 %g",
+                      cmp[k].what, d);
+    }
+    for (size_t i = 0; i < ps.np; i++) {
+        const lstm_param *p = &ps.p[i];
+        double d = rel_dist(g[1] + p->off, g[0] + p->off, p->numel);
+        ck_assert_msg(d < BF16_BOUND && d > 1e-5, "grad %s: bf16 vs fp32 %g",
+                      p->name, d);
+    }
+    free(g[0]);
+    free(g[1]);
+    lstm_lstm_free(&net);
+    lstm_params_free(&ps);
+}
+END_TEST
+
 START_TEST(classifier_errors)
 {
     lstm_classifier m;
-    lstm_classifier_config bad = {1, 4, 3, 1, 3, {8}, 1, 0.0f, 0};
+    lstm_classifier_config bad = {1, 4, 3, 1, 3, {8}, 1, 0.0f, 0, LSTM_FP32};
     ck_assert_int_eq(lstm_classifier_init(&m, &bad), LSTM_EINVAL);
-    lstm_classifier_config cfg = {10, 4, 3, 1, 3, {8}, 1, 0.0f, 7};
+    lstm_classifier_config cfg = {10, 4, 3, 1, 3, {8}, 1, 0.0f, 7, LSTM_FP32};
     ck_assert_int_eq(lstm_classifier_init(&m, &cfg), LSTM_EINVAL);
     cfg.pool = LSTM_POOL_LAST;
     ck_assert_int_eq(lstm_classifier_init(&m, &cfg), 0);
@@ -187,7 +328,7 @@ static float *train_small(int threads, size_t *n)
     lstm_set_threads(threads);
     enum { B = 5, T = 40 };
     lstm_classifier_config cfg = {50, 16, 24, 2, 4, {32, 16}, 2, 0.2f,
-                                  LSTM_POOL_MEAN};
+                                  LSTM_POOL_MEAN, LSTM_FP32};
     lstm_classifier m;
     ck_assert_int_eq(lstm_classifier_init(&m, &cfg), 0);
     lstm_rng rng;
@@ -221,11 +362,12 @@ static float *train_small(int threads, size_t *n)
  * is what the classifier then holds after a training step. */
 START_TEST(classifier_memory_known_before)
 {
-    const lstm_classifier_config cfgs[3] = {
-        {50, 8, 6, 2, 3, {10, 7}, 2, 0.1f, LSTM_POOL_MAX},
-        {7, 3, 5, 1, 2, {4, 0}, 1, 0.0f, LSTM_POOL_LAST},
-        {20, 5, 4, 3, 4, {0, 0}, 0, 0.2f, LSTM_POOL_MEAN}};
-    for (int k = 0; k < 3; k++) {
+    const lstm_classifier_config cfgs[4] = {
+        {50, 8, 6, 2, 3, {10, 7}, 2, 0.1f, LSTM_POOL_MAX, LSTM_FP32},
+        {7, 3, 5, 1, 2, {4, 0}, 1, 0.0f, LSTM_POOL_LAST, LSTM_FP32},
+        {20, 5, 4, 3, 4, {0, 0}, 0, 0.2f, LSTM_POOL_MEAN, LSTM_FP32},
+        {50, 8, 6, 2, 3, {10, 7}, 2, 0.1f, LSTM_POOL_MAX, LSTM_BF16_MIXED}};
+    for (int k = 0; k < 4; k++) {
         const lstm_classifier_config *cfg = &cfgs[k];
         lstm_classifier m;
         lstm_rng r;
@@ -281,7 +423,10 @@ Suite *layers_suite(void)
     tcase_add_test(tc, embedding_errors);
     tcase_add_test(tc, logsoftmax_properties);
     tcase_add_test(tc, lstm_errors);
-    tcase_add_test(tc, lstm_lengths);
+    tcase_add_loop_test(tc, lstm_lengths, LSTM_FP32, LSTM_BF16_MIXED + 1);
+    tcase_add_test(tc, lstm_bf16_first_step_exact);
+    tcase_add_test(tc, lstm_bf16_error_bound);
+    tcase_add_test(tc, lstm_bf16_tuned_vs_ref_one_step);
     tcase_add_test(tc, classifier_errors);
     tcase_add_test(tc, same_seed_same_bits);
     tcase_add_test(tc, classifier_memory_known_before);

@@ -92,6 +92,17 @@ double close_ratio(const float *a, const float *b, size_t n, double atol,
     return r;
 }
 
+double rel_dist(const float *a, const float *b, size_t n)
+{
+    double d = 0, s = 0;
+    for (size_t i = 0; i < n; i++) {
+        const double e = (double)a[i] - (double)b[i];
+        d += e * e;
+        s += (double)b[i] * (double)b[i];
+    }
+    return sqrt(d / (s > 0 ? s : 1));
+}
+
 void fill_randn(float *x, size_t n, uint64_t seed)
 {
     lstm_rng r;

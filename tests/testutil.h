@@ -45,6 +45,8 @@ double close_ratio(const float *a, const float *b, size_t n, double atol,
                       (what), w_, (double)(a)[w_], (double)(b)[w_], r_);      \
     } while (0)
 
+/* ||a - b|| / ||b|| in 2-norm (in double; ||b|| = 0 counts as 1). */
+double rel_dist(const float *a, const float *b, size_t n);
 void fill_randn(float *x, size_t n, uint64_t seed);
 /* sum(r*x) in double */
 double dot_d(const float *r, const float *x, size_t n);
