@@ -41,6 +41,7 @@ typedef struct {
     long threads, seed;
     double dropout, lr, wd, clip, max_mem;
     int pool, json, epochs_given, lr_given;
+    int precision, precision_given;  /* LSTM_FP32 or LSTM_BF16_MIXED */
     const char *first_setting;  /* a flag --resume does not take */
     const char **inputs;
     int ninputs;
@@ -64,6 +65,23 @@ static void defaults(options *o)
     o->lr = 1e-3;
     o->wd = 1e-5;
     o->pool = LSTM_POOL_LAST;
+}
+
+static const char *precision_name(int p)
+{
+    return p == LSTM_BF16_MIXED ? "bf16-mixed" : "fp32";
+}
+
+/* 0 and *p set for "fp32" or "bf16-mixed", else -1. */
+static int parse_precision(const char *v, int *p)
+{
+    if (!strcmp(v, "fp32"))
+        *p = LSTM_FP32;
+    else if (!strcmp(v, "bf16-mixed"))
+        *p = LSTM_BF16_MIXED;
+    else
+        return -1;
+    return 0;
 }
 
 static void usage(FILE *fp)
@@ -91,6 +109,10 @@ static void usage(FILE *fp)
 "  --dropout P          between LSTM layers and in the head (0.2)\n"
 "  --pool last|mean|max text feature: the final hidden state at the true\n"
 "                       length, or the mean/max of the outputs (last)\n"
+"  --precision P        fp32 or bf16-mixed: the LSTM's matrix products on\n"
+"                       bfloat16-rounded operands with float sums, float\n"
+"                       master weights (fp32; eval and predict: the\n"
+"                       checkpoint's)\n"
 "training:\n"
 "  --epochs N           at most N epochs (10)\n"
 "  --batch-size N       (4)\n"
@@ -111,7 +133,8 @@ static void usage(FILE *fp)
 "\n"
 "memory: 4 bytes x parameters x 5 (weights, gradients, AdamW's two moments,\n"
 "best weights with val-* monitors), plus 4 x B x T x (9LH + 4H + 2E) bytes\n"
-"of activations (B = max(batch, 32), T = max length), plus the texts and\n"
+"of activations (3E with bf16-mixed; B = max(batch, 32), T = max length),\n"
+"plus the texts and\n"
 "4 bytes per token kept, plus 4 x parameters x 4 while the state is saved;\n"
 "parameters = V x E + 4H x (E + H + 2) + (L-1) x 4H x (2H + 2) + the head.\n"
 "train prints its estimate before it starts.\n");
@@ -218,7 +241,7 @@ static int parse_args(int argc, char **argv, options *o)
             "--split",
             "--monitor", "--batch-size", "--max-len", "--vocab-size",
             "--embed-dim", "--hidden", "--layers", "--patience", "--seed",
-            "--dropout", "--weight-decay", "--pool",
+            "--dropout", "--weight-decay", "--pool", "--precision",
             "--clip-grad-norm", "--max-memory", "--resume"};
         size_t k = 0, nk = sizeof known / sizeof *known;
         while (k < nk && strcmp(flag, known[k]) != 0)
@@ -242,6 +265,11 @@ static int parse_args(int argc, char **argv, options *o)
                 return usage_error("bad value for --monitor: '%s' (train-loss, "
                                    "val-loss or val-acc)", v);
             o->monitor = v;
+        } else if (!strcmp(flag, "--precision")) {
+            if (parse_precision(v, &o->precision))
+                return usage_error("bad value for --precision: '%s' (fp32 or "
+                                   "bf16-mixed)", v);
+            o->precision_given = 1;
         } else if (!strcmp(flag, "--pool")) {
             if (!strcmp(v, "last")) o->pool = LSTM_POOL_LAST;
             else if (!strcmp(v, "mean")) o->pool = LSTM_POOL_MEAN;
@@ -500,6 +528,7 @@ static void config_of(lstm_classifier_config *cfg, const options *o, size_t V,
     cfg->n_mlp = 2;
     cfg->dropout = (float)o->dropout;
     cfg->pool = o->pool;
+    cfg->precision = o->precision;
 }
 
 static const char *pool_name(int pool)
@@ -531,10 +560,12 @@ static int save_model(const char *path, lstm_classifier *m, const corpus *c,
     lstm_buf_printf(&config,
                     "{\"vocab_size\":%zu,\"embed_dim\":%zu,\"hidden\":%zu,"
                     "\"layers\":%zu,\"num_classes\":%zu,\"mlp\":[%zu,%zu],"
-                    "\"max_len\":%zu,\"dropout\":%g,\"pool\":\"%s\"}",
+                    "\"max_len\":%zu,\"dropout\":%g,\"pool\":\"%s\","
+                    "\"precision\":\"%s\"}",
                     m->cfg.V, m->cfg.E, m->cfg.H, m->cfg.L, m->cfg.C,
                     m->cfg.mlp[0], m->cfg.mlp[1], c->max_len,
-                    (double)(float)o->dropout, pool_name(m->cfg.pool));
+                    (double)(float)o->dropout, pool_name(m->cfg.pool),
+                    precision_name(m->cfg.precision));
     int err = LSTM_ENOMEM;
     if (!vocab.err && !classes.err && !config.err) {
         const char *keys[3] = {"vocab", "classes", "config"};
@@ -628,6 +659,7 @@ static int load_model(const char *path, lstm_classifier *m, lstm_vocab *vocab,
         const lstm_json *mlp = lstm_json_get(&cfg, "mlp");
         const lstm_json *pool = lstm_json_get(&cfg, "pool");
         const lstm_json *drop = lstm_json_get(&cfg, "dropout");
+        const lstm_json *prec = lstm_json_get(&cfg, "precision");
         c.n_mlp = 2;
         c.mlp[0] = 512;
         c.mlp[1] = 256;
@@ -652,6 +684,11 @@ static int load_model(const char *path, lstm_classifier *m, lstm_vocab *vocab,
         if (meta_size(&cfg, path, "vocab_size", &V) == 0 && V != ntok)
             rc = die("%s: config says %zu vocabulary entries, the vocabulary "
                      "has %zu", path, V, ntok);
+        /* absent: fp32 (checkpoints from before the option) */
+        if (!rc && prec && (prec->type != LSTM_JSON_STR ||
+                            parse_precision(prec->str, &c.precision)))
+            rc = die("%s: config \"precision\" is not fp32 or bf16-mixed",
+                     path);
     }
     /* a configuration the tensors cannot fill is refused before any
      * memory is set aside for it */
@@ -678,6 +715,13 @@ static int load_model(const char *path, lstm_classifier *m, lstm_vocab *vocab,
     lstm_json_free(&cfg);
     lstm_safetensors_close(&st);
     return rc;
+}
+
+/* eval and predict: --precision, when given, replaces the checkpoint's. */
+static void use_precision(lstm_classifier *m, const options *o)
+{
+    if (o->precision_given)
+        m->cfg.precision = m->rnn.precision = o->precision;
 }
 
 /* ---- reports ---- */
@@ -990,10 +1034,11 @@ static int save_state(const options *o, const lstm_classifier *m,
                     "\"layers\":%ld,\"patience\":%ld,\"seed\":%ld,"
                     "\"dropout\":%.17g,\"lr\":%.17g,\"weight_decay\":%.17g,"
                     "\"clip_grad_norm\":%.17g,\"pool\":\"%s\","
-                    "\"monitor\":\"%s\"}",
+                    "\"monitor\":\"%s\",\"precision\":\"%s\"}",
                     o->epochs, o->batch, o->max_len, o->vocab, o->embed,
                     o->hidden, o->layers, o->patience, o->seed, o->dropout,
-                    o->lr, o->wd, o->clip, pool_name(o->pool), o->monitor);
+                    o->lr, o->wd, o->clip, pool_name(o->pool), o->monitor,
+                    precision_name(o->precision));
     if (st.err || op.err || metrics->err) {
         rc = die("out of memory saving the training state");
         goto out;
@@ -1027,6 +1072,7 @@ static int state_options(const lstm_safetensors *st, const char *path,
     const lstm_json *d = lstm_json_get(&j, "data");
     const lstm_json *pl = lstm_json_get(&j, "pool");
     const lstm_json *mo = lstm_json_get(&j, "monitor");
+    const lstm_json *pr = lstm_json_get(&j, "precision");
     long epochs = 0;
     double lr;
     int bad = !d || d->type != LSTM_JSON_STR || d->len >= sizeof data ||
@@ -1058,6 +1104,10 @@ static int state_options(const lstm_safetensors *st, const char *path,
         o->monitor = monitor;
         bad = strcmp(monitor, "train-loss") && strcmp(monitor, "val-loss") &&
               strcmp(monitor, "val-acc");
+        o->precision = LSTM_FP32;  /* absent in states saved before it */
+        if (pr)
+            bad = bad || pr->type != LSTM_JSON_STR ||
+                  parse_precision(pr->str, &o->precision);
     }
     lstm_json_free(&j);
     return bad ? die("%s: the saved options are incomplete or out of range",
@@ -1330,10 +1380,11 @@ static int cmd_train(const options *opts)
     const int mon_min = strcmp(o->monitor, "val-acc") != 0;
     const int restore = strncmp(o->monitor, "val", 3) == 0;
     printf("model: vocabulary %zu, embedding %zu, LSTM %zux%zu, head %zu-%zu-%zu,"
-           " pool %s; %zu parameters; %d threads, %s kernels\n",
+           " pool %s; %zu parameters; %s, %d threads, %s kernels\n",
            cfg.V, cfg.E, cfg.L, cfg.H, cfg.mlp[0], cfg.mlp[1], C,
            pool_name(cfg.pool), lstm_classifier_params(&cfg),
-           lstm_get_threads(), lstm_kernels_name());
+           precision_name(cfg.precision), lstm_get_threads(),
+           lstm_kernels_name());
     if ((rc = preflight(o, &cfg, &c, restore)))  /* before any weight */
         goto out;
     if (lstm_classifier_init(&m, &cfg)) {
@@ -1593,6 +1644,7 @@ static int cmd_eval(const options *o)
     size_t nclasses = 0;
     if (load_model(o->model, &m, &c.vocab, &classes, &nclasses, &c.max_len))
         return 1;
+    use_precision(&m, o);
     int rc = 0;
     if (lstm_dataset_load(&c.ds, o->data))
         rc = die("%s", lstm_errmsg());
@@ -1683,6 +1735,7 @@ static int cmd_predict(const options *o)
     size_t C = 0, T = 0;
     if (load_model(o->model, &m, &vocab, &classes, &C, &T))
         return 1;
+    use_precision(&m, o);
     int32_t *ids = malloc(T * sizeof *ids);
     int rc = ids ? 0 : die("out of memory");
     int n = o->ninputs ? o->ninputs : 1;

@@ -409,6 +409,47 @@ START_TEST(cli_resume_bit_identical)
 }
 END_TEST
 
+/* bf16-mixed training learns as well, is recorded in the checkpoint and the
+ * training state, and is in effect (other weights than fp32's). */
+START_TEST(cli_bf16_mixed)
+{
+    make_corpus("news.csv", 300, 7);
+    const char *small = "--embed-dim 16 --hidden 16 --max-len 32 --batch-size 8 "
+                        "--lr 0.01 --pool mean --seed 3 --threads 2";
+    FAILS(2, "bad value for --precision: 'fp16' (fp32 or bf16-mixed)",
+          "train --data %s --precision fp16", path_in("news.csv"));
+    int st = run("train --data %s --out %s %s --epochs 5 --precision bf16-mixed",
+                 path_in("news.csv"), path_in("b"), small);
+    ck_assert_msg(st == 0, "train failed: %s", err);
+    ck_assert(strstr(out, "parameters; bf16-mixed, ") != NULL);
+    double acc = number_after(out, "test accuracy ");
+    ck_assert_msg(acc > 0.8, "bf16-mixed test accuracy %.3f", acc);
+    /* eval takes the checkpoint's precision, or the one it is given */
+    st = run("eval --model %s --data %s --split %s",
+             path_in("b/model.safetensors"), path_in("news.csv"),
+             path_in("b/split.json"));
+    ck_assert_msg(st == 0, "eval failed: %s", err);
+    ck_assert(fabs(number_after(out, "accuracy ") - acc) < 1e-9);
+    st = run("eval --model %s --data %s --split %s --precision fp32",
+             path_in("b/model.safetensors"), path_in("news.csv"),
+             path_in("b/split.json"));
+    ck_assert_msg(st == 0, "eval failed: %s", err);
+    ck_assert(fabs(number_after(out, "accuracy ") - acc) < 0.1);
+    /* the same run in fp32 ends with other weights */
+    st = run("train --data %s --out %s %s --epochs 5", path_in("news.csv"),
+             path_in("f"), small);
+    ck_assert_msg(st == 0, "train failed: %s", err);
+    ck_assert(!same_file(path_in("b/model.safetensors"),
+                         path_in("f/model.safetensors")));
+    /* resuming keeps it, and refuses to change it */
+    FAILS(2, "--resume continues the saved run with its own options; "
+             "--precision", "train --resume %s --precision fp32", path_in("b"));
+    st = run("train --resume %s --epochs 6", path_in("b"));
+    ck_assert_msg(st == 0, "resume failed: %s", err);
+    ck_assert(strstr(out, "parameters; bf16-mixed, ") != NULL);
+}
+END_TEST
+
 START_TEST(cli_resume_errors)
 {
     make_corpus("news.csv", 120, 12);
@@ -507,6 +548,7 @@ Suite *cli_suite(void)
     tcase_add_test(tc, cli_bad_input);
     tcase_add_test(tc, cli_checkpoint_disagrees);
     tcase_add_test(tc, cli_end_to_end);
+    tcase_add_test(tc, cli_bf16_mixed);
     tcase_add_loop_test(tc, cli_resume_bit_identical, 0, 2);
     tcase_add_test(tc, cli_resume_errors);
     tcase_add_test(tc, cli_limits);
