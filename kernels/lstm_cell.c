@@ -53,99 +53,155 @@ void lstm__pack16(float *restrict dst, const float *restrict W, size_t M,
                                                  : W[m * N + n + j];
 }
 
-/* The register tile: nb rows x 16 columns as NV vectors of type V each
- * (two of 8 floats with AVX; four of 4 on baseline SIMD, which has 16
- * registers of 4 floats and would spill an 8-float tile). */
-#define ROWMM_BLOCK(name, V, NV)                                             \
+/* The register tile: nb rows x 16*P columns (P panels side by side), as
+ * NV*P vectors of type V per row (two of 8 floats per panel with AVX; four
+ * of 4 on baseline SIMD, which has 16 registers of 4 floats and would
+ * spill an 8-float tile). Each accumulator depends on itself once per m,
+ * so a tile needs about latency x FMA ports (8 on AVX2 cores) of them to
+ * keep the units busy: few rows take more panels at once (rowmm). Every
+ * element is still summed over m in order, whatever nb and P: results do
+ * not depend on how the rows are split. */
+/* A vector of copies of s: one broadcast load (adding s to a zero vector
+ * would cost a float add first, to turn -0 into +0). */
+#define SPLAT2(s) ((v8){(s), (s), (s), (s), (s), (s), (s), (s)})
+#define SPLAT4(s) ((v4){(s), (s), (s), (s)})
+#define ROWMM_TILE(name, V, NV)                                              \
     static inline __attribute__((always_inline)) void name(                 \
-        size_t nb, size_t M, size_t N, const float *in, size_t ldi,          \
-        const float *Wp, float *out, size_t ldo, int add)                    \
+        size_t nb, size_t P, size_t M, size_t nn, const float *in,           \
+        size_t ldi, const float *panel, float *out, size_t ldo, int add)     \
     {                                                                        \
         const size_t W = 16 / NV; /* floats per vector */                    \
-        for (size_t n = 0; n < N; n += 16) {                                 \
-            const float *panel = Wp + n * M;                                 \
-            const size_t nn = N - n < 16 ? N - n : 16;                       \
-            V acc[6][NV];                                                    \
-            _Pragma("GCC unroll 6") for (size_t b = 0; b < nb; b++)          \
-                _Pragma("GCC unroll 4") for (size_t v = 0; v < NV; v++)      \
-                    acc[b][v] = add && nn == 16                              \
-                                    ? *(const V *)(out + b * ldo + n + v * W)\
-                                    : (V){0};                                \
-            for (size_t m = 0; m < M; m++) {                                 \
-                V w[NV];                                                     \
-                _Pragma("GCC unroll 4") for (size_t v = 0; v < NV; v++)      \
-                    w[v] = *(const V *)(panel + m * 16 + v * W);             \
-                _Pragma("GCC unroll 6") for (size_t b = 0; b < nb; b++) {    \
-                    const V x = (V){0} + in[b * ldi + m];                    \
-                    _Pragma("GCC unroll 4") for (size_t v = 0; v < NV; v++)  \
-                        acc[b][v] += x * w[v];                               \
-                }                                                            \
+        const size_t full = nn == 16 * P; /* else P == 1, nn < 16 */         \
+        V acc[6][4 * NV];                                                    \
+        _Pragma("GCC unroll 6") for (size_t b = 0; b < nb; b++)              \
+            _Pragma("GCC unroll 16") for (size_t v = 0; v < NV * P; v++)     \
+                acc[b][v] = add && full                                      \
+                                ? *(const V *)(out + b * ldo + v * W)        \
+                                : (V){0};                                    \
+        for (size_t m = 0; m < M; m++) {                                     \
+            V w[4 * NV];                                                     \
+            _Pragma("GCC unroll 16") for (size_t v = 0; v < NV * P; v++)     \
+                w[v] = *(const V *)(panel + (v / NV) * 16 * M + m * 16 +     \
+                                    (v % NV) * W);                           \
+            _Pragma("GCC unroll 6") for (size_t b = 0; b < nb; b++) {        \
+                const V x = SPLAT##NV(in[b * ldi + m]);                      \
+                _Pragma("GCC unroll 16") for (size_t v = 0; v < NV * P; v++) \
+                    acc[b][v] += x * w[v];                                   \
             }                                                                \
-            if (nn == 16) {                                                  \
-                _Pragma("GCC unroll 6") for (size_t b = 0; b < nb; b++)      \
-                    _Pragma("GCC unroll 4") for (size_t v = 0; v < NV; v++)  \
-                        *(V *)(out + b * ldo + n + v * W) = acc[b][v];       \
-            } else { /* the last, partial panel */                           \
-                for (size_t b = 0; b < nb; b++) {                            \
-                    float tile[16];                                          \
-                    memcpy(tile, acc[b], sizeof tile);                       \
-                    for (size_t j = 0; j < nn; j++)                          \
-                        out[b * ldo + n + j] =                               \
-                            (add ? out[b * ldo + n + j] : 0.0f) + tile[j];   \
-                }                                                            \
+        }                                                                    \
+        if (full) {                                                          \
+            _Pragma("GCC unroll 6") for (size_t b = 0; b < nb; b++)          \
+                _Pragma("GCC unroll 16") for (size_t v = 0; v < NV * P; v++) \
+                    *(V *)(out + b * ldo + v * W) = acc[b][v];               \
+        } else { /* the last, partial panel */                               \
+            for (size_t b = 0; b < nb; b++) {                                \
+                float tile[16];                                              \
+                memcpy(tile, acc[b], sizeof tile);                           \
+                for (size_t j = 0; j < nn; j++)                              \
+                    out[b * ldo + j] =                                       \
+                        (add ? out[b * ldo + j] : 0.0f) + tile[j];           \
             }                                                                \
         }                                                                    \
     }
 
-ROWMM_BLOCK(rowmm_block8, v8, 2)
-ROWMM_BLOCK(rowmm_block4, v4, 4)
+ROWMM_TILE(rowmm_tile8, v8, 2)
+ROWMM_TILE(rowmm_tile4, v4, 4)
+
+/* nb rows (nb <= 6, a constant after inlining) against all N columns: P
+ * panels per tile while P whole panels remain, then one at a time. */
+static inline __attribute__((always_inline)) void
+rowmm_block(int wide, size_t nb, size_t P, size_t M, size_t N,
+            const float *in, size_t ldi, const float *Wp, float *out,
+            size_t ldo, int add)
+{
+    size_t n = 0;
+#define TILE(p, nn)                                                          \
+    (wide ? rowmm_tile8(nb, p, M, nn, in, ldi, Wp + n * M, out + n, ldo, add)\
+          : rowmm_tile4(nb, p, M, nn, in, ldi, Wp + n * M, out + n, ldo, add))
+    if (P > 1)
+        for (; n + 16 * P <= N; n += 16 * P)
+            TILE(P, 16 * P);
+    for (; n < N; n += 16)
+        TILE(1, N - n < 16 ? N - n : 16);
+#undef TILE
+}
 
 /* out (nb,N) (+)= in (nb,M) x W, W packed by lstm__pack16. Rows in blocks
  * of at most maxb: 6 with 8-float vectors (12 accumulators of 16), 3 with
- * 4-float vectors; each block size a constant the compiler unrolls. */
+ * 4-float vectors; each block size a constant the compiler unrolls, and
+ * small blocks take 2 or 4 panels at once to have 8 accumulators or more. */
 static inline __attribute__((always_inline)) void
 rowmm(size_t maxb, size_t nb, size_t M, size_t N, const float *in,
       size_t ldi, const float *Wp, float *out, size_t ldo, int add)
 {
-#define ROWS(k)                                                              \
-    (maxb == 6 ? rowmm_block8(k, M, N, i, ldi, Wp, o, ldo, add)              \
-               : rowmm_block4(k, M, N, i, ldi, Wp, o, ldo, add))
+    const int wide = maxb == 6;
+#define ROWS(k, p) rowmm_block(wide, k, p, M, N, i, ldi, Wp, o, ldo, add)
     for (size_t b = 0; b < nb; b += maxb) {
         const float *i = in + b * ldi;
         float *o = out + b * ldo;
         switch (nb - b >= maxb ? maxb : nb - b) {
-        case 6: ROWS(6); break;
-        case 5: ROWS(5); break;
-        case 4: ROWS(4); break;
-        case 3: ROWS(3); break;
-        case 2: ROWS(2); break;
-        default: ROWS(1); break;
+        case 6: ROWS(6, 1); break;
+        case 5: ROWS(5, 1); break;
+        case 4: ROWS(4, 1); break;
+        case 3: ROWS(3, wide ? 2 : 1); break;
+        case 2: ROWS(2, 2); break;
+        default: ROWS(1, 4); break;
         }
     }
 #undef ROWS
 }
 
 /* Gate math of one step for one sequence: a holds the pre-activations.
- * Always inlined, so it is compiled for the caller's instruction set. */
+ * Always inlined, so it is compiled for the caller's instruction set. One
+ * loop per kind of activation, not one loop doing all five: an element's
+ * chain of exp, division and select is long, and a short loop body lets
+ * the core overlap many elements (one body of five such chains did not fit
+ * its reorder window, and ran at the speed of their latency). */
 static inline __attribute__((always_inline)) void
 cell_fwd(float *restrict a, float *restrict hn, float *restrict cn,
          float *restrict yt, const float *restrict cp, size_t H, int bf16)
 {
 #pragma omp simd
+    for (size_t k = 0; k < 2 * H; k++)  /* i, f */
+        a[k] = lstm__vsigmoid(a[k]);
+#pragma omp simd
+    for (size_t k = 2 * H; k < 3 * H; k++)  /* g */
+        a[k] = lstm__vtanh(a[k]);
+#pragma omp simd
+    for (size_t k = 3 * H; k < 4 * H; k++)  /* o */
+        a[k] = lstm__vsigmoid(a[k]);
+#pragma omp simd
     for (size_t k = 0; k < H; k++) {
-        float i = lstm__vsigmoid(a[k]);
-        float f = lstm__vsigmoid(a[H + k]);
-        float g = lstm__vtanh(a[2 * H + k]);
-        float o = lstm__vsigmoid(a[3 * H + k]);
-        float c = f * cp[k] + i * g;
-        float h = o * lstm__vtanh(c);
-        a[k] = i;
-        a[H + k] = f;
-        a[2 * H + k] = g;
-        a[3 * H + k] = o;
+        float c = a[H + k] * cp[k] + a[k] * a[2 * H + k];
+        float h = a[3 * H + k] * lstm__vtanh(c);
         cn[k] = c;
         hn[k] = bf16 ? lstm__vbf16(h) : h;
         yt[k] = h;
+    }
+}
+
+/* Gate derivatives of one step for one sequence (see lstm_cell_ref.c for
+ * the formulas), with or without an output gradient dyt: two copies, as a
+ * loop that tests for dyt per element loads it with a masked move. */
+static inline __attribute__((always_inline)) void
+cell_bwd(float *restrict da, float *restrict dhb, float *restrict dcb,
+         const float *restrict dyt, const float *restrict a,
+         const float *restrict cp, const float *restrict cn, size_t H,
+         int has_dy)
+{
+#pragma omp simd
+    for (size_t k = 0; k < H; k++) {
+        float i = a[k], f = a[H + k], g = a[2 * H + k];
+        float o = a[3 * H + k];
+        float dht = dhb[k] + (has_dy ? dyt[k] : 0.0f);
+        float tc = lstm__vtanh(cn[k]);
+        float dcc = dcb[k] + dht * o * (1.0f - tc * tc);
+        float d_o = dht * tc;
+        da[k] = dcc * g * i * (1.0f - i);
+        da[H + k] = dcc * cp[k] * f * (1.0f - f);
+        da[2 * H + k] = dcc * i * (1.0f - g * g);
+        da[3 * H + k] = d_o * o * (1.0f - o);
+        dcb[k] = dcc * f;
     }
 }
 
@@ -205,20 +261,10 @@ bwd_body(size_t maxb, size_t nb, size_t T, size_t H, const size_t *len,
             const float *restrict cn = cp + H;
             const float *restrict dyt = dy ? dy + (b * T + t) * H : NULL;
             float *restrict dhb = dh + b * H, *restrict dcb = dc + b * H;
-#pragma omp simd
-            for (size_t k = 0; k < H; k++) {
-                float i = a[k], f = a[H + k], g = a[2 * H + k];
-                float o = a[3 * H + k];
-                float dht = dhb[k] + (dyt ? dyt[k] : 0.0f);
-                float tc = lstm__vtanh(cn[k]);
-                float dcc = dcb[k] + dht * o * (1.0f - tc * tc);
-                float d_o = dht * tc;
-                da[k] = dcc * g * i * (1.0f - i);
-                da[H + k] = dcc * cp[k] * f * (1.0f - f);
-                da[2 * H + k] = dcc * i * (1.0f - g * g);
-                da[3 * H + k] = d_o * o * (1.0f - o);
-                dcb[k] = dcc * f;
-            }
+            if (dyt)
+                cell_bwd(da, dhb, dcb, dyt, a, cp, cn, H, 1);
+            else
+                cell_bwd(da, dhb, dcb, NULL, a, cp, cn, H, 0);
             if (bf16)  /* da is a GEMM operand from here on */
                 lstm__round_bf16(da, da, G);
         }
