@@ -22,13 +22,18 @@ typedef void lstm__gemm_fn(int ta, int tb, size_t M, size_t N, size_t K,
                            const float *B, size_t ldb, float beta,
                            float *C, size_t ldc);
 
-/* One LSTM layer over all T steps, for nb sequences of a batch slice.
+/* One LSTM layer over all T steps, for nb sequences of a batch slice, and
+ * of their hidden units [k0,k1) (the tuned kernels; the references take
+ * only [0,H)). A team of threads can share the units of the same rows:
+ * each calls the kernel with its own range and a w_pk packed for it, and
+ * the kernel calls sync() (a barrier of that team; NULL when alone) after
+ * every step. Ranges other than [0,H) start and end on multiples of 16.
  *   gates (nb,T,G)  in: x W_ih^T + b_ih + b_hh; out: activations i,f,g,o
  *                   (zero at t >= len[b])
  *   hs, cs (nb,T+1,H)  in: slot 0 holds h0, c0; out: slot t+1 the state
  *                   after step t (carried unchanged past len[b])
  *   y (nb,T,H)      out: h_t, zero at t >= len[b]
- *   w_hh (G,H); w_pk: W_hh^T packed by lstm__pack16(w_pk, w_hh, H, G, 1)
+ *   w_hh (G,H); w_pk: lstm__pack_fwd(w_pk, w_hh, H, k0, k1)
  *   (the tuned kernel reads only this, the reference only w_hh);
  *   scratch: nb*G floats.
  * Per step, in PyTorch's order:
@@ -39,10 +44,11 @@ typedef void lstm__gemm_fn(int ta, int tb, size_t M, size_t N, size_t K,
  * gets w_pk packed from rounded weights, the reference rounds w_hh as it
  * reads it) and h is stored in hs rounded (it feeds the next product and
  * dW_hh); y, cs and the gate math stay float. */
-typedef void lstm__lstm_fwd_fn(size_t nb, size_t T, size_t H,
-                               const size_t *len, float *gates, float *hs,
-                               float *cs, float *y, const float *w_hh,
-                               const float *w_pk, float *scratch, int bf16);
+typedef void lstm__lstm_fwd_fn(size_t nb, size_t T, size_t H, size_t k0,
+                               size_t k1, const size_t *len, float *gates,
+                               float *hs, float *cs, float *y,
+                               const float *w_hh, const float *w_pk,
+                               float *scratch, int bf16, void (*sync)(void));
 
 /* Backward through time of the forward above, for the same slice.
  *   dA (nb,T,G)     out: gradient of the gate pre-activations a (zero past
@@ -52,24 +58,36 @@ typedef void lstm__lstm_fwd_fn(size_t nb, size_t T, size_t H,
  *                   out: gradient at h0, c0
  *   dy (nb,T,H)     gradient of y, or NULL; ignored past len[b]
  *   gates, cs       as the forward left them
- *   w_hh (G,H); w_pk: W_hh packed by lstm__pack16(w_pk, w_hh, G, H, 0)
- *   scratch: nb*H floats.
+ *   w_hh (G,H); w_pk: lstm__pack_bwd(w_pk, w_hh, H, k0, k1)
+ *   scratch: nb*H floats (columns [k0,k1) used; one for the whole team).
  * bf16 != 0: W_hh used rounded as in the forward, and dA stored rounded to
  * bf16 (it is an operand of dh_{t-1} = dA W_hh and of the GEMMs after). */
-typedef void lstm__lstm_bwd_fn(size_t nb, size_t T, size_t H,
-                               const size_t *len, float *dA, float *dh,
-                               float *dc, const float *dy, const float *gates,
-                               const float *cs, const float *w_hh,
-                               const float *w_pk, float *scratch, int bf16);
+typedef void lstm__lstm_bwd_fn(size_t nb, size_t T, size_t H, size_t k0,
+                               size_t k1, const size_t *len, float *dA,
+                               float *dh, float *dc, const float *dy,
+                               const float *gates, const float *cs,
+                               const float *w_hh, const float *w_pk,
+                               float *scratch, int bf16, void (*sync)(void));
 
-/* Packs W for the tuned recurrence: op(W) is (M,N) (trans: W is stored
- * (N,M)), laid out as ceil(N/16) panels of M rows x 16 columns, zero-padded;
- * lstm__pack16_size(M, N) floats. */
-size_t lstm__pack16_size(size_t M, size_t N);
 /* dst[k] = src[k] rounded to the nearest bfloat16 (lstm__vbf16 in vmath.h);
  * dst may be src. */
 void lstm__round_bf16(float *dst, const float *src, size_t n);
-void lstm__pack16(float *dst, const float *W, size_t M, size_t N, int trans);
+/* W_hh packed for the tuned recurrence of units [k0,k1), n = k1 - k0, in
+ * panels of 16 columns (lstm__pack16_size(M, N) floats for an (M,N)
+ * matrix: M x ceil(N/16) x 16, zero-padded):
+ *   forward:  per gate q, the (H,n) block W_hh[qH+k0 .. qH+k1)^T,
+ *             lstm__pack_fwd_size(H, n) floats in all;
+ *   backward: the (G,n) block of columns [k0,k1) of W_hh,
+ *             lstm__pack_bwd_size(H, n) floats.
+ * When H is a multiple of 16 and the ranges split it on multiples of 16,
+ * the packs of all ranges fill exactly the sizes of [0,H). */
+size_t lstm__pack16_size(size_t M, size_t N);
+size_t lstm__pack_fwd_size(size_t H, size_t n);
+size_t lstm__pack_bwd_size(size_t H, size_t n);
+void lstm__pack_fwd(float *dst, const float *w_hh, size_t H, size_t k0,
+                    size_t k1);
+void lstm__pack_bwd(float *dst, const float *w_hh, size_t H, size_t k0,
+                    size_t k1);
 
 /* AdamW over n parameters, with PyTorch's scalars precomputed:
  *   w = w*decay;  m = m*b1 + omb1*g;  v = v*b2 + omb2*g*g;

@@ -29,7 +29,14 @@
  * The matrix is packed once per call into 16-column panels (lstm__pack16),
  * so each step streams it linearly, and rowmm keeps a 16-column tile of up
  * to 6 rows in registers while it walks the panel: every load of W feeds
- * 2 to 12 fused multiply-adds. */
+ * 1 to 6 fused multiply-adds per row of the tile.
+ *
+ * The product streams all of W_hh (256 KB at H=128) from L2 every step,
+ * whatever the rows: a thread with few rows is bound by that stream. With
+ * a small batch the threads therefore share the hidden units of a layer
+ * instead of its rows: each takes every row and units [k0,k1), so it reads
+ * only its share of W_hh, and the team meets at a barrier (sync) after
+ * every step, when all of h_t (forward) or dA_t (backward) is there. */
 
 typedef float v8 __attribute__((vector_size(32), aligned(4)));
 typedef float v4 __attribute__((vector_size(16), aligned(4)));
@@ -43,14 +50,34 @@ void lstm__round_bf16(float *dst, const float *src, size_t n)
         dst[k] = lstm__vbf16(src[k]);
 }
 
-void lstm__pack16(float *restrict dst, const float *restrict W, size_t M,
-                  size_t N, int trans)
+/* op(W) (M,N) into ceil(N/16) panels of M rows x 16 columns, zero-padded;
+ * op(W)[m][n] = trans ? W[n*ld + m] : W[m*ld + n]. */
+static void pack16(float *restrict dst, const float *restrict W, size_t ld,
+                   size_t M, size_t N, int trans)
 {
     for (size_t n = 0; n < N; n += 16)
         for (size_t m = 0; m < M; m++)
             for (size_t j = 0; j < 16; j++, dst++)
-                *dst = n + j >= N ? 0.0f : trans ? W[(n + j) * M + m]
-                                                 : W[m * N + n + j];
+                *dst = n + j >= N ? 0.0f : trans ? W[(n + j) * ld + m]
+                                                 : W[m * ld + n + j];
+}
+
+size_t lstm__pack_fwd_size(size_t H, size_t n) { return 4 * lstm__pack16_size(H, n); }
+
+void lstm__pack_fwd(float *dst, const float *w_hh, size_t H, size_t k0,
+                    size_t k1)
+{
+    for (size_t q = 0; q < 4; q++)
+        pack16(dst + q * lstm__pack16_size(H, k1 - k0),
+               w_hh + (q * H + k0) * H, H, H, k1 - k0, 1);
+}
+
+size_t lstm__pack_bwd_size(size_t H, size_t n) { return lstm__pack16_size(4 * H, n); }
+
+void lstm__pack_bwd(float *dst, const float *w_hh, size_t H, size_t k0,
+                    size_t k1)
+{
+    pack16(dst, w_hh + k0, H, 4 * H, k1 - k0, 0);
 }
 
 /* The register tile: nb rows x 16*P columns (P panels side by side), as
@@ -159,19 +186,24 @@ rowmm(size_t maxb, size_t nb, size_t M, size_t N, const float *in,
  * its reorder window, and ran at the speed of their latency). */
 static inline __attribute__((always_inline)) void
 cell_fwd(float *restrict a, float *restrict hn, float *restrict cn,
-         float *restrict yt, const float *restrict cp, size_t H, int bf16)
+         float *restrict yt, const float *restrict cp, size_t H, size_t n,
+         int bf16)
 {
+    /* n units from a's; the gates of a unit are H apart */
 #pragma omp simd
-    for (size_t k = 0; k < 2 * H; k++)  /* i, f */
+    for (size_t k = 0; k < n; k++)  /* i */
         a[k] = lstm__vsigmoid(a[k]);
 #pragma omp simd
-    for (size_t k = 2 * H; k < 3 * H; k++)  /* g */
+    for (size_t k = H; k < H + n; k++)  /* f */
+        a[k] = lstm__vsigmoid(a[k]);
+#pragma omp simd
+    for (size_t k = 2 * H; k < 2 * H + n; k++)  /* g */
         a[k] = lstm__vtanh(a[k]);
 #pragma omp simd
-    for (size_t k = 3 * H; k < 4 * H; k++)  /* o */
+    for (size_t k = 3 * H; k < 3 * H + n; k++)  /* o */
         a[k] = lstm__vsigmoid(a[k]);
 #pragma omp simd
-    for (size_t k = 0; k < H; k++) {
+    for (size_t k = 0; k < n; k++) {
         float c = a[H + k] * cp[k] + a[k] * a[2 * H + k];
         float h = a[3 * H + k] * lstm__vtanh(c);
         cn[k] = c;
@@ -187,10 +219,10 @@ static inline __attribute__((always_inline)) void
 cell_bwd(float *restrict da, float *restrict dhb, float *restrict dcb,
          const float *restrict dyt, const float *restrict a,
          const float *restrict cp, const float *restrict cn, size_t H,
-         int has_dy)
+         size_t n, int has_dy)
 {
 #pragma omp simd
-    for (size_t k = 0; k < H; k++) {
+    for (size_t k = 0; k < n; k++) {
         float i = a[k], f = a[H + k], g = a[2 * H + k];
         float o = a[3 * H + k];
         float dht = dhb[k] + (has_dy ? dyt[k] : 0.0f);
@@ -205,102 +237,117 @@ cell_bwd(float *restrict da, float *restrict dhb, float *restrict dcb,
     }
 }
 
+/* Zeroes the four gate ranges of n units of a gate row. */
 static inline __attribute__((always_inline)) void
-fwd_body(size_t maxb, size_t nb, size_t T, size_t H, const size_t *len,
-         float *gates, float *hs, float *cs, float *y, const float *w_hh,
-         const float *w_pk, float *scratch, int bf16)
+zero_gates(float *a, size_t H, size_t n)
 {
-    const size_t G = 4 * H;
-    (void)w_hh;
-    (void)scratch;
+    for (size_t q = 0; q < 4; q++)
+        memset(a + q * H, 0, n * sizeof *a);
+}
+
+static inline __attribute__((always_inline)) void
+fwd_body(size_t maxb, size_t nb, size_t T, size_t H, size_t k0, size_t k1,
+         const size_t *len, float *gates, float *hs, float *cs, float *y,
+         const float *w_pk, int bf16, void (*sync)(void))
+{
+    const size_t G = 4 * H, n = k1 - k0, pq = lstm__pack16_size(H, n);
     for (size_t t = 0; t < T; t++) {
         /* a_b,t += h_b,t-1 W_hh^T for rows up to the last one still running
-         * (finished rows before it are computed too, and overwritten) */
+         * (finished rows before it are computed too, and overwritten), one
+         * gate at a time for units [k0,k1) */
         size_t live = nb;
         while (live > 0 && t >= len[live - 1])
             live--;
-        rowmm(maxb, live, H, G, hs + t * H, (T + 1) * H, w_pk, gates + t * G,
-              T * G, 1);
+        for (size_t q = 0; q < 4; q++)
+            rowmm(maxb, live, H, n, hs + t * H, (T + 1) * H, w_pk + q * pq,
+                  gates + t * G + q * H + k0, T * G, 1);
         for (size_t b = 0; b < nb; b++) {
-            float *a = gates + (b * T + t) * G;
-            float *hp = hs + (b * (T + 1) + t) * H;
-            float *cp = cs + (b * (T + 1) + t) * H;
-            float *yt = y + (b * T + t) * H;
+            float *a = gates + (b * T + t) * G + k0;
+            float *hp = hs + (b * (T + 1) + t) * H + k0;
+            float *cp = cs + (b * (T + 1) + t) * H + k0;
+            float *yt = y + (b * T + t) * H + k0;
             if (t >= len[b]) {  /* past the end: the state is carried */
-                memcpy(hp + H, hp, H * sizeof *hp);
-                memcpy(cp + H, cp, H * sizeof *cp);
-                memset(yt, 0, H * sizeof *yt);
-                memset(a, 0, G * sizeof *a);
+                memcpy(hp + H, hp, n * sizeof *hp);
+                memcpy(cp + H, cp, n * sizeof *cp);
+                memset(yt, 0, n * sizeof *yt);
+                zero_gates(a, H, n);
                 continue;
             }
             if (bf16)  /* two copies of the gate math, one per precision */
-                cell_fwd(a, hp + H, cp + H, yt, cp, H, 1);
+                cell_fwd(a, hp + H, cp + H, yt, cp, H, n, 1);
             else
-                cell_fwd(a, hp + H, cp + H, yt, cp, H, 0);
+                cell_fwd(a, hp + H, cp + H, yt, cp, H, n, 0);
         }
+        if (sync)
+            sync();
     }
 }
 
 static inline __attribute__((always_inline)) void
-bwd_body(size_t maxb, size_t nb, size_t T, size_t H, const size_t *len,
-         float *dA, float *dh, float *dc, const float *dy, const float *gates,
-         const float *cs, const float *w_hh, const float *w_pk,
-         float *scratch, int bf16)
+bwd_body(size_t maxb, size_t nb, size_t T, size_t H, size_t k0, size_t k1,
+         const size_t *len, float *dA, float *dh, float *dc, const float *dy,
+         const float *gates, const float *cs, const float *w_pk,
+         float *scratch, int bf16, void (*sync)(void))
 {
-    (void)w_hh;
-    const size_t G = 4 * H;
+    const size_t G = 4 * H, n = k1 - k0;
     for (size_t t = T; t-- > 0;) {
         for (size_t b = 0; b < nb; b++) {
-            float *restrict da = dA + (b * T + t) * G;
+            float *restrict da = dA + (b * T + t) * G + k0;
             if (t >= len[b]) {  /* carried state: dh, dc pass through */
-                memset(da, 0, G * sizeof *da);
+                zero_gates(da, H, n);
                 continue;
             }
-            const float *restrict a = gates + (b * T + t) * G;
-            const float *restrict cp = cs + (b * (T + 1) + t) * H;
+            const float *restrict a = gates + (b * T + t) * G + k0;
+            const float *restrict cp = cs + (b * (T + 1) + t) * H + k0;
             const float *restrict cn = cp + H;
-            const float *restrict dyt = dy ? dy + (b * T + t) * H : NULL;
-            float *restrict dhb = dh + b * H, *restrict dcb = dc + b * H;
+            const float *restrict dyt = dy ? dy + (b * T + t) * H + k0 : NULL;
+            float *restrict dhb = dh + b * H + k0, *restrict dcb = dc + b * H + k0;
             if (dyt)
-                cell_bwd(da, dhb, dcb, dyt, a, cp, cn, H, 1);
+                cell_bwd(da, dhb, dcb, dyt, a, cp, cn, H, n, 1);
             else
-                cell_bwd(da, dhb, dcb, NULL, a, cp, cn, H, 0);
+                cell_bwd(da, dhb, dcb, NULL, a, cp, cn, H, n, 0);
             if (bf16)  /* da is a GEMM operand from here on */
-                lstm__round_bf16(da, da, G);
+                for (size_t q = 0; q < 4; q++)
+                    lstm__round_bf16(da + q * H, da + q * H, n);
         }
+        if (sync)  /* the product below reads every unit's dA_t */
+            sync();
         /* dh_b,t-1 = da_b,t W_hh for the slice (up to its last running
-         * row), into scratch; rows past their end keep the dh they carry */
+         * row) and units [k0,k1), into scratch; rows past their end keep
+         * the dh they carry */
         size_t live = nb;
         while (live > 0 && t >= len[live - 1])
             live--;
-        rowmm(maxb, live, G, H, dA + t * G, T * G, w_pk, scratch, H, 0);
+        rowmm(maxb, live, G, n, dA + t * G, T * G, w_pk, scratch + k0, H, 0);
         for (size_t b = 0; b < nb; b++)
             if (t < len[b])
-                memcpy(dh + b * H, scratch + b * H, H * sizeof *dh);
+                memcpy(dh + b * H + k0, scratch + b * H + k0, n * sizeof *dh);
     }
 }
 
 /* One copy of each kernel per instruction set; kernels.h's LSTM_ISA_*
  * attributes, dispatch.c picks one at run time. */
 #define RECURRENCE(isa, attr, maxb)                                         \
-    attr void lstm__lstm_fwd_##isa(size_t nb, size_t T, size_t H,           \
-                                   const size_t *len, float *gates,         \
-                                   float *hs, float *cs, float *y,          \
-                                   const float *w_hh, const float *w_pk,    \
-                                   float *scratch, int bf16)                \
+    attr void lstm__lstm_fwd_##isa(                                         \
+        size_t nb, size_t T, size_t H, size_t k0, size_t k1,                \
+        const size_t *len, float *gates, float *hs, float *cs, float *y,    \
+        const float *w_hh, const float *w_pk, float *scratch, int bf16,     \
+        void (*sync)(void))                                                 \
     {                                                                       \
-        fwd_body(maxb, nb, T, H, len, gates, hs, cs, y, w_hh, w_pk,         \
-                 scratch, bf16);                                            \
+        (void)w_hh;                                                         \
+        (void)scratch;                                                      \
+        fwd_body(maxb, nb, T, H, k0, k1, len, gates, hs, cs, y, w_pk, bf16, \
+                 sync);                                                     \
     }                                                                       \
-    attr void lstm__lstm_bwd_##isa(size_t nb, size_t T, size_t H,           \
-                                   const size_t *len, float *dA, float *dh, \
-                                   float *dc, const float *dy,              \
-                                   const float *gates, const float *cs,     \
-                                   const float *w_hh, const float *w_pk,    \
-                                   float *scratch, int bf16)                \
+    attr void lstm__lstm_bwd_##isa(                                         \
+        size_t nb, size_t T, size_t H, size_t k0, size_t k1,                \
+        const size_t *len, float *dA, float *dh, float *dc, const float *dy,\
+        const float *gates, const float *cs, const float *w_hh,             \
+        const float *w_pk, float *scratch, int bf16, void (*sync)(void))    \
     {                                                                       \
-        bwd_body(maxb, nb, T, H, len, dA, dh, dc, dy, gates, cs, w_hh,      \
-                 w_pk, scratch, bf16);                                      \
+        (void)w_hh;                                                         \
+        bwd_body(maxb, nb, T, H, k0, k1, len, dA, dh, dc, dy, gates, cs,    \
+                 w_pk, scratch, bf16, sync);                                \
     }
 
 RECURRENCE(generic, , 3)

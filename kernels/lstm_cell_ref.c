@@ -5,6 +5,7 @@
  * multiply-adds. Slow and plain on purpose: lstm_cell.c's tuned kernels are
  * tested against it, and LSTM_KERNELS=ref runs it.
  */
+#include <assert.h>
 #include <math.h>
 #include <string.h>
 
@@ -13,12 +14,16 @@
 
 static float sigmoid_ref(float x) { return 1.0f / (1.0f + expf(-x)); }
 
-void lstm__lstm_fwd_ref(size_t nb, size_t T, size_t H, const size_t *len,
-                        float *gates, float *hs, float *cs, float *y,
-                        const float *w_hh, const float *w_pk, float *scratch,
-                        int bf16)
+void lstm__lstm_fwd_ref(size_t nb, size_t T, size_t H, size_t k0, size_t k1,
+                        const size_t *len, float *gates, float *hs, float *cs,
+                        float *y, const float *w_hh, const float *w_pk,
+                        float *scratch, int bf16, void (*sync)(void))
 {
     const size_t G = 4 * H;
+    assert(k0 == 0 && k1 == H && !sync);  /* no unit ranges here */
+    (void)k0;
+    (void)k1;
+    (void)sync;
     (void)w_pk;
     (void)scratch;
     for (size_t b = 0; b < nb; b++) {
@@ -63,12 +68,17 @@ void lstm__lstm_fwd_ref(size_t nb, size_t T, size_t H, const size_t *len,
     }
 }
 
-void lstm__lstm_bwd_ref(size_t nb, size_t T, size_t H, const size_t *len,
-                        float *dA, float *dh, float *dc, const float *dy,
-                        const float *gates, const float *cs, const float *w_hh,
-                        const float *w_pk, float *scratch, int bf16)
+void lstm__lstm_bwd_ref(size_t nb, size_t T, size_t H, size_t k0, size_t k1,
+                        const size_t *len, float *dA, float *dh, float *dc,
+                        const float *dy, const float *gates, const float *cs,
+                        const float *w_hh, const float *w_pk, float *scratch,
+                        int bf16, void (*sync)(void))
 {
     const size_t G = 4 * H;
+    assert(k0 == 0 && k1 == H && !sync);
+    (void)k0;
+    (void)k1;
+    (void)sync;
     (void)w_pk;
     (void)scratch;
     for (size_t b = 0; b < nb; b++) {

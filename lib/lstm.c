@@ -96,8 +96,8 @@ static void layout(lstm_lstm *l, lstm__carver *c, size_t B, size_t T)
     l->dA = lstm__carve(c, B * T * G);
     l->dbuf = lstm__carve(c, B * T * H);
     l->dhc = lstm__carve(c, 2 * B * H);
-    l->wpk = lstm__carve(c, L * lstm__pack16_size(H, G));
-    l->wpk_bwd = lstm__carve(c, lstm__pack16_size(G, H));
+    l->wpk = lstm__carve(c, L * lstm__pack_fwd_size(H, H));
+    l->wpk_bwd = lstm__carve(c, lstm__pack_bwd_size(H, H));
     l->scratch = lstm__carve(c, B * G);
     const int bf16 = l->precision == LSTM_BF16_MIXED;
     l->xr = bf16 ? lstm__carve(c, B * T * l->I) : NULL;
@@ -141,11 +141,40 @@ static int reserve(lstm_lstm *l, size_t B, size_t T)
     return LSTM_OK;
 }
 
-/* Threads for the recurrence: batch slices, at most one row each. */
-static int rec_threads(const lstm_lstm *l, size_t B, size_t T)
+/* How the threads share a layer's recurrence; returns how many. By rows
+ * (*units = 0: slices of the batch, at least one row each), or, with fewer
+ * rows than threads, by hidden units (*units = 1: every thread takes every
+ * row and whole 16-unit panels of H; lstm_cell.c says why). Measured with
+ * bench/lstm_step, 2 threads: units 1.4x faster than one thread at B=1,
+ * but slower than rows from B=2 on (the barrier after every step costs
+ * more than the halved stream of W_hh saves). The references only run
+ * whole rows. Either way each number is computed by one thread in the
+ * same order: the plan never changes the results. */
+static int rec_plan(const lstm_lstm *l, size_t B, size_t T, int *units)
 {
-    int nt = lstm__threads_for(B * T * 4 * l->H * l->H);
+    const size_t H = l->H;
+    int nt = lstm__threads_for(B * T * 4 * H * H);
+    *units = nt > 1 && H % 16 == 0 && H >= 32 && B < (size_t)nt &&
+             strcmp(lstm__k()->name, "ref") != 0;
+    if (*units)
+        return nt > (int)(H / 16) ? (int)(H / 16) : nt;
     return nt > (int)B ? (int)B : nt;
+}
+
+/* The units plan's step barrier (an orphaned barrier binds to the team of
+ * the enclosing parallel region). */
+static void team_barrier(void)
+{
+#pragma omp barrier
+}
+
+/* The calling thread's hidden units [*k0,*k1) in the units plan. */
+static void unit_share(size_t H, size_t *k0, size_t *k1)
+{
+    size_t p0, p1;
+    lstm__share(H / 16, &p0, &p1);
+    *k0 = 16 * p0;
+    *k1 = 16 * p1;
 }
 
 /* lstm__round_bf16 over n floats, split across threads. */
@@ -208,7 +237,8 @@ int lstm_lstm_forward(lstm_lstm *l, const float *x, const int32_t *len,
         l->len[b] = len ? (size_t)len[b] : T;
 
     const lstm__kernels *kern = lstm__k();
-    const int nt = rec_threads(l, B, T);
+    int units;
+    const int nt = rec_plan(l, B, T, &units);
     const int bf16 = l->precision == LSTM_BF16_MIXED;
     if (bf16)
         round_bf16(l->xr, x, B * T * l->I);
@@ -223,7 +253,7 @@ int lstm_lstm_forward(lstm_lstm *l, const float *x, const int32_t *len,
         float *hs = l->hs + k * B * (T + 1) * H;
         float *cs = l->cs + k * B * (T + 1) * H;
         float *ys = l->ys + k * B * T * H;
-        float *wpk = l->wpk + k * lstm__pack16_size(H, G);
+        float *wpk = l->wpk + k * lstm__pack_fwd_size(H, H);
         const float *in = layer_input(l, k);
 
         /* gates = in W_ih^T + (b_ih + b_hh), every step at once */
@@ -238,9 +268,11 @@ int lstm_lstm_forward(lstm_lstm *l, const float *x, const int32_t *len,
         }
         lstm__gemm(0, 1, B * T, G, in_dim, 1.0f, in, in_dim, w_ih, in_dim,
                    1.0f, gates, G);
-        lstm__pack16(wpk, w_hh, H, G, 1);
-        if (bf16)
-            round_bf16(wpk, wpk, lstm__pack16_size(H, G));
+        if (!units) {  /* one pack for all; in the units plan, one each */
+            lstm__pack_fwd(wpk, w_hh, H, 0, H);
+            if (bf16)
+                round_bf16(wpk, wpk, lstm__pack_fwd_size(H, H));
+        }
         for (size_t b = 0; b < B; b++) {
             float *h = hs + b * (T + 1) * H, *c = cs + b * (T + 1) * H;
             if (h0)
@@ -256,14 +288,26 @@ int lstm_lstm_forward(lstm_lstm *l, const float *x, const int32_t *len,
         }
 #pragma omp parallel num_threads(nt)
         {
-            size_t b0, b1;
-            lstm__share(B, &b0, &b1);
             lstm__ftz();
-            if (b1 > b0)
-                kern->lstm_fwd(b1 - b0, T, H, l->len + b0, gates + b0 * T * G,
-                               hs + b0 * (T + 1) * H, cs + b0 * (T + 1) * H,
-                               ys + b0 * T * H, w_hh, wpk,
-                               l->scratch + b0 * G, bf16);
+            if (units) {
+                size_t k0, k1;
+                unit_share(H, &k0, &k1);
+                float *pk = wpk + lstm__pack_fwd_size(H, k0);
+                lstm__pack_fwd(pk, w_hh, H, k0, k1);
+                if (bf16)
+                    lstm__round_bf16(pk, pk, lstm__pack_fwd_size(H, k1 - k0));
+                kern->lstm_fwd(B, T, H, k0, k1, l->len, gates, hs, cs, ys,
+                               w_hh, pk, l->scratch, bf16, team_barrier);
+            } else {
+                size_t b0, b1;
+                lstm__share(B, &b0, &b1);
+                if (b1 > b0)
+                    kern->lstm_fwd(b1 - b0, T, H, 0, H, l->len + b0,
+                                   gates + b0 * T * G, hs + b0 * (T + 1) * H,
+                                   cs + b0 * (T + 1) * H, ys + b0 * T * H,
+                                   w_hh, wpk, l->scratch + b0 * G, bf16,
+                                   NULL);
+            }
         }
         for (size_t b = 0; b < B; b++) {
             size_t at = (b * (T + 1) + l->len[b]) * H;
@@ -296,7 +340,8 @@ int lstm_lstm_backward(lstm_lstm *l, const float *dout, const float *dhn,
     if (!l->out)
         return lstm_error(LSTM_EINVAL, "lstm: backward before forward");
     const lstm__kernels *kern = lstm__k();
-    const int nt = rec_threads(l, B, T);
+    int units;
+    const int nt = rec_plan(l, B, T, &units);
     const int bf16 = l->precision == LSTM_BF16_MIXED;
     float *dh = l->dhc, *dc = l->dhc + B * H;
     const float *dy = dout;
@@ -314,9 +359,11 @@ int lstm_lstm_backward(lstm_lstm *l, const float *dout, const float *dhn,
         const float *cs = l->cs + k * B * (T + 1) * H;
         const float *in = layer_input(l, k);
 
-        lstm__pack16(l->wpk_bwd, w_hh, G, H, 0);
-        if (bf16)
-            round_bf16(l->wpk_bwd, l->wpk_bwd, lstm__pack16_size(G, H));
+        if (!units) {
+            lstm__pack_bwd(l->wpk_bwd, w_hh, H, 0, H);
+            if (bf16)
+                round_bf16(l->wpk_bwd, l->wpk_bwd, lstm__pack_bwd_size(H, H));
+        }
         if (dhn)
             memcpy(dh, dhn + k * B * H, B * H * sizeof *dh);
         else
@@ -327,15 +374,28 @@ int lstm_lstm_backward(lstm_lstm *l, const float *dout, const float *dhn,
             memset(dc, 0, B * H * sizeof *dc);
 #pragma omp parallel num_threads(nt)
         {
-            size_t b0, b1;
-            lstm__share(B, &b0, &b1);
             lstm__ftz();
-            if (b1 > b0)
-                kern->lstm_bwd(b1 - b0, T, H, l->len + b0, l->dA + b0 * T * G,
-                               dh + b0 * H, dc + b0 * H,
-                               dy ? dy + b0 * T * H : NULL, gates + b0 * T * G,
-                               cs + b0 * (T + 1) * H, w_hh, l->wpk_bwd,
-                               l->scratch + b0 * G, bf16);
+            if (units) {
+                size_t k0, k1;
+                unit_share(H, &k0, &k1);
+                float *pk = l->wpk_bwd + lstm__pack_bwd_size(H, k0);
+                lstm__pack_bwd(pk, w_hh, H, k0, k1);
+                if (bf16)
+                    lstm__round_bf16(pk, pk, lstm__pack_bwd_size(H, k1 - k0));
+                kern->lstm_bwd(B, T, H, k0, k1, l->len, l->dA, dh, dc, dy,
+                               gates, cs, w_hh, pk, l->scratch, bf16,
+                               team_barrier);
+            } else {
+                size_t b0, b1;
+                lstm__share(B, &b0, &b1);
+                if (b1 > b0)
+                    kern->lstm_bwd(b1 - b0, T, H, 0, H, l->len + b0,
+                                   l->dA + b0 * T * G, dh + b0 * H,
+                                   dc + b0 * H, dy ? dy + b0 * T * H : NULL,
+                                   gates + b0 * T * G, cs + b0 * (T + 1) * H,
+                                   w_hh, l->wpk_bwd, l->scratch + b0 * G,
+                                   bf16, NULL);
+            }
         }
         if (dh0)
             memcpy(dh0 + k * B * H, dh, B * H * sizeof *dh);

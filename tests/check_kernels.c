@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "testutil.h"
-#include "../kernels/kernels.h"
+#include "../lib/internal.h"  /* the kernels, lstm__share */
 #include "../kernels/vmath.h"
 
 static const size_t odd[] = {1, 3, 7, 17, 65};
@@ -168,8 +168,8 @@ static void rec_init(rec_case *c, size_t nb, size_t T, size_t H, uint64_t seed)
     c->cs = calloc(nb * (T + 1) * H, 4);
     c->y = malloc(nb * T * H * 4);
     c->w = malloc(G * H * 4);
-    c->wpk_f = malloc(lstm__pack16_size(H, G) * 4);
-    c->wpk_b = malloc(lstm__pack16_size(G, H) * 4);
+    c->wpk_f = malloc(lstm__pack_fwd_size(H, H) * 4);
+    c->wpk_b = malloc(lstm__pack_bwd_size(H, H) * 4);
     c->scratch = malloc(nb * G * 4);
     c->dA = malloc(nb * T * G * 4);
     c->dh = malloc(nb * H * 4);
@@ -177,8 +177,8 @@ static void rec_init(rec_case *c, size_t nb, size_t T, size_t H, uint64_t seed)
     c->dy = malloc(nb * T * H * 4);
     fill_randn(c->gates, nb * T * G, seed + 1);
     lstm_fill_uniform(c->w, G * H, -0.3f, 0.3f, &r);
-    lstm__pack16(c->wpk_f, c->w, H, G, 1);
-    lstm__pack16(c->wpk_b, c->w, G, H, 0);
+    lstm__pack_fwd(c->wpk_f, c->w, H, 0, H);
+    lstm__pack_bwd(c->wpk_b, c->w, H, 0, H);
     for (size_t b = 0; b < nb; b++) {
         fill_randn(c->hs + b * (T + 1) * H, H, seed + 2 + b);
         fill_randn(c->cs + b * (T + 1) * H, H, seed + 900 + b);
@@ -197,8 +197,8 @@ static void rec_copy(rec_case *d, const rec_case *s)
     memcpy(d->hs, s->hs, nb * (T + 1) * H * 4);
     memcpy(d->cs, s->cs, nb * (T + 1) * H * 4);
     memcpy(d->w, s->w, G * H * 4);
-    memcpy(d->wpk_f, s->wpk_f, lstm__pack16_size(H, G) * 4);
-    memcpy(d->wpk_b, s->wpk_b, lstm__pack16_size(G, H) * 4);
+    memcpy(d->wpk_f, s->wpk_f, lstm__pack_fwd_size(H, H) * 4);
+    memcpy(d->wpk_b, s->wpk_b, lstm__pack_bwd_size(H, H) * 4);
     memcpy(d->dh, s->dh, nb * H * 4);
     memcpy(d->dc, s->dc, nb * H * 4);
     memcpy(d->dy, s->dy, nb * T * H * 4);
@@ -242,13 +242,13 @@ static void rec_compare(const lstm__kernels *k, size_t nb, size_t T, size_t H,
                              H);
             memcpy(r.hs + b * (T + 1) * H, s.hs + b * (T + 1) * H, H * 4);
         }
-        lstm__round_bf16(s.wpk_f, s.wpk_f, lstm__pack16_size(H, G));
-        lstm__round_bf16(s.wpk_b, s.wpk_b, lstm__pack16_size(G, H));
+        lstm__round_bf16(s.wpk_f, s.wpk_f, lstm__pack_fwd_size(H, H));
+        lstm__round_bf16(s.wpk_b, s.wpk_b, lstm__pack_bwd_size(H, H));
     }
-    lstm__lstm_fwd_ref(nb, T, H, r.len, r.gates, r.hs, r.cs, r.y, r.w, NULL,
-                       r.scratch, bf16);
-    k->lstm_fwd(nb, T, H, s.len, s.gates, s.hs, s.cs, s.y, s.w, s.wpk_f,
-                s.scratch, bf16);
+    lstm__lstm_fwd_ref(nb, T, H, 0, H, r.len, r.gates, r.hs, r.cs, r.y, r.w,
+                       NULL, r.scratch, bf16, NULL);
+    k->lstm_fwd(nb, T, H, 0, H, s.len, s.gates, s.hs, s.cs, s.y, s.w,
+                s.wpk_f, s.scratch, bf16, NULL);
     assert_close(s.gates, r.gates, nb * T * G, tol, tol, "fwd gates");
     assert_close(s.hs, r.hs, nb * (T + 1) * H, tol_r, tol_r, "fwd h");
     assert_close(s.cs, r.cs, nb * (T + 1) * H, tol, tol, "fwd c");
@@ -261,11 +261,12 @@ static void rec_compare(const lstm__kernels *k, size_t nb, size_t T, size_t H,
         float *dh = malloc(nb * H * 4), *dc = malloc(nb * H * 4);
         memcpy(dh, r.dh, nb * H * 4);
         memcpy(dc, r.dc, nb * H * 4);
-        lstm__lstm_bwd_ref(nb, T, H, r.len, r.dA, r.dh, r.dc,
+        lstm__lstm_bwd_ref(nb, T, H, 0, H, r.len, r.dA, r.dh, r.dc,
                            with_dy ? r.dy : NULL, r.gates, r.cs, r.w, NULL,
-                           r.scratch, bf16);
-        k->lstm_bwd(nb, T, H, s.len, s.dA, dh, dc, with_dy ? s.dy : NULL,
-                    s.gates, s.cs, s.w, s.wpk_b, s.scratch, bf16);
+                           r.scratch, bf16, NULL);
+        k->lstm_bwd(nb, T, H, 0, H, s.len, s.dA, dh, dc,
+                    with_dy ? s.dy : NULL, s.gates, s.cs, s.w, s.wpk_b,
+                    s.scratch, bf16, NULL);
         const double rt = bf16 ? 2e-2 : 1e-4;
         assert_close(s.dA, r.dA, nb * T * G, tol_r, rt, "bwd dA");
         assert_close(dh, r.dh, nb * H, tol_r, rt, "bwd dh0");
@@ -313,6 +314,72 @@ START_TEST(lstm_rec_ref_vs_tuned_large)
         rec_compare(k, 4, 32, 128, 77, _i % 2);
     else
         rec_compare(k, 8, 128, 128, 77, _i % 2);
+}
+END_TEST
+
+static void team_barrier(void)
+{
+#pragma omp barrier
+}
+
+/* The tuned kernels with a team of nt threads sharing the hidden units
+ * (16-unit panels, each thread its own pack) give the same bits as one
+ * call over all units: forward and backward, with and without dy, fp32
+ * and bf16. _i = set. */
+START_TEST(lstm_rec_units_same_bits)
+{
+    const lstm__kernels *k = tuned(_i);
+    if (!k)
+        return;
+    static const size_t shapes[][3] = {  /* nb, T, H */
+        {1, 9, 32}, {2, 5, 48}, {3, 17, 64}, {1, 4, 16}};
+    for (size_t sh = 0; sh < sizeof shapes / sizeof *shapes; sh++)
+        for (int bf16 = 0; bf16 < 2; bf16++)
+            for (int nt = 1; nt <= 3; nt++) {
+                const size_t nb = shapes[sh][0], T = shapes[sh][1];
+                const size_t H = shapes[sh][2], G = 4 * H;
+                rec_case r, s;
+                rec_init(&r, nb, T, H, 40 + sh);
+                rec_copy(&s, &r);
+                if (bf16) {
+                    lstm__round_bf16(r.wpk_f, r.wpk_f, lstm__pack_fwd_size(H, H));
+                    lstm__round_bf16(r.wpk_b, r.wpk_b, lstm__pack_bwd_size(H, H));
+                }
+                k->lstm_fwd(nb, T, H, 0, H, r.len, r.gates, r.hs, r.cs, r.y,
+                            r.w, r.wpk_f, r.scratch, bf16, NULL);
+                k->lstm_bwd(nb, T, H, 0, H, r.len, r.dA, r.dh, r.dc, r.dy,
+                            r.gates, r.cs, r.w, r.wpk_b, r.scratch, bf16,
+                            NULL);
+#pragma omp parallel num_threads(nt)
+                {
+                    size_t p0, p1;
+                    lstm__share(H / 16, &p0, &p1);
+                    const size_t k0 = 16 * p0, k1 = 16 * p1;
+                    float *pf = s.wpk_f + lstm__pack_fwd_size(H, k0);
+                    float *pb = s.wpk_b + lstm__pack_bwd_size(H, k0);
+                    lstm__pack_fwd(pf, s.w, H, k0, k1);
+                    lstm__pack_bwd(pb, s.w, H, k0, k1);
+                    if (bf16) {
+                        lstm__round_bf16(pf, pf, lstm__pack_fwd_size(H, k1 - k0));
+                        lstm__round_bf16(pb, pb, lstm__pack_bwd_size(H, k1 - k0));
+                    }
+                    k->lstm_fwd(nb, T, H, k0, k1, s.len, s.gates, s.hs, s.cs,
+                                s.y, s.w, pf, s.scratch, bf16, team_barrier);
+#pragma omp barrier
+                    k->lstm_bwd(nb, T, H, k0, k1, s.len, s.dA, s.dh, s.dc,
+                                s.dy, s.gates, s.cs, s.w, pb, s.scratch, bf16,
+                                team_barrier);
+                }
+                ck_assert(memcmp(s.gates, r.gates, nb * T * G * 4) == 0);
+                ck_assert(memcmp(s.hs, r.hs, nb * (T + 1) * H * 4) == 0);
+                ck_assert(memcmp(s.cs, r.cs, nb * (T + 1) * H * 4) == 0);
+                ck_assert(memcmp(s.y, r.y, nb * T * H * 4) == 0);
+                ck_assert(memcmp(s.dA, r.dA, nb * T * G * 4) == 0);
+                ck_assert(memcmp(s.dh, r.dh, nb * H * 4) == 0);
+                ck_assert(memcmp(s.dc, r.dc, nb * H * 4) == 0);
+                rec_free(&r);
+                rec_free(&s);
+            }
 }
 END_TEST
 
@@ -398,6 +465,7 @@ Suite *kernels_suite(void)
     /* every tuned set the CPU runs: generic, avx2, avx512 */
     tcase_add_loop_test(tc, lstm_rec_ref_vs_tuned, 0, 2 * 4 * NSETS);
     tcase_add_loop_test(tc, lstm_rec_ref_vs_tuned_large, 0, 2 * NSETS);
+    tcase_add_loop_test(tc, lstm_rec_units_same_bits, 0, NSETS);
     tcase_add_test(tc, bf16_rounding);
     tcase_add_loop_test(tc, adamw_ref_vs_tuned, 0, NSETS);
     tcase_add_test(tc, kernel_sets);

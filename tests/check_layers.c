@@ -399,6 +399,58 @@ START_TEST(classifier_memory_known_before)
 }
 END_TEST
 
+/* Fewer sequences than threads: the threads share each layer's hidden
+ * units (lib/lstm.c rec_plan; H=48 gives them 16 and 32), and the results
+ * are those of one thread, bit for bit: outputs, states, every gradient
+ * and dx. Two threads: with three, OpenBLAS computes some rows of the
+ * GEMMs split three ways with other last bits (the recurrence does not
+ * change). _i: precision. */
+START_TEST(lstm_units_plan_same_bits)
+{
+    enum { T = 9, I = 5, H = 48, L = 2 };
+    {
+        const size_t B = 1;
+        float *res[2] = {NULL, NULL};
+        size_t n = 0;
+        for (int run = 0; run < 2; run++) {
+            lstm_set_threads(run ? 1 : 2);
+            lstm_params ps;
+            lstm_lstm net;
+            lstm_rng rng;
+            lstm_rng_seed(&rng, 5);
+            lstm_params_init(&ps);
+            ck_assert_int_eq(lstm_lstm_init(&net, &ps, "r", I, H, L, 0.3f), 0);
+            net.precision = _i;
+            ck_assert_int_eq(lstm_params_alloc(&ps), 0);
+            lstm_lstm_reset(&net, &rng);
+            float x[2 * T * I], dout[2 * T * H], dx[2 * T * I];
+            fill_randn(x, B * T * I, 6);
+            fill_randn(dout, B * T * H, 7);
+            int32_t len[2] = {T, 4};
+            ck_assert_int_eq(lstm_lstm_forward(&net, x, len, NULL, NULL, B, T,
+                                               1, &rng), 0);
+            lstm_params_zero_grad(&ps);
+            ck_assert_int_eq(lstm_lstm_backward(&net, dout, NULL, NULL, dx,
+                                                NULL, NULL), 0);
+            n = B * T * H + 2 * L * B * H + ps.n + B * T * I;
+            float *r = res[run] = malloc(n * sizeof *r);
+            memcpy(r, net.out, B * T * H * sizeof *r);
+            memcpy(r + B * T * H, net.hn, L * B * H * sizeof *r);
+            memcpy(r + B * T * H + L * B * H, net.cn, L * B * H * sizeof *r);
+            memcpy(r + B * T * H + 2 * L * B * H, ps.g, ps.n * sizeof *r);
+            memcpy(r + n - B * T * I, dx, B * T * I * sizeof *r);
+            lstm_lstm_free(&net);
+            lstm_params_free(&ps);
+        }
+        lstm_set_threads(0);
+        ck_assert_msg(memcmp(res[0], res[1], n * sizeof(float)) == 0,
+                      "B=%zu: 2 threads differ from 1", B);
+        free(res[0]);
+        free(res[1]);
+    }
+}
+END_TEST
+
 START_TEST(same_seed_same_bits)
 {
     size_t n1, n2, n3;
@@ -427,6 +479,8 @@ Suite *layers_suite(void)
     tcase_add_test(tc, lstm_bf16_first_step_exact);
     tcase_add_test(tc, lstm_bf16_error_bound);
     tcase_add_test(tc, lstm_bf16_tuned_vs_ref_one_step);
+    tcase_add_loop_test(tc, lstm_units_plan_same_bits, LSTM_FP32,
+                        LSTM_BF16_MIXED + 1);
     tcase_add_test(tc, classifier_errors);
     tcase_add_test(tc, same_seed_same_bits);
     tcase_add_test(tc, classifier_memory_known_before);
