@@ -266,6 +266,7 @@ typedef struct {
     float *mask;        /* (L-1) x (B,T,H): dropout masks between layers */
     float *xin;         /* (L-1) x (B,T,H): inputs of layers 1.. */
     float *dA;          /* (B,T,G) backward scratch */
+    float *dbs;         /* (B,G) each sequence's sum of dA over t */
     float *dbuf;        /* (B,T,H) backward scratch */
     float *dhc;         /* (2,B,H) backward state gradients */
     float *wpk;         /* L x W_hh^T packed for the forward recurrence */

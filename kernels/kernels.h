@@ -59,6 +59,9 @@ typedef void lstm__lstm_fwd_fn(size_t nb, size_t T, size_t H, size_t k0,
  *   dy (nb,T,H)     gradient of y, or NULL; ignored past len[b]
  *   gates, cs       as the forward left them
  *   w_hh (G,H); w_pk: lstm__pack_bwd(w_pk, w_hh, H, k0, k1)
+ *   db (nb,G)       out: for each sequence, the sum of its dA rows over t
+ *                   (from t = len[b]-1 down to 0): the bias gradient's
+ *                   share of that sequence, summed while dA is in cache
  *   scratch: nb*H floats (columns [k0,k1) used; one for the whole team).
  * bf16 != 0: W_hh used rounded as in the forward, and dA stored rounded to
  * bf16 (it is an operand of dh_{t-1} = dA W_hh and of the GEMMs after). */
@@ -67,7 +70,8 @@ typedef void lstm__lstm_bwd_fn(size_t nb, size_t T, size_t H, size_t k0,
                                float *dh, float *dc, const float *dy,
                                const float *gates, const float *cs,
                                const float *w_hh, const float *w_pk,
-                               float *scratch, int bf16, void (*sync)(void));
+                               float *db, float *scratch, int bf16,
+                               void (*sync)(void));
 
 /* dst[k] = src[k] rounded to the nearest bfloat16 (lstm__vbf16 in vmath.h);
  * dst may be src. */

@@ -286,10 +286,12 @@ fwd_body(size_t maxb, size_t nb, size_t T, size_t H, size_t k0, size_t k1,
 static inline __attribute__((always_inline)) void
 bwd_body(size_t maxb, size_t nb, size_t T, size_t H, size_t k0, size_t k1,
          const size_t *len, float *dA, float *dh, float *dc, const float *dy,
-         const float *gates, const float *cs, const float *w_pk,
+         const float *gates, const float *cs, const float *w_pk, float *db,
          float *scratch, int bf16, void (*sync)(void))
 {
     const size_t G = 4 * H, n = k1 - k0;
+    for (size_t b = 0; b < nb; b++)
+        zero_gates(db + b * G + k0, H, n);
     for (size_t t = T; t-- > 0;) {
         for (size_t b = 0; b < nb; b++) {
             float *restrict da = dA + (b * T + t) * G + k0;
@@ -306,9 +308,14 @@ bwd_body(size_t maxb, size_t nb, size_t T, size_t H, size_t k0, size_t k1,
                 cell_bwd(da, dhb, dcb, dyt, a, cp, cn, H, n, 1);
             else
                 cell_bwd(da, dhb, dcb, NULL, a, cp, cn, H, n, 0);
-            if (bf16)  /* da is a GEMM operand from here on */
-                for (size_t q = 0; q < 4; q++)
-                    lstm__round_bf16(da + q * H, da + q * H, n);
+            for (size_t q = 0; q < 4; q++) {
+                float *restrict d = da + q * H, *restrict s = db + b * G + k0 + q * H;
+                if (bf16)  /* da is a GEMM operand from here on */
+                    lstm__round_bf16(d, d, n);
+#pragma omp simd
+                for (size_t k = 0; k < n; k++)
+                    s[k] += d[k];
+            }
         }
         if (sync)  /* the product below reads every unit's dA_t */
             sync();
@@ -343,11 +350,12 @@ bwd_body(size_t maxb, size_t nb, size_t T, size_t H, size_t k0, size_t k1,
         size_t nb, size_t T, size_t H, size_t k0, size_t k1,                \
         const size_t *len, float *dA, float *dh, float *dc, const float *dy,\
         const float *gates, const float *cs, const float *w_hh,             \
-        const float *w_pk, float *scratch, int bf16, void (*sync)(void))    \
+        const float *w_pk, float *db, float *scratch, int bf16,             \
+        void (*sync)(void))                                                 \
     {                                                                       \
         (void)w_hh;                                                         \
         bwd_body(maxb, nb, T, H, k0, k1, len, dA, dh, dc, dy, gates, cs,    \
-                 w_pk, scratch, bf16, sync);                                \
+                 w_pk, db, scratch, bf16, sync);                            \
     }
 
 RECURRENCE(generic, , 3)

@@ -71,11 +71,12 @@ void lstm__lstm_fwd_ref(size_t nb, size_t T, size_t H, size_t k0, size_t k1,
 void lstm__lstm_bwd_ref(size_t nb, size_t T, size_t H, size_t k0, size_t k1,
                         const size_t *len, float *dA, float *dh, float *dc,
                         const float *dy, const float *gates, const float *cs,
-                        const float *w_hh, const float *w_pk, float *scratch,
-                        int bf16, void (*sync)(void))
+                        const float *w_hh, const float *w_pk, float *db,
+                        float *scratch, int bf16, void (*sync)(void))
 {
     const size_t G = 4 * H;
     assert(k0 == 0 && k1 == H && !sync);
+    memset(db, 0, nb * G * sizeof *db);
     (void)k0;
     (void)k1;
     (void)sync;
@@ -111,6 +112,8 @@ void lstm__lstm_bwd_ref(size_t nb, size_t T, size_t H, size_t k0, size_t k1,
             if (bf16)  /* da is a GEMM operand from here on */
                 for (size_t j = 0; j < G; j++)
                     da[j] = lstm__vbf16(da[j]);
+            for (size_t j = 0; j < G; j++)  /* the bias gradient's share */
+                db[b * G + j] += da[j];
             /* a = ... + W_hh h:  dh_{t-1} = W_hh^T da */
             for (size_t k = 0; k < H; k++) {
                 float acc = 0.0f;

@@ -9,7 +9,8 @@
  *   backward: recurrence backwards over t      kernel -> dA (B,T,G)
  *             dW_ih += dA^T X, dX = dA W_ih    one GEMM each
  *             dW_hh += dA^T H_prev             one GEMM per sequence
- *             db = column sums of dA
+ *             db = column sums of dA           per sequence in the kernel,
+ *                                              then over the batch
  *
  * docs/lstm-backward.md derives the formulas. With LSTM_BF16_MIXED every
  * operand of those products is first rounded to bfloat16 (lstm.h).
@@ -94,6 +95,7 @@ static void layout(lstm_lstm *l, lstm__carver *c, size_t B, size_t T)
     l->mask = lstm__carve(c, (L - 1) * B * T * H);
     l->xin = lstm__carve(c, (L - 1) * B * T * H);
     l->dA = lstm__carve(c, B * T * G);
+    l->dbs = lstm__carve(c, B * G);
     l->dbuf = lstm__carve(c, B * T * H);
     l->dhc = lstm__carve(c, 2 * B * H);
     l->wpk = lstm__carve(c, L * lstm__pack_fwd_size(H, H));
@@ -383,7 +385,7 @@ int lstm_lstm_backward(lstm_lstm *l, const float *dout, const float *dhn,
                 if (bf16)
                     lstm__round_bf16(pk, pk, lstm__pack_bwd_size(H, k1 - k0));
                 kern->lstm_bwd(B, T, H, k0, k1, l->len, l->dA, dh, dc, dy,
-                               gates, cs, w_hh, pk, l->scratch, bf16,
+                               gates, cs, w_hh, pk, l->dbs, l->scratch, bf16,
                                team_barrier);
             } else {
                 size_t b0, b1;
@@ -393,8 +395,8 @@ int lstm_lstm_backward(lstm_lstm *l, const float *dout, const float *dhn,
                                    l->dA + b0 * T * G, dh + b0 * H,
                                    dc + b0 * H, dy ? dy + b0 * T * H : NULL,
                                    gates + b0 * T * G, cs + b0 * (T + 1) * H,
-                                   w_hh, l->wpk_bwd, l->scratch + b0 * G,
-                                   bf16, NULL);
+                                   w_hh, l->wpk_bwd, l->dbs + b0 * G,
+                                   l->scratch + b0 * G, bf16, NULL);
             }
         }
         if (dh0)
@@ -408,33 +410,15 @@ int lstm_lstm_backward(lstm_lstm *l, const float *dout, const float *dhn,
         for (size_t b = 0; b < B; b++)
             lstm__gemm(1, 0, G, H, T, 1.0f, l->dA + b * T * G, G,
                        hs + b * (T + 1) * H, H, 1.0f, g_hh, H);
-        /* db_ih = db_hh = column sums of dA; threads split the columns, so
-         * every sum runs over the rows in the same order on any count */
-#pragma omp parallel num_threads(lstm__threads_for(B * T * G))
-        {
-            size_t j0, j1;
-            lstm__share(G, &j0, &j1);
-            /* 64 columns at a time in a local block: it stays in
-             * registers and vectorises, the order of each sum unchanged */
-            for (size_t jb = j0; jb < j1; jb += 64) {
-                const size_t w = j1 - jb < 64 ? j1 - jb : 64;
-                float acc[64] = {0};
-                for (size_t n = 0; n < B * T; n++) {
-                    const float *row = l->dA + n * G + jb;
-                    if (w == 64) {
-#pragma omp simd
-                        for (size_t j = 0; j < 64; j++)
-                            acc[j] += row[j];
-                    } else {
-                        for (size_t j = 0; j < w; j++)
-                            acc[j] += row[j];
-                    }
-                }
-                for (size_t j = 0; j < w; j++) {
-                    gb_ih[jb + j] += acc[j];
-                    gb_hh[jb + j] += acc[j];
-                }
-            }
+        /* db_ih = db_hh = column sums of dA: the kernel summed each
+         * sequence over t, here the sequences are summed in order (the same
+         * order on any thread count) */
+        for (size_t j = 0; j < G; j++) {
+            float acc = 0.0f;
+            for (size_t b = 0; b < B; b++)
+                acc += l->dbs[b * G + j];
+            gb_ih[j] += acc;
+            gb_hh[j] += acc;
         }
         /* gradient of this layer's input */
         if (k > 0) {

@@ -149,7 +149,7 @@ typedef struct {
     size_t nb, T, H;
     size_t *len;
     float *gates, *hs, *cs, *y, *w, *wpk_f, *wpk_b, *scratch;
-    float *dA, *dh, *dc, *dy;
+    float *dA, *dh, *dc, *dy, *db;
 } rec_case;
 
 static void rec_init(rec_case *c, size_t nb, size_t T, size_t H, uint64_t seed)
@@ -172,6 +172,7 @@ static void rec_init(rec_case *c, size_t nb, size_t T, size_t H, uint64_t seed)
     c->wpk_b = malloc(lstm__pack_bwd_size(H, H) * 4);
     c->scratch = malloc(nb * G * 4);
     c->dA = malloc(nb * T * G * 4);
+    c->db = malloc(nb * G * 4);
     c->dh = malloc(nb * H * 4);
     c->dc = malloc(nb * H * 4);
     c->dy = malloc(nb * T * H * 4);
@@ -208,7 +209,7 @@ static void rec_free(rec_case *c)
 {
     free(c->len); free(c->gates); free(c->hs); free(c->cs); free(c->y);
     free(c->w); free(c->wpk_f); free(c->wpk_b); free(c->scratch); free(c->dA); free(c->dh);
-    free(c->dc); free(c->dy);
+    free(c->dc); free(c->dy); free(c->db);
 }
 
 /* Whether every value is a bfloat16 (its low 16 bits zero). */
@@ -263,15 +264,24 @@ static void rec_compare(const lstm__kernels *k, size_t nb, size_t T, size_t H,
         memcpy(dc, r.dc, nb * H * 4);
         lstm__lstm_bwd_ref(nb, T, H, 0, H, r.len, r.dA, r.dh, r.dc,
                            with_dy ? r.dy : NULL, r.gates, r.cs, r.w, NULL,
-                           r.scratch, bf16, NULL);
+                           r.db, r.scratch, bf16, NULL);
         k->lstm_bwd(nb, T, H, 0, H, s.len, s.dA, dh, dc,
-                    with_dy ? s.dy : NULL, s.gates, s.cs, s.w, s.wpk_b,
+                    with_dy ? s.dy : NULL, s.gates, s.cs, s.w, s.wpk_b, s.db,
                     s.scratch, bf16, NULL);
         const double rt = bf16 ? 2e-2 : 1e-4;
         assert_close(s.dA, r.dA, nb * T * G, tol_r, rt, "bwd dA");
         assert_close(dh, r.dh, nb * H, tol_r, rt, "bwd dh0");
         assert_close(dc, r.dc, nb * H, tol, bf16 && T > 1 ? rt : 1e-4,
                      "bwd dc0");
+        assert_close(s.db, r.db, nb * G, tol_r, rt, "bwd db");
+        for (size_t b = 0; b < nb; b++)  /* db is each sequence's sum of dA */
+            for (size_t j = 0; j < G; j++) {
+                double sum = 0;
+                for (size_t t = 0; t < T; t++)
+                    sum += (double)r.dA[(b * T + t) * G + j];
+                ck_assert(fabs(sum - (double)r.db[b * G + j]) <=
+                          1e-5 * (1.0 + fabs(sum)) * (double)T);
+            }
         /* one step: dh0 = dA W_hh; a dA rounding that flips moves it by
          * ~2^-8/sqrt(G) in one element, an unrounded W_hh ~1e-3 in all */
         if (bf16 && T == 1 && H >= 17)
@@ -348,8 +358,8 @@ START_TEST(lstm_rec_units_same_bits)
                 k->lstm_fwd(nb, T, H, 0, H, r.len, r.gates, r.hs, r.cs, r.y,
                             r.w, r.wpk_f, r.scratch, bf16, NULL);
                 k->lstm_bwd(nb, T, H, 0, H, r.len, r.dA, r.dh, r.dc, r.dy,
-                            r.gates, r.cs, r.w, r.wpk_b, r.scratch, bf16,
-                            NULL);
+                            r.gates, r.cs, r.w, r.wpk_b, r.db, r.scratch,
+                            bf16, NULL);
 #pragma omp parallel num_threads(nt)
                 {
                     size_t p0, p1;
@@ -367,8 +377,8 @@ START_TEST(lstm_rec_units_same_bits)
                                 s.y, s.w, pf, s.scratch, bf16, team_barrier);
 #pragma omp barrier
                     k->lstm_bwd(nb, T, H, k0, k1, s.len, s.dA, s.dh, s.dc,
-                                s.dy, s.gates, s.cs, s.w, pb, s.scratch, bf16,
-                                team_barrier);
+                                s.dy, s.gates, s.cs, s.w, pb, s.db, s.scratch,
+                                bf16, team_barrier);
                 }
                 ck_assert(memcmp(s.gates, r.gates, nb * T * G * 4) == 0);
                 ck_assert(memcmp(s.hs, r.hs, nb * (T + 1) * H * 4) == 0);
@@ -377,6 +387,7 @@ START_TEST(lstm_rec_units_same_bits)
                 ck_assert(memcmp(s.dA, r.dA, nb * T * G * 4) == 0);
                 ck_assert(memcmp(s.dh, r.dh, nb * H * 4) == 0);
                 ck_assert(memcmp(s.dc, r.dc, nb * H * 4) == 0);
+                ck_assert(memcmp(s.db, r.db, nb * G * 4) == 0);
                 rec_free(&r);
                 rec_free(&s);
             }
