@@ -11,6 +11,7 @@
 #   make data       downloads and checks data/data.csv
 #   make bench      LSTM throughput (bench/lstm_step)
 #   make bench-compare  the same against oneDNN and PyTorch, side by side
+#                   (ROUNDS=N: N alternations, each implementation's best)
 #   make fuzz       libFuzzer harnesses of the loaders, FUZZ_SECONDS each
 #   make install PREFIX=/usr/local
 #   make WERROR=1 ...  warnings are errors (CI)
@@ -61,6 +62,7 @@ bench: $(BENCHES)
 
 # The peers of bench-compare: oneDNN (C) and PyTorch (Python).
 BENCH_DEBS = libdnnl-dev python3-torch
+ROUNDS ?= 1
 
 bench/dnnl_lstm: bench/dnnl_lstm.c
 	$(CC) $(CFLAGS) -std=c11 -Wall -Wextra -fopenmp $< -o $@ -ldnnl $(LDFLAGS)
@@ -68,7 +70,7 @@ bench/dnnl_lstm: bench/dnnl_lstm.c
 bench-compare: $(BENCHES)
 	@$(MAKE) --no-print-directory DEBS="$(BENCH_DEBS)" deps
 	@$(MAKE) --no-print-directory bench/dnnl_lstm
-	bench/compare.sh
+	bench/compare.sh 2 5 "4 12 32 64" $(ROUNDS)
 
 $(EXDIR)/%: examples/%.c $(ARCHIVE)
 	@mkdir -p $(dir $@)
