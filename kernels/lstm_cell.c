@@ -26,17 +26,18 @@
  * with a matrix that stays in cache:
  *   forward:  a_b += h_b W_hh^T      (1,H) x (H,G)
  *   backward: dh_b = da_b W_hh       (1,G) x (G,H)
- * The matrix is packed once per call into 16-column panels (lstm__pack16),
- * so each step streams it linearly, and rowmm keeps a 16-column tile of up
- * to 6 rows in registers while it walks the panel: every load of W feeds
- * 1 to 6 fused multiply-adds per row of the tile.
+ * The matrix is packed once per call into 16-column panels (pack16), so
+ * each step streams it linearly, and rowmm keeps a tile of up to 6 rows x
+ * 16-64 columns in registers while it walks the panels: every load of W
+ * feeds one fused multiply-add per row of the tile.
  *
  * The product streams all of W_hh (256 KB at H=128) from L2 every step,
- * whatever the rows: a thread with few rows is bound by that stream. With
- * a small batch the threads therefore share the hidden units of a layer
- * instead of its rows: each takes every row and units [k0,k1), so it reads
- * only its share of W_hh, and the team meets at a barrier (sync) after
- * every step, when all of h_t (forward) or dA_t (backward) is there. */
+ * whatever the rows. When a batch has fewer sequences than threads, the
+ * threads share the hidden units of a layer instead of its rows: each
+ * takes every row and units [k0,k1), so it reads only its share of W_hh,
+ * and the team meets at a barrier (sync) after every step, when all of h_t
+ * (forward) or dA_t (backward) is there. lib/lstm.c chooses; with two rows
+ * a thread or more, the barriers cost more than they save. */
 
 typedef float v8 __attribute__((vector_size(32), aligned(4)));
 typedef float v4 __attribute__((vector_size(16), aligned(4)));
@@ -80,6 +81,11 @@ void lstm__pack_bwd(float *dst, const float *w_hh, size_t H, size_t k0,
     pack16(dst, w_hh + k0, H, 4 * H, k1 - k0, 0);
 }
 
+/* A vector of copies of s: one broadcast load (adding s to a zero vector
+ * would cost a float add first, to turn -0 into +0). */
+#define SPLAT2(s) ((v8){(s), (s), (s), (s), (s), (s), (s), (s)})
+#define SPLAT4(s) ((v4){(s), (s), (s), (s)})
+
 /* The register tile: nb rows x 16*P columns (P panels side by side), as
  * NV*P vectors of type V per row (two of 8 floats per panel with AVX; four
  * of 4 on baseline SIMD, which has 16 registers of 4 floats and would
@@ -88,10 +94,6 @@ void lstm__pack_bwd(float *dst, const float *w_hh, size_t H, size_t k0,
  * keep the units busy: few rows take more panels at once (rowmm). Every
  * element is still summed over m in order, whatever nb and P: results do
  * not depend on how the rows are split. */
-/* A vector of copies of s: one broadcast load (adding s to a zero vector
- * would cost a float add first, to turn -0 into +0). */
-#define SPLAT2(s) ((v8){(s), (s), (s), (s), (s), (s), (s), (s)})
-#define SPLAT4(s) ((v4){(s), (s), (s), (s)})
 #define ROWMM_TILE(name, V, NV)                                              \
     static inline __attribute__((always_inline)) void name(                 \
         size_t nb, size_t P, size_t M, size_t nn, const float *in,           \
@@ -156,7 +158,8 @@ rowmm_block(int wide, size_t nb, size_t P, size_t M, size_t N,
 /* out (nb,N) (+)= in (nb,M) x W, W packed by lstm__pack16. Rows in blocks
  * of at most maxb: 6 with 8-float vectors (12 accumulators of 16), 3 with
  * 4-float vectors; each block size a constant the compiler unrolls, and
- * small blocks take 2 or 4 panels at once to have 8 accumulators or more. */
+ * small blocks take 2 or 4 panels at once to have 8 accumulators or more
+ * (of 16 registers: the baseline build's 4-float tiles hold 4 per row). */
 static inline __attribute__((always_inline)) void
 rowmm(size_t maxb, size_t nb, size_t M, size_t N, const float *in,
       size_t ldi, const float *Wp, float *out, size_t ldo, int add)
@@ -171,8 +174,8 @@ rowmm(size_t maxb, size_t nb, size_t M, size_t N, const float *in,
         case 5: ROWS(5, 1); break;
         case 4: ROWS(4, 1); break;
         case 3: ROWS(3, wide ? 2 : 1); break;
-        case 2: ROWS(2, 2); break;
-        default: ROWS(1, 4); break;
+        case 2: ROWS(2, wide ? 2 : 1); break;
+        default: ROWS(1, wide ? 4 : 2); break;
         }
     }
 #undef ROWS

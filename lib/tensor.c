@@ -203,7 +203,13 @@ int lstm_params_alloc(lstm_params *ps)
 
 void lstm_params_zero_grad(lstm_params *ps)
 {
-    memset(ps->g, 0, ps->n * sizeof(float));
+    /* 33 MB for the notebook's model: split, like AdamW's pass */
+#pragma omp parallel num_threads(lstm__threads_for(ps->n / 16))
+    {
+        size_t i0, i1;
+        lstm__share(ps->n, &i0, &i1);
+        memset(ps->g + i0, 0, (i1 - i0) * sizeof(float));
+    }
 }
 
 const lstm_param *lstm_params_find(const lstm_params *ps, const char *name)
