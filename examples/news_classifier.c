@@ -1395,7 +1395,7 @@ static int cmd_train(const options *opts)
     lstm_rng_seed(&pos.shuf, (uint64_t)o->seed + 1);
     lstm_rng_seed(&pos.drop, (uint64_t)o->seed + 2);
     lstm_classifier_reset(&m, &pos.init);
-    pos.best_metric = mon_min ? INFINITY : -INFINITY;
+    pos.best_metric = mon_min ? (double)INFINITY : -(double)INFINITY;
     if (restore && !(best = malloc(m.ps.n * sizeof *best))) {
         rc = die("out of memory for the best weights");
         goto out;
@@ -1495,7 +1495,7 @@ static int cmd_train(const options *opts)
         double secs = now() - pg.t0, items = (double)(pos.seen - seen0);
         double tl = pos.lsum / (double)pos.seen;
         double ta = (double)pos.correct / (double)pos.seen;
-        double vl = NAN, va = NAN, t0 = now();
+        double vl = (double)NAN, va = (double)NAN, t0 = now();
         if (sp.n[1] && (rc = evaluate(&m, &c, sp.idx[1], sp.n[1], c.ds.label,
                                       vpred, NULL, &vl, &va)))
             break;

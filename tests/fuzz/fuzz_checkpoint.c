@@ -21,7 +21,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static int ready;
     if (!ready) {
         lstm_classifier_config cfg = {6, 3, 2, 1, 2, {4, 3}, 2, 0.0f,
-                                      LSTM_POOL_LAST};
+                                      LSTM_POOL_LAST, LSTM_FP32};
         if (lstm_classifier_init(&tiny, &cfg) ||
             lstm_adamw_init(&opt, tiny.ps.n, 1e-3, 0.9, 0.999, 1e-8, 0.0))
             return 0;
