@@ -134,8 +134,8 @@ static void usage(FILE *fp)
 "memory: 4 bytes x parameters x 5 (weights, gradients, AdamW's two moments,\n"
 "best weights with val-* monitors), plus 4 x B x T x (9LH + 4H + 2E) bytes\n"
 "of activations (3E with bf16-mixed; B = max(batch, 32), T = max length),\n"
-"plus the texts and\n"
-"4 bytes per token kept, plus 4 x parameters x 4 while the state is saved;\n"
+"plus the texts and 4 bytes per token kept, plus 4 x parameters x 4 while\n"
+"the state is saved;\n"
 "parameters = V x E + 4H x (E + H + 2) + (L-1) x 4H x (2H + 2) + the head.\n"
 "train prints its estimate before it starts.\n");
 }
