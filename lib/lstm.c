@@ -349,8 +349,9 @@ int lstm_lstm_backward(lstm_lstm *l, const float *dout, const float *dhn,
     const float *dy = dout;
     for (size_t k = L; k-- > 0;) {
         const size_t in_dim = k ? H : l->I;
-        const float *w_ih =
-            bf16 ? rounded(l, k) : l->ps->w + l->off[4 * k + W_IH];
+        /* W_ih only feeds dX, which layer 0 skips without dx */
+        const float *w_ih = !bf16 ? l->ps->w + l->off[4 * k + W_IH]
+                            : k > 0 || dx ? rounded(l, k) : NULL;
         const float *w_hh = l->ps->w + l->off[4 * k + W_HH];
         float *g_ih = l->ps->g + l->off[4 * k + W_IH];
         float *g_hh = l->ps->g + l->off[4 * k + W_HH];
