@@ -35,10 +35,10 @@ BLAS_LIBS   = $(shell pkg-config --libs openblas 2>/dev/null)
 CHECK_CFLAGS = $(shell pkg-config --cflags check 2>/dev/null)
 CHECK_LIBS   = $(shell pkg-config --libs check 2>/dev/null)
 ALL_CFLAGS = $(CFLAGS) $(WARN) -fopenmp -fno-math-errno -MMD -MP \
-             -Iinclude $(BLAS_CFLAGS)
+             -Iinclude -Ilib $(BLAS_CFLAGS)
 LIBS = $(ARCHIVE) $(BLAS_LIBS) -fopenmp -lz -lm
 
-LIB_SRC = $(wildcard lib/*.c) $(wildcard kernels/*.c)
+LIB_SRC = $(wildcard lib/*/*.c) $(wildcard kernels/*.c)
 LIB_OBJ = $(LIB_SRC:%.c=$(BUILD)/%.o)
 TEST_SRC = $(wildcard tests/*.c)
 TEST_OBJ = $(TEST_SRC:%.c=$(BUILD)/%.o)

@@ -36,6 +36,15 @@
 extern "C" {
 #endif
 
+/* ---- version ------------------------------------------------------------ */
+
+#define LSTM_VERSION_MAJOR 0
+#define LSTM_VERSION_MINOR 2
+#define LSTM_VERSION_PATCH 0
+/* "MAJOR.MINOR.PATCH" of the library linked in (the macros give the
+ * header's). */
+const char *lstm_version(void);
+
 /* ---- errors ------------------------------------------------------------ */
 
 enum {
@@ -44,7 +53,8 @@ enum {
     LSTM_ENOMEM = -2,   /* an allocation failed */
     LSTM_EIO = -3,      /* a read or write failed */
     LSTM_EFORMAT = -4,  /* a file is malformed */
-    LSTM_ERANGE = -5    /* an index (token id, label) is out of range */
+    LSTM_ERANGE = -5,   /* an index (token id, label) is out of range */
+    LSTM_ENUMERIC = -6  /* a loss or gradient is not finite */
 };
 
 /* A fixed description of an error code. */
@@ -223,6 +233,39 @@ int lstm_logsoftmax_nll_forward(float *logp, float *loss, const float *logits,
 void lstm_logsoftmax_nll_backward(float *dlogits, const float *logp,
                                   const int32_t *y, size_t B, size_t C);
 
+/* Row-wise log-softmax and softmax of x (B,C) into y (B,C); y may be x. */
+void lstm_log_softmax(float *y, const float *x, size_t B, size_t C);
+void lstm_softmax(float *y, const float *x, size_t B, size_t C);
+/* The index of the largest of x[0..n) (the first of equals). */
+size_t lstm_argmax(const float *x, size_t n);
+/* A class drawn from softmax(logits / temperature) over C classes, with
+ * one draw of r; temperature <= 0 gives the argmax. */
+size_t lstm_sample(const float *logits, size_t C, float temperature,
+                   lstm_rng *r);
+
+/* The NLL over every step of a (B,T) batch of logits (B,T,C), as
+ * F.cross_entropy(logits.view(-1,C), y.view(-1), ignore_index=ignore):
+ * the mean over the targets that are not `ignore` (0 when there are none).
+ * Writes logp (B*T,C), *loss and, unless NULL, *count (targets counted).
+ * LSTM_ERANGE when a counted target is outside [0,C). */
+int lstm_seq_nll_forward(float *logp, float *loss, size_t *count,
+                         const float *logits, const int32_t *y, size_t N,
+                         size_t C, int32_t ignore);
+/* dlogits (N,C) of that mean: (softmax - onehot) / count on counted rows,
+ * zero on ignored ones. */
+void lstm_seq_nll_backward(float *dlogits, const float *logp,
+                           const int32_t *y, size_t N, size_t C,
+                           int32_t ignore);
+
+/* nn.MSELoss() (mean over n): returns the loss; with dx non-NULL writes
+ * its gradient 2(x - t)/n. */
+float lstm_mse_loss(float *dx, const float *x, const float *t, size_t n);
+/* nn.BCEWithLogitsLoss() (mean over n), computed stably as
+ * max(x,0) - x*t + log(1 + exp(-|x|)); with dx non-NULL writes its
+ * gradient (sigmoid(x) - t)/n. */
+float lstm_bce_logits_loss(float *dx, const float *x, const float *t,
+                           size_t n);
+
 /* nn.LSTM(I, H, L, batch_first=True, dropout): for each layer k the four
  * slices "<name>.weight_ih_l<k>" (G,I or H), "<name>.weight_hh_l<k>" (G,H),
  * "<name>.bias_ih_l<k>" (G), "<name>.bias_hh_l<k>" (G), gate rows in the
@@ -294,7 +337,40 @@ int lstm_lstm_backward(lstm_lstm *l, const float *dout, const float *dhn,
                        const float *dcn, float *dx, float *dh0, float *dc0);
 /* Bytes of the workspace a forward and backward over (B,T) needs. */
 size_t lstm_lstm_workspace_bytes(const lstm_lstm *l, size_t B, size_t T);
+/* A second LSTM over src's weights (same block, same slices) with a
+ * workspace of its own: an evaluation forward through it leaves src's
+ * pending training forward intact. Free it with lstm_lstm_free; src's
+ * block must outlive it. */
+int lstm_lstm_share(lstm_lstm *dst, const lstm_lstm *src);
 void lstm_lstm_free(lstm_lstm *l);
+
+/* Streaming inference: one time step at a time, the state in the
+ * caller's buffers. lstm_stream_init packs each layer's W_hh once (and, in
+ * bf16-mixed, rounds the weights once); after the weights change (a
+ * training step, a load), call lstm_stream_sync before the next step.
+ * lstm_lstm_step is bit for bit the full forward (train = 0) over the same
+ * steps, with the same precision and kernels (tested). */
+typedef struct {
+    const lstm_lstm *l;
+    size_t Bmax;
+    float *ws;          /* one allocation for all below */
+    float *wpk;         /* L x W_hh packed (rounded in bf16-mixed) */
+    float *wih;         /* bf16-mixed: L x W_ih rounded */
+    float *bias;        /* L x (G) b_ih + b_hh */
+    float *gates, *hs, *cs, *y, *xr, *scratch;
+    size_t *len;
+} lstm_stream;
+
+/* Room for batches of up to Bmax sequences; l's weights must be
+ * allocated. */
+int lstm_stream_init(lstm_stream *s, const lstm_lstm *l, size_t Bmax);
+void lstm_stream_sync(lstm_stream *s);
+/* One step of B <= Bmax sequences: x (B,I); h, c (L,B,H) the state before
+ * the step (zeros to start), updated in place; y (B,H) the last layer's
+ * output, unless NULL. No dropout. */
+int lstm_lstm_step(lstm_stream *s, const float *x, float *h, float *c,
+                   float *y, size_t B);
+void lstm_stream_free(lstm_stream *s);
 
 /* ---- optimizers -------------------------------------------------------- */
 
@@ -316,7 +392,8 @@ int lstm_adamw_init(lstm_adamw *o, size_t n, double lr, double beta1,
  * the weights it touched are spoiled: stop, or reload a checkpoint. */
 size_t lstm_adamw_step(lstm_adamw *o, float *w, const float *g);
 void lstm_adamw_free(lstm_adamw *o);
-/* Plain SGD: w -= lr * g. */
+/* Plain SGD: w -= lr * g. (AdamW's moments and step are saved and loaded
+ * with lstm_adamw_save / lstm_adamw_load in lstm_io.h.) */
 void lstm_sgd_step(float *w, const float *g, size_t n, float lr);
 
 /* ---- the text classifier -------------------------------------------------
@@ -327,6 +404,12 @@ void lstm_sgd_step(float *w, const float *g, size_t n, float lr);
  * "classifier.1.weight", "classifier.4.weight", "classifier.7.weight"). */
 
 enum { LSTM_POOL_LAST = 0, LSTM_POOL_MEAN = 1, LSTM_POOL_MAX = 2 };
+/* "last", "mean", "max"; parse returns 0 and sets *pool, or LSTM_EINVAL. */
+const char *lstm_pool_name(int pool);
+int lstm_pool_parse(const char *s, int *pool);
+/* "fp32", "bf16-mixed"; likewise. */
+const char *lstm_precision_name(int precision);
+int lstm_precision_parse(const char *s, int *precision);
 #define LSTM_MLP_MAX 4
 
 typedef struct {

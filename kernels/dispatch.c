@@ -2,7 +2,7 @@
  * dispatch.c - the kernel sets (the references, and the tuned kernels for
  * each instruction set this build has), the CPU check that decides which
  * the machine can run, and the per-thread floating-point mode. The library
- * picks a set at run time (lib/runtime.c).
+ * picks a set at run time (lib/core/threads.c).
  */
 #if defined(__x86_64__) || defined(__i386__)
 #include <xmmintrin.h>

@@ -1,5 +1,7 @@
 /*
  * internal.h - what the library's files share and users do not see.
+ * lib/core, lib/nn, lib/text, lib/io and lib/train include it; kernels/
+ * does not (it has kernels.h).
  */
 #ifndef LSTM_INTERNAL_H
 #define LSTM_INTERNAL_H
@@ -38,6 +40,10 @@ static inline void lstm__share(size_t n, size_t *i0, size_t *i1)
     *i0 = n * id / nt;
     *i1 = n * (id + 1) / nt;
 }
+
+/* numel of a shape, checked: LSTM_EINVAL past LSTM_MAXDIM dimensions or
+ * when the bytes overflow. */
+int lstm__shape_numel(int ndim, const size_t *shape, size_t *numel);
 
 /* Bump allocation of one block: plan with sizes, then carve. */
 typedef struct { char *base; size_t used; } lstm__carver;

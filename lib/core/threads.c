@@ -1,85 +1,11 @@
 /*
- * runtime.c - errors, allocation, threads and kernel selection: the few
- * pieces of global state the library has.
+ * threads.c - threads, the choice of kernel set, and the threaded GEMM
+ * driver: the library's global state besides errors and allocation.
  */
-#include <stdarg.h>
-#include <stdatomic.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
-
-/* ---- errors ---- */
-
-static _Thread_local char errbuf[512];
-
-const char *lstm_strerror(int err)
-{
-    switch (err) {
-    case LSTM_OK: return "success";
-    case LSTM_EINVAL: return "invalid argument";
-    case LSTM_ENOMEM: return "out of memory";
-    case LSTM_EIO: return "input/output error";
-    case LSTM_EFORMAT: return "malformed file";
-    case LSTM_ERANGE: return "index out of range";
-    default: return "unknown error";
-    }
-}
-
-const char *lstm_errmsg(void) { return errbuf; }
-
-int lstm_error(int err, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(errbuf, sizeof errbuf, fmt, ap);
-    va_end(ap);
-    return err;
-}
-
-/* ---- allocation ---- */
-
-static atomic_long live_allocs;
-static atomic_long fail_countdown;
-
-void *lstm_alloc(size_t bytes)
-{
-    long n = atomic_load(&fail_countdown);
-    if (n > 0 && atomic_fetch_sub(&fail_countdown, 1) == 1) {
-        lstm_error(LSTM_ENOMEM, "out of memory (injected failure)");
-        return NULL;
-    }
-    void *p = calloc(1, bytes ? bytes : 1);
-    if (!p) {
-        lstm_error(LSTM_ENOMEM, "out of memory allocating %zu bytes", bytes);
-        return NULL;
-    }
-    atomic_fetch_add(&live_allocs, 1);
-    return p;
-}
-
-void lstm_free(void *p)
-{
-    if (!p)
-        return;
-    atomic_fetch_sub(&live_allocs, 1);
-    free(p);
-}
-
-void lstm_debug_fail_alloc(long n) { atomic_store(&fail_countdown, n); }
-long lstm_debug_live_allocs(void) { return atomic_load(&live_allocs); }
-
-float *lstm__carve(lstm__carver *c, size_t nfloats)
-{
-    /* 64-byte alignment for every array (cache lines, AVX-512 loads) */
-    size_t bytes = (nfloats * sizeof(float) + 63) & ~(size_t)63;
-    float *p = c->base ? (float *)(c->base + c->used) : NULL;
-    c->used += bytes;
-    return p;
-}
-
-/* ---- threads and kernels ---- */
 
 static int n_threads;       /* 0: OpenMP's default */
 static const lstm__kernels *kset;   /* NULL: not chosen yet */

@@ -1,5 +1,5 @@
 /*
- * checkpoint.c - safetensors files: every parameter of a block under its
+ * safetensors.c - safetensors files: every parameter of a block under its
  * PyTorch name, float32 little-endian, with string metadata. Written in
  * one piece and renamed into place; read whole and validated before any
  * byte reaches the model.
@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "internal.h"
-#include "lstm_data.h"
+#include "lstm_io.h"
 
 #define ST_MAX_HEADER ((uint64_t)256 << 20)
 #define ST_MAX_FILE ((size_t)16 << 30)
@@ -31,10 +31,50 @@ static void put_f32le(char *dst, const float *src, size_t n)
         }
 }
 
+static int cmp_cstr(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The first name that appears twice in names[0..n), or NULL (NULL too when
+ * the check cannot allocate: *err is then set). */
+static const char *duplicate(const char *const *names, size_t n, int *err)
+{
+    *err = 0;
+    if (n < 2)
+        return NULL;
+    const char **s = lstm_alloc(n * sizeof *s);
+    if (!s) {
+        *err = LSTM_ENOMEM;
+        return NULL;
+    }
+    memcpy(s, names, n * sizeof *s);
+    qsort(s, n, sizeof *s, cmp_cstr);
+    const char *dup = NULL;
+    for (size_t i = 1; i < n && !dup; i++)
+        if (strcmp(s[i - 1], s[i]) == 0)
+            dup = s[i];
+    lstm_free(s);
+    return dup;
+}
+
 int lstm_safetensors_write(const char *path, const lstm_st_tensor *t,
                            size_t nt, const char *const *keys,
                            const char *const *vals, size_t nmeta)
 {
+    const char **names = lstm_alloc((nt + 1) * sizeof *names);
+    if (!names)
+        return lstm_error(LSTM_ENOMEM, "%s: out of memory", path);
+    for (size_t i = 0; i < nt; i++)
+        names[i] = t[i].name;
+    int derr;
+    const char *dup = duplicate(names, nt, &derr);
+    lstm_free(names);
+    if (derr)
+        return lstm_error(derr, "%s: out of memory", path);
+    if (dup)
+        return lstm_error(LSTM_EINVAL, "%s: tensor name %.64s given twice",
+                          path, dup);
     lstm_buf h = {0};
     lstm_buf_puts(&h, "{\"__metadata__\":{");
     for (size_t i = 0; i < nmeta; i++) {
@@ -86,14 +126,18 @@ int lstm_safetensors_write(const char *path, const lstm_st_tensor *t,
     return err;
 }
 
-void lstm_safetensors_tensors(const lstm_params *ps, const float *data,
-                              const char *prefix, lstm_st_tensor *t,
-                              char *names, size_t name_cap)
+int lstm_safetensors_tensors(const lstm_params *ps, const float *data,
+                             const char *prefix, lstm_st_tensor *t,
+                             char *names, size_t name_cap)
 {
     for (size_t i = 0; i < ps->np; i++) {
         const lstm_param *p = &ps->p[i];
         char *nm = names + i * name_cap;
-        snprintf(nm, name_cap, "%s%s", prefix ? prefix : "", p->name);
+        if ((size_t)snprintf(nm, name_cap, "%s%s", prefix ? prefix : "",
+                             p->name) >= name_cap)
+            return lstm_error(LSTM_EINVAL, "safetensors: name %s%s longer "
+                              "than %zu bytes", prefix ? prefix : "",
+                              p->name, name_cap - 1);
         t[i].name = nm;
         t[i].data = data + p->off;
         t[i].numel = p->numel;
@@ -101,6 +145,7 @@ void lstm_safetensors_tensors(const lstm_params *ps, const float *data,
         for (int d = 0; d < p->ndim; d++)
             t[i].shape[d] = p->shape[d];
     }
+    return LSTM_OK;
 }
 
 int lstm_safetensors_save(const char *path, const lstm_params *ps,
@@ -112,8 +157,9 @@ int lstm_safetensors_save(const char *path, const lstm_params *ps,
     char *names = lstm_alloc((ps->np + 1) * cap);
     int err = LSTM_ENOMEM;
     if (t && names) {
-        lstm_safetensors_tensors(ps, ps->w, NULL, t, names, cap);
-        err = lstm_safetensors_write(path, t, ps->np, keys, vals, nmeta);
+        err = lstm_safetensors_tensors(ps, ps->w, NULL, t, names, cap);
+        if (!err)
+            err = lstm_safetensors_write(path, t, ps->np, keys, vals, nmeta);
     } else {
         lstm_error(err, "%s: out of memory", path);
     }
@@ -173,6 +219,50 @@ static int check_entry(const lstm_safetensors *st, const char *path,
     return LSTM_OK;
 }
 
+typedef struct { size_t begin, end; const char *name; } span;
+
+static int by_begin(const void *a, const void *b)
+{
+    const span *x = a, *y = b;
+    return x->begin < y->begin ? -1 : x->begin > y->begin;
+}
+
+/* The format forbids what a JSON object allows: a key (tensor name or
+ * __metadata__) twice, and tensors whose bytes overlap. */
+static int check_layout(const lstm_safetensors *st, const char *path)
+{
+    const lstm_json *h = &st->header;
+    int err;
+    const char *dup = duplicate((const char *const *)h->keys, h->n, &err);
+    if (err)
+        return lstm_error(err, "%s: out of memory", path);
+    if (dup)
+        return bad(path, "a key given twice:", dup);
+    span *sp = lstm_alloc((h->n + 1) * sizeof *sp);
+    if (!sp)
+        return lstm_error(LSTM_ENOMEM, "%s: out of memory", path);
+    size_t n = 0;
+    for (size_t i = 0; i < h->n; i++) {
+        if (strcmp(h->keys[i], "__metadata__") == 0)
+            continue;
+        const lstm_json *of = lstm_json_get(&h->items[i], "data_offsets");
+        sp[n].begin = (size_t)of->items[0].num;
+        sp[n].end = (size_t)of->items[1].num;
+        sp[n++].name = h->keys[i];
+    }
+    qsort(sp, n, sizeof *sp, by_begin);
+    size_t end = 0;  /* the furthest byte of the non-empty tensors so far */
+    for (size_t i = 0; i < n && !err; i++) {
+        if (sp[i].end == sp[i].begin)
+            continue;
+        if (sp[i].begin < end)
+            err = bad(path, "overlapping data of tensor", sp[i].name);
+        end = sp[i].end > end ? sp[i].end : end;
+    }
+    lstm_free(sp);
+    return err;
+}
+
 int lstm_safetensors_open(lstm_safetensors *st, const char *path)
 {
     memset(st, 0, sizeof *st);
@@ -224,7 +314,10 @@ int lstm_safetensors_open(lstm_safetensors *st, const char *path)
             return err;
         }
     }
-    return LSTM_OK;
+    err = check_layout(st, path);
+    if (err)
+        lstm_safetensors_close(st);
+    return err;
 }
 
 const char *lstm_safetensors_meta(const lstm_safetensors *st, const char *key)
@@ -294,5 +387,24 @@ int lstm_safetensors_load(const lstm_safetensors *st, lstm_params *ps)
                 return lstm_error(LSTM_EFORMAT,
                                   "checkpoint: unexpected tensor %.64s",
                                   h->keys[i]);
+    return LSTM_OK;
+}
+
+int lstm_safetensors_load_into(const lstm_safetensors *st,
+                               const lstm_params *ps, const char *prefix,
+                               float *data)
+{
+    char name[160];
+    for (size_t i = 0; i < ps->np; i++) {
+        const lstm_param *p = &ps->p[i];
+        if ((size_t)snprintf(name, sizeof name, "%s%s", prefix ? prefix : "",
+                             p->name) >= sizeof name)
+            return lstm_error(LSTM_EINVAL, "checkpoint: name %s%s too long",
+                              prefix ? prefix : "", p->name);
+        int err = lstm_safetensors_get(st, name, p->shape, p->ndim,
+                                       data + p->off);
+        if (err)
+            return err;
+    }
     return LSTM_OK;
 }

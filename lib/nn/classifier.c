@@ -1,5 +1,5 @@
 /*
- * model.c - the text classifier of the reference notebook, with its
+ * classifier.c - the text classifier of the reference notebook, with its
  * parameter names, on top of the layers: embedding -> LSTM -> pooling ->
  * MLP head -> log-softmax, NLL loss. All parameters live in one block
  * (m->ps), so zeroing gradients is one memset and AdamW one loop.

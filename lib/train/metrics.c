@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "internal.h"
-#include "lstm_data.h"
+#include "lstm_train.h"
 
 int lstm_metrics_init(lstm_metrics *m, size_t C)
 {

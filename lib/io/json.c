@@ -1,96 +1,15 @@
 /*
- * json.c - a small JSON reader (a DOM of lstm_json nodes) and the string
- * builder used to write JSON, plus whole-file reads and atomic writes.
- * Enough for safetensors headers, checkpoint metadata and split files; it
- * rejects what RFC 8259 rejects and limits nesting to 64 levels.
+ * json.c - a small JSON reader (a DOM of lstm_json nodes). Enough for
+ * safetensors headers, checkpoint metadata and split files; it rejects what
+ * RFC 8259 rejects and limits nesting to 64 levels.
  */
-#define _XOPEN_SOURCE 700  /* mkstemp, fsync */
-#include <errno.h>
-#include <fcntl.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "internal.h"
-#include "lstm_data.h"
-
-/* ---- the string builder ---- */
-
-static int buf_reserve(lstm_buf *b, size_t more)
-{
-    if (b->err)
-        return 0;
-    if (b->len + more + 1 <= b->cap)
-        return 1;
-    size_t cap = b->cap ? b->cap : 256;
-    while (cap < b->len + more + 1)
-        cap *= 2;
-    char *s = lstm_alloc(cap);
-    if (!s) {
-        b->err = 1;
-        return 0;
-    }
-    if (b->len)
-        memcpy(s, b->s, b->len);
-    lstm_free(b->s);
-    b->s = s;
-    b->cap = cap;
-    return 1;
-}
-
-void lstm_buf_put(lstm_buf *b, const char *s, size_t n)
-{
-    if (!buf_reserve(b, n))
-        return;
-    memcpy(b->s + b->len, s, n);
-    b->len += n;
-    b->s[b->len] = '\0';
-}
-
-void lstm_buf_puts(lstm_buf *b, const char *s) { lstm_buf_put(b, s, strlen(s)); }
-
-void lstm_buf_printf(lstm_buf *b, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (n < 0 || !buf_reserve(b, (size_t)n))
-        return;
-    va_start(ap, fmt);
-    vsnprintf(b->s + b->len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    b->len += (size_t)n;
-}
-
-void lstm_buf_json_str(lstm_buf *b, const char *s, size_t n)
-{
-    lstm_buf_put(b, "\"", 1);
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '"' || c == '\\') {
-            char e[2] = {'\\', (char)c};
-            lstm_buf_put(b, e, 2);
-        } else if (c < 0x20) {
-            lstm_buf_printf(b, "\\u%04x", c);
-        } else {
-            lstm_buf_put(b, (const char *)&s[i], 1);
-        }
-    }
-    lstm_buf_put(b, "\"", 1);
-}
-
-void lstm_buf_free(lstm_buf *b)
-{
-    lstm_free(b->s);
-    memset(b, 0, sizeof *b);
-}
-
-/* ---- the reader ---- */
+#include "lstm_io.h"
 
 typedef struct {
     const char *s;
@@ -400,89 +319,4 @@ void lstm_json_free(lstm_json *j)
     lstm_free(j->keys);
     lstm_free(j->str);
     memset(j, 0, sizeof *j);
-}
-
-/* ---- files ---- */
-
-int lstm_read_file(const char *path, char **data, size_t *n, size_t max)
-{
-    *data = NULL;
-    *n = 0;
-    FILE *fp = fopen(path, "rb");
-    if (!fp)
-        return lstm_error(LSTM_EIO, "%s: cannot open: %s", path,
-                          strerror(errno));
-    lstm_buf b = {0};
-    char chunk[1 << 16];
-    size_t got;
-    while ((got = fread(chunk, 1, sizeof chunk, fp)) > 0) {
-        if (b.len + got > max) {
-            fclose(fp);
-            lstm_buf_free(&b);
-            return lstm_error(LSTM_EFORMAT, "%s: larger than %zu bytes", path,
-                              max);
-        }
-        lstm_buf_put(&b, chunk, got);
-    }
-    int bad = ferror(fp);
-    fclose(fp);
-    if (bad || b.err) {
-        lstm_buf_free(&b);
-        return bad ? lstm_error(LSTM_EIO, "%s: read error", path) : LSTM_ENOMEM;
-    }
-    if (!b.s) {
-        b.s = lstm_alloc(1);
-        if (!b.s)
-            return LSTM_ENOMEM;
-    }
-    *data = b.s;
-    *n = b.len;
-    return LSTM_OK;
-}
-
-int lstm_write_atomic(const char *path, const void *data, size_t n)
-{
-    size_t pl = strlen(path);
-    char *tmp = lstm_alloc(pl + 16);
-    if (!tmp)
-        return LSTM_ENOMEM;
-    memcpy(tmp, path, pl);
-    memcpy(tmp + pl, ".tmp.XXXXXX", 12);
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        int e = errno;
-        lstm_free(tmp);
-        return lstm_error(LSTM_EIO, "%s: cannot create a temporary file: %s",
-                          path, strerror(e));
-    }
-    const char *p = data;
-    size_t left = n;
-    int err = 0;
-    while (left > 0) {
-        ssize_t w = write(fd, p, left);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            err = errno;
-            break;
-        }
-        p += w;
-        left -= (size_t)w;
-    }
-    if (!err && fsync(fd) != 0)
-        err = errno;
-    if (close(fd) != 0 && !err)
-        err = errno;
-    if (!err && chmod(tmp, 0644) != 0)
-        err = errno;
-    if (!err && rename(tmp, path) != 0)
-        err = errno;
-    if (err) {
-        unlink(tmp);
-        lstm_free(tmp);
-        return lstm_error(LSTM_EIO, "%s: cannot write: %s", path,
-                          strerror(err));
-    }
-    lstm_free(tmp);
-    return LSTM_OK;
 }

@@ -1,7 +1,7 @@
 /*
  * csv.c - a streaming RFC 4180 reader over plain or gzip-compressed files
- * (zlib reads both), and UTF-8 checks. It knows nothing of columns: see
- * dataset.c for the header and the rows.
+ * (zlib reads both). It knows nothing of columns: see dataset.c for the
+ * header and the rows.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -10,7 +10,7 @@
 #include <zlib.h>
 
 #include "internal.h"
-#include "lstm_data.h"
+#include "lstm_text.h"
 
 #define CSV_MAX_RECORD ((size_t)256 << 20)
 
@@ -265,46 +265,4 @@ int lstm_csv_next(lstm_csv *c, char ***fields, size_t **lens, size_t *n)
     *lens = c->len;
     *n = c->nf;
     return 1;
-}
-
-size_t lstm_utf8_valid(const char *s, size_t n)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    size_t i = 0;
-    while (i < n) {
-        unsigned c = p[i];
-        size_t k;
-        unsigned cp, min;
-        if (c < 0x80) {
-            i++;
-            continue;
-        } else if ((c & 0xe0) == 0xc0) {
-            k = 1, cp = c & 0x1f, min = 0x80;
-        } else if ((c & 0xf0) == 0xe0) {
-            k = 2, cp = c & 0x0f, min = 0x800;
-        } else if ((c & 0xf8) == 0xf0) {
-            k = 3, cp = c & 0x07, min = 0x10000;
-        } else {
-            return i;
-        }
-        if (k >= n - i)  /* truncated sequence */
-            return i;
-        for (size_t j = 1; j <= k; j++) {
-            if ((p[i + j] & 0xc0) != 0x80)
-                return i;
-            cp = (cp << 6) | (p[i + j] & 0x3f);
-        }
-        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-            return i;
-        i += k + 1;
-    }
-    return n;
-}
-
-size_t lstm_utf8_len(const char *s, size_t n)
-{
-    size_t count = 0;
-    for (size_t i = 0; i < n; i++)
-        count += ((unsigned char)s[i] & 0xc0) != 0x80;
-    return count;
 }

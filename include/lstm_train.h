@@ -1,0 +1,226 @@
+/*
+ * lstm_train.h - a training run in the library: the text classifier's
+ * evaluation and metrics, its model file (weights, vocabulary, classes,
+ * configuration), the trainer (AdamW, early stopping with restore-best,
+ * gradient clipping, the numerical guard, a resumable training state)
+ * and the memory budget of a run. Nothing here prints or exits: a program
+ * sees the run through the hooks and the return codes.
+ *
+ * Errors follow lstm.h: a negative LSTM_E* code and, in lstm_errmsg(), one
+ * line naming the file, field, epoch or step at fault.
+ */
+#ifndef LSTM_TRAIN_H
+#define LSTM_TRAIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lstm.h"
+#include "lstm_io.h"
+#include "lstm_text.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- metrics --------------------------------------------------------------- */
+
+typedef struct {
+    size_t C;
+    size_t *confusion;        /* (C,C): row = true class, column = predicted */
+    double *precision, *recall, *f1;
+    size_t *support;
+    double accuracy, macro_f1;
+    size_t total;
+} lstm_metrics;
+
+int lstm_metrics_init(lstm_metrics *m, size_t C);
+void lstm_metrics_add(lstm_metrics *m, int32_t truth, int32_t pred);
+/* Computes precision, recall, F1 (0 where undefined) and accuracy. */
+void lstm_metrics_finish(lstm_metrics *m);
+void lstm_metrics_free(lstm_metrics *m);
+
+/* ---- evaluation ------------------------------------------------------------ */
+
+enum { LSTM_EVAL_BATCH = 32 };  /* rows per inference batch */
+
+/* Runs m (inference: no dropout) over rows[0..n) of c in batches of
+ * LSTM_EVAL_BATCH. pred (n) gets each row's most probable class; probs
+ * (n,C), unless NULL, the probabilities. With labels (indexed by row)
+ * non-NULL, *loss (mean NLL) and *acc are set (each may be NULL). */
+int lstm_evaluate(lstm_classifier *m, const lstm_corpus *c,
+                  const size_t *rows, size_t n, const int32_t *labels,
+                  int32_t *pred, float *probs, double *loss, double *acc);
+
+/* ---- the model file ---------------------------------------------------------
+ * model.safetensors: the classifier's weights under the notebook's PyTorch
+ * names, and as metadata "vocab" (JSON array of the tokens by id),
+ * "classes" (JSON array of the class names by index) and "config" (a JSON
+ * object: vocab_size, embed_dim, hidden, layers, num_classes, mlp,
+ * max_len, dropout, pool, precision). docs/formats.md has the details. */
+
+/* Writes path atomically. */
+int lstm_model_save(const char *path, const lstm_classifier *net,
+                    const lstm_vocab *vocab, char *const *classes, size_t C,
+                    size_t max_len);
+
+typedef struct {
+    lstm_classifier net;
+    lstm_vocab vocab;
+    char **classes;           /* (n_classes) names, owned */
+    size_t n_classes;
+    size_t max_len;           /* tokens a text is cut to */
+    int32_t *ids;             /* (max_len) scratch of predict */
+} lstm_model;
+
+/* Reads and checks a model file; on error nothing is left allocated. */
+int lstm_model_load(lstm_model *m, const char *path);
+/* Classifies one UTF-8 text: returns its class (>= 0) or an error (the
+ * text is not valid UTF-8); m->net.logp (C) holds the log-probabilities
+ * until the next call. */
+int lstm_model_predict(lstm_model *m, const char *text, size_t len);
+void lstm_model_free(lstm_model *m);
+
+/* ---- the trainer ------------------------------------------------------------ */
+
+enum { LSTM_MONITOR_TRAIN_LOSS = 0, LSTM_MONITOR_VAL_LOSS = 1,
+       LSTM_MONITOR_VAL_ACC = 2 };
+/* "train-loss", "val-loss", "val-acc"; parse: 0 or LSTM_EINVAL. */
+const char *lstm_monitor_name(int monitor);
+int lstm_monitor_parse(const char *s, int *monitor);
+
+typedef struct {
+    long epochs;              /* at most this many epochs (10) */
+    size_t batch;             /* rows per step (4) */
+    double lr, beta1, beta2, eps, weight_decay;  /* AdamW (1e-3, 0.9,
+                                                    0.999, 1e-8, 1e-5) */
+    double clip_grad_norm;    /* > 0: clip_grad_norm_ before each step (0) */
+    int monitor;              /* LSTM_MONITOR_* (train-loss) */
+    long patience;            /* epochs without improvement (3) */
+    uint64_t seed;            /* weights: seed, order: seed+1, dropout:
+                                 seed+2 (42) */
+    uint64_t data_rows;       /* the data's identity, checked when a */
+    uint32_t data_crc;        /* training state is loaded (0, 0) */
+} lstm_train_config;
+
+void lstm_train_config_default(lstm_train_config *c);
+
+/* What one epoch gave; val_* are NaN without validation rows. */
+typedef struct {
+    long epoch;
+    double train_loss, train_acc, val_loss, val_acc;
+    double seconds;           /* of the epoch's training steps */
+    double items_per_s;
+    size_t items;             /* rows trained on in this process */
+} lstm_epoch_stats;
+
+typedef struct lstm_trainer lstm_trainer;
+
+/* Callbacks, each may be NULL; user is passed back. */
+typedef struct {
+    void *user;
+    /* at the start of an epoch (t->step is where it resumes) */
+    void (*epoch_begin)(const lstm_trainer *t, void *user);
+    /* after each step: step of steps done, rows and mean loss so far in
+     * this epoch (rows counted in this process) */
+    void (*step)(const lstm_trainer *t, size_t step, size_t steps,
+                 size_t items, double loss, void *user);
+    /* after each epoch, once early stopping has been updated and the
+     * position moved to the next epoch (a state saved here resumes
+     * there). A non-zero return ends fit with that value. */
+    int (*epoch_end)(lstm_trainer *t, const lstm_epoch_stats *s, void *user);
+    /* polled before every step and after every epoch: non-zero ends fit
+     * with LSTM_STOPPED, the state consistent for lstm_trainer_save */
+    int (*should_stop)(void *user);
+} lstm_train_hooks;
+
+enum { LSTM_STOPPED = 1 };    /* fit's return when should_stop said so */
+
+/* Caller-owned; the fields are readable, the library alone writes them. */
+struct lstm_trainer {
+    lstm_train_config cfg;
+    lstm_train_hooks hooks;
+    lstm_classifier *model;   /* the caller's, trained in place */
+    lstm_adamw opt;
+    float *best;              /* (ps.n) best weights (val-* monitors) */
+    /* the data, the caller's (lstm_trainer_data) */
+    const lstm_corpus *corpus;
+    const int32_t *labels;    /* by row */
+    const size_t *train, *val;
+    size_t ntrain, nval;
+    /* the position: everything a resumed run needs */
+    long epoch;               /* the epoch in progress, from 1 */
+    size_t step;              /* its steps taken */
+    double lsum;              /* its loss sum, hits and rows */
+    size_t correct, seen;
+    lstm_rng rng_init, rng_shuffle, rng_dropout; /* shuffle: at the
+                                                    epoch's start */
+    double best_metric;
+    long best_epoch, wait;    /* early stopping */
+    int stopped;              /* early stopping fired */
+    int restored;             /* fit put the best weights back */
+    long epochs_run;          /* epochs completed by fit in this process */
+    double t_opt, t_eval;     /* seconds in AdamW and in validation */
+    /* scratch */
+    size_t *order;
+    int32_t *vpred;
+    lstm_batch batch;
+};
+
+/* Seeds the generators from cfg->seed, initialises m's weights from the
+ * first (lstm_classifier_reset) and sets up AdamW and, for a validation
+ * monitor, the best weights. m must be initialised. */
+int lstm_trainer_init(lstm_trainer *t, lstm_classifier *m,
+                      const lstm_train_config *cfg);
+/* The rows to train and validate on (caller-owned, valid during fit). */
+int lstm_trainer_data(lstm_trainer *t, const lstm_corpus *c,
+                      const int32_t *labels, const size_t *train,
+                      size_t ntrain, const size_t *val, size_t nval);
+/* Steps in an epoch. */
+size_t lstm_trainer_steps(const lstm_trainer *t);
+/* Trains from the current position until cfg.epochs are done or early
+ * stopping fires, then (val-* monitors) restores the best weights.
+ * Returns 0, LSTM_STOPPED, a hook's non-zero value, or an error: the
+ * numerical guard gives LSTM_ENUMERIC with a message naming the epoch,
+ * the step, and the parameter nearest the loss whose gradient is not
+ * finite; the weights are then those of the step before. */
+int lstm_trainer_fit(lstm_trainer *t);
+/* The whole training state in one file (atomically): the weights, AdamW's
+ * moments and step, the best weights, and as metadata "state" (the
+ * position, generators, early stopping and data identity), then the
+ * caller's metadata pairs. docs/formats.md has the layout. */
+int lstm_trainer_save(const lstm_trainer *t, const char *path,
+                      const char *const *keys, const char *const *vals,
+                      size_t nmeta);
+/* Puts a saved state back into an initialised trainer (same model
+ * configuration, data set with lstm_trainer_data): fit then continues bit
+ * for bit as the run that saved it would have. path names the file in
+ * messages. */
+int lstm_trainer_load(lstm_trainer *t, const lstm_safetensors *st,
+                      const char *path);
+void lstm_trainer_free(lstm_trainer *t);
+
+/* ---- the memory budget ------------------------------------------------------ */
+
+/* Bytes a classifier training run holds, from its configuration and data
+ * before any weight exists. */
+typedef struct {
+    double params;            /* weights, gradients, AdamW, best weights */
+    double activations;       /* both workspaces at the larger of the
+                                 training and evaluation batch */
+    double texts;             /* the texts as read and their tokens */
+    double state;             /* the training state's serialised buffer */
+    double total;
+    double checkpoint;        /* bytes of model.safetensors */
+} lstm_train_budget;
+
+void lstm_train_budget_of(lstm_train_budget *b,
+                          const lstm_classifier_config *cfg, size_t batch,
+                          size_t max_len, int keep_best,
+                          const lstm_dataset *ds, const lstm_corpus *c,
+                          const lstm_vocab *v);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* LSTM_TRAIN_H */

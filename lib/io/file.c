@@ -1,0 +1,98 @@
+/*
+ * file.c - whole-file reads and atomic writes (temporary file, fsync,
+ * rename).
+ */
+#define _XOPEN_SOURCE 700  /* mkstemp, fsync */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "lstm_io.h"
+
+int lstm_read_file(const char *path, char **data, size_t *n, size_t max)
+{
+    *data = NULL;
+    *n = 0;
+    FILE *fp = fopen(path, "rb");
+    if (!fp)
+        return lstm_error(LSTM_EIO, "%s: cannot open: %s", path,
+                          strerror(errno));
+    lstm_buf b = {0};
+    char chunk[1 << 16];
+    size_t got;
+    while ((got = fread(chunk, 1, sizeof chunk, fp)) > 0) {
+        if (b.len + got > max) {
+            fclose(fp);
+            lstm_buf_free(&b);
+            return lstm_error(LSTM_EFORMAT, "%s: larger than %zu bytes", path,
+                              max);
+        }
+        lstm_buf_put(&b, chunk, got);
+    }
+    int bad = ferror(fp);
+    fclose(fp);
+    if (bad || b.err) {
+        lstm_buf_free(&b);
+        return bad ? lstm_error(LSTM_EIO, "%s: read error", path) : LSTM_ENOMEM;
+    }
+    if (!b.s) {
+        b.s = lstm_alloc(1);
+        if (!b.s)
+            return LSTM_ENOMEM;
+    }
+    *data = b.s;
+    *n = b.len;
+    return LSTM_OK;
+}
+
+int lstm_write_atomic(const char *path, const void *data, size_t n)
+{
+    size_t pl = strlen(path);
+    char *tmp = lstm_alloc(pl + 16);
+    if (!tmp)
+        return LSTM_ENOMEM;
+    memcpy(tmp, path, pl);
+    memcpy(tmp + pl, ".tmp.XXXXXX", 12);
+    int fd = mkstemp(tmp);
+    if (fd < 0) {
+        int e = errno;
+        lstm_free(tmp);
+        return lstm_error(LSTM_EIO, "%s: cannot create a temporary file: %s",
+                          path, strerror(e));
+    }
+    const char *p = data;
+    size_t left = n;
+    int err = 0;
+    while (left > 0) {
+        ssize_t w = write(fd, p, left);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            err = errno;
+            break;
+        }
+        p += w;
+        left -= (size_t)w;
+    }
+    if (!err && fsync(fd) != 0)
+        err = errno;
+    if (close(fd) != 0 && !err)
+        err = errno;
+    if (!err && chmod(tmp, 0644) != 0)
+        err = errno;
+    if (!err && rename(tmp, path) != 0)
+        err = errno;
+    if (err) {
+        unlink(tmp);
+        lstm_free(tmp);
+        return lstm_error(LSTM_EIO, "%s: cannot write: %s", path,
+                          strerror(err));
+    }
+    lstm_free(tmp);
+    return LSTM_OK;
+}
