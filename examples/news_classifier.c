@@ -67,22 +67,6 @@ static void defaults(options *o)
     o->pool = LSTM_POOL_LAST;
 }
 
-static const char *precision_name(int p)
-{
-    return p == LSTM_BF16_MIXED ? "bf16-mixed" : "fp32";
-}
-
-/* 0 and *p set for "fp32" or "bf16-mixed", else -1. */
-static int parse_precision(const char *v, int *p)
-{
-    if (!strcmp(v, "fp32"))
-        *p = LSTM_FP32;
-    else if (!strcmp(v, "bf16-mixed"))
-        *p = LSTM_BF16_MIXED;
-    else
-        return -1;
-    return 0;
-}
 
 static void usage(FILE *fp)
 {
@@ -266,15 +250,13 @@ static int parse_args(int argc, char **argv, options *o)
                                    "val-loss or val-acc)", v);
             o->monitor = v;
         } else if (!strcmp(flag, "--precision")) {
-            if (parse_precision(v, &o->precision))
+            if (lstm_precision_parse(v, &o->precision))
                 return usage_error("bad value for --precision: '%s' (fp32 or "
                                    "bf16-mixed)", v);
             o->precision_given = 1;
         } else if (!strcmp(flag, "--pool")) {
-            if (!strcmp(v, "last")) o->pool = LSTM_POOL_LAST;
-            else if (!strcmp(v, "mean")) o->pool = LSTM_POOL_MEAN;
-            else if (!strcmp(v, "max")) o->pool = LSTM_POOL_MAX;
-            else return usage_error("bad value for --pool: '%s' (last, mean or "
+            if (lstm_pool_parse(v, &o->pool))
+                return usage_error("bad value for --pool: '%s' (last, mean or "
                                     "max)", v);
         }
         else if (!strcmp(flag, "--epochs")) {
@@ -312,6 +294,7 @@ static int parse_args(int argc, char **argv, options *o)
 }
 
 /* ---- small helpers ---- */
+
 
 static double now(void)
 {
@@ -367,150 +350,26 @@ static void print_col(const char *s, size_t w)
         putchar(' ');
 }
 
-/* ---- the encoded corpus and the model ---- */
+/* ---- the data: texts, vocabulary, tokens ---- */
 
 typedef struct {
     lstm_dataset ds;
     lstm_vocab vocab;
-    int32_t *ids;              /* every text's tokens, one after another */
-    size_t *off;               /* (n) where each text starts in ids */
-    int32_t *len;              /* (n) tokens of each text, 1..max_len */
-    size_t max_len;
+    lstm_corpus tok;
 } corpus;
 
 static void corpus_free(corpus *c)
 {
     lstm_dataset_free(&c->ds);
     lstm_vocab_free(&c->vocab);
-    free(c->ids);
-    free(c->off);
-    free(c->len);
+    lstm_corpus_free(&c->tok);
 }
 
-/* Encodes every text; memory grows with the tokens, not n x max_len. */
-static int encode_all(corpus *c)
+static int encode_all(corpus *c, size_t max_len)
 {
-    const size_t n = c->ds.n, T = c->max_len;
-    size_t cap = n * 16 + T, used = 0;
-    int32_t *tmp = malloc(T * sizeof *tmp);
-    c->ids = malloc(cap * sizeof *c->ids);
-    c->off = malloc((n + 1) * sizeof *c->off);
-    c->len = malloc((n + 1) * sizeof *c->len);
-    for (size_t i = 0; tmp && c->ids && c->off && c->len && i < n; i++) {
-        size_t l = lstm_encode(&c->vocab, c->ds.text[i], c->ds.text_len[i],
-                               tmp, T);
-        if (used + l > cap) {
-            cap = 2 * cap + l;
-            int32_t *g = realloc(c->ids, cap * sizeof *g);
-            if (!g) {
-                free(c->ids);
-                c->ids = NULL;
-                break;
-            }
-            c->ids = g;
-        }
-        memcpy(c->ids + used, tmp, l * sizeof *tmp);
-        c->off[i] = used;
-        c->len[i] = (int32_t)l;
-        used += l;
-    }
-    free(tmp);
-    if (!tmp || !c->ids || !c->off || !c->len)
-        return die("out of memory encoding %zu texts", n);
-    return 0;
-}
-
-/* One batch: rows r[0..B) gathered, padded to the longest of them. */
-typedef struct {
-    int32_t *ids, *len, *y;
-    size_t B, T;
-} batch;
-
-static void gather(batch *b, const corpus *c, const size_t *rows, size_t B,
-                   const int32_t *labels)
-{
-    size_t T = 1;
-    for (size_t i = 0; i < B; i++)
-        if ((size_t)c->len[rows[i]] > T)
-            T = (size_t)c->len[rows[i]];
-    for (size_t i = 0; i < B; i++) {
-        const size_t l = (size_t)c->len[rows[i]];
-        memcpy(b->ids + i * T, c->ids + c->off[rows[i]], l * sizeof(int32_t));
-        memset(b->ids + i * T + l, 0, (T - l) * sizeof(int32_t));
-        b->len[i] = (int32_t)l;
-        if (labels)
-            b->y[i] = labels[rows[i]];
-    }
-    b->B = B;
-    b->T = T;
-}
-
-static int batch_init(batch *b, size_t B, size_t T)
-{
-    b->ids = malloc(B * T * sizeof *b->ids);
-    b->len = malloc(B * sizeof *b->len);
-    b->y = malloc(B * sizeof *b->y);
-    return b->ids && b->len && b->y ? 0 : die("out of memory for a batch");
-}
-
-static void batch_free(batch *b)
-{
-    free(b->ids);
-    free(b->len);
-    free(b->y);
-}
-
-#define EVAL_BATCH 32
-
-/* The predicted class of one row of log-probabilities. */
-static size_t argmax(const float *lp, size_t C)
-{
-    size_t best = 0;
-    for (size_t k = 1; k < C; k++)
-        if (lp[k] > lp[best])
-            best = k;
-    return best;
-}
-
-/* Runs the model over rows; fills pred (and logp rows when non-NULL),
- * returns the mean loss and the accuracy through the pointers. */
-static int evaluate(lstm_classifier *m, const corpus *c, const size_t *rows,
-                    size_t n, const int32_t *labels, int32_t *pred,
-                    float *probs, double *loss, double *acc)
-{
-    batch b;
-    if (batch_init(&b, EVAL_BATCH, c->max_len))
-        return 1;
-    const size_t C = m->cfg.C;
-    double lsum = 0;
-    size_t correct = 0;
-    for (size_t s = 0; s < n; s += EVAL_BATCH) {
-        size_t B = n - s < EVAL_BATCH ? n - s : EVAL_BATCH;
-        gather(&b, c, rows + s, B, labels);
-        float l = 0;
-        int err = lstm_classifier_forward(m, b.ids, b.len, B, b.T,
-                                          labels ? b.y : NULL, &l, 0, NULL);
-        if (err) {
-            batch_free(&b);
-            return die("%s", lstm_errmsg());
-        }
-        lsum += (double)l * (double)B;
-        for (size_t i = 0; i < B; i++) {
-            const float *lp = m->logp + i * C;
-            size_t best = argmax(lp, C);
-            pred[s + i] = (int32_t)best;
-            if (probs)
-                for (size_t k = 0; k < C; k++)
-                    probs[(s + i) * C + k] = expf(lp[k]);
-            if (labels)
-                correct += (int32_t)best == b.y[i];
-        }
-    }
-    batch_free(&b);
-    if (loss)
-        *loss = n ? lsum / (double)n : 0.0;
-    if (acc)
-        *acc = n ? (double)correct / (double)n : 0.0;
+    if (lstm_corpus_encode(&c->tok, &c->vocab, c->ds.text, c->ds.text_len,
+                           c->ds.n, max_len))
+        return die("%s", lstm_errmsg());
     return 0;
 }
 
@@ -529,199 +388,6 @@ static void config_of(lstm_classifier_config *cfg, const options *o, size_t V,
     cfg->dropout = (float)o->dropout;
     cfg->pool = o->pool;
     cfg->precision = o->precision;
-}
-
-static const char *pool_name(int pool)
-{
-    return pool == LSTM_POOL_MEAN ? "mean" : pool == LSTM_POOL_MAX ? "max"
-                                                                   : "last";
-}
-
-/* ---- checkpoints: weights plus vocabulary, classes and configuration ---- */
-
-static int save_model(const char *path, lstm_classifier *m, const corpus *c,
-                      const options *o)
-{
-    lstm_buf vocab = {0}, classes = {0}, config = {0};
-    lstm_buf_puts(&vocab, "[");
-    for (size_t i = 0; i < c->vocab.n; i++) {
-        if (i)
-            lstm_buf_puts(&vocab, ",");
-        lstm_buf_json_str(&vocab, c->vocab.tok[i], strlen(c->vocab.tok[i]));
-    }
-    lstm_buf_puts(&vocab, "]");
-    lstm_buf_puts(&classes, "[");
-    for (size_t i = 0; i < c->ds.n_classes; i++) {
-        if (i)
-            lstm_buf_puts(&classes, ",");
-        lstm_buf_json_str(&classes, c->ds.classes[i], strlen(c->ds.classes[i]));
-    }
-    lstm_buf_puts(&classes, "]");
-    lstm_buf_printf(&config,
-                    "{\"vocab_size\":%zu,\"embed_dim\":%zu,\"hidden\":%zu,"
-                    "\"layers\":%zu,\"num_classes\":%zu,\"mlp\":[%zu,%zu],"
-                    "\"max_len\":%zu,\"dropout\":%g,\"pool\":\"%s\","
-                    "\"precision\":\"%s\"}",
-                    m->cfg.V, m->cfg.E, m->cfg.H, m->cfg.L, m->cfg.C,
-                    m->cfg.mlp[0], m->cfg.mlp[1], c->max_len,
-                    (double)(float)o->dropout, pool_name(m->cfg.pool),
-                    precision_name(m->cfg.precision));
-    int err = LSTM_ENOMEM;
-    if (!vocab.err && !classes.err && !config.err) {
-        const char *keys[3] = {"vocab", "classes", "config"};
-        const char *vals[3] = {vocab.s, classes.s, config.s};
-        err = lstm_safetensors_save(path, &m->ps, keys, vals, 3);
-    }
-    lstm_buf_free(&vocab);
-    lstm_buf_free(&classes);
-    lstm_buf_free(&config);
-    return err ? die("%s", err == LSTM_ENOMEM ? "out of memory saving the model"
-                                              : lstm_errmsg())
-               : 0;
-}
-
-static void free_strings(char **s, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        free(s[i]);
-    free(s);
-}
-
-/* Reads a JSON array of strings from metadata; *out is malloc'd. */
-static int meta_strings(const lstm_safetensors *st, const char *path,
-                        const char *key, char ***out, size_t *n)
-{
-    const char *s = lstm_safetensors_meta(st, key);
-    if (!s)
-        return die("%s: no \"%s\" in the checkpoint metadata", path, key);
-    lstm_json j;
-    if (lstm_json_parse(&j, s, strlen(s)) || j.type != LSTM_JSON_ARR) {
-        if (j.type == LSTM_JSON_ARR)
-            lstm_json_free(&j);
-        return die("%s: metadata \"%s\" is not a JSON array", path, key);
-    }
-    *out = calloc(j.n ? j.n : 1, sizeof **out);
-    for (size_t i = 0; i < j.n; i++) {
-        if (j.items[i].type != LSTM_JSON_STR) {
-            for (size_t k = 0; k < i; k++)
-                free((*out)[k]);
-            free(*out);
-            lstm_json_free(&j);
-            return die("%s: metadata \"%s\"[%zu] is not a string", path, key, i);
-        }
-        (*out)[i] = strdup(j.items[i].str);
-    }
-    *n = j.n;
-    lstm_json_free(&j);
-    return 0;
-}
-
-static int meta_size(const lstm_json *cfg, const char *path, const char *key,
-                     size_t *out)
-{
-    const lstm_json *v = lstm_json_get(cfg, key);
-    if (!v || v->type != LSTM_JSON_NUM || v->num < 1 || v->num > 1e9 ||
-        v->num != floor(v->num))
-        return die("%s: metadata config has no valid \"%s\"", path, key);
-    *out = (size_t)v->num;
-    return 0;
-}
-
-/* Loads a checkpoint: model, vocabulary, class names and max length. */
-static int load_model(const char *path, lstm_classifier *m, lstm_vocab *vocab,
-                      char ***classes, size_t *nclasses, size_t *max_len)
-{
-    memset(m, 0, sizeof *m);
-    memset(vocab, 0, sizeof *vocab);
-    *classes = NULL;
-    *nclasses = 0;
-    lstm_safetensors st;
-    if (lstm_safetensors_open(&st, path))
-        return die("%s", lstm_errmsg());
-    char **tokens = NULL;
-    size_t ntok = 0;
-    int rc = meta_strings(&st, path, "vocab", &tokens, &ntok) ||
-             meta_strings(&st, path, "classes", classes, nclasses);
-    const char *cs = lstm_safetensors_meta(&st, "config");
-    lstm_json cfg = {0};
-    lstm_classifier_config c;
-    memset(&c, 0, sizeof c);
-    if (!rc && (!cs || lstm_json_parse(&cfg, cs, strlen(cs)) ||
-                cfg.type != LSTM_JSON_OBJ))
-        rc = die("%s: metadata \"config\" is missing or not a JSON object",
-                 path);
-    if (!rc)
-        rc = meta_size(&cfg, path, "embed_dim", &c.E) ||
-             meta_size(&cfg, path, "hidden", &c.H) ||
-             meta_size(&cfg, path, "layers", &c.L) ||
-             meta_size(&cfg, path, "max_len", max_len);
-    if (!rc) {
-        const lstm_json *mlp = lstm_json_get(&cfg, "mlp");
-        const lstm_json *pool = lstm_json_get(&cfg, "pool");
-        const lstm_json *drop = lstm_json_get(&cfg, "dropout");
-        const lstm_json *prec = lstm_json_get(&cfg, "precision");
-        c.n_mlp = 2;
-        c.mlp[0] = 512;
-        c.mlp[1] = 256;
-        if (mlp && mlp->type == LSTM_JSON_ARR && mlp->n <= LSTM_MLP_MAX) {
-            c.n_mlp = mlp->n;
-            for (size_t i = 0; i < mlp->n; i++)
-                c.mlp[i] = mlp->items[i].type == LSTM_JSON_NUM &&
-                                   mlp->items[i].num >= 1 &&
-                                   mlp->items[i].num <= 1e6
-                               ? (size_t)mlp->items[i].num : 0;
-        }
-        c.pool = LSTM_POOL_LAST;
-        if (pool && pool->type == LSTM_JSON_STR)
-            c.pool = !strcmp(pool->str, "mean") ? LSTM_POOL_MEAN
-                     : !strcmp(pool->str, "max") ? LSTM_POOL_MAX
-                                                 : LSTM_POOL_LAST;
-        c.dropout = drop && drop->type == LSTM_JSON_NUM && drop->num >= 0 &&
-                            drop->num < 1 ? (float)drop->num : 0.0f;
-        c.V = ntok;
-        c.C = *nclasses;
-        size_t V;
-        if (meta_size(&cfg, path, "vocab_size", &V) == 0 && V != ntok)
-            rc = die("%s: config says %zu vocabulary entries, the vocabulary "
-                     "has %zu", path, V, ntok);
-        /* absent: fp32 (checkpoints from before the option) */
-        if (!rc && prec && (prec->type != LSTM_JSON_STR ||
-                            parse_precision(prec->str, &c.precision)))
-            rc = die("%s: config \"precision\" is not fp32 or bf16-mixed",
-                     path);
-    }
-    /* a configuration the tensors cannot fill is refused before any
-     * memory is set aside for it */
-    if (!rc && lstm_classifier_params(&c) != st.data_size / 4)
-        rc = die("%s: the metadata config describes %zu parameters, the "
-                 "file holds %zu", path, lstm_classifier_params(&c),
-                 st.data_size / 4);
-    if (!rc && lstm_vocab_from_list(vocab, tokens, ntok))
-        rc = die("%s: %s", path, lstm_errmsg());
-    if (!rc && lstm_classifier_init(m, &c))
-        rc = die("%s: %s", path, lstm_errmsg());
-    if (!rc && lstm_safetensors_load(&st, &m->ps))
-        rc = die("%s: %s", path, lstm_errmsg());
-    if (rc) {  /* nothing half-made goes back to the caller */
-        lstm_classifier_free(m);
-        lstm_vocab_free(vocab);
-        free_strings(*classes, *nclasses);
-        *classes = NULL;
-        *nclasses = 0;
-    }
-    for (size_t i = 0; i < ntok; i++)
-        free(tokens[i]);
-    free(tokens);
-    lstm_json_free(&cfg);
-    lstm_safetensors_close(&st);
-    return rc;
-}
-
-/* eval and predict: --precision, when given, replaces the checkpoint's. */
-static void use_precision(lstm_classifier *m, const options *o)
-{
-    if (o->precision_given)
-        m->cfg.precision = m->rnn.precision = o->precision;
 }
 
 /* ---- reports ---- */
@@ -763,10 +429,10 @@ static void print_report(const lstm_metrics *mt, char *const *classes)
 static void first_tokens(char *dst, size_t cap, const corpus *c, size_t row,
                          size_t n)
 {
-    size_t o = 0, len = (size_t)c->len[row];
+    size_t o = 0, len = (size_t)c->tok.len[row];
     dst[0] = '\0';
     for (size_t i = 0; i < len && i < n; i++) {
-        const char *t = c->vocab.tok[c->ids[c->off[row] + i]];
+        const char *t = c->vocab.tok[c->tok.ids[c->tok.off[row] + i]];
         int k = snprintf(dst + o, cap - o, "%s%s", i ? " " : "", t);
         if (k < 0 || (size_t)k >= cap - o)
             break;
@@ -838,63 +504,7 @@ static int write_predictions(const char *path, const corpus *c,
 
 /* ---- train ---- */
 
-typedef struct {
-    int tty;
-    double t0, last;
-    size_t total, first;      /* steps in the epoch, the first one run here */
-} progress;
-
-static void progress_show(progress *p, long epoch, size_t step, size_t items,
-                          double loss, int final)
-{
-    double t = now(), el = t - p->t0;
-    if (!final && t - p->last < (p->tty ? 0.2 : 10.0))
-        return;
-    p->last = t;
-    double rate = el > 0 ? (double)items / el : 0;
-    double eta = step > p->first
-                     ? el / (double)(step - p->first) * (double)(p->total - step)
-                     : 0;
-    if (p->tty) {
-        int width = 24, fill = (int)((double)width * (double)step /
-                                     (double)p->total);
-        fprintf(stderr, "\rEpoch %ld [", epoch);
-        for (int i = 0; i < width; i++)
-            fputc(i < fill ? '#' : '.', stderr);
-        fprintf(stderr, "] %zu/%zu  %.1f items/s  loss %.4f  ETA %.0fs   %s",
-                step, p->total, rate, loss, eta, final ? "\n" : "");
-    } else {
-        fprintf(stderr, "epoch %ld: step %zu/%zu, %.1f items/s, loss %.4f, "
-                "ETA %.0f s\n", epoch, step, p->total, rate, loss, eta);
-    }
-    fflush(stderr);
-}
-
-static int next_version(char *dir, size_t cap, const char *out)
-{
-    for (int v = 0; v < 100000; v++) {
-        snprintf(dir, cap, "%s/tb_logs/LSTMClassifier/version_%d", out, v);
-        struct stat sb;
-        if (stat(dir, &sb) != 0)
-            return mkdirs(dir);
-    }
-    return die("%s/tb_logs: too many versions", out);
-}
-
-/* ---- the training state: everything --resume needs ---- */
-
 #define STATE_FILE "train_state.safetensors"
-
-typedef struct {
-    long epoch;                /* the epoch in progress, from 1 */
-    size_t step;               /* its steps already taken */
-    double lsum;               /* its running loss sum, hits and items */
-    size_t correct, seen;
-    lstm_rng init, shuf, drop; /* shuf: as at the start of the epoch */
-    double best_metric;        /* early stopping */
-    long best_epoch, wait;
-    int stopped;               /* early stopping has fired */
-} train_pos;
 
 static volatile sig_atomic_t stop_signal;
 
@@ -919,48 +529,111 @@ static void catch_signals(void)
     signal(SIGXFSZ, SIG_IGN);
 }
 
-/* The data the run trained on, so a resume notices a changed file. */
-static uint32_t data_crc(const lstm_dataset *ds)
+static int next_version(char *dir, size_t cap, const char *out)
 {
-    uint32_t *h = malloc((2 * ds->n + 1) * sizeof *h), crc = 0;
-    if (!h)
-        return 0;
-    for (size_t i = 0; i < ds->n; i++) {
-        h[2 * i] = lstm_crc32c(ds->text[i], ds->text_len[i]);
-        const char *cl = ds->classes[ds->label[i]];
-        h[2 * i + 1] = lstm_crc32c(cl, strlen(cl));
+    for (int v = 0; v < 100000; v++) {
+        snprintf(dir, cap, "%s/tb_logs/LSTMClassifier/version_%d", out, v);
+        struct stat sb;
+        if (stat(dir, &sb) != 0)
+            return mkdirs(dir);
     }
-    crc = lstm_crc32c(h, 2 * ds->n * sizeof *h);
-    free(h);
-    return crc;
+    return die("%s/tb_logs: too many versions", out);
 }
 
-static void put_rng(lstm_buf *b, const char *key, const lstm_rng *r)
+/* What the hooks of a run share. */
+typedef struct {
+    const options *o;
+    const corpus *c;
+    lstm_tblog tb;
+    char tbdir[1100];
+    lstm_buf metrics;         /* metrics.csv so far */
+    int tty;
+    double t0, last;          /* progress: epoch start, last shown */
+    size_t first;             /* the epoch's first step run here */
+} run;
+
+static void progress_begin(const lstm_trainer *t, void *user)
 {
-    lstm_buf_printf(b, ",\"%s\":\"", key);
-    for (int k = 0; k < 4; k++)
-        lstm_buf_printf(b, "%016llx", (unsigned long long)r->s[k]);
-    lstm_buf_puts(b, "\"");
+    run *r = user;
+    r->t0 = now();
+    r->last = 0;
+    r->first = t->step;
 }
 
-static int get_rng(const lstm_json *j, const char *key, lstm_rng *r)
+static void progress_step(const lstm_trainer *t, size_t step, size_t steps,
+                          size_t items, double loss, void *user)
 {
-    const lstm_json *v = lstm_json_get(j, key);
-    if (!v || v->type != LSTM_JSON_STR || v->len != 64)
-        return 1;
-    for (int k = 0; k < 4; k++) {
-        char hex[17], *end;
-        memcpy(hex, v->str + 16 * k, 16);
-        hex[16] = '\0';
-        r->s[k] = (uint64_t)strtoull(hex, &end, 16);
-        if (*end)
-            return 1;
+    run *r = user;
+    const int final = step == steps;
+    double tn = now(), el = tn - r->t0;
+    if (!final && tn - r->last < (r->tty ? 0.2 : 10.0))
+        return;
+    r->last = tn;
+    double rate = el > 0 ? (double)items / el : 0;
+    double eta = step > r->first ? el / (double)(step - r->first) *
+                                       (double)(steps - step)
+                                 : 0;
+    if (r->tty) {
+        int width = 24, fill = (int)((double)width * (double)step /
+                                     (double)steps);
+        fprintf(stderr, "\rEpoch %ld [", t->epoch);
+        for (int i = 0; i < width; i++)
+            fputc(i < fill ? '#' : '.', stderr);
+        fprintf(stderr, "] %zu/%zu  %.1f items/s  loss %.4f  ETA %.0fs   %s",
+                step, steps, rate, loss, eta, final ? "\n" : "");
+    } else {
+        fprintf(stderr, "epoch %ld: step %zu/%zu, %.1f items/s, loss %.4f, "
+                "ETA %.0f s\n", t->epoch, step, steps, rate, loss, eta);
     }
-    return (r->s[0] | r->s[1] | r->s[2] | r->s[3]) == 0;
+    fflush(stderr);
 }
 
-/* A number field of the state within [lo, hi]; 1 when missing or not. */
-static int get_num(const lstm_json *j, const char *key, double lo, double hi,
+static int should_stop(void *user)
+{
+    (void)user;
+    return stop_signal != 0;
+}
+
+/* The run's options, as --resume takes them back. */
+static void put_options(lstm_buf *b, const options *o)
+{
+    lstm_buf_puts(b, "{\"data\":");
+    lstm_buf_json_str(b, o->data, strlen(o->data));
+    lstm_buf_printf(b,
+                    ",\"epochs\":%ld,\"batch_size\":%ld,\"max_len\":%ld,"
+                    "\"vocab_size\":%ld,\"embed_dim\":%ld,\"hidden\":%ld,"
+                    "\"layers\":%ld,\"patience\":%ld,\"seed\":%ld,"
+                    "\"dropout\":%.17g,\"lr\":%.17g,\"weight_decay\":%.17g,"
+                    "\"clip_grad_norm\":%.17g,\"pool\":\"%s\","
+                    "\"monitor\":\"%s\",\"precision\":\"%s\",\"tb_dir\":",
+                    o->epochs, o->batch, o->max_len, o->vocab, o->embed,
+                    o->hidden, o->layers, o->patience, o->seed, o->dropout,
+                    o->lr, o->wd, o->clip, lstm_pool_name(o->pool), o->monitor,
+                    lstm_precision_name(o->precision));
+}
+
+/* OUT/train_state.safetensors: the trainer's state, the options, the
+ * TensorBoard folder and metrics.csv so far. */
+static int save_state(const lstm_trainer *t, run *r)
+{
+    lstm_buf op = {0};
+    put_options(&op, r->o);
+    lstm_buf_json_str(&op, r->tbdir, strlen(r->tbdir));
+    lstm_buf_puts(&op, "}");
+    char path[1200];
+    snprintf(path, sizeof path, "%s/" STATE_FILE, r->o->out);
+    const char *keys[2] = {"options", "metrics_csv"};
+    const char *vals[2] = {op.s, r->metrics.s ? r->metrics.s : ""};
+    int rc = op.err || r->metrics.err
+                 ? die("out of memory saving the training state")
+             : lstm_trainer_save(t, path, keys, vals, 2)
+                 ? die("%s", lstm_errmsg())
+                 : 0;
+    lstm_buf_free(&op);
+    return rc;
+}
+
+static int get_opt(const lstm_json *j, const char *key, double lo, double hi,
                    double *out)
 {
     const lstm_json *v = lstm_json_get(j, key);
@@ -974,93 +647,16 @@ static int get_long(const lstm_json *j, const char *key, long lo, long hi,
                     long *out)
 {
     double d;
-    if (get_num(j, key, (double)lo, (double)hi, &d) || d != floor(d))
+    if (get_opt(j, key, (double)lo, (double)hi, &d) || d != floor(d))
         return 1;
     *out = (long)d;
     return 0;
 }
 
-/* Writes OUT/train_state.safetensors: the weights, AdamW's moments, the
- * best weights when they are kept, and as metadata the position in the
- * run, the RNG states, early stopping, the options, the data's checksum
- * and metrics.csv so far. */
-static int save_state(const options *o, const lstm_classifier *m,
-                      const lstm_adamw *opt, const float *best,
-                      const train_pos *p, const char *tbdir,
-                      const lstm_buf *metrics, const lstm_dataset *ds,
-                      uint32_t crc)
-{
-    const lstm_params *ps = &m->ps;
-    if (!p->best_epoch)
-        best = NULL;  /* nothing kept yet */
-    const size_t np = ps->np, cap = 96, nblk = best ? 4 : 3;
-    lstm_st_tensor *t = calloc(nblk * np, sizeof *t);
-    char *names = calloc(nblk * np, cap);
-    lstm_buf st = {0}, op = {0};
-    int rc = 0;
-    if (!t || !names) {
-        rc = die("out of memory saving the training state");
-        goto out;
-    }
-    lstm_safetensors_tensors(ps, ps->w, NULL, t, names, cap);
-    lstm_safetensors_tensors(ps, opt->m, "optimizer.exp_avg.", t + np,
-                             names + np * cap, cap);
-    lstm_safetensors_tensors(ps, opt->v, "optimizer.exp_avg_sq.", t + 2 * np,
-                             names + 2 * np * cap, cap);
-    if (best)
-        lstm_safetensors_tensors(ps, best, "best.", t + 3 * np,
-                                 names + 3 * np * cap, cap);
-    lstm_buf_printf(&st,
-                    "{\"format\":1,\"epoch\":%ld,\"step\":%zu,\"lsum\":%.17g,"
-                    "\"correct\":%zu,\"seen\":%zu,\"adam_step\":%ld,"
-                    "\"best_epoch\":%ld,\"wait\":%ld,\"stopped\":%d,"
-                    "\"data_rows\":%zu,\"data_crc\":%lu",
-                    p->epoch, p->step, p->lsum, p->correct, p->seen,
-                    opt->step, p->best_epoch, p->wait, p->stopped, ds->n,
-                    (unsigned long)crc);
-    if (p->best_epoch)
-        lstm_buf_printf(&st, ",\"best_metric\":%.17g", p->best_metric);
-    put_rng(&st, "rng_init", &p->init);
-    put_rng(&st, "rng_shuffle", &p->shuf);
-    put_rng(&st, "rng_dropout", &p->drop);
-    lstm_buf_puts(&st, ",\"tb_dir\":");
-    lstm_buf_json_str(&st, tbdir, strlen(tbdir));
-    lstm_buf_puts(&st, "}");
-    lstm_buf_puts(&op, "{\"data\":");
-    lstm_buf_json_str(&op, o->data, strlen(o->data));
-    lstm_buf_printf(&op,
-                    ",\"epochs\":%ld,\"batch_size\":%ld,\"max_len\":%ld,"
-                    "\"vocab_size\":%ld,\"embed_dim\":%ld,\"hidden\":%ld,"
-                    "\"layers\":%ld,\"patience\":%ld,\"seed\":%ld,"
-                    "\"dropout\":%.17g,\"lr\":%.17g,\"weight_decay\":%.17g,"
-                    "\"clip_grad_norm\":%.17g,\"pool\":\"%s\","
-                    "\"monitor\":\"%s\",\"precision\":\"%s\"}",
-                    o->epochs, o->batch, o->max_len, o->vocab, o->embed,
-                    o->hidden, o->layers, o->patience, o->seed, o->dropout,
-                    o->lr, o->wd, o->clip, pool_name(o->pool), o->monitor,
-                    precision_name(o->precision));
-    if (st.err || op.err || metrics->err) {
-        rc = die("out of memory saving the training state");
-        goto out;
-    }
-    char path[1200];
-    snprintf(path, sizeof path, "%s/" STATE_FILE, o->out);
-    const char *keys[3] = {"state", "options", "metrics_csv"};
-    const char *vals[3] = {st.s, op.s, metrics->s ? metrics->s : ""};
-    if (lstm_safetensors_write(path, t, nblk * np, keys, vals, 3))
-        rc = die("%s", lstm_errmsg());
-out:
-    lstm_buf_free(&st);
-    lstm_buf_free(&op);
-    free(t);
-    free(names);
-    return rc;
-}
-
 /* The saved run's options replace o's, except --epochs, --threads, --lr
- * and --data when given. */
+ * and --data when given; tbdir gets its TensorBoard folder. */
 static int state_options(const lstm_safetensors *st, const char *path,
-                         options *o)
+                         options *o, char *tbdir, size_t tbcap)
 {
     static char data[4096], monitor[16];
     const char *s = lstm_safetensors_meta(st, "options");
@@ -1073,11 +669,13 @@ static int state_options(const lstm_safetensors *st, const char *path,
     const lstm_json *pl = lstm_json_get(&j, "pool");
     const lstm_json *mo = lstm_json_get(&j, "monitor");
     const lstm_json *pr = lstm_json_get(&j, "precision");
+    const lstm_json *tb = lstm_json_get(&j, "tb_dir");
     long epochs = 0;
     double lr;
     int bad = !d || d->type != LSTM_JSON_STR || d->len >= sizeof data ||
               !pl || pl->type != LSTM_JSON_STR || !mo ||
               mo->type != LSTM_JSON_STR || mo->len >= sizeof monitor ||
+              !tb || tb->type != LSTM_JSON_STR || tb->len >= tbcap ||
               get_long(&j, "epochs", 1, 100000, &epochs) ||
               get_long(&j, "batch_size", 1, 65536, &o->batch) ||
               get_long(&j, "max_len", 1, 1000000, &o->max_len) ||
@@ -1087,10 +685,11 @@ static int state_options(const lstm_safetensors *st, const char *path,
               get_long(&j, "layers", 1, 64, &o->layers) ||
               get_long(&j, "patience", 1, 100000, &o->patience) ||
               get_long(&j, "seed", 0, 0x7fffffffL, &o->seed) ||
-              get_num(&j, "dropout", 0, 0.99, &o->dropout) ||
-              get_num(&j, "lr", 0, DBL_MAX, o->lr_given ? &lr : &o->lr) ||
-              get_num(&j, "weight_decay", 0, 10, &o->wd) ||
-              get_num(&j, "clip_grad_norm", 0, 1e6, &o->clip);
+              get_opt(&j, "dropout", 0, 0.99, &o->dropout) ||
+              get_opt(&j, "lr", 0, DBL_MAX, o->lr_given ? &lr : &o->lr) ||
+              get_opt(&j, "weight_decay", 0, 10, &o->wd) ||
+              get_opt(&j, "clip_grad_norm", 0, 1e6, &o->clip);
+    int m;
     if (!bad) {
         if (!o->data) {
             memcpy(data, d->str, d->len + 1);
@@ -1098,94 +697,20 @@ static int state_options(const lstm_safetensors *st, const char *path,
         }
         if (!o->epochs_given)
             o->epochs = epochs;
-        o->pool = !strcmp(pl->str, "mean") ? LSTM_POOL_MEAN
-                  : !strcmp(pl->str, "max") ? LSTM_POOL_MAX : LSTM_POOL_LAST;
         memcpy(monitor, mo->str, mo->len + 1);
         o->monitor = monitor;
-        bad = strcmp(monitor, "train-loss") && strcmp(monitor, "val-loss") &&
-              strcmp(monitor, "val-acc");
-        o->precision = LSTM_FP32;  /* absent in states saved before it */
-        if (pr)
-            bad = bad || pr->type != LSTM_JSON_STR ||
-                  parse_precision(pr->str, &o->precision);
+        memcpy(tbdir, tb->str, tb->len + 1);
+        o->precision = LSTM_FP32;
+        bad = lstm_pool_parse(pl->str, &o->pool) ||
+              lstm_monitor_parse(monitor, &m) ||
+              (pr && (pr->type != LSTM_JSON_STR ||
+                      lstm_precision_parse(pr->str, &o->precision)));
     }
     lstm_json_free(&j);
     return bad ? die("%s: the saved options are incomplete or out of range",
                      path)
                : 0;
 }
-
-/* Puts the saved state into the freshly made model, optimizer and run. */
-static int state_restore(const lstm_safetensors *st, const char *path,
-                         lstm_classifier *m, lstm_adamw *opt, float *best,
-                         train_pos *p, char *tbdir, size_t tbcap,
-                         lstm_buf *metrics, const lstm_dataset *ds,
-                         uint32_t crc, size_t steps)
-{
-    const char *s = lstm_safetensors_meta(st, "state");
-    const char *mc = lstm_safetensors_meta(st, "metrics_csv");
-    lstm_json j = {0};
-    if (!s || !mc || lstm_json_parse(&j, s, strlen(s)) ||
-        j.type != LSTM_JSON_OBJ) {
-        lstm_json_free(&j);
-        return die("%s: no valid \"state\" in the metadata", path);
-    }
-    const lstm_json *tb = lstm_json_get(&j, "tb_dir");
-    double lsum, crc_saved, rows, step, correct, seen;
-    int rc = 0;
-    long stopped = 0;
-    if (get_long(&j, "epoch", 1, 100001, &p->epoch) ||
-        get_num(&j, "step", 0, (double)steps, &step) ||
-        get_num(&j, "lsum", 0, HUGE_VAL, &lsum) ||
-        get_num(&j, "correct", 0, 1e15, &correct) ||
-        get_num(&j, "seen", 0, 1e15, &seen) ||
-        get_long(&j, "adam_step", 0, LONG_MAX, &opt->step) ||
-        get_long(&j, "best_epoch", 0, 100000, &p->best_epoch) ||
-        get_long(&j, "wait", 0, 100000, &p->wait) ||
-        get_long(&j, "stopped", 0, 1, &stopped) ||
-        get_num(&j, "data_rows", 0, 1e15, &rows) ||
-        get_num(&j, "data_crc", 0, 4294967295.0, &crc_saved) ||
-        get_rng(&j, "rng_init", &p->init) ||
-        get_rng(&j, "rng_shuffle", &p->shuf) ||
-        get_rng(&j, "rng_dropout", &p->drop) || !tb ||
-        tb->type != LSTM_JSON_STR || tb->len >= tbcap ||
-        (p->best_epoch &&
-         get_num(&j, "best_metric", -HUGE_VAL, HUGE_VAL, &p->best_metric)))
-        rc = die("%s: the saved state is incomplete or out of range", path);
-    else if ((size_t)rows != ds->n || (uint32_t)crc_saved != crc)
-        rc = die("%s: the data differ from the run's (%.0f rows then, %zu "
-                 "now, or changed texts); resume with the same --data",
-                 path, rows, ds->n);
-    if (!rc) {
-        p->step = (size_t)step;
-        p->lsum = lsum;
-        p->correct = (size_t)correct;
-        p->seen = (size_t)seen;
-        p->stopped = (int)stopped;
-        memcpy(tbdir, tb->str, tb->len + 1);
-        lstm_buf_puts(metrics, mc);
-    }
-    lstm_json_free(&j);
-    const lstm_params *ps = &m->ps;
-    char name[128];
-    for (size_t i = 0; !rc && i < ps->np; i++) {
-        const lstm_param *q = &ps->p[i];
-        float *dst[4] = {ps->w, opt->m, opt->v, best};
-        const char *pre[4] = {"", "optimizer.exp_avg.",
-                              "optimizer.exp_avg_sq.", "best."};
-        for (int k = 0; !rc && k < 4; k++) {
-            if (!dst[k] || (k == 3 && !p->best_epoch))
-                continue;
-            snprintf(name, sizeof name, "%s%s", pre[k], q->name);
-            if (lstm_safetensors_get(st, name, q->shape, q->ndim,
-                                     dst[k] + q->off))
-                rc = die("%s: %s", path, lstm_errmsg());
-        }
-    }
-    return rc;
-}
-
-/* ---- checks before a long run starts ---- */
 
 static double mib(double bytes)
 {
@@ -1198,90 +723,189 @@ static double mib(double bytes)
 static int preflight(const options *o, const lstm_classifier_config *cfg,
                      const corpus *c, int keep_best)
 {
-    const size_t n = lstm_classifier_params(cfg), T = c->max_len;
-    const size_t B = (size_t)o->batch > EVAL_BATCH ? (size_t)o->batch
-                                                   : EVAL_BATCH;
-    const double params = 4.0 * (double)n * (4 + keep_best);
-    const double model = (double)lstm_classifier_memory(cfg, B, T);
-    const double acts = model - 8.0 * (double)n;
-    /* the texts as read (with about 48 bytes of bookkeeping a row) and
-     * their tokens */
-    double texts = 0;
-    for (size_t i = 0; i < c->ds.n; i++)
-        texts += (double)c->ds.text_len[i] + 49.0 + 16.0 + 4.0 * c->len[i];
-    /* the state is serialised in one buffer before it is written */
-    const double state = 4.0 * (double)n * (3 + keep_best) + 65536.0;
-    const double need = model + 4.0 * (double)n * (2 + keep_best) + texts +
-                        state;
+    lstm_train_budget b;
+    lstm_train_budget_of(&b, cfg, (size_t)o->batch, (size_t)o->max_len,
+                         keep_best, &c->ds, &c->tok, &c->vocab);
     double limit = o->max_mem;
     if (!(o->max_mem > 0)) {
         long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGE_SIZE);
         limit = pages > 0 && psz > 0 ? (double)pages * (double)psz : HUGE_VAL;
     }
+    const size_t B = (size_t)o->batch > LSTM_EVAL_BATCH ? (size_t)o->batch
+                                                        : LSTM_EVAL_BATCH;
     printf("memory: about %.0f MiB (weights, gradients, AdamW moments%s "
-           "%.0f MiB; activations for %zu x %zu tokens %.0f MiB; texts and "
-           "tokens %.0f MiB; saving the state %.0f MiB)\n", mib(need),
-           keep_best ? ", best weights" : "", mib(params), B, T, mib(acts),
-           mib(texts), mib(state));
-    if (need > limit)
+           "%.0f MiB; activations for %zu x %ld tokens %.0f MiB; texts and "
+           "tokens %.0f MiB; saving the state %.0f MiB)\n", mib(b.total),
+           keep_best ? ", best weights" : "", mib(b.params), B, o->max_len,
+           mib(b.activations), mib(b.texts), mib(b.state));
+    if (b.total > limit)
         return die("training needs about %.0f MiB of memory, more than the "
                    "%.0f MiB %s; lower --vocab-size, --embed-dim, --hidden, "
-                   "--batch-size or --max-len", mib(need), mib(limit),
+                   "--batch-size or --max-len", mib(b.total), mib(limit),
                    o->max_mem > 0 ? "--max-memory allows" : "this machine has");
-    double vocab = 0;
-    for (size_t i = 0; i < c->vocab.n; i++)
-        vocab += 2.0 * (double)strlen(c->vocab.tok[i]) + 3.0;
-    const double ckpt = 4.0 * (double)n + vocab + 65536.0;
     struct statvfs fs;
     if (statvfs(o->out, &fs) == 0) {
         /* an atomic write holds the new file beside the old one */
         double avail = (double)fs.f_bavail * (double)fs.f_frsize;
-        if (avail < state + ckpt)
+        if (avail < b.state + b.checkpoint)
             return die("%s: %.1f MiB free, a checkpoint needs %.1f MiB (%s "
                        "and model.safetensors); free some space or choose "
-                       "another --out", o->out, mib(avail), mib(state + ckpt),
-                       STATE_FILE);
+                       "another --out", o->out, mib(avail),
+                       mib(b.state + b.checkpoint), STATE_FILE);
     }
     struct rlimit rl;
     if (getrlimit(RLIMIT_FSIZE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
-        (double)rl.rlim_cur < state)
+        (double)rl.rlim_cur < b.state)
         return die("the file size limit (ulimit -f) is %.0f KiB, the "
                    "training state needs %.0f KiB", (double)rl.rlim_cur / 1024,
-                   state / 1024);
+                   b.state / 1024);
     return 0;
 }
 
-static int interrupted(const options *o, const train_pos *p, size_t steps,
-                       int tty)
+/* After each epoch: the line, TensorBoard, then the state (it alone is
+ * enough to go on from here), metrics.csv and the model. */
+static int epoch_end(lstm_trainer *t, const lstm_epoch_stats *s, void *user)
 {
-    if (tty)
-        fputc('\n', stderr);
-    fprintf(stderr, PROG ": %s: stopped at epoch %ld, step %zu of %zu; the "
-            "state is in %s/" STATE_FILE "; continue with: " PROG
-            " train --resume %s\n",
-            stop_signal == SIGINT ? "interrupted" : "terminated", p->epoch,
-            p->step, steps, o->out, o->out);
-    return 128 + stop_signal;
+    run *r = user;
+    const options *o = r->o;
+    printf("epoch %2ld  train loss %.4f acc %.3f  val loss %.4f acc %.3f"
+           "  %.1f s (%.1f items/s)\n", s->epoch, s->train_loss, s->train_acc,
+           s->val_loss, s->val_acc, s->seconds, s->items_per_s);
+    fflush(stdout);
+    lstm_tblog_scalar(&r->tb, "train-loss", (float)s->train_loss, s->epoch);
+    lstm_tblog_scalar(&r->tb, "train-acc", (float)s->train_acc, s->epoch);
+    if (t->nval) {
+        lstm_tblog_scalar(&r->tb, "val-loss", (float)s->val_loss, s->epoch);
+        lstm_tblog_scalar(&r->tb, "val-acc", (float)s->val_acc, s->epoch);
+    }
+    lstm_buf_printf(&r->metrics, "%ld,%.6f,%.6f,%.6f,%.6f,%.2f,%.2f\n",
+                    s->epoch, s->train_loss, s->train_acc, s->val_loss,
+                    s->val_acc, s->seconds, s->items_per_s);
+    int rc = save_state(t, r);
+    char path[1200];
+    snprintf(path, sizeof path, "%s/metrics.csv", o->out);
+    if (!rc && !r->metrics.err &&
+        lstm_write_atomic(path, r->metrics.s, r->metrics.len))
+        rc = die("%s", lstm_errmsg());
+    snprintf(path, sizeof path, "%s/model.safetensors", o->out);
+    if (!rc && lstm_model_save(path, t->model, &r->c->vocab, r->c->ds.classes,
+                               r->c->ds.n_classes, r->c->tok.max_len))
+        rc = die("%s", lstm_errmsg());
+    if (!rc && t->stopped)
+        printf("early stopping: %s has not improved for %ld epochs "
+               "(best %.4f at epoch %ld)\n", o->monitor, t->wait,
+               t->best_metric, t->best_epoch);
+    return rc;
 }
 
-/* The message of the numerical guard, naming the step and the layer. */
-static int non_finite(const options *o, const lstm_classifier *m,
-                      const train_pos *p, const char *what, double value)
+/* The end of a run: the trainer's error, a signal, or 0. */
+static int fit_result(int err, const lstm_trainer *t, const options *o,
+                      run *r)
 {
-    const lstm_param *bad = lstm_params_nonfinite(&m->ps, 1);
-    char saved[1200] = "nothing was saved", val[32];
-    if (p->epoch > 1 || o->resume)
-        snprintf(saved, sizeof saved, "%s/" STATE_FILE " holds the last good "
-                 "state", o->out);
-    if (isnan(value))
-        snprintf(val, sizeof val, "NaN");
-    else
-        snprintf(val, sizeof val, "%g", value);
-    return die("epoch %ld step %zu: the %s is %s%s%s; %s; try a lower --lr "
-               "(now %g)%s",
-               p->epoch, p->step + 1, what, val,
-               bad ? ", first in the gradient of " : "", bad ? bad->name : "",
-               saved, o->lr, o->clip > 0 ? "" : " or --clip-grad-norm 1");
+    if (err == LSTM_STOPPED) {
+        int rc = save_state(t, r);
+        if (rc)
+            return rc;
+        if (r->tty && t->step)
+            fputc('\n', stderr);
+        fprintf(stderr, PROG ": %s: stopped at epoch %ld, step %zu of %zu; "
+                "the state is in %s/" STATE_FILE "; continue with: " PROG
+                " train --resume %s\n",
+                stop_signal == SIGINT ? "interrupted" : "terminated",
+                t->epoch, t->step, lstm_trainer_steps(t), o->out, o->out);
+        return 128 + stop_signal;
+    }
+    if (err == LSTM_ENUMERIC) {  /* the numerical guard */
+        char saved[1200] = "nothing was saved";
+        if (t->epoch > 1 || o->resume)
+            snprintf(saved, sizeof saved, "%s/" STATE_FILE " holds the last "
+                     "good state", o->out);
+        return die("%s; %s; try a lower --lr (now %g)%s", lstm_errmsg(),
+                   saved, o->lr, o->clip > 0 ? "" : " or --clip-grad-norm 1");
+    }
+    return err < 0 ? die("%s", lstm_errmsg()) : err;
+}
+
+/* Test rows: accuracy, report, tables, predictions.csv; then the model. */
+static int test_and_save(lstm_trainer *t, const corpus *c,
+                         const lstm_split *sp, const options *o, run *r)
+{
+    const size_t nt = sp->n[2], C = c->ds.n_classes;
+    int32_t *pred = malloc((nt + 1) * sizeof *pred);
+    float *probs = malloc((nt + 1) * C * sizeof *probs);
+    double tacc = 0;
+    char path[1200];
+    lstm_metrics mt = {0};
+    int rc = 0;
+    if (!pred || !probs || lstm_metrics_init(&mt, C))
+        rc = die("out of memory");
+    else if (nt == 0)
+        printf("\nno test rows\n");
+    else if (lstm_evaluate(t->model, &c->tok, sp->idx[2], nt, c->ds.label,
+                           pred, probs, NULL, &tacc))
+        rc = die("%s", lstm_errmsg());
+    else {
+        for (size_t i = 0; i < nt; i++)
+            lstm_metrics_add(&mt, c->ds.label[sp->idx[2][i]], pred[i]);
+        lstm_metrics_finish(&mt);
+        printf("\ntest accuracy %.4f (%zu texts), macro f1 %.4f\n", tacc, nt,
+               mt.macro_f1);
+        lstm_tblog_scalar(&r->tb, "test-acc", (float)tacc, t->epoch - 1);
+        print_report(&mt, c->ds.classes);
+        print_tables(c, sp->idx[2], nt, c->ds.label, pred, c->ds.classes);
+        snprintf(path, sizeof path, "%s/predictions.csv", o->out);
+        rc = write_predictions(path, c, sp->idx[2], nt, c->ds.label, pred,
+                               probs, c->ds.classes);
+    }
+    lstm_metrics_free(&mt);
+    free(pred);
+    free(probs);
+    snprintf(path, sizeof path, "%s/model.safetensors", o->out);
+    if (!rc && lstm_model_save(path, t->model, &c->vocab, c->ds.classes, C,
+                               c->tok.max_len))
+        rc = die("%s", lstm_errmsg());
+    if (!rc)
+        printf("\nsaved %s, %s/metrics.csv, %s/predictions.csv, "
+               "%s/split.json, %s/" STATE_FILE "\nTensorBoard: "
+               "tensorboard --logdir %s/tb_logs\n", path, o->out, o->out,
+               o->out, o->out, o->out);
+    return rc;
+}
+
+/* The data, split and vocabulary of a run; split.json written. */
+static int prepare(corpus *c, lstm_split *sp, const options *o)
+{
+    if (lstm_dataset_load(&c->ds, o->data))
+        return die("%s", lstm_errmsg());
+    const size_t C = c->ds.n_classes;
+    if (mkdirs(o->out))
+        return 1;
+    if (o->split ? lstm_split_load(sp, o->split, c->ds.n)
+                 : lstm_split_random(sp, c->ds.n, (double[3]){0.8, 0.1, 0.1},
+                                     (uint64_t)o->seed))
+        return die("%s", lstm_errmsg());
+    if (sp->n[0] == 0)
+        return die("%s: the training split is empty (%zu rows)", o->data,
+                   c->ds.n);
+    char path[1200];
+    snprintf(path, sizeof path, "%s/split.json", o->out);
+    if (lstm_split_save(sp, path))  /* also proves OUT is writable */
+        return die("%s", lstm_errmsg());
+    printf("data: %s, %zu rows, %zu classes; split %zu/%zu/%zu (seed %ld%s)\n",
+           o->data, c->ds.n, C, sp->n[0], sp->n[1], sp->n[2], o->seed,
+           o->resume ? ", resumed" : o->split ? ", from --split" : "");
+    size_t *seen = calloc(C, sizeof *seen);
+    for (size_t i = 0; seen && i < sp->n[0]; i++)
+        seen[c->ds.label[sp->idx[0][i]]]++;
+    for (size_t k = 0; seen && k < C; k++)  /* never predicted */
+        if (!seen[k])
+            fprintf(stderr, PROG ": warning: class '%s' has no training "
+                    "example\n", c->ds.classes[k]);
+    free(seen);
+    if (lstm_vocab_build(&c->vocab, &c->ds, sp->idx[0], sp->n[0],
+                         (size_t)o->vocab))
+        return die("%s", lstm_errmsg());
+    return encode_all(c, (size_t)o->max_len);
 }
 
 static int cmd_train(const options *opts)
@@ -1300,21 +924,17 @@ static int cmd_train(const options *opts)
     }
     if (o->threads)
         lstm_set_threads((int)o->threads);
-    char path[1200], spath[1200], tbdir[1100] = "";
+    char spath[1200], split[1200];
     corpus c = {0};
     lstm_split sp = {0};
     lstm_classifier m = {0};
-    lstm_adamw opt = {0};
+    lstm_trainer t = {0};
     lstm_safetensors st = {0};
-    lstm_tblog tb = {0};
-    lstm_buf metrics = {0};
-    batch b = {0};
-    size_t *order = NULL;
-    int32_t *vpred = NULL;
-    float *best = NULL;
-    int rc = 0, err;
-    train_pos pos = {0};
-    pos.epoch = 1;
+    run r = {0};
+    r.o = o;
+    r.c = &c;
+    r.tty = isatty(2);
+    int rc = 0;
     snprintf(spath, sizeof spath, "%s/" STATE_FILE, o->out);
     if (o->resume) {
         if (lstm_safetensors_open(&st, spath)) {
@@ -1322,308 +942,103 @@ static int cmd_train(const options *opts)
                      o->out);
             goto out;
         }
-        if ((rc = state_options(&st, spath, o)))
+        if ((rc = state_options(&st, spath, o, r.tbdir, sizeof r.tbdir)))
             goto out;
-        snprintf(path, sizeof path, "%s/split.json", o->out);
-        o->split = path;
+        snprintf(split, sizeof split, "%s/split.json", o->out);
+        o->split = split;
     }
-    c.max_len = (size_t)o->max_len;
-    if (lstm_dataset_load(&c.ds, o->data)) {
-        rc = die("%s", lstm_errmsg());
+    if ((rc = prepare(&c, &sp, o)))
         goto out;
-    }
-    const size_t C = c.ds.n_classes;
-    if ((rc = mkdirs(o->out)))
-        goto out;
-    if (o->split)
-        err = lstm_split_load(&sp, o->split, c.ds.n);
-    else
-        err = lstm_split_random(&sp, c.ds.n, (double[3]){0.8, 0.1, 0.1},
-                                (uint64_t)o->seed);
-    if (err) {
-        rc = die("%s", lstm_errmsg());
-        goto out;
-    }
-    if (sp.n[0] == 0) {
-        rc = die("%s: the training split is empty (%zu rows)", o->data,
-                 c.ds.n);
-        goto out;
-    }
-    snprintf(path, sizeof path, "%s/split.json", o->out);
-    if (lstm_split_save(&sp, path)) {  /* also proves OUT is writable */
-        rc = die("%s", lstm_errmsg());
-        goto out;
-    }
-    printf("data: %s, %zu rows, %zu classes; split %zu/%zu/%zu (seed %ld%s)\n",
-           o->data, c.ds.n, C, sp.n[0], sp.n[1], sp.n[2], o->seed,
-           o->resume ? ", resumed" : o->split ? ", from --split" : "");
-    {   /* classes missing from training can never be predicted */
-        size_t *seen = calloc(C, sizeof *seen);
-        for (size_t i = 0; seen && i < sp.n[0]; i++)
-            seen[c.ds.label[sp.idx[0][i]]]++;
-        for (size_t k = 0; seen && k < C; k++)
-            if (!seen[k])
-                fprintf(stderr, PROG ": warning: class '%s' has no training "
-                        "example\n", c.ds.classes[k]);
-        free(seen);
-    }
-    if (lstm_vocab_build(&c.vocab, &c.ds, sp.idx[0], sp.n[0],
-                         (size_t)o->vocab)) {
-        rc = die("%s", lstm_errmsg());
-        goto out;
-    }
-    if ((rc = encode_all(&c)))
-        goto out;
-
     lstm_classifier_config cfg;
-    config_of(&cfg, o, c.vocab.n, C);
-    const int mon_min = strcmp(o->monitor, "val-acc") != 0;
-    const int restore = strncmp(o->monitor, "val", 3) == 0;
+    config_of(&cfg, o, c.vocab.n, c.ds.n_classes);
+    lstm_train_config tc;
+    lstm_train_config_default(&tc);
+    tc.epochs = o->epochs;
+    tc.batch = (size_t)o->batch;
+    tc.lr = o->lr;
+    tc.weight_decay = o->wd;
+    tc.clip_grad_norm = o->clip;
+    tc.patience = o->patience;
+    tc.seed = (uint64_t)o->seed;
+    tc.data_rows = c.ds.n;
+    tc.data_crc = lstm_dataset_crc(&c.ds);
+    lstm_monitor_parse(o->monitor, &tc.monitor);
+    const int keep_best = tc.monitor != LSTM_MONITOR_TRAIN_LOSS;
     printf("model: vocabulary %zu, embedding %zu, LSTM %zux%zu, head %zu-%zu-%zu,"
            " pool %s; %zu parameters; %s, %d threads, %s kernels\n",
-           cfg.V, cfg.E, cfg.L, cfg.H, cfg.mlp[0], cfg.mlp[1], C,
-           pool_name(cfg.pool), lstm_classifier_params(&cfg),
-           precision_name(cfg.precision), lstm_get_threads(),
+           cfg.V, cfg.E, cfg.L, cfg.H, cfg.mlp[0], cfg.mlp[1], cfg.C,
+           lstm_pool_name(cfg.pool), lstm_classifier_params(&cfg),
+           lstm_precision_name(cfg.precision), lstm_get_threads(),
            lstm_kernels_name());
-    if ((rc = preflight(o, &cfg, &c, restore)))  /* before any weight */
+    if (keep_best && sp.n[1] == 0) {
+        rc = die("--monitor %s: no validation rows", o->monitor);
         goto out;
-    if (lstm_classifier_init(&m, &cfg)) {
+    }
+    if ((rc = preflight(o, &cfg, &c, keep_best)))  /* before any weight */
+        goto out;
+    if (lstm_classifier_init(&m, &cfg) || lstm_trainer_init(&t, &m, &tc) ||
+        lstm_trainer_data(&t, &c.tok, c.ds.label, sp.idx[0], sp.n[0],
+                          sp.idx[1], sp.n[1])) {
         rc = die("%s", lstm_errmsg());
         goto out;
     }
-    lstm_rng_seed(&pos.init, (uint64_t)o->seed);
-    lstm_rng_seed(&pos.shuf, (uint64_t)o->seed + 1);
-    lstm_rng_seed(&pos.drop, (uint64_t)o->seed + 2);
-    lstm_classifier_reset(&m, &pos.init);
-    pos.best_metric = mon_min ? (double)INFINITY : -(double)INFINITY;
-    if (restore && !(best = malloc(m.ps.n * sizeof *best))) {
-        rc = die("out of memory for the best weights");
-        goto out;
-    }
-    if (lstm_adamw_init(&opt, m.ps.n, o->lr, 0.9, 0.999, 1e-8, o->wd)) {
-        rc = die("%s", lstm_errmsg());
-        goto out;
-    }
-    const size_t ntrain = sp.n[0], Bmax = (size_t)o->batch;
-    const size_t steps = (ntrain + Bmax - 1) / Bmax;
-    const uint32_t crc = data_crc(&c.ds);
     if (o->resume) {
-        if ((rc = state_restore(&st, spath, &m, &opt, best, &pos, tbdir,
-                                sizeof tbdir, &metrics, &c.ds, crc, steps)))
-            goto out;
-        lstm_safetensors_close(&st);
-        printf("resumed %s at epoch %ld, step %zu of %zu\n", spath, pos.epoch,
-               pos.step, steps);
-        if (mkdirs(tbdir)) {
-            rc = 1;
+        if (lstm_trainer_load(&t, &st, spath)) {
+            rc = die("%s%s", lstm_errmsg(),
+                     lstm_errmsg()[strlen(lstm_errmsg()) - 1] == ')'
+                         ? "; resume with the same --data" : "");
             goto out;
         }
+        lstm_buf_puts(&r.metrics, lstm_safetensors_meta(&st, "metrics_csv")
+                                      ? lstm_safetensors_meta(&st, "metrics_csv")
+                                      : "");
+        lstm_safetensors_close(&st);
+        printf("resumed %s at epoch %ld, step %zu of %zu\n", spath, t.epoch,
+               t.step, lstm_trainer_steps(&t));
+        if ((rc = mkdirs(r.tbdir)))
+            goto out;
     } else {
-        lstm_buf_puts(&metrics, "epoch,train_loss,train_acc,val_loss,val_acc,"
-                                "seconds,items_per_s\n");
-        if ((rc = next_version(tbdir, sizeof tbdir, o->out)))
+        lstm_buf_puts(&r.metrics, "epoch,train_loss,train_acc,val_loss,"
+                                  "val_acc,seconds,items_per_s\n");
+        if ((rc = next_version(r.tbdir, sizeof r.tbdir, o->out)))
             goto out;
     }
-    if (lstm_tblog_open(&tb, tbdir)) {
+    if (lstm_tblog_open(&r.tb, r.tbdir)) {
         rc = die("%s", lstm_errmsg());
-        goto out;
-    }
-    order = malloc(ntrain * sizeof *order);
-    vpred = malloc((sp.n[1] + 1) * sizeof *vpred);
-    if (!order || !vpred || batch_init(&b, Bmax, c.max_len)) {
-        rc = die("out of memory");
         goto out;
     }
     catch_signals();
-    const int tty = isatty(2);
-    long epochs_here = 0;
-    double t_train = now(), t_opt = 0, t_eval = 0;
-    while (!pos.stopped && pos.epoch <= o->epochs) {
-        const long epoch = pos.epoch;
-        /* every epoch a fresh permutation of the training rows */
-        lstm_rng shuf = pos.shuf;
-        memcpy(order, sp.idx[0], ntrain * sizeof *order);
-        lstm_rng_shuffle(&shuf, order, ntrain);
-        progress pg = {tty, now(), 0, steps, pos.step};
-        const size_t seen0 = pos.seen;
-        for (size_t s = pos.step; s < steps && !stop_signal; s++) {
-            size_t B = ntrain - s * Bmax < Bmax ? ntrain - s * Bmax : Bmax;
-            gather(&b, &c, order + s * Bmax, B, c.ds.label);
-            float loss;
-            lstm_params_zero_grad(&m.ps);
-            err = lstm_classifier_forward(&m, b.ids, b.len, B, b.T, b.y, &loss,
-                                          1, &pos.drop);
-            if (!err)
-                err = lstm_classifier_backward(&m, b.y);
-            if (err) {
-                rc = die("%s", lstm_errmsg());
-                break;
-            }
-            double gnorm = o->clip > 0 ? lstm_params_clip_grad_norm(&m.ps, o->clip)
-                                       : 0.0;
-            if (!isfinite(loss) || !isfinite(gnorm)) {
-                rc = non_finite(o, &m, &pos,
-                                isfinite(loss) ? "gradient norm" : "loss",
-                                isfinite(loss) ? gnorm : (double)loss);
-                break;
-            }
-            double t0 = now();
-            size_t nbad = lstm_adamw_step(&opt, m.ps.w, m.ps.g);
-            t_opt += now() - t0;
-            if (nbad) {
-                rc = non_finite(o, &m, &pos, "count of non-finite gradients",
-                                (double)nbad);
-                break;
-            }
-            pos.step = s + 1;
-            pos.lsum += (double)loss * (double)B;
-            pos.seen += B;
-            for (size_t i = 0; i < B; i++)
-                pos.correct += (int32_t)argmax(m.logp + i * C, C) == b.y[i];
-            progress_show(&pg, epoch, s + 1, pos.seen - seen0,
-                          pos.lsum / (double)pos.seen, s + 1 == steps);
-        }
-        if (rc)
-            break;
-        if (stop_signal) {
-            rc = save_state(o, &m, &opt, best, &pos, tbdir, &metrics, &c.ds,
-                            crc);
-            if (!rc)
-                rc = interrupted(o, &pos, steps, tty);
-            break;
-        }
-        double secs = now() - pg.t0, items = (double)(pos.seen - seen0);
-        double tl = pos.lsum / (double)pos.seen;
-        double ta = (double)pos.correct / (double)pos.seen;
-        double vl = (double)NAN, va = (double)NAN, t0 = now();
-        if (sp.n[1] && (rc = evaluate(&m, &c, sp.idx[1], sp.n[1], c.ds.label,
-                                      vpred, NULL, &vl, &va)))
-            break;
-        t_eval += now() - t0;
-        printf("epoch %2ld  train loss %.4f acc %.3f  val loss %.4f acc %.3f"
-               "  %.1f s (%.1f items/s)\n", epoch, tl, ta, vl, va, secs,
-               items / secs);
-        fflush(stdout);
-        lstm_tblog_scalar(&tb, "train-loss", (float)tl, epoch);
-        lstm_tblog_scalar(&tb, "train-acc", (float)ta, epoch);
-        if (sp.n[1]) {
-            lstm_tblog_scalar(&tb, "val-loss", (float)vl, epoch);
-            lstm_tblog_scalar(&tb, "val-acc", (float)va, epoch);
-        }
-        lstm_buf_printf(&metrics, "%ld,%.6f,%.6f,%.6f,%.6f,%.2f,%.2f\n", epoch,
-                        tl, ta, vl, va, secs, items / secs);
-        /* early stopping, as Lightning's EarlyStopping(min_delta=0) */
-        double v = !strcmp(o->monitor, "train-loss") ? tl
-                   : !strcmp(o->monitor, "val-loss") ? vl : va;
-        if (isnan(v)) {
-            rc = die("--monitor %s: no validation rows", o->monitor);
-            break;
-        }
-        if (mon_min ? v < pos.best_metric : v > pos.best_metric) {
-            pos.best_metric = v;
-            pos.best_epoch = epoch;
-            pos.wait = 0;
-            if (restore)
-                memcpy(best, m.ps.w, m.ps.n * sizeof *best);
-        } else if (++pos.wait >= o->patience) {
-            pos.stopped = 1;
-        }
-        pos.epoch = epoch + 1;
-        pos.step = 0;
-        pos.lsum = 0;
-        pos.correct = pos.seen = 0;
-        pos.shuf = shuf;
-        epochs_here++;
-        /* the state first: it alone is enough to go on from here */
-        if ((rc = save_state(o, &m, &opt, best, &pos, tbdir, &metrics, &c.ds,
-                             crc)))
-            break;
-        snprintf(path, sizeof path, "%s/metrics.csv", o->out);
-        if (!metrics.err && lstm_write_atomic(path, metrics.s, metrics.len)) {
-            rc = die("%s", lstm_errmsg());
-            break;
-        }
-        snprintf(path, sizeof path, "%s/model.safetensors", o->out);
-        if ((rc = save_model(path, &m, &c, o)))
-            break;
-        if (pos.stopped)
-            printf("early stopping: %s has not improved for %ld epochs "
-                   "(best %.4f at epoch %ld)\n", o->monitor, pos.wait,
-                   pos.best_metric, pos.best_epoch);
-        if (stop_signal) {
-            rc = interrupted(o, &pos, steps, 0);
-            break;
-        }
-    }
-    if (rc)
+    t.hooks = (lstm_train_hooks){&r, progress_begin, progress_step, epoch_end,
+                                 should_stop};
+    const double t_train = now();
+    if ((rc = fit_result(lstm_trainer_fit(&t), &t, o, &r)))
         goto out;
-    const long last_epoch = pos.epoch - 1;
-    if (restore && pos.best_epoch) {
-        memcpy(m.ps.w, best, m.ps.n * sizeof *best);
-        printf("restored the weights of epoch %ld (%s %.4f)\n", pos.best_epoch,
-               o->monitor, pos.best_metric);
-    }
-    double t_total = now() - t_train;
-    if (epochs_here) {
-        const double ne = (double)epochs_here;
-        const double t_steps = t_total - t_eval;
+    if (t.restored)
+        printf("restored the weights of epoch %ld (%s %.4f)\n", t.best_epoch,
+               o->monitor, t.best_metric);
+    const double t_total = now() - t_train;
+    if (t.epochs_run) {
+        const double ne = (double)t.epochs_run;
+        const double t_steps = t_total - t.t_eval;
         printf("training: %ld epochs in %.1f s (%.1f s per epoch, %.1f s of "
-               "them training steps)\n", epochs_here, t_total, t_total / ne,
+               "them training steps)\n", t.epochs_run, t_total, t_total / ne,
                t_steps / ne);
         printf("per epoch: embedding %.2f s, LSTM forward %.2f s, LSTM "
                "backward %.2f s, head %.2f s, optimizer %.2f s, other %.2f s; "
                "validation %.2f s\n", m.t_embed / ne, m.t_lstm_fwd / ne,
-               m.t_lstm_bwd / ne, m.t_head / ne, t_opt / ne,
+               m.t_lstm_bwd / ne, m.t_head / ne, t.t_opt / ne,
                (t_steps - m.t_embed - m.t_lstm_fwd - m.t_lstm_bwd - m.t_head -
-                t_opt) / ne, t_eval / ne);
+                t.t_opt) / ne, t.t_eval / ne);
     } else {
-        printf("training: finished before (epoch %ld); testing\n", last_epoch);
+        printf("training: finished before (epoch %ld); testing\n",
+               t.epoch - 1);
     }
-    const size_t nt = sp.n[2];
-    int32_t *pred = malloc((nt + 1) * sizeof *pred);
-    float *probs = malloc((nt + 1) * C * sizeof *probs);
-    double tacc = 0;
-    lstm_metrics mt = {0};
-    if (!pred || !probs || lstm_metrics_init(&mt, C))
-        rc = die("out of memory");
-    else if (nt == 0)
-        printf("\nno test rows\n");
-    else if (!(rc = evaluate(&m, &c, sp.idx[2], nt, c.ds.label, pred, probs,
-                             NULL, &tacc))) {
-        for (size_t i = 0; i < nt; i++)
-            lstm_metrics_add(&mt, c.ds.label[sp.idx[2][i]], pred[i]);
-        lstm_metrics_finish(&mt);
-        printf("\ntest accuracy %.4f (%zu texts), macro f1 %.4f\n", tacc, nt,
-               mt.macro_f1);
-        lstm_tblog_scalar(&tb, "test-acc", (float)tacc, last_epoch);
-        print_report(&mt, c.ds.classes);
-        print_tables(&c, sp.idx[2], nt, c.ds.label, pred, c.ds.classes);
-        snprintf(path, sizeof path, "%s/predictions.csv", o->out);
-        rc = write_predictions(path, &c, sp.idx[2], nt, c.ds.label, pred,
-                               probs, c.ds.classes);
-    }
-    if (mt.confusion)
-        lstm_metrics_free(&mt);
-    free(pred);
-    free(probs);
-    if (!rc) {
-        snprintf(path, sizeof path, "%s/model.safetensors", o->out);
-        rc = save_model(path, &m, &c, o);
-        if (!rc)
-            printf("\nsaved %s, %s/metrics.csv, %s/predictions.csv, "
-                   "%s/split.json, %s/" STATE_FILE "\nTensorBoard: "
-                   "tensorboard --logdir %s/tb_logs\n", path, o->out, o->out,
-                   o->out, o->out, o->out);
-    }
+    rc = test_and_save(&t, &c, &sp, o, &r);
 out:
     lstm_safetensors_close(&st);
-    lstm_tblog_close(&tb);
-    lstm_buf_free(&metrics);
-    batch_free(&b);
-    free(order);
-    free(vpred);
-    free(best);
-    lstm_adamw_free(&opt);
+    lstm_tblog_close(&r.tb);
+    lstm_buf_free(&r.metrics);
+    lstm_trainer_free(&t);
     lstm_classifier_free(&m);
     lstm_split_free(&sp);
     corpus_free(&c);
@@ -1632,37 +1047,47 @@ out:
 
 /* ---- eval and predict ---- */
 
+/* Loads --model; --precision, when given, replaces the checkpoint's. */
+static int load_model(lstm_model *m, const options *o)
+{
+    if (o->threads)
+        lstm_set_threads((int)o->threads);
+    if (lstm_model_load(m, o->model))
+        return die("%s", lstm_errmsg());
+    if (o->precision_given)
+        m->net.cfg.precision = m->net.rnn.precision = o->precision;
+    return 0;
+}
+
 static int cmd_eval(const options *o)
 {
     if (!o->model || !o->data)
         return usage_error("eval needs --model FILE and --data FILE");
-    if (o->threads)
-        lstm_set_threads((int)o->threads);
-    lstm_classifier m;
-    corpus c = {0};
-    char **classes = NULL;
-    size_t nclasses = 0;
-    if (load_model(o->model, &m, &c.vocab, &classes, &nclasses, &c.max_len))
+    lstm_model m;
+    if (load_model(&m, o))
         return 1;
-    use_precision(&m, o);
+    corpus c = {0};
+    const size_t C = m.n_classes;
     int rc = 0;
     if (lstm_dataset_load(&c.ds, o->data))
         rc = die("%s", lstm_errmsg());
     /* the data's labels, mapped to the model's classes by name */
-    int32_t *labels = rc ? NULL : malloc(c.ds.n * sizeof *labels);
+    int32_t *labels = rc ? NULL : malloc((c.ds.n + 1) * sizeof *labels);
+    if (!rc && !labels)
+        rc = die("out of memory");
     for (size_t i = 0; !rc && i < c.ds.n; i++) {
         const char *name = c.ds.classes[c.ds.label[i]];
         size_t k = 0;
-        while (k < nclasses && strcmp(classes[k], name) != 0)
+        while (k < C && strcmp(m.classes[k], name) != 0)
             k++;
-        if (k == nclasses)
+        if (k == C)
             rc = die("%s: line %zu: category '%s' is not one of the model's "
-                     "%zu classes", o->data, c.ds.line[i], name, nclasses);
+                     "%zu classes", o->data, c.ds.line[i], name, C);
         else
             labels[i] = (int32_t)k;
     }
     lstm_split sp = {0};
-    size_t *rows = NULL, n = 0;
+    size_t *all = NULL, *rows = NULL, n = 0;
     if (!rc && o->split) {
         if (lstm_split_load(&sp, o->split, c.ds.n))
             rc = die("%s", lstm_errmsg());
@@ -1670,18 +1095,23 @@ static int cmd_eval(const options *o)
         n = sp.n[2];
     } else if (!rc) {
         n = c.ds.n;
-        rows = malloc(n * sizeof *rows);
-        for (size_t i = 0; i < n; i++)
+        rows = all = malloc((n + 1) * sizeof *rows);
+        for (size_t i = 0; all && i < n; i++)
             rows[i] = i;
+        rc = all ? 0 : die("out of memory");
     }
-    if (!rc && !(rc = encode_all(&c))) {
+    lstm_vocab_free(&c.vocab);
+    c.vocab = m.vocab;  /* borrowed for the tables; m frees it */
+    if (!rc && !(rc = encode_all(&c, m.max_len))) {
         int32_t *pred = malloc((n + 1) * sizeof *pred);
-        float *probs = malloc((n + 1) * nclasses * sizeof *probs);
         double loss, acc;
-        lstm_metrics mt;
-        if (!(rc = evaluate(&m, &c, rows, n, labels, pred, probs, &loss,
-                            &acc)) &&
-            !lstm_metrics_init(&mt, nclasses)) {
+        lstm_metrics mt = {0};
+        if (!pred || lstm_metrics_init(&mt, C))
+            rc = die("out of memory for %zu classes", C);
+        else if (lstm_evaluate(&m.net, &c.tok, rows, n, labels, pred, NULL,
+                               &loss, &acc))
+            rc = die("%s", lstm_errmsg());
+        else {
             for (size_t i = 0; i < n; i++)
                 lstm_metrics_add(&mt, labels[rows[i]], pred[i]);
             lstm_metrics_finish(&mt);
@@ -1689,21 +1119,18 @@ static int cmd_eval(const options *o)
                    "%.4f\n", o->model, o->data, n,
                    o->split ? " (test rows of the split)" : "", loss, acc,
                    mt.macro_f1);
-            print_report(&mt, classes);
-            print_tables(&c, rows, n, labels, pred, classes);
-            lstm_metrics_free(&mt);
+            print_report(&mt, m.classes);
+            print_tables(&c, rows, n, labels, pred, m.classes);
         }
+        lstm_metrics_free(&mt);
         free(pred);
-        free(probs);
     }
-    if (o->split)
-        lstm_split_free(&sp);
-    else
-        free(rows);
+    memset(&c.vocab, 0, sizeof c.vocab);
+    lstm_split_free(&sp);
+    free(all);
     free(labels);
-    free_strings(classes, nclasses);
     corpus_free(&c);
-    lstm_classifier_free(&m);
+    lstm_model_free(&m);
     return rc;
 }
 
@@ -1727,17 +1154,12 @@ static int cmd_predict(const options *o)
 {
     if (!o->model)
         return usage_error("predict needs --model FILE");
-    if (o->threads)
-        lstm_set_threads((int)o->threads);
-    lstm_classifier m;
-    lstm_vocab vocab;
-    char **classes = NULL;
-    size_t C = 0, T = 0;
-    if (load_model(o->model, &m, &vocab, &classes, &C, &T))
+    lstm_model m;
+    if (load_model(&m, o))
         return 1;
-    use_precision(&m, o);
-    int32_t *ids = malloc(T * sizeof *ids);
-    int rc = ids ? 0 : die("out of memory");
+    const size_t C = m.n_classes;
+    size_t *order = malloc((C + 1) * sizeof *order);
+    int rc = order ? 0 : die("out of memory");
     int n = o->ninputs ? o->ninputs : 1;
     for (int k = 0; k < n && !rc; k++) {
         const char *name = o->ninputs ? o->inputs[k] : "-";
@@ -1755,59 +1177,50 @@ static int cmd_predict(const options *o)
             rc = die("%s: read error", name);
             break;
         }
-        size_t ok = lstm_utf8_valid(text, len);
-        if (ok != len) {
-            free(text);
-            rc = die("%s: not valid UTF-8 (byte %zu)", name, ok + 1);
-            break;
-        }
-        int32_t L = (int32_t)lstm_encode(&vocab, text, len, ids, T);
+        int best = lstm_model_predict(&m, text, len);
         free(text);
-        if (lstm_classifier_forward(&m, ids, &L, 1, (size_t)L, NULL, NULL, 0,
-                                    NULL)) {
-            rc = die("%s", lstm_errmsg());
+        if (best < 0) {
+            rc = die("%s: %s", name, lstm_errmsg());
             break;
         }
-        size_t order[4096] = {0}, top = C < 4096 ? C : 4096;
-        for (size_t i = 0; i < top; i++)
+        const float *lp = m.net.logp;
+        for (size_t i = 0; i < C; i++)
             order[i] = i;
-        for (size_t i = 0; i < top; i++)  /* sort by probability */
-            for (size_t j = i + 1; j < top; j++)
-                if (m.logp[order[j]] > m.logp[order[i]]) {
-                    size_t t = order[i];
+        for (size_t i = 0; i < C && i < 3; i++)  /* the three most probable */
+            for (size_t j = i + 1; j < C; j++)
+                if (lp[order[j]] > lp[order[i]]) {
+                    size_t tmp = order[i];
                     order[i] = order[j];
-                    order[j] = t;
+                    order[j] = tmp;
                 }
         if (o->json) {
             lstm_buf b = {0};
             lstm_buf_puts(&b, "{\"input\":");
             lstm_buf_json_str(&b, name, strlen(name));
             lstm_buf_puts(&b, ",\"label\":");
-            lstm_buf_json_str(&b, classes[order[0]], strlen(classes[order[0]]));
+            lstm_buf_json_str(&b, m.classes[best], strlen(m.classes[best]));
             lstm_buf_puts(&b, ",\"probs\":{");
             for (size_t i = 0; i < C; i++) {
                 lstm_buf_puts(&b, i ? "," : "");
-                lstm_buf_json_str(&b, classes[i], strlen(classes[i]));
-                lstm_buf_printf(&b, ":%.6g", (double)expf(m.logp[i]));
+                lstm_buf_json_str(&b, m.classes[i], strlen(m.classes[i]));
+                lstm_buf_printf(&b, ":%.6g", (double)expf(lp[i]));
             }
             lstm_buf_puts(&b, "},\"logp\":[");
             for (size_t i = 0; i < C; i++)
-                lstm_buf_printf(&b, "%s%.8g", i ? "," : "", (double)m.logp[i]);
+                lstm_buf_printf(&b, "%s%.8g", i ? "," : "", (double)lp[i]);
             lstm_buf_puts(&b, "]}");
             puts(b.err ? "{}" : b.s);
             lstm_buf_free(&b);
         } else {
-            printf("%s: %s  (", name, classes[order[0]]);
-            for (size_t i = 0; i < top && i < 3; i++)
-                printf("%s%s %.3f", i ? ", " : "", classes[order[i]],
-                       (double)expf(m.logp[order[i]]));
+            printf("%s: %s  (", name, m.classes[best]);
+            for (size_t i = 0; i < C && i < 3; i++)
+                printf("%s%s %.3f", i ? ", " : "", m.classes[order[i]],
+                       (double)expf(lp[order[i]]));
             printf(")\n");
         }
     }
-    free(ids);
-    free_strings(classes, C);
-    lstm_vocab_free(&vocab);
-    lstm_classifier_free(&m);
+    free(order);
+    lstm_model_free(&m);
     return rc;
 }
 
@@ -1826,7 +1239,7 @@ static int cmd_stats(const options *o)
 {
     if (!o->data)
         return usage_error("stats needs --data FILE");
-    corpus c = {.max_len = 8};
+    corpus c = {0};
     if (lstm_dataset_load(&c.ds, o->data))
         return die("%s", lstm_errmsg());
     size_t mn = SIZE_MAX, mx = 0;

@@ -393,7 +393,7 @@ int lstm_adamw_init(lstm_adamw *o, size_t n, double lr, double beta1,
 size_t lstm_adamw_step(lstm_adamw *o, float *w, const float *g);
 void lstm_adamw_free(lstm_adamw *o);
 /* Plain SGD: w -= lr * g. (AdamW's moments and step are saved and loaded
- * with lstm_adamw_save / lstm_adamw_load in lstm_io.h.) */
+ * with lstm_adamw_save / lstm_adamw_load in lstm_train.h.) */
 void lstm_sgd_step(float *w, const float *g, size_t n, float lr);
 
 /* ---- the text classifier -------------------------------------------------

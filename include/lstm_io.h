@@ -119,17 +119,6 @@ int lstm_safetensors_load_into(const lstm_safetensors *st,
                                float *data);
 void lstm_safetensors_close(lstm_safetensors *st);
 
-/* A layer-level training run's checkpoint: the weights of ps under their
- * names, AdamW's moments as "optimizer.exp_avg.<name>" and
- * "optimizer.exp_avg_sq.<name>", its step as metadata "optimizer.step",
- * then the caller's metadata pairs. Written atomically. */
-int lstm_adamw_save(const char *path, const lstm_params *ps,
-                    const lstm_adamw *o, const char *const *keys,
-                    const char *const *vals, size_t nmeta);
-/* Reads such a file back into ps and o (initialised for ps->n); other
- * tensors in the file are ignored. */
-int lstm_adamw_load(const lstm_safetensors *st, lstm_params *ps,
-                    lstm_adamw *o);
 
 /* ---- TensorBoard event files ---------------------------------------------
  * TFRecord framing (length, masked CRC32C of it, an Event proto, masked

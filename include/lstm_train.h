@@ -40,6 +40,19 @@ void lstm_metrics_add(lstm_metrics *m, int32_t truth, int32_t pred);
 void lstm_metrics_finish(lstm_metrics *m);
 void lstm_metrics_free(lstm_metrics *m);
 
+/* ---- checkpoints of a layer-level run ----------------------------------- */
+/* A layer-level training run's checkpoint: the weights of ps under their
+ * names, AdamW's moments as "optimizer.exp_avg.<name>" and
+ * "optimizer.exp_avg_sq.<name>", its step as metadata "optimizer.step",
+ * then the caller's metadata pairs. Written atomically. */
+int lstm_adamw_save(const char *path, const lstm_params *ps,
+                    const lstm_adamw *o, const char *const *keys,
+                    const char *const *vals, size_t nmeta);
+/* Reads such a file back into ps and o (initialised for ps->n); other
+ * tensors in the file are ignored. */
+int lstm_adamw_load(const lstm_safetensors *st, lstm_params *ps,
+                    lstm_adamw *o);
+
 /* ---- evaluation ------------------------------------------------------------ */
 
 enum { LSTM_EVAL_BATCH = 32 };  /* rows per inference batch */

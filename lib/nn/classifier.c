@@ -341,3 +341,36 @@ int lstm_classifier_backward(lstm_classifier *m, const int32_t *y)
     }
     return LSTM_OK;
 }
+
+const char *lstm_pool_name(int pool)
+{
+    return pool == LSTM_POOL_MEAN ? "mean" : pool == LSTM_POOL_MAX ? "max"
+                                                                   : "last";
+}
+
+int lstm_pool_parse(const char *s, int *pool)
+{
+    static const char *names[3] = {"last", "mean", "max"};
+    for (int k = 0; k < 3; k++)
+        if (!strcmp(s, names[k])) {
+            *pool = k;
+            return LSTM_OK;
+        }
+    return LSTM_EINVAL;
+}
+
+const char *lstm_precision_name(int precision)
+{
+    return precision == LSTM_BF16_MIXED ? "bf16-mixed" : "fp32";
+}
+
+int lstm_precision_parse(const char *s, int *precision)
+{
+    if (!strcmp(s, "fp32"))
+        *precision = LSTM_FP32;
+    else if (!strcmp(s, "bf16-mixed"))
+        *precision = LSTM_BF16_MIXED;
+    else
+        return LSTM_EINVAL;
+    return LSTM_OK;
+}

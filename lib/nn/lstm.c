@@ -437,3 +437,20 @@ int lstm_lstm_backward(lstm_lstm *l, const float *dout, const float *dhn,
     }
     return LSTM_OK;
 }
+
+int lstm_lstm_share(lstm_lstm *dst, const lstm_lstm *src)
+{
+    assert(src->off && "lstm_lstm_share: src is not initialised");
+    memset(dst, 0, sizeof *dst);
+    dst->off = lstm_alloc(4 * src->L * sizeof *dst->off);
+    if (!dst->off)
+        return LSTM_ENOMEM;
+    memcpy(dst->off, src->off, 4 * src->L * sizeof *dst->off);
+    dst->ps = src->ps;
+    dst->I = src->I;
+    dst->H = src->H;
+    dst->L = src->L;
+    dst->dropout = src->dropout;
+    dst->precision = src->precision;
+    return LSTM_OK;
+}

@@ -1,0 +1,49 @@
+/*
+ * evaluate.c - the classifier over rows of an encoded corpus, in
+ * inference batches: predictions, probabilities, mean loss, accuracy.
+ */
+#include <math.h>
+
+#include "internal.h"
+#include "lstm_train.h"
+
+int lstm_evaluate(lstm_classifier *m, const lstm_corpus *c,
+                  const size_t *rows, size_t n, const int32_t *labels,
+                  int32_t *pred, float *probs, double *loss, double *acc)
+{
+    lstm_batch b;
+    int err = lstm_batch_init(&b, LSTM_EVAL_BATCH, c->max_len);
+    if (err)
+        return err;
+    const size_t C = m->cfg.C;
+    double lsum = 0;
+    size_t correct = 0;
+    for (size_t s = 0; s < n; s += LSTM_EVAL_BATCH) {
+        size_t B = n - s < LSTM_EVAL_BATCH ? n - s : LSTM_EVAL_BATCH;
+        lstm_batch_gather(&b, c, rows + s, B, labels);
+        float l = 0;
+        err = lstm_classifier_forward(m, b.ids, b.len, B, b.T,
+                                      labels ? b.y : NULL, &l, 0, NULL);
+        if (err)
+            break;
+        lsum += (double)l * (double)B;
+        for (size_t i = 0; i < B; i++) {
+            const float *lp = m->logp + i * C;
+            size_t best = lstm_argmax(lp, C);
+            pred[s + i] = (int32_t)best;
+            if (probs)
+                for (size_t k = 0; k < C; k++)
+                    probs[(s + i) * C + k] = expf(lp[k]);
+            if (labels)
+                correct += (int32_t)best == b.y[i];
+        }
+    }
+    lstm_batch_free(&b);
+    if (err)
+        return err;
+    if (loss)
+        *loss = n && labels ? lsum / (double)n : 0.0;
+    if (acc)
+        *acc = n && labels ? (double)correct / (double)n : 0.0;
+    return LSTM_OK;
+}

@@ -1,0 +1,189 @@
+/*
+ * train_state.c - the trainer's whole state in one safetensors file, so a
+ * stopped run continues bit for bit: the weights, AdamW's moments, the
+ * best weights (when kept), and the metadata "state" (docs/formats.md).
+ */
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "lstm_train.h"
+
+enum { STATE_FORMAT = 2 };  /* 1: the same, with a "tb_dir" field */
+
+static const char *const PREFIX[4] = {"", "optimizer.exp_avg.",
+                                      "optimizer.exp_avg_sq.", "best."};
+
+static void put_rng(lstm_buf *b, const char *key, const lstm_rng *r)
+{
+    lstm_buf_printf(b, ",\"%s\":\"", key);
+    for (int k = 0; k < 4; k++)
+        lstm_buf_printf(b, "%016llx", (unsigned long long)r->s[k]);
+    lstm_buf_puts(b, "\"");
+}
+
+int lstm_trainer_save(const lstm_trainer *t, const char *path,
+                      const char *const *keys, const char *const *vals,
+                      size_t nmeta)
+{
+    const lstm_params *ps = &t->model->ps;
+    const float *best = t->best_epoch ? t->best : NULL;  /* kept yet? */
+    const size_t np = ps->np, cap = 96, nblk = best ? 4 : 3;
+    lstm_st_tensor *tt = lstm_alloc(nblk * np * sizeof *tt);
+    char *names = lstm_alloc(nblk * np * cap);
+    const char **k = lstm_alloc((nmeta + 1) * sizeof *k);
+    const char **v = lstm_alloc((nmeta + 1) * sizeof *v);
+    lstm_buf st = {0};
+    int err = LSTM_OK;
+    const float *blk[4] = {ps->w, t->opt.m, t->opt.v, best};
+    for (size_t j = 0; tt && names && !err && j < nblk; j++)
+        err = lstm_safetensors_tensors(ps, blk[j], PREFIX[j], tt + j * np,
+                                       names + j * np * cap, cap);
+    lstm_buf_printf(&st,
+                    "{\"format\":%d,\"epoch\":%ld,\"step\":%zu,\"lsum\":%.17g,"
+                    "\"correct\":%zu,\"seen\":%zu,\"adam_step\":%ld,"
+                    "\"best_epoch\":%ld,\"wait\":%ld,\"stopped\":%d,"
+                    "\"data_rows\":%llu,\"data_crc\":%lu",
+                    STATE_FORMAT, t->epoch, t->step, t->lsum, t->correct,
+                    t->seen, t->opt.step, t->best_epoch, t->wait, t->stopped,
+                    (unsigned long long)t->cfg.data_rows,
+                    (unsigned long)t->cfg.data_crc);
+    if (t->best_epoch)
+        lstm_buf_printf(&st, ",\"best_metric\":%.17g", t->best_metric);
+    put_rng(&st, "rng_init", &t->rng_init);
+    put_rng(&st, "rng_shuffle", &t->rng_shuffle);
+    put_rng(&st, "rng_dropout", &t->rng_dropout);
+    lstm_buf_puts(&st, "}");
+    if (!err && (!tt || !names || !k || !v || st.err))
+        err = lstm_error(LSTM_ENOMEM, "out of memory saving the training "
+                         "state");
+    if (!err) {
+        k[0] = "state";
+        v[0] = st.s;
+        for (size_t i = 0; i < nmeta; i++) {
+            k[i + 1] = keys[i];
+            v[i + 1] = vals[i];
+        }
+        err = lstm_safetensors_write(path, tt, nblk * np, k, v, nmeta + 1);
+    }
+    lstm_buf_free(&st);
+    lstm_free(tt);
+    lstm_free(names);
+    lstm_free(k);
+    lstm_free(v);
+    return err;
+}
+
+static int get_rng(const lstm_json *j, const char *key, lstm_rng *r)
+{
+    const lstm_json *v = lstm_json_get(j, key);
+    if (!v || v->type != LSTM_JSON_STR || v->len != 64)
+        return 1;
+    for (int k = 0; k < 4; k++) {
+        char hex[17], *end;
+        memcpy(hex, v->str + 16 * k, 16);
+        hex[16] = '\0';
+        r->s[k] = (uint64_t)strtoull(hex, &end, 16);
+        if (*end)
+            return 1;
+    }
+    return (r->s[0] | r->s[1] | r->s[2] | r->s[3]) == 0;
+}
+
+/* A number field within [lo, hi]; 1 when missing or not. */
+static int get_num(const lstm_json *j, const char *key, double lo, double hi,
+                   double *out)
+{
+    const lstm_json *v = lstm_json_get(j, key);
+    if (!v || v->type != LSTM_JSON_NUM || !(v->num >= lo && v->num <= hi))
+        return 1;
+    *out = v->num;
+    return 0;
+}
+
+/* An integer field within [lo, hi], exactly: hi is compared below 2^63
+ * (a double of LONG_MAX rounds up to 2^63, which no long holds). */
+static int get_long(const lstm_json *j, const char *key, long lo, long hi,
+                    long *out)
+{
+    double d;
+    if (get_num(j, key, (double)lo, (double)hi, &d) || d != floor(d) ||
+        d >= 9223372036854775808.0)
+        return 1;
+    *out = (long)d;
+    return 0;
+}
+
+int lstm_trainer_load(lstm_trainer *t, const lstm_safetensors *st,
+                      const char *path)
+{
+    assert(t->corpus && "lstm_trainer_load before lstm_trainer_data");
+    const char *s = lstm_safetensors_meta(st, "state");
+    lstm_json j = {0};
+    if (!s || lstm_json_parse(&j, s, strlen(s)) || j.type != LSTM_JSON_OBJ) {
+        lstm_json_free(&j);
+        return lstm_error(LSTM_EFORMAT, "%s: no valid \"state\" in the "
+                          "metadata", path);
+    }
+    const size_t steps = lstm_trainer_steps(t);
+    double lsum = 0, crc = 0, rows = 0, step = 0, correct = 0, seen = 0;
+    double best_metric = 0;
+    long format, epoch, adam_step, best_epoch, wait, stopped;
+    lstm_rng ri, rs, rd;
+    int err = LSTM_OK;
+    if (get_long(&j, "format", 1, STATE_FORMAT, &format) ||
+        get_long(&j, "epoch", 1, 100001, &epoch) ||
+        get_num(&j, "step", 0, (double)steps, &step) ||
+        get_num(&j, "lsum", 0, HUGE_VAL, &lsum) ||
+        get_num(&j, "correct", 0, 1e15, &correct) ||
+        get_num(&j, "seen", 0, 1e15, &seen) ||
+        get_long(&j, "adam_step", 0, LONG_MAX, &adam_step) ||
+        get_long(&j, "best_epoch", 0, 100000, &best_epoch) ||
+        get_long(&j, "wait", 0, 100000, &wait) ||
+        get_long(&j, "stopped", 0, 1, &stopped) ||
+        get_num(&j, "data_rows", 0, 1e15, &rows) ||
+        get_num(&j, "data_crc", 0, 4294967295.0, &crc) ||
+        get_rng(&j, "rng_init", &ri) || get_rng(&j, "rng_shuffle", &rs) ||
+        get_rng(&j, "rng_dropout", &rd) ||
+        (best_epoch &&
+         get_num(&j, "best_metric", -HUGE_VAL, HUGE_VAL, &best_metric)))
+        err = lstm_error(LSTM_EFORMAT, "%s: the saved state is incomplete or "
+                         "out of range", path);
+    else if ((uint64_t)rows != t->cfg.data_rows ||
+             (uint32_t)crc != t->cfg.data_crc)
+        err = lstm_error(LSTM_EINVAL, "%s: the data differ from the run's "
+                         "(%.0f rows then, %llu now, or changed texts)", path,
+                         rows, (unsigned long long)t->cfg.data_rows);
+    lstm_json_free(&j);
+    const lstm_params *ps = &t->model->ps;
+    float *dst[4] = {ps->w, t->opt.m, t->opt.v, t->best};
+    for (int k = 0; !err && k < 4; k++) {
+        if (!dst[k] || (k == 3 && !best_epoch))
+            continue;
+        err = lstm_safetensors_load_into(st, ps, PREFIX[k], dst[k]);
+        if (err) {
+            char msg[300];
+            snprintf(msg, sizeof msg, "%s", lstm_errmsg());
+            lstm_error(err, "%s: %s", path, msg);
+        }
+    }
+    if (err)
+        return err;
+    t->epoch = epoch;
+    t->step = (size_t)step;
+    t->lsum = lsum;
+    t->correct = (size_t)correct;
+    t->seen = (size_t)seen;
+    t->opt.step = adam_step;
+    t->best_epoch = best_epoch;
+    t->wait = wait;
+    t->stopped = (int)stopped;
+    t->best_metric = best_epoch ? best_metric : t->best_metric;
+    t->rng_init = ri;
+    t->rng_shuffle = rs;
+    t->rng_dropout = rd;
+    return LSTM_OK;
+}

@@ -1,0 +1,274 @@
+/*
+ * trainer.c - the classifier's training run: every epoch a fresh
+ * permutation of the training rows, steps of forward, backward, optional
+ * clipping, the numerical guard and AdamW; then validation, early
+ * stopping (as Lightning's EarlyStopping with min_delta = 0) and the
+ * epoch hook; at the end the best weights back for a validation monitor.
+ */
+#define _POSIX_C_SOURCE 200809L  /* clock_gettime */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "internal.h"
+#include "lstm_train.h"
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+const char *lstm_monitor_name(int monitor)
+{
+    return monitor == LSTM_MONITOR_VAL_LOSS  ? "val-loss"
+           : monitor == LSTM_MONITOR_VAL_ACC ? "val-acc"
+                                             : "train-loss";
+}
+
+int lstm_monitor_parse(const char *s, int *monitor)
+{
+    for (int k = 0; k < 3; k++)
+        if (!strcmp(s, lstm_monitor_name(k))) {
+            *monitor = k;
+            return LSTM_OK;
+        }
+    return LSTM_EINVAL;
+}
+
+void lstm_train_config_default(lstm_train_config *c)
+{
+    memset(c, 0, sizeof *c);
+    c->epochs = 10;
+    c->batch = 4;
+    c->lr = 1e-3;
+    c->beta1 = 0.9;
+    c->beta2 = 0.999;
+    c->eps = 1e-8;
+    c->weight_decay = 1e-5;
+    c->monitor = LSTM_MONITOR_TRAIN_LOSS;
+    c->patience = 3;
+    c->seed = 42;
+}
+
+/* Whether the monitor minimises, and whether best weights are kept. */
+static int minimises(int monitor) { return monitor != LSTM_MONITOR_VAL_ACC; }
+static int keeps_best(int monitor)
+{
+    return monitor != LSTM_MONITOR_TRAIN_LOSS;
+}
+
+int lstm_trainer_init(lstm_trainer *t, lstm_classifier *m,
+                      const lstm_train_config *cfg)
+{
+    memset(t, 0, sizeof *t);
+    assert(m->ps.w && "lstm_trainer_init: the model is not initialised");
+    if (cfg->epochs < 0 || cfg->batch == 0 || cfg->patience < 1 ||
+        cfg->monitor < 0 || cfg->monitor > 2 || !(cfg->lr >= 0) ||
+        !(cfg->clip_grad_norm >= 0))
+        return lstm_error(LSTM_EINVAL, "trainer: epochs %ld, batch %zu, "
+                          "patience %ld, lr %g or clip %g out of range",
+                          cfg->epochs, cfg->batch, cfg->patience, cfg->lr,
+                          cfg->clip_grad_norm);
+    t->cfg = *cfg;
+    t->model = m;
+    t->epoch = 1;
+    lstm_rng_seed(&t->rng_init, cfg->seed);
+    lstm_rng_seed(&t->rng_shuffle, cfg->seed + 1);
+    lstm_rng_seed(&t->rng_dropout, cfg->seed + 2);
+    lstm_classifier_reset(m, &t->rng_init);
+    t->best_metric = minimises(cfg->monitor) ? (double)INFINITY
+                                             : -(double)INFINITY;
+    if (keeps_best(cfg->monitor) &&
+        !(t->best = lstm_alloc(m->ps.n * sizeof *t->best))) {
+        lstm_trainer_free(t);
+        return lstm_error(LSTM_ENOMEM, "out of memory for the best weights");
+    }
+    int err = lstm_adamw_init(&t->opt, m->ps.n, cfg->lr, cfg->beta1,
+                              cfg->beta2, cfg->eps, cfg->weight_decay);
+    if (err)
+        lstm_trainer_free(t);
+    return err;
+}
+
+int lstm_trainer_data(lstm_trainer *t, const lstm_corpus *c,
+                      const int32_t *labels, const size_t *train,
+                      size_t ntrain, const size_t *val, size_t nval)
+{
+    assert(t->model && "lstm_trainer_data before lstm_trainer_init");
+    if (ntrain == 0)
+        return lstm_error(LSTM_EINVAL, "trainer: no training rows");
+    lstm_free(t->order);
+    lstm_free(t->vpred);
+    lstm_batch_free(&t->batch);
+    t->order = lstm_alloc(ntrain * sizeof *t->order);
+    t->vpred = lstm_alloc((nval + 1) * sizeof *t->vpred);
+    if (!t->order || !t->vpred)
+        return lstm_error(LSTM_ENOMEM, "out of memory");
+    int err = lstm_batch_init(&t->batch, t->cfg.batch, c->max_len);
+    if (err)
+        return err;
+    t->corpus = c;
+    t->labels = labels;
+    t->train = train;
+    t->ntrain = ntrain;
+    t->val = val;
+    t->nval = nval;
+    return LSTM_OK;
+}
+
+size_t lstm_trainer_steps(const lstm_trainer *t)
+{
+    return (t->ntrain + t->cfg.batch - 1) / t->cfg.batch;
+}
+
+static int stop_asked(const lstm_trainer *t)
+{
+    return t->hooks.should_stop && t->hooks.should_stop(t->hooks.user);
+}
+
+/* The guard's error: the epoch, the step, the value and the parameter
+ * nearest the loss whose gradient is not finite. */
+static int non_finite(const lstm_trainer *t, const char *what, double value)
+{
+    const lstm_param *bad = lstm_params_nonfinite(&t->model->ps, 1);
+    char val[32];
+    if (isnan(value))
+        snprintf(val, sizeof val, "NaN");
+    else
+        snprintf(val, sizeof val, "%g", value);
+    return lstm_error(LSTM_ENUMERIC, "epoch %ld step %zu: the %s is %s%s%s",
+                      t->epoch, t->step + 1, what, val,
+                      bad ? ", first in the gradient of " : "",
+                      bad ? bad->name : "");
+}
+
+/* One training step on rows r[0..B); 0 or an error. */
+static int train_step(lstm_trainer *t, const size_t *r, size_t B)
+{
+    lstm_classifier *m = t->model;
+    lstm_batch *b = &t->batch;
+    const size_t C = m->cfg.C;
+    lstm_batch_gather(b, t->corpus, r, B, t->labels);
+    float loss;
+    lstm_params_zero_grad(&m->ps);
+    int err = lstm_classifier_forward(m, b->ids, b->len, B, b->T, b->y, &loss,
+                                      1, &t->rng_dropout);
+    if (!err)
+        err = lstm_classifier_backward(m, b->y);
+    if (err)
+        return err;
+    double gnorm = t->cfg.clip_grad_norm > 0
+                       ? lstm_params_clip_grad_norm(&m->ps,
+                                                    t->cfg.clip_grad_norm)
+                       : 0.0;
+    if (!isfinite(loss) || !isfinite(gnorm))
+        return non_finite(t, isfinite(loss) ? "gradient norm" : "loss",
+                          isfinite(loss) ? gnorm : (double)loss);
+    double t0 = now();
+    size_t nbad = lstm_adamw_step(&t->opt, m->ps.w, m->ps.g);
+    t->t_opt += now() - t0;
+    if (nbad)
+        return non_finite(t, "count of non-finite gradients", (double)nbad);
+    t->lsum += (double)loss * (double)B;
+    t->seen += B;
+    for (size_t i = 0; i < B; i++)
+        t->correct += (int32_t)lstm_argmax(m->logp + i * C, C) == b->y[i];
+    return LSTM_OK;
+}
+
+/* Early stopping after an epoch whose monitored value is v. */
+static void early_stopping(lstm_trainer *t, long epoch, double v)
+{
+    if (minimises(t->cfg.monitor) ? v < t->best_metric : v > t->best_metric) {
+        t->best_metric = v;
+        t->best_epoch = epoch;
+        t->wait = 0;
+        if (t->best)
+            memcpy(t->best, t->model->ps.w, t->model->ps.n * sizeof *t->best);
+    } else if (++t->wait >= t->cfg.patience) {
+        t->stopped = 1;
+    }
+}
+
+int lstm_trainer_fit(lstm_trainer *t)
+{
+    assert(t->corpus && "lstm_trainer_fit before lstm_trainer_data");
+    lstm_classifier *m = t->model;
+    if (keeps_best(t->cfg.monitor) && t->nval == 0)
+        return lstm_error(LSTM_EINVAL, "monitor %s: no validation rows",
+                          lstm_monitor_name(t->cfg.monitor));
+    const size_t steps = lstm_trainer_steps(t), Bmax = t->cfg.batch;
+    const size_t ntrain = t->ntrain;
+    const lstm_train_hooks *h = &t->hooks;
+    t->restored = 0;
+    int rc = 0;
+    while (!t->stopped && t->epoch <= t->cfg.epochs) {
+        const long epoch = t->epoch;
+        /* every epoch a fresh permutation of the training rows */
+        lstm_rng shuf = t->rng_shuffle;
+        memcpy(t->order, t->train, ntrain * sizeof *t->order);
+        lstm_rng_shuffle(&shuf, t->order, ntrain);
+        if (h->epoch_begin)
+            h->epoch_begin(t, h->user);
+        const double t0 = now();
+        const size_t seen0 = t->seen;
+        for (size_t s = t->step; s < steps; s++) {
+            if (stop_asked(t))
+                return LSTM_STOPPED;
+            size_t B = ntrain - s * Bmax < Bmax ? ntrain - s * Bmax : Bmax;
+            if ((rc = train_step(t, t->order + s * Bmax, B)))
+                return rc;
+            t->step = s + 1;
+            if (h->step)
+                h->step(t, s + 1, steps, t->seen - seen0,
+                        t->lsum / (double)t->seen, h->user);
+        }
+        lstm_epoch_stats st;
+        st.epoch = epoch;
+        st.seconds = now() - t0;
+        st.items = t->seen - seen0;
+        st.items_per_s = (double)st.items / st.seconds;
+        st.train_loss = t->lsum / (double)t->seen;
+        st.train_acc = (double)t->correct / (double)t->seen;
+        st.val_loss = st.val_acc = (double)NAN;
+        double te = now();
+        if (t->nval && (rc = lstm_evaluate(m, t->corpus, t->val, t->nval,
+                                           t->labels, t->vpred, NULL,
+                                           &st.val_loss, &st.val_acc)))
+            return rc;
+        t->t_eval += now() - te;
+        early_stopping(t, epoch, t->cfg.monitor == LSTM_MONITOR_TRAIN_LOSS
+                                     ? st.train_loss
+                                 : t->cfg.monitor == LSTM_MONITOR_VAL_LOSS
+                                     ? st.val_loss
+                                     : st.val_acc);
+        t->epoch = epoch + 1;
+        t->step = 0;
+        t->lsum = 0;
+        t->correct = t->seen = 0;
+        t->rng_shuffle = shuf;
+        t->epochs_run++;
+        if (h->epoch_end && (rc = h->epoch_end(t, &st, h->user)))
+            return rc;
+        if (stop_asked(t))
+            return LSTM_STOPPED;
+    }
+    if (t->best && t->best_epoch) {
+        memcpy(m->ps.w, t->best, m->ps.n * sizeof *t->best);
+        t->restored = 1;
+    }
+    return LSTM_OK;
+}
+
+void lstm_trainer_free(lstm_trainer *t)
+{
+    lstm_adamw_free(&t->opt);
+    lstm_free(t->best);
+    lstm_free(t->order);
+    lstm_free(t->vpred);
+    lstm_batch_free(&t->batch);
+    memset(t, 0, sizeof *t);
+}
