@@ -94,13 +94,14 @@ static int meta_strings(const lstm_safetensors *st, const char *path,
             err = LSTM_ENOMEM;
         }
     }
+    const size_t count = j.n;
     lstm_json_free(&j);
     if (err) {
-        free_strings(v, j.n);
+        free_strings(v, count);
         return err;
     }
     *out = v;
-    *n = j.n;
+    *n = count;
     return LSTM_OK;
 }
 

@@ -1,14 +1,13 @@
 /*
- * fuzz_checkpoint.c - libFuzzer harness: arbitrary bytes as the files
- * news_classifier reads back: a model checkpoint (its metadata: vocabulary,
- * class names, configuration) through load_model, and a training state
- * (options, position, generator states, optimizer tensors) through
- * state_options and state_restore into a small fixed model. The program's
- * own parsers are static, so its source is included here.
+ * fuzz_checkpoint.c - libFuzzer harness: arbitrary bytes as the files a
+ * training run reads back: a model file through lstm_model_load (its
+ * metadata: vocabulary, class names, configuration), and a training state
+ * through lstm_trainer_load into a small fixed trainer (position,
+ * generator states, optimizer and best-weight tensors).
  */
-#define main news_classifier_main
-#include "../../examples/news_classifier.c"
-#undef main
+#include <unistd.h>
+
+#include "lstm_data.h"
 #include "fuzz_file.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -16,45 +15,38 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static lstm_classifier tiny;
-    static lstm_adamw opt;
-    static float *best;
+    static lstm_trainer tr;
+    static lstm_corpus corpus;
+    static int32_t labels[2];
+    static size_t rows[2] = {0, 1};
     static int ready;
     if (!ready) {
         lstm_classifier_config cfg = {6, 3, 2, 1, 2, {4, 3}, 2, 0.0f,
                                       LSTM_POOL_LAST, LSTM_FP32};
+        static int32_t ids[2] = {2, 3};
+        static size_t off[2] = {0, 1};
+        static int32_t len[2] = {1, 1};
+        corpus = (lstm_corpus){ids, off, len, 2, 4};
+        lstm_train_config tc;
+        lstm_train_config_default(&tc);
+        tc.monitor = LSTM_MONITOR_VAL_LOSS;  /* best weights kept */
         if (lstm_classifier_init(&tiny, &cfg) ||
-            lstm_adamw_init(&opt, tiny.ps.n, 1e-3, 0.9, 0.999, 1e-8, 0.0))
+            lstm_trainer_init(&tr, &tiny, &tc) ||
+            lstm_trainer_data(&tr, &corpus, labels, rows, 2, rows, 2))
             return 0;
-        best = calloc(tiny.ps.n, sizeof *best);
         ready = 1;
     }
     char path[64];
     if (fuzz_file("ckpt", data, size, path, sizeof path))
         return 0;
-
-    lstm_classifier m;
-    lstm_vocab vocab;
-    char **classes;
-    size_t ncl, max_len;
-    if (load_model(path, &m, &vocab, &classes, &ncl, &max_len) == 0) {
-        lstm_classifier_free(&m);
-        lstm_vocab_free(&vocab);
-        free_strings(classes, ncl);
+    lstm_model m;
+    if (lstm_model_load(&m, path) == 0) {
+        lstm_model_predict(&m, "hola mundo", 10);
+        lstm_model_free(&m);
     }
-
     lstm_safetensors st;
     if (lstm_safetensors_open(&st, path) == LSTM_OK) {
-        options o;
-        defaults(&o);
-        if (state_options(&st, path, &o) == 0) {
-            lstm_dataset ds = {0};
-            train_pos pos = {0};
-            char tbdir[256];
-            lstm_buf metrics = {0};
-            state_restore(&st, path, &tiny, &opt, best, &pos, tbdir,
-                          sizeof tbdir, &metrics, &ds, 0, 100);
-            lstm_buf_free(&metrics);
-        }
+        lstm_trainer_load(&tr, &st, path);
         lstm_safetensors_close(&st);
     }
     unlink(path);
