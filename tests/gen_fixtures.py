@@ -17,6 +17,7 @@ import sys
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
@@ -137,6 +138,40 @@ def classifier_case(name, pool, seed):
     save(os.path.join(OUT, name + ".bin"), t)
 
 
+def losses_case(name, seed):
+    """F.cross_entropy over steps with ignore_index, softmax, MSE and
+    BCE-with-logits (mean reduction), values and gradients."""
+    g = torch.Generator().manual_seed(seed)
+    N, C, M = 12, 5, 10
+    logits = torch.randn(N, C, generator=g).float()
+    y = torch.randint(0, C, (N,), generator=g)
+    y[[1, 4, 9]] = -100
+    lg = logits.double().requires_grad_()
+    loss = F.cross_entropy(lg, y, ignore_index=-100)
+    loss.backward()
+    x = torch.randn(M, generator=g).float() * 3
+    t = torch.randn(M, generator=g).float()
+    xm = x.double().requires_grad_()
+    mse = F.mse_loss(xm, t.double())
+    mse.backward()
+    xb = (torch.randn(M, generator=g).float() * 4)
+    xb[0] = 30.0
+    xb[1] = -30.0
+    tb = torch.rand(M, generator=g).float()
+    xbd = xb.double().requires_grad_()
+    bce = F.binary_cross_entropy_with_logits(xbd, tb.double())
+    bce.backward()
+    save(os.path.join(OUT, name + ".bin"), {
+        "nll.logits": logits, "nll.y": y.float(),
+        "nll.count": torch.tensor([float((y != -100).sum())]),
+        "nll.loss": loss.reshape(1), "nll.grad": lg.grad,
+        "softmax": torch.softmax(logits.double(), 1),
+        "mse.x": x, "mse.t": t, "mse.loss": mse.reshape(1),
+        "mse.grad": xm.grad,
+        "bce.x": xb, "bce.t": tb, "bce.loss": bce.reshape(1),
+        "bce.grad": xbd.grad})
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     torch.set_default_dtype(torch.float32)
@@ -146,6 +181,7 @@ def main():
               lengths=[3, 9, 1, 7, 9], with_state=False, seed=2)
     classifier_case("classifier_last", "last", seed=3)
     classifier_case("classifier_mean", "mean", seed=4)
+    losses_case("losses", seed=5)
     print("torch", torch.__version__, file=sys.stderr)
 
 

@@ -15,6 +15,7 @@ int main(void)
     srunner_add_suite(sr, golden_suite());
     srunner_add_suite(sr, alloc_suite());
     srunner_add_suite(sr, data_suite());
+    srunner_add_suite(sr, train_suite());
     srunner_add_suite(sr, cli_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);

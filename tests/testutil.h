@@ -59,5 +59,6 @@ Suite *golden_suite(void);
 Suite *alloc_suite(void);
 Suite *data_suite(void);
 Suite *cli_suite(void);
+Suite *train_suite(void);
 
 #endif

@@ -1,0 +1,539 @@
+/*
+ * check_train.c - the library's training run in process: early stopping
+ * and restore-best, the numerical guard, a run stopped, saved, loaded and
+ * continued bit for bit; the model file; AdamW checkpoints; streaming
+ * steps against the full forward; a second LSTM over shared weights; the
+ * losses against PyTorch; sampling.
+ */
+#define _POSIX_C_SOURCE 200809L  /* mkstemp */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lstm_data.h"
+#include "testutil.h"
+
+/* ---- a small synthetic corpus: class k's texts use tokens 2+4k..5+4k ---- */
+
+enum { NROW = 48, NCLS = 3, TMAX = 8, VOCAB = 2 + 4 * NCLS };
+
+typedef struct {
+    int32_t ids[NROW * TMAX];
+    size_t off[NROW];
+    int32_t len[NROW], label[NROW];
+    size_t train[NROW], val[NROW];
+    size_t ntrain, nval;
+    lstm_corpus c;
+} toy;
+
+static void toy_make(toy *d)
+{
+    lstm_rng r;
+    lstm_rng_seed(&r, 7);
+    size_t used = 0;
+    d->ntrain = d->nval = 0;
+    for (size_t i = 0; i < NROW; i++) {
+        int32_t k = (int32_t)(i % NCLS), l = 2 + (int32_t)lstm_rng_below(&r, 7);
+        d->off[i] = used;
+        d->len[i] = l;
+        d->label[i] = k;
+        for (int32_t t = 0; t < l; t++)
+            d->ids[used++] = 2 + 4 * k + (int32_t)lstm_rng_below(&r, 4);
+        if (i % 4 == 3)
+            d->val[d->nval++] = i;
+        else
+            d->train[d->ntrain++] = i;
+    }
+    d->c = (lstm_corpus){d->ids, d->off, d->len, NROW, TMAX};
+}
+
+static lstm_classifier_config toy_config(void)
+{
+    lstm_classifier_config cfg = {VOCAB, 8, 16, 2, NCLS, {12, 8}, 2, 0.3f,
+                                  LSTM_POOL_LAST, LSTM_FP32};
+    return cfg;
+}
+
+static void toy_trainer(lstm_trainer *t, lstm_classifier *m, toy *d,
+                        const lstm_train_config *tc)
+{
+    lstm_classifier_config cfg = toy_config();
+    ck_assert_int_eq(lstm_classifier_init(m, &cfg), 0);
+    ck_assert_int_eq(lstm_trainer_init(t, m, tc), 0);
+    ck_assert_int_eq(lstm_trainer_data(t, &d->c, d->label, d->train,
+                                       d->ntrain, d->val, d->nval), 0);
+}
+
+typedef struct {
+    double val_loss[64];
+    long epochs;
+    size_t steps, stop_after;
+} record;
+
+static int rec_epoch(lstm_trainer *t, const lstm_epoch_stats *s, void *user)
+{
+    (void)t;
+    record *r = user;
+    if (r->epochs < 64)
+        r->val_loss[r->epochs] = s->val_loss;
+    r->epochs++;
+    return 0;
+}
+
+static void rec_step(const lstm_trainer *t, size_t step, size_t steps,
+                     size_t items, double loss, void *user)
+{
+    (void)t, (void)step, (void)steps, (void)items, (void)loss;
+    ((record *)user)->steps++;
+}
+
+static int rec_stop(void *user)
+{
+    record *r = user;
+    return r->stop_after && r->steps >= r->stop_after;
+}
+
+START_TEST(trainer_early_stopping)
+{
+    /* lr 0 and no dropout: the validation loss never improves after the
+     * first epoch, so the run ends after 1 + patience epochs */
+    static toy d;
+    toy_make(&d);
+    lstm_train_config tc;
+    lstm_train_config_default(&tc);
+    tc.lr = 0;
+    tc.weight_decay = 0;
+    tc.epochs = 20;
+    tc.patience = 3;
+    tc.batch = 8;
+    tc.monitor = LSTM_MONITOR_VAL_LOSS;
+    lstm_classifier m;
+    lstm_trainer t;
+    toy_trainer(&t, &m, &d, &tc);
+    m.cfg.dropout = 0.0f;
+    m.rnn.dropout = 0.0f;
+    record r = {0};
+    t.hooks = (lstm_train_hooks){&r, NULL, NULL, rec_epoch, NULL};
+    ck_assert_int_eq(lstm_trainer_fit(&t), 0);
+    ck_assert_int_eq(r.epochs, 4);
+    ck_assert_int_eq(t.epochs_run, 4);
+    ck_assert(t.stopped);
+    ck_assert_int_eq(t.best_epoch, 1);
+    ck_assert_int_eq(t.wait, 3);
+    lstm_trainer_free(&t);
+    lstm_classifier_free(&m);
+}
+END_TEST
+
+START_TEST(trainer_learns_and_restores_best)
+{
+    static toy d;
+    toy_make(&d);
+    lstm_train_config tc;
+    lstm_train_config_default(&tc);
+    tc.lr = 0.02;
+    tc.epochs = 12;
+    tc.batch = 6;
+    tc.patience = 12;
+    tc.monitor = LSTM_MONITOR_VAL_LOSS;
+    lstm_classifier m;
+    lstm_trainer t;
+    toy_trainer(&t, &m, &d, &tc);
+    record r = {0};
+    t.hooks = (lstm_train_hooks){&r, NULL, rec_step, rec_epoch, NULL};
+    ck_assert_int_eq(lstm_trainer_fit(&t), 0);
+    ck_assert_int_eq(r.epochs, 12);
+    ck_assert_uint_eq(r.steps, 12 * lstm_trainer_steps(&t));
+    /* the best epoch is the one of the lowest validation loss */
+    long best = 0;
+    for (long e = 1; e < r.epochs; e++)
+        if (r.val_loss[e] < r.val_loss[best])
+            best = e;
+    ck_assert_int_eq(t.best_epoch, best + 1);
+    ck_assert(t.restored);
+    ck_assert(memcmp(m.ps.w, t.best, m.ps.n * sizeof(float)) == 0);
+    /* the weights in place are the best ones: same validation loss */
+    int32_t pred[NROW];
+    double loss, acc;
+    ck_assert_int_eq(lstm_evaluate(&m, &d.c, d.val, d.nval, d.label, pred,
+                                   NULL, &loss, &acc), 0);
+    ck_assert(loss == t.best_metric);
+    ck_assert_msg(acc >= 0.9, "val accuracy %.3f after training", acc);
+    lstm_trainer_free(&t);
+    lstm_classifier_free(&m);
+}
+END_TEST
+
+START_TEST(trainer_guard_names_step_and_parameter)
+{
+    static toy d;
+    toy_make(&d);
+    lstm_train_config tc;
+    lstm_train_config_default(&tc);
+    tc.lr = 1e30;
+    tc.epochs = 3;
+    lstm_classifier m;
+    lstm_trainer t;
+    toy_trainer(&t, &m, &d, &tc);
+    ck_assert_int_eq(lstm_trainer_fit(&t), LSTM_ENUMERIC);
+    const char *msg = lstm_errmsg();
+    ck_assert_msg(strncmp(msg, "epoch 1 step ", 13) == 0, "%s", msg);
+    ck_assert_msg(strstr(msg, "is NaN") || strstr(msg, "is inf") ||
+                      strstr(msg, "non-finite"), "%s", msg);
+    ck_assert_msg(strstr(msg, "first in the gradient of "), "%s", msg);
+    lstm_trainer_free(&t);
+    lstm_classifier_free(&m);
+}
+END_TEST
+
+START_TEST(trainer_stop_save_load_continue_same_bits)
+{
+    static toy d;
+    toy_make(&d);
+    lstm_train_config tc;
+    lstm_train_config_default(&tc);
+    tc.lr = 0.01;
+    tc.epochs = 3;
+    tc.batch = 5;
+    tc.monitor = LSTM_MONITOR_VAL_ACC;
+    tc.clip_grad_norm = 1.0;
+    tc.data_rows = NROW;
+    tc.data_crc = 1234;
+    lstm_classifier a, b, c;
+    lstm_trainer ta, tb, tcn;
+    toy_trainer(&ta, &a, &d, &tc);
+    ck_assert_int_eq(lstm_trainer_fit(&ta), 0);
+
+    /* stopped in the middle of epoch 2 (after 11 of 3 x 8 steps) */
+    toy_trainer(&tb, &b, &d, &tc);
+    record r = {0};
+    r.stop_after = 11;
+    tb.hooks = (lstm_train_hooks){&r, NULL, rec_step, NULL, rec_stop};
+    ck_assert_int_eq(lstm_trainer_fit(&tb), LSTM_STOPPED);
+    ck_assert_int_eq(tb.epoch, 2);
+    ck_assert_uint_eq(tb.step, 3);
+    char path[] = "/tmp/lstm_state_XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert(fd >= 0);
+    close(fd);
+    const char *keys[1] = {"note"}, *vals[1] = {"kept"};
+    ck_assert_int_eq(lstm_trainer_save(&tb, path, keys, vals, 1), 0);
+    lstm_trainer_free(&tb);
+    lstm_classifier_free(&b);
+
+    /* a new process would do this: same configuration, load, continue */
+    toy_trainer(&tcn, &c, &d, &tc);
+    lstm_safetensors st;
+    ck_assert_int_eq(lstm_safetensors_open(&st, path), 0);
+    ck_assert_str_eq(lstm_safetensors_meta(&st, "note"), "kept");
+    ck_assert_int_eq(lstm_trainer_load(&tcn, &st, path), 0);
+    ck_assert_int_eq(lstm_trainer_fit(&tcn), 0);
+    ck_assert(memcmp(c.ps.w, a.ps.w, a.ps.n * sizeof(float)) == 0);
+    ck_assert(memcmp(tcn.opt.m, ta.opt.m, a.ps.n * sizeof(float)) == 0);
+    ck_assert_int_eq(tcn.best_epoch, ta.best_epoch);
+
+    /* other data: refused, naming the file */
+    lstm_trainer_free(&tcn);
+    lstm_classifier_free(&c);
+    tc.data_crc = 99;
+    toy_trainer(&tcn, &c, &d, &tc);
+    ck_assert_int_eq(lstm_trainer_load(&tcn, &st, path), LSTM_EINVAL);
+    ck_assert(strstr(lstm_errmsg(), "the data differ") != NULL);
+    lstm_safetensors_close(&st);
+    unlink(path);
+    lstm_trainer_free(&tcn);
+    lstm_classifier_free(&c);
+    lstm_trainer_free(&ta);
+    lstm_classifier_free(&a);
+}
+END_TEST
+
+START_TEST(model_file_round_trip)
+{
+    static toy d;
+    toy_make(&d);
+    lstm_classifier_config cfg = toy_config();
+    lstm_classifier m;
+    ck_assert_int_eq(lstm_classifier_init(&m, &cfg), 0);
+    lstm_rng r;
+    lstm_rng_seed(&r, 3);
+    lstm_classifier_reset(&m, &r);
+    char *tok[VOCAB];
+    char buf[VOCAB][8];
+    for (int i = 0; i < VOCAB; i++) {
+        snprintf(buf[i], sizeof buf[i], i == 0 ? "[PAD]" : i == 1 ? "[UNK]"
+                                                              : "w%d", i);
+        tok[i] = buf[i];
+    }
+    lstm_vocab v;
+    ck_assert_int_eq(lstm_vocab_from_list(&v, tok, VOCAB), 0);
+    char *classes[NCLS] = {"a,b", "c\"d", "e"};
+    char path[] = "/tmp/lstm_model_XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert(fd >= 0);
+    close(fd);
+    ck_assert_int_eq(lstm_model_save(path, &m, &v, classes, NCLS, TMAX), 0);
+    lstm_model lm;
+    ck_assert_int_eq(lstm_model_load(&lm, path), 0);
+    ck_assert_uint_eq(lm.n_classes, NCLS);
+    ck_assert_str_eq(lm.classes[1], "c\"d");
+    ck_assert_uint_eq(lm.max_len, TMAX);
+    ck_assert_uint_eq(lm.vocab.n, VOCAB);
+    ck_assert(memcmp(lm.net.ps.w, m.ps.w, m.ps.n * sizeof(float)) == 0);
+    /* predict from text = forward over the encoded ids */
+    const char *text = "w5 w7 nada w3";
+    int k = lstm_model_predict(&lm, text, strlen(text));
+    ck_assert_int_ge(k, 0);
+    int32_t ids[TMAX], len = (int32_t)lstm_encode(&v, text, strlen(text), ids,
+                                                   TMAX);
+    ck_assert_int_eq(lstm_classifier_forward(&m, ids, &len, 1, (size_t)len,
+                                             NULL, NULL, 0, NULL), 0);
+    ck_assert(memcmp(lm.net.logp, m.logp, NCLS * sizeof(float)) == 0);
+    ck_assert_int_eq(k, (int)lstm_argmax(m.logp, NCLS));
+    ck_assert_int_lt(lstm_model_predict(&lm, "\xff", 1), 0);
+    lstm_model_free(&lm);
+    unlink(path);
+    lstm_vocab_free(&v);
+    lstm_classifier_free(&m);
+}
+END_TEST
+
+START_TEST(adamw_checkpoint_round_trip)
+{
+    lstm_params ps;
+    lstm_dense fc;
+    lstm_params_init(&ps);
+    ck_assert_int_eq(lstm_dense_init(&fc, &ps, "fc", 3, 2), 0);
+    ck_assert_int_eq(lstm_params_alloc(&ps), 0);
+    lstm_rng r;
+    lstm_rng_seed(&r, 1);
+    lstm_dense_reset(&fc, &r);
+    lstm_adamw o, o2;
+    ck_assert_int_eq(lstm_adamw_init(&o, ps.n, 0.1, 0.9, 0.999, 1e-8, 0.01), 0);
+    for (int s = 0; s < 3; s++) {
+        fill_randn(ps.g, ps.n, (uint64_t)s);
+        lstm_adamw_step(&o, ps.w, ps.g);
+    }
+    char path[] = "/tmp/lstm_adamw_XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert(fd >= 0);
+    close(fd);
+    ck_assert_int_eq(lstm_adamw_save(path, &ps, &o, NULL, NULL, 0), 0);
+    float *w = malloc(ps.n * sizeof *w);
+    memcpy(w, ps.w, ps.n * sizeof *w);
+    memset(ps.w, 0, ps.n * sizeof *w);
+    ck_assert_int_eq(lstm_adamw_init(&o2, ps.n, 0.1, 0.9, 0.999, 1e-8, 0.01),
+                     0);
+    lstm_safetensors st;
+    ck_assert_int_eq(lstm_safetensors_open(&st, path), 0);
+    ck_assert_int_eq(lstm_adamw_load(&st, &ps, &o2), 0);
+    lstm_safetensors_close(&st);
+    unlink(path);
+    ck_assert_int_eq(o2.step, 3);
+    for (size_t i = 0; i < ps.np; i++) {  /* the slices, not the padding */
+        const size_t at = ps.p[i].off, n = ps.p[i].numel * sizeof(float);
+        ck_assert(memcmp(w + at, ps.w + at, n) == 0);
+        ck_assert(memcmp(o.m + at, o2.m + at, n) == 0);
+        ck_assert(memcmp(o.v + at, o2.v + at, n) == 0);
+    }
+    /* a duplicate tensor name is refused before anything is written */
+    lstm_st_tensor t[2] = {{"x", w, 1, {1}, 1}, {"x", w, 1, {1}, 1}};
+    ck_assert_int_eq(lstm_safetensors_write(path, t, 2, NULL, NULL, 0),
+                     LSTM_EINVAL);
+    ck_assert(access(path, F_OK) != 0);
+    free(w);
+    lstm_adamw_free(&o);
+    lstm_adamw_free(&o2);
+    lstm_params_free(&ps);
+}
+END_TEST
+
+/* ---- streaming steps against the full forward ---- */
+
+/* With the references (plain loops) a step is the forward bit for bit.
+ * With OpenBLAS the input projection of B rows may round otherwise than
+ * that of B*T rows (other micro-kernels for other row counts): the bound
+ * is then 1e-6 absolute plus 1e-5 relative per element. */
+static double step_worst;
+
+static void step_check(const float *a, const float *b, size_t n, int exact,
+                       const char *what)
+{
+    if (exact) {
+        ck_assert_msg(memcmp(a, b, n * sizeof *a) == 0, "%s differs (%s)",
+                      what, lstm_kernels_name());
+        return;
+    }
+    size_t w;
+    double r = close_ratio(a, b, n, 1e-6, 1e-5, &w);
+    step_worst = r > step_worst ? r : step_worst;
+    assert_close(a, b, n, 1e-6, 1e-5, what);
+}
+
+static void step_vs_forward(int precision, int ref, size_t H)
+{
+    enum { B = 3, T = 6, I = 5, L = 2 };
+    lstm_params ps;
+    lstm_lstm net;
+    lstm_params_init(&ps);
+    ck_assert_int_eq(lstm_lstm_init(&net, &ps, "lstm", I, H, L, 0.0f), 0);
+    ck_assert_int_eq(lstm_params_alloc(&ps), 0);
+    lstm_rng r;
+    lstm_rng_seed(&r, 11);
+    lstm_lstm_reset(&net, &r);
+    net.precision = precision;
+    int old = lstm_kernels_use_ref(ref);
+    float *x = malloc(B * T * I * sizeof *x), *xt = malloc(B * I * sizeof *xt);
+    float *h = calloc(L * B * H, sizeof *h), *c = calloc(L * B * H, sizeof *c);
+    float *y = malloc(B * H * sizeof *y);
+    fill_randn(x, B * T * I, 5);
+    ck_assert_int_eq(lstm_lstm_forward(&net, x, NULL, NULL, NULL, B, T, 0,
+                                       NULL), 0);
+    lstm_stream s;
+    ck_assert_int_eq(lstm_stream_init(&s, &net, B), 0);
+    for (size_t t = 0; t < T; t++) {
+        for (size_t b = 0; b < B; b++)
+            memcpy(xt + b * I, x + (b * T + t) * I, I * sizeof *x);
+        ck_assert_int_eq(lstm_lstm_step(&s, xt, h, c, y, B), 0);
+        for (size_t b = 0; b < B; b++)
+            step_check(y + b * H, net.out + (b * T + t) * H, H, ref,
+                       "output");
+    }
+    step_check(h, net.hn, L * B * H, ref, "h");
+    step_check(c, net.cn, L * B * H, ref, "c");
+    ck_assert_int_eq(lstm_lstm_step(&s, xt, h, c, y, B + 1), LSTM_EINVAL);
+    lstm_kernels_use_ref(old);
+    lstm_stream_free(&s);
+    free(x), free(xt), free(h), free(c), free(y);
+    lstm_lstm_free(&net);
+    lstm_params_free(&ps);
+}
+
+START_TEST(step_equals_forward)
+{
+    size_t hs[2] = {16, 7};
+    for (int ref = 0; ref < 2; ref++)
+        for (int p = 0; p < 2; p++)
+            for (int k = 0; k < 2; k++)
+                step_vs_forward(p ? LSTM_BF16_MIXED : LSTM_FP32, ref, hs[k]);
+}
+END_TEST
+
+START_TEST(shared_lstm_keeps_pending_forward)
+{
+    enum { B = 2, T = 4, I = 3, H = 8, L = 2 };
+    lstm_params ps;
+    lstm_lstm net, ev;
+    lstm_params_init(&ps);
+    ck_assert_int_eq(lstm_lstm_init(&net, &ps, "lstm", I, H, L, 0.2f), 0);
+    ck_assert_int_eq(lstm_params_alloc(&ps), 0);
+    lstm_rng r;
+    lstm_rng_seed(&r, 4);
+    lstm_lstm_reset(&net, &r);
+    ck_assert_int_eq(lstm_lstm_share(&ev, &net), 0);
+    static float x[B * T * I], x2[B * T * I], dout[B * T * H], g1[4096];
+    fill_randn(x, B * T * I, 1);
+    fill_randn(x2, B * T * I, 2);
+    fill_randn(dout, B * T * H, 3);
+    ck_assert(ps.n <= 4096);
+    for (int pass = 0; pass < 2; pass++) {
+        lstm_rng d;
+        lstm_rng_seed(&d, 9);
+        lstm_params_zero_grad(&ps);
+        ck_assert_int_eq(lstm_lstm_forward(&net, x, NULL, NULL, NULL, B, T, 1,
+                                           &d), 0);
+        if (pass)  /* an evaluation in between, on the shared LSTM */
+            ck_assert_int_eq(lstm_lstm_forward(&ev, x2, NULL, NULL, NULL, B,
+                                               T, 0, NULL), 0);
+        ck_assert_int_eq(lstm_lstm_backward(&net, dout, NULL, NULL, NULL,
+                                            NULL, NULL), 0);
+        if (!pass)
+            memcpy(g1, ps.g, ps.n * sizeof *g1);
+        else
+            ck_assert(memcmp(g1, ps.g, ps.n * sizeof *g1) == 0);
+    }
+    lstm_lstm_free(&ev);
+    lstm_lstm_free(&net);
+    lstm_params_free(&ps);
+}
+END_TEST
+
+/* ---- losses against PyTorch (tests/fixtures/losses.bin) ---- */
+
+START_TEST(losses_match_torch)
+{
+    fx_file f;
+    fx_load(&f, "losses.bin");
+    enum { N = 12, C = 5, M = 10 };
+    const float *logits = fx_get(&f, "nll.logits", N * C);
+    const float *yf = fx_get(&f, "nll.y", N);
+    int32_t y[N];
+    for (int i = 0; i < N; i++)
+        y[i] = (int32_t)yf[i];
+    float logp[N * C], dl[N * C], loss;
+    size_t count;
+    ck_assert_int_eq(lstm_seq_nll_forward(logp, &loss, &count, logits, y, N, C,
+                                          -100), 0);
+    ck_assert_uint_eq(count, (size_t)fx_get(&f, "nll.count", 1)[0]);
+    assert_close(&loss, fx_get(&f, "nll.loss", 1), 1, 1e-6, 1e-5, "nll loss");
+    lstm_seq_nll_backward(dl, logp, y, N, C, -100);
+    assert_close(dl, fx_get(&f, "nll.grad", N * C), N * C, 1e-6, 1e-5,
+                 "nll grad");
+    const float *x = fx_get(&f, "mse.x", M), *t = fx_get(&f, "mse.t", M);
+    float dx[M];
+    loss = lstm_mse_loss(dx, x, t, M);
+    assert_close(&loss, fx_get(&f, "mse.loss", 1), 1, 1e-6, 1e-5, "mse loss");
+    assert_close(dx, fx_get(&f, "mse.grad", M), M, 1e-6, 1e-5, "mse grad");
+    x = fx_get(&f, "bce.x", M);
+    t = fx_get(&f, "bce.t", M);
+    loss = lstm_bce_logits_loss(dx, x, t, M);
+    assert_close(&loss, fx_get(&f, "bce.loss", 1), 1, 1e-6, 1e-5, "bce loss");
+    assert_close(dx, fx_get(&f, "bce.grad", M), M, 1e-6, 1e-5, "bce grad");
+    float sm[N * C];
+    lstm_softmax(sm, logits, N, C);
+    assert_close(sm, fx_get(&f, "softmax", N * C), N * C, 1e-7, 1e-5,
+                 "softmax");
+    fx_free(&f);
+}
+END_TEST
+
+START_TEST(sampling)
+{
+    const float logits[3] = {0.0f, logf(3.0f), -INFINITY};
+    lstm_rng a, b;
+    lstm_rng_seed(&a, 5);
+    lstm_rng_seed(&b, 5);
+    size_t hits = 0, n = 20000;
+    for (size_t i = 0; i < n; i++) {
+        size_t k = lstm_sample(logits, 3, 1.0f, &a);
+        ck_assert_uint_eq(k, lstm_sample(logits, 3, 1.0f, &b));
+        ck_assert_uint_lt(k, 2);  /* probability zero is never drawn */
+        hits += k == 1;
+    }
+    double p = (double)hits / (double)n;  /* 0.75, sd 0.003 */
+    ck_assert_msg(fabs(p - 0.75) < 0.015, "p(1) = %.4f", p);
+    ck_assert_uint_eq(lstm_sample(logits, 3, 0.0f, &a), 1);
+    ck_assert_str_eq(lstm_version(), "0.2.0");
+}
+END_TEST
+
+Suite *train_suite(void)
+{
+    Suite *s = suite_create("train");
+    TCase *tc = tcase_create("train");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, trainer_early_stopping);
+    tcase_add_test(tc, trainer_learns_and_restores_best);
+    tcase_add_test(tc, trainer_guard_names_step_and_parameter);
+    tcase_add_test(tc, trainer_stop_save_load_continue_same_bits);
+    tcase_add_test(tc, model_file_round_trip);
+    tcase_add_test(tc, adamw_checkpoint_round_trip);
+    tcase_add_test(tc, step_equals_forward);
+    tcase_add_test(tc, shared_lstm_keeps_pending_forward);
+    tcase_add_test(tc, losses_match_torch);
+    tcase_add_test(tc, sampling);
+    suite_add_tcase(s, tc);
+    return s;
+}
