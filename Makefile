@@ -48,7 +48,7 @@ TEST_BIN = $(BUILD)/tests/run_tests
 
 # Example programs; sanitizer and valgrind builds keep theirs under BUILD.
 EXDIR ?= examples
-EXAMPLES = $(EXDIR)/lstm_example $(EXDIR)/news_classifier
+EXAMPLES = $(EXDIR)/lstm_example $(EXDIR)/news_classifier $(EXDIR)/char_lm
 
 BENCHES = bench/lstm_step
 
@@ -101,7 +101,7 @@ $(TEST_BIN): $(TEST_OBJ) $(ARCHIVE)
 # The suites find their fixtures relative to the top folder.
 check-run: $(TEST_BIN) $(EXAMPLES)
 	$(EXDIR)/lstm_example >/dev/null
-	LSTM_CLI=$(EXDIR)/news_classifier $(TEST_BIN)
+	LSTM_CLI=$(EXDIR)/news_classifier LSTM_CHAR_LM=$(EXDIR)/char_lm $(TEST_BIN)
 
 test: deps
 	@$(MAKE) --no-print-directory check-run
@@ -116,8 +116,10 @@ asan: deps
 valgrind: deps
 	@$(MAKE) --no-print-directory BUILD=build/valgrind \
 	    ARCHIVE=build/valgrind/liblstm.a EXDIR=build/valgrind/examples \
-	    build/valgrind/tests/run_tests build/valgrind/examples/news_classifier
+	    build/valgrind/tests/run_tests build/valgrind/examples/news_classifier \
+	    build/valgrind/examples/char_lm
 	CK_FORK=no LSTM_TEST_QUICK=1 LSTM_CLI=build/valgrind/examples/news_classifier \
+	    LSTM_CHAR_LM=build/valgrind/examples/char_lm \
 	    valgrind -q --error-exitcode=1 \
 	    --leak-check=full --errors-for-leak-kinds=definite \
 	    --show-possibly-lost=no build/valgrind/tests/run_tests
@@ -210,6 +212,6 @@ install: $(ARCHIVE) liblstm.pc
 	install -m 644 liblstm.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/liblstm.pc
 
 clean:
-	rm -rf build lib/liblstm.a liblstm.pc examples/lstm_example examples/news_classifier $(BENCHES) bench/dnnl_lstm
+	rm -rf build lib/liblstm.a lib/liblstm.so* liblstm.pc examples/lstm_example examples/news_classifier examples/char_lm $(BENCHES) bench/dnnl_lstm
 
 -include $(LIB_OBJ:.o=.d) $(TEST_OBJ:.o=.d)

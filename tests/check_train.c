@@ -5,7 +5,7 @@
  * steps against the full forward; a second LSTM over shared weights; the
  * losses against PyTorch; sampling.
  */
-#define _POSIX_C_SOURCE 200809L  /* mkstemp */
+#define _XOPEN_SOURCE 700  /* mkstemp, mkdtemp, popen */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -519,6 +519,65 @@ START_TEST(sampling)
 }
 END_TEST
 
+/* ---- examples/char_lm, as a user runs it ---- */
+
+static const char *char_lm(void)
+{
+    const char *b = getenv("LSTM_CHAR_LM");
+    return b && *b ? b : "examples/char_lm";
+}
+
+/* Runs cmd, returns its stdout (static) or fails. */
+static const char *run(const char *cmd)
+{
+    static char out[8192];
+    FILE *p = popen(cmd, "r");
+    ck_assert_msg(p != NULL, "%s", cmd);
+    size_t n = fread(out, 1, sizeof out - 1, p);
+    out[n] = '\0';
+    ck_assert_msg(pclose(p) == 0, "%s failed: %s", cmd, out);
+    return out;
+}
+
+START_TEST(char_lm_learns_and_samples)
+{
+    /* words drawn at random from four: about 0.15 nats a character is the
+     * floor, 2.6 (14 characters) is knowing nothing */
+    char dir[] = "/tmp/lstm_clm_XXXXXX", cmd[1024];
+    ck_assert(mkdtemp(dir) != NULL);
+    snprintf(cmd, sizeof cmd, "%s/text.txt", dir);
+    FILE *fp = fopen(cmd, "w");
+    ck_assert(fp != NULL);
+    static const char *w[4] = {"el gato", "la casa", "un perro", "mi libro"};
+    lstm_rng r;
+    lstm_rng_seed(&r, 1);
+    for (int i = 0; i < 600; i++)
+        fprintf(fp, "%s. ", w[lstm_rng_below(&r, 4)]);
+    fclose(fp);
+    snprintf(cmd, sizeof cmd, "%s train --text %s/text.txt --out %s/m.st "
+             "--steps 300 --every 300 --hidden 32 --embed 16 --batch 4 "
+             "--seq 32 --lr 0.01", char_lm(), dir, dir);
+    const char *o = run(cmd);
+    const char *sm = strstr(o, "smoothed ");
+    ck_assert_msg(sm != NULL, "%s", o);
+    double loss = atof(sm + 9);
+    ck_assert_msg(loss < 0.4, "loss %.4f nats/char after 300 steps", loss);
+    char a[1024], b[1024];
+    snprintf(cmd, sizeof cmd, "%s sample --model %s/m.st --len 200 --seed 3 "
+             "--temperature 0.5 --prime 'el '", char_lm(), dir);
+    snprintf(a, sizeof a, "%s", run(cmd));
+    snprintf(b, sizeof b, "%s", run(cmd));
+    ck_assert_str_eq(a, b);  /* the same seed, the same text */
+    ck_assert_msg(strncmp(a, "el ", 3) == 0 && strstr(a, "gato") &&
+                  strstr(a, "casa"), "sampled: %s", a);
+    snprintf(cmd, sizeof cmd, "%s sample --model %s/m.st --len 200 --seed 4 "
+             "--temperature 0.5 --prime 'el '", char_lm(), dir);
+    ck_assert_str_ne(a, run(cmd));
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    ck_assert(system(cmd) == 0);
+}
+END_TEST
+
 Suite *train_suite(void)
 {
     Suite *s = suite_create("train");
@@ -534,6 +593,7 @@ Suite *train_suite(void)
     tcase_add_test(tc, shared_lstm_keeps_pending_forward);
     tcase_add_test(tc, losses_match_torch);
     tcase_add_test(tc, sampling);
+    tcase_add_test(tc, char_lm_learns_and_samples);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -1,0 +1,327 @@
+/*
+ * char_lm.c - a character-level language model on liblstm's public API:
+ * Embedding -> 2-layer LSTM -> Dense at every step -> NLL, trained with
+ * truncated backpropagation through time on any UTF-8 text, the state
+ * carried from one batch to the next; then sampled one character at a time
+ * with lstm_lstm_step.
+ *
+ *   char_lm train  --text FILE --out FILE [--steps N] [--resume] [options]
+ *   char_lm sample --model FILE [--len N] [--temperature T] [--seed N]
+ *                  [--prime TEXT]
+ *
+ * The checkpoint holds the weights, AdamW's moments and step, the alphabet
+ * and the sizes; --resume continues from it.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lstm.h"
+#include "lstm_data.h"
+
+typedef struct {
+    const char *text, *out, *model, *prime;
+    long steps, seq, batch, hidden, embed, len, seed, resume, every;
+    double lr, temperature;
+} options;
+
+typedef struct {
+    lstm_params ps;
+    lstm_embedding emb;
+    lstm_lstm rnn;
+    lstm_dense head;
+    uint32_t alpha[1024];     /* the alphabet: code points by id */
+    size_t V;
+} model;
+
+static int fail(const char *what)
+{
+    fprintf(stderr, "char_lm: %s%s%s\n", what, *lstm_errmsg() ? ": " : "",
+            lstm_errmsg());
+    return 1;
+}
+
+/* The code point at s[*i] (valid UTF-8), advancing *i. */
+static uint32_t next_cp(const unsigned char *s, size_t *i)
+{
+    uint32_t c = s[(*i)++];
+    int more = c >= 0xf0 ? 3 : c >= 0xe0 ? 2 : c >= 0xc0 ? 1 : 0;
+    c &= more == 3 ? 0x07 : more == 2 ? 0x0f : more == 1 ? 0x1f : 0x7f;
+    while (more--)
+        c = (c << 6) | (s[(*i)++] & 0x3f);
+    return c;
+}
+
+static void put_cp(uint32_t c)
+{
+    if (c < 0x80) {
+        putchar((int)c);
+    } else if (c < 0x800) {
+        putchar((int)(0xc0 | c >> 6)), putchar((int)(0x80 | (c & 0x3f)));
+    } else if (c < 0x10000) {
+        putchar((int)(0xe0 | c >> 12));
+        putchar((int)(0x80 | ((c >> 6) & 0x3f))), putchar((int)(0x80 | (c & 0x3f)));
+    } else {
+        putchar((int)(0xf0 | c >> 18)), putchar((int)(0x80 | ((c >> 12) & 0x3f)));
+        putchar((int)(0x80 | ((c >> 6) & 0x3f))), putchar((int)(0x80 | (c & 0x3f)));
+    }
+}
+
+static int32_t id_of(const model *m, uint32_t c)
+{
+    for (size_t k = 0; k < m->V; k++)
+        if (m->alpha[k] == c)
+            return (int32_t)k;
+    return -1;
+}
+
+static int model_init(model *m, size_t E, size_t H)
+{
+    lstm_params_init(&m->ps);
+    if (lstm_embedding_init(&m->emb, &m->ps, "embedding", m->V, E, -1) ||
+        lstm_lstm_init(&m->rnn, &m->ps, "lstm", E, H, 2, 0.0f) ||
+        lstm_dense_init(&m->head, &m->ps, "head", H, m->V) ||
+        lstm_params_alloc(&m->ps))
+        return fail("cannot make the model");
+    return 0;
+}
+
+static void model_free(model *m)
+{
+    lstm_lstm_free(&m->rnn);
+    lstm_params_free(&m->ps);
+}
+
+/* Reads a checkpoint's alphabet and sizes, makes the model, loads it (and
+ * the optimizer when o is non-NULL). */
+static int model_load(model *m, const char *path, lstm_adamw *o, long *E,
+                      long *H)
+{
+    lstm_safetensors st;
+    if (lstm_safetensors_open(&st, path))
+        return fail("cannot open the checkpoint");
+    const char *a = lstm_safetensors_meta(&st, "alphabet");
+    const char *sz = lstm_safetensors_meta(&st, "sizes");
+    int rc = !a || !sz || sscanf(sz, "%ld %ld", E, H) != 2 || *E < 1 || *H < 1;
+    size_t i = 0, n = a ? strlen(a) : 0;
+    m->V = 0;
+    while (!rc && i < n && m->V < 1024)
+        m->alpha[m->V++] = next_cp((const unsigned char *)a, &i);
+    rc = rc || m->V == 0 || model_init(m, (size_t)*E, (size_t)*H);
+    if (!rc && o)
+        rc = lstm_adamw_init(o, m->ps.n, 0, 0.9, 0.999, 1e-8, 0) ||
+             lstm_adamw_load(&st, &m->ps, o);
+    else if (!rc)
+        rc = lstm_safetensors_load_into(&st, &m->ps, NULL, m->ps.w) != 0;
+    lstm_safetensors_close(&st);
+    return rc ? fail("not a char_lm checkpoint") : 0;
+}
+
+static int save(const options *op, const model *m, const lstm_adamw *o)
+{
+    char alpha[4096], sizes[64];
+    size_t n = 0;
+    for (size_t k = 0; k < m->V; k++) {  /* back to UTF-8 */
+        uint32_t c = m->alpha[k];
+        if (c < 0x80) alpha[n++] = (char)c;
+        else if (c < 0x800) alpha[n++] = (char)(0xc0 | c >> 6), alpha[n++] = (char)(0x80 | (c & 0x3f));
+        else if (c < 0x10000) alpha[n++] = (char)(0xe0 | c >> 12), alpha[n++] = (char)(0x80 | ((c >> 6) & 0x3f)), alpha[n++] = (char)(0x80 | (c & 0x3f));
+        else alpha[n++] = (char)(0xf0 | c >> 18), alpha[n++] = (char)(0x80 | ((c >> 12) & 0x3f)), alpha[n++] = (char)(0x80 | ((c >> 6) & 0x3f)), alpha[n++] = (char)(0x80 | (c & 0x3f));
+    }
+    alpha[n] = '\0';
+    snprintf(sizes, sizeof sizes, "%ld %ld", op->embed, op->hidden);
+    const char *keys[2] = {"alphabet", "sizes"}, *vals[2] = {alpha, sizes};
+    return lstm_adamw_save(op->out, &m->ps, o, keys, vals, 2)
+               ? fail("cannot save") : 0;
+}
+
+static int train(const options *op)
+{
+    char *raw;
+    size_t nraw;
+    if (lstm_read_file(op->text, &raw, &nraw, (size_t)1 << 30))
+        return fail("cannot read the text");
+    if (lstm_utf8_valid(raw, nraw) != nraw) {
+        lstm_free(raw);
+        return fail("the text is not valid UTF-8");
+    }
+    model m = {0};
+    lstm_adamw opt = {0};
+    long E = op->embed, H = op->hidden;
+    int rc = op->resume ? model_load(&m, op->out, &opt, &E, &H) : 0;
+    /* the text as ids; new characters are added unless resuming */
+    int32_t *ids = malloc((nraw + 1) * sizeof *ids);
+    size_t n = 0;
+    for (size_t i = 0; !rc && ids && i < nraw;) {
+        uint32_t c = next_cp((const unsigned char *)raw, &i);
+        int32_t k = id_of(&m, c);
+        if (k < 0 && (op->resume || m.V == 1024)) {
+            rc = fail("a character outside the checkpoint's alphabet");
+            break;
+        }
+        if (k < 0)
+            m.alpha[k = (int32_t)m.V++] = c;
+        ids[n++] = k;
+    }
+    lstm_free(raw);
+    const size_t B = (size_t)op->batch, T = (size_t)op->seq, Hs = (size_t)H;
+    const size_t span = n / B;  /* each row of the batch reads its own span */
+    if (!rc && (!ids || span < T + 1))
+        rc = fail("the text is too short for --batch x --seq");
+    lstm_rng rng;
+    lstm_rng_seed(&rng, (uint64_t)op->seed);
+    if (!rc && !op->resume) {
+        rc = model_init(&m, (size_t)E, Hs);
+        if (!rc) {
+            lstm_embedding_reset(&m.emb, &rng);
+            lstm_lstm_reset(&m.rnn, &rng);
+            lstm_dense_reset(&m.head, &rng);
+            rc = lstm_adamw_init(&opt, m.ps.n, op->lr, 0.9, 0.999, 1e-8, 0);
+        }
+    }
+    opt.lr = op->lr;
+    float *x = malloc(B * T * (size_t)E * sizeof *x);
+    float *logits = malloc(B * T * m.V * sizeof *logits);
+    float *logp = malloc(B * T * m.V * sizeof *logp);
+    float *dout = malloc(B * T * Hs * sizeof *dout);
+    float *dx = malloc(B * T * (size_t)E * sizeof *dx);
+    float *h = calloc(2 * B * Hs, sizeof *h), *c = calloc(2 * B * Hs, sizeof *c);
+    int32_t *in = malloc(B * T * sizeof *in), *tg = malloc(B * T * sizeof *tg);
+    if (!rc && (!x || !dx || !logits || !logp || !dout || !h || !c || !in || !tg))
+        rc = fail("out of memory");
+    double avg = 0;
+    const size_t per = span / T;  /* windows in a span: then back to 0 */
+    for (long s = 0; !rc && s < op->steps; s++) {
+        const size_t w = (size_t)(opt.step % (long)per);
+        if (w == 0) {  /* a new pass: fresh state */
+            memset(h, 0, 2 * B * Hs * sizeof *h);
+            memset(c, 0, 2 * B * Hs * sizeof *c);
+        }
+        for (size_t b = 0; b < B; b++)
+            for (size_t t = 0; t < T; t++) {
+                size_t at = b * span + w * T + t;
+                in[b * T + t] = ids[at];
+                tg[b * T + t] = at + 1 < n ? ids[at + 1] : -1;
+            }
+        float loss;
+        lstm_params_zero_grad(&m.ps);
+        rc = lstm_embedding_forward(&m.emb, x, in, B * T) ||
+             lstm_lstm_forward(&m.rnn, x, NULL, h, c, B, T, 1, &rng);
+        if (rc)
+            break;
+        lstm_dense_forward(&m.head, logits, m.rnn.out, B * T);
+        rc = lstm_seq_nll_forward(logp, &loss, NULL, logits, tg, B * T, m.V,
+                                  -1);
+        lstm_seq_nll_backward(logits, logp, tg, B * T, m.V, -1);
+        lstm_dense_backward(&m.head, dout, logits, m.rnn.out, B * T);
+        rc = rc || lstm_lstm_backward(&m.rnn, dout, NULL, NULL, dx, NULL, NULL);
+        if (rc)
+            break;
+        lstm_embedding_backward(&m.emb, dx, in, B * T);
+        memcpy(h, m.rnn.hn, 2 * B * Hs * sizeof *h);  /* carried, detached */
+        memcpy(c, m.rnn.cn, 2 * B * Hs * sizeof *c);
+        lstm_params_clip_grad_norm(&m.ps, 1.0);
+        if (lstm_adamw_step(&opt, m.ps.w, m.ps.g)) {
+            rc = fail("a gradient is not finite; try a lower --lr");
+            break;
+        }
+        avg = s ? 0.95 * avg + 0.05 * (double)loss : (double)loss;
+        if ((s + 1) % op->every == 0 || s + 1 == op->steps) {
+            printf("step %ld  loss %.4f nats/char (smoothed %.4f)\n",
+                   opt.step, (double)loss, avg);
+            fflush(stdout);
+            rc = save(op, &m, &opt);
+        }
+    }
+    free(x), free(dx), free(logits), free(logp), free(dout), free(h), free(c);
+    free(in), free(tg), free(ids);
+    lstm_adamw_free(&opt);
+    model_free(&m);
+    return rc;
+}
+
+static int sample(const options *op)
+{
+    model m = {0};
+    long E, H;
+    if (model_load(&m, op->model, NULL, &E, &H))
+        return 1;
+    lstm_stream s;
+    lstm_rng rng;
+    lstm_rng_seed(&rng, (uint64_t)op->seed);
+    float *x = malloc((size_t)E * sizeof *x), *y = malloc((size_t)H * sizeof *y);
+    float *h = calloc(2 * (size_t)H, sizeof *h), *c = calloc(2 * (size_t)H, sizeof *c);
+    float *logits = malloc(m.V * sizeof *logits);
+    int rc = !x || !y || !h || !c || !logits || lstm_stream_init(&s, &m.rnn, 1)
+                 ? fail("out of memory") : 0;
+    const char *p = op->prime ? op->prime : "";
+    size_t i = 0, np = strlen(p);
+    int32_t cur = 0;  /* without a prime, the first character of the alphabet */
+    if (!rc && lstm_utf8_valid(p, np) != np)
+        rc = fail("--prime is not valid UTF-8");
+    for (long k = 0; !rc && k < op->len + (long)np; k++) {
+        if (i < np) {  /* feed the prime, then the model's own characters */
+            uint32_t cp = next_cp((const unsigned char *)p, &i);
+            if ((cur = id_of(&m, cp)) < 0) {
+                rc = fail("--prime has a character the model never saw");
+                break;
+            }
+        }
+        put_cp(m.alpha[cur]);
+        rc = lstm_embedding_forward(&m.emb, x, &cur, 1) ||
+             lstm_lstm_step(&s, x, h, c, y, 1);
+        lstm_dense_forward(&m.head, logits, y, 1);
+        if (i >= np)
+            cur = (int32_t)lstm_sample(logits, m.V, (float)op->temperature,
+                                       &rng);
+    }
+    putchar('\n');
+    lstm_stream_free(&s);
+    free(x), free(y), free(h), free(c), free(logits);
+    model_free(&m);
+    return rc ? (rc == 1 ? 1 : fail("step failed")) : 0;
+}
+
+int main(int argc, char **argv)
+{
+    options o = {NULL, "char_lm.safetensors", "char_lm.safetensors", NULL,
+                 1000, 64, 16, 128, 32, 300, 1, 0, 100, 3e-3, 0.8};
+    const char *cmd = argc > 1 ? argv[1] : "";
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        long *num = !strcmp(a, "--steps") ? &o.steps : !strcmp(a, "--seq") ? &o.seq
+                  : !strcmp(a, "--batch") ? &o.batch : !strcmp(a, "--hidden") ? &o.hidden
+                  : !strcmp(a, "--embed") ? &o.embed : !strcmp(a, "--len") ? &o.len
+                  : !strcmp(a, "--seed") ? &o.seed : !strcmp(a, "--every") ? &o.every : NULL;
+        const char **str = !strcmp(a, "--text") ? &o.text : !strcmp(a, "--out") ? &o.out
+                         : !strcmp(a, "--model") ? &o.model : !strcmp(a, "--prime") ? &o.prime
+                         : NULL;
+        double *dbl = !strcmp(a, "--lr") ? &o.lr
+                      : !strcmp(a, "--temperature") ? &o.temperature : NULL;
+        char *end = NULL;
+        if (!strcmp(a, "--resume")) {
+            o.resume = 1;
+            continue;
+        }
+        if ((!num && !str && !dbl) || !v) {
+            fprintf(stderr, "char_lm: %s %s\n", a, v ? "is unknown" : "needs a value");
+            return 2;
+        }
+        i++;
+        if (str)
+            *str = v;
+        else if (num && ((*num = strtol(v, &end, 10)) < (num == &o.seed ? 0 : 1) || *end))
+            return fprintf(stderr, "char_lm: bad value for %s: '%s'\n", a, v), 2;
+        else if (dbl && (!((*dbl = strtod(v, &end)) >= 0) || *end))
+            return fprintf(stderr, "char_lm: bad value for %s: '%s'\n", a, v), 2;
+    }
+    if (!strcmp(cmd, "train") && o.text)
+        return train(&o);
+    if (!strcmp(cmd, "sample"))
+        return sample(&o);
+    fprintf(stderr, "usage: char_lm train --text FILE [--out FILE] [--steps N] "
+            "[--seq N] [--batch N]\n                     [--hidden N] [--embed N] "
+            "[--lr X] [--seed N] [--every N] [--resume]\n       char_lm sample "
+            "[--model FILE] [--len N] [--temperature T] [--seed N] [--prime TEXT]\n");
+    return 2;
+}
