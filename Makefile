@@ -13,7 +13,7 @@
 #   make bench-compare  the same against oneDNN and PyTorch, side by side
 #                   (ROUNDS=N: N alternations, each implementation's best)
 #   make fuzz       libFuzzer harnesses of the loaders, FUZZ_SECONDS each
-#   make install PREFIX=/usr/local
+#   make install PREFIX=/usr/local   (make uninstall PREFIX=... removes it)
 #   make WERROR=1 ...  warnings are errors (CI)
 
 CC      ?= cc
@@ -34,7 +34,7 @@ BLAS_CFLAGS = $(shell pkg-config --cflags openblas 2>/dev/null)
 BLAS_LIBS   = $(shell pkg-config --libs openblas 2>/dev/null)
 CHECK_CFLAGS = $(shell pkg-config --cflags check 2>/dev/null)
 CHECK_LIBS   = $(shell pkg-config --libs check 2>/dev/null)
-ALL_CFLAGS = $(CFLAGS) $(WARN) -fopenmp -fno-math-errno -MMD -MP \
+ALL_CFLAGS = $(CFLAGS) $(WARN) -fopenmp -fno-math-errno -MMD -MP -fPIC \
              -Iinclude -Ilib $(BLAS_CFLAGS)
 LIBS = $(ARCHIVE) $(BLAS_LIBS) -fopenmp -lz -lm
 
@@ -44,7 +44,7 @@ TEST_SRC = $(wildcard tests/*.c)
 TEST_OBJ = $(TEST_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN = $(BUILD)/tests/run_tests
 
-.PHONY: all test check-run asan valgrind deps checkdeps checkdeps-test install run data bench bench-compare fuzz clean liblstm.pc
+.PHONY: all test check-run check-link uninstall asan valgrind deps checkdeps checkdeps-test install run data bench bench-compare fuzz clean liblstm.pc
 
 # Example programs; sanitizer and valgrind builds keep theirs under BUILD.
 EXDIR ?= examples
@@ -52,7 +52,14 @@ EXAMPLES = $(EXDIR)/lstm_example $(EXDIR)/news_classifier $(EXDIR)/char_lm
 
 BENCHES = bench/lstm_step
 
-all: $(ARCHIVE) $(EXAMPLES) $(BENCHES)
+# The version, from include/lstm.h; the shared library's SONAME carries the
+# major number.
+VERSION := $(shell sed -n 's/^\#define LSTM_VERSION_\(MAJOR\|MINOR\|PATCH\) //p' \
+             include/lstm.h | paste -sd.)
+MAJOR := $(firstword $(subst ., ,$(VERSION)))
+SHARED = lib/liblstm.so.$(VERSION)
+
+all: $(ARCHIVE) $(SHARED) $(EXAMPLES) $(BENCHES)
 
 bench/%: bench/%.c $(ARCHIVE)
 	$(CC) $(ALL_CFLAGS) $< -o $@ $(LIBS) $(LDFLAGS)
@@ -95,6 +102,12 @@ $(ARCHIVE): $(LIB_OBJ)
 	rm -f $@
 	ar rcs $@ $^
 
+$(SHARED): $(LIB_OBJ)
+	$(CC) -shared -Wl,-soname,liblstm.so.$(MAJOR) $(LDFLAGS) $^ -o $@ \
+	    $(BLAS_LIBS) -fopenmp -lz -lm
+	ln -sf liblstm.so.$(VERSION) lib/liblstm.so.$(MAJOR)
+	ln -sf liblstm.so.$(MAJOR) lib/liblstm.so
+
 $(TEST_BIN): $(TEST_OBJ) $(ARCHIVE)
 	$(CC) $(CFLAGS) $(TEST_OBJ) -o $@ $(LIBS) $(CHECK_LIBS) $(LDFLAGS)
 
@@ -105,6 +118,12 @@ check-run: $(TEST_BIN) $(EXAMPLES)
 
 test: deps
 	@$(MAKE) --no-print-directory check-run
+	@$(MAKE) --no-print-directory check-link
+
+# The README's two ways to link a program: its plain line against the
+# archive, and pkg-config after make install (shared and --static).
+check-link: $(ARCHIVE) $(SHARED)
+	tests/link.sh
 
 SAN = -fsanitize=address,undefined -fno-sanitize-recover=all \
       -fno-omit-frame-pointer
@@ -201,15 +220,29 @@ liblstm.pc:
 	@printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$${prefix}/lib' \
 	  'includedir=$${prefix}/include' '' 'Name: liblstm' \
 	  'Description: CPU LSTM library with hand-written forward and backward' \
-	  'Version: 0.1.0' \
-	  'Cflags: -I$${includedir} -fopenmp' \
-	  'Libs: -L$${libdir} -llstm $(BLAS_LIBS) -fopenmp -lz -lm' > $@
+	  'Version: $(VERSION)' \
+	  'Requires.private: openblas zlib' \
+	  'Cflags: -I$${includedir}' \
+	  'Libs: -L$${libdir} -llstm' \
+	  'Libs.private: -fopenmp -lm' > $@
 
-install: $(ARCHIVE) liblstm.pc
+HEADERS = include/lstm.h include/lstm_data.h include/lstm_io.h \
+          include/lstm_text.h include/lstm_train.h
+install: $(ARCHIVE) $(SHARED) liblstm.pc
 	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include
 	install -m 644 $(ARCHIVE) $(DESTDIR)$(PREFIX)/lib/liblstm.a
-	install -m 644 include/lstm.h include/lstm_data.h $(DESTDIR)$(PREFIX)/include/
+	install -m 755 $(SHARED) $(DESTDIR)$(PREFIX)/lib/
+	ln -sf liblstm.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/liblstm.so.$(MAJOR)
+	ln -sf liblstm.so.$(MAJOR) $(DESTDIR)$(PREFIX)/lib/liblstm.so
+	install -m 644 $(HEADERS) $(DESTDIR)$(PREFIX)/include/
 	install -m 644 liblstm.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/liblstm.pc
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/lib/liblstm.a \
+	    $(DESTDIR)$(PREFIX)/lib/liblstm.so $(DESTDIR)$(PREFIX)/lib/liblstm.so.$(MAJOR) \
+	    $(DESTDIR)$(PREFIX)/lib/liblstm.so.$(VERSION) \
+	    $(DESTDIR)$(PREFIX)/lib/pkgconfig/liblstm.pc \
+	    $(addprefix $(DESTDIR)$(PREFIX)/,$(HEADERS))
 
 clean:
 	rm -rf build lib/liblstm.a lib/liblstm.so* liblstm.pc examples/lstm_example examples/news_classifier examples/char_lm $(BENCHES) bench/dnnl_lstm

@@ -3,7 +3,7 @@
  * batch, forward and backward, linked against lib/liblstm.a.
  *
  *   cc -Iinclude examples/lstm_example.c lib/liblstm.a \
- *      $(pkg-config --libs openblas) -fopenmp -lm -o lstm_example
+ *      $(pkg-config --libs openblas) -fopenmp -lz -lm -o lstm_example
  */
 #include <stdio.h>
 #include <stdlib.h>
