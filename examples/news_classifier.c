@@ -669,7 +669,12 @@ static int state_options(const lstm_safetensors *st, const char *path,
     const lstm_json *pl = lstm_json_get(&j, "pool");
     const lstm_json *mo = lstm_json_get(&j, "monitor");
     const lstm_json *pr = lstm_json_get(&j, "precision");
+    /* tb_dir: in the options; in the state of format-1 files */
+    const char *ss = lstm_safetensors_meta(st, "state");
+    lstm_json sj = {0};
     const lstm_json *tb = lstm_json_get(&j, "tb_dir");
+    if (!tb && ss && !lstm_json_parse(&sj, ss, strlen(ss)))
+        tb = lstm_json_get(&sj, "tb_dir");
     long epochs = 0;
     double lr;
     int bad = !d || d->type != LSTM_JSON_STR || d->len >= sizeof data ||
@@ -707,6 +712,7 @@ static int state_options(const lstm_safetensors *st, const char *path,
                       lstm_precision_parse(pr->str, &o->precision)));
     }
     lstm_json_free(&j);
+    lstm_json_free(&sj);
     return bad ? die("%s: the saved options are incomplete or out of range",
                      path)
                : 0;

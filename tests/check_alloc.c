@@ -92,6 +92,59 @@ static int setup_life(void)
     return err;
 }
 
+/* The library's training run: corpus, trainer, a fit, the training state
+ * saved and loaded into a second trainer, the model file saved and loaded
+ * and used. */
+static int train_life(void)
+{
+    char st[300], mf[300];
+    snprintf(st, sizeof st, "%s/state.safetensors", dir);
+    snprintf(mf, sizeof mf, "%s/model.safetensors", dir);
+    static char *tok[6] = {"[PAD]", "[UNK]", "uno", "dos", "tres", "cuatro"};
+    static char *text[4] = {"uno dos", "tres", "cuatro uno tres", "dos"};
+    static size_t tlen[4] = {7, 4, 15, 3}, rows[4] = {0, 1, 2, 3};
+    static int32_t labels[4] = {0, 1, 0, 1};
+    static char *classes[2] = {"a", "b"};
+    lstm_vocab v = {0};
+    lstm_corpus c = {0};
+    lstm_classifier m = {0}, m2 = {0};
+    lstm_trainer t = {0}, t2 = {0};
+    lstm_safetensors f = {0};
+    lstm_model lm = {0};
+    lstm_train_config tc;
+    lstm_train_config_default(&tc);
+    tc.epochs = 1;
+    tc.batch = 2;
+    tc.monitor = LSTM_MONITOR_VAL_ACC;
+    lstm_classifier_config cfg = {6, 4, 3, 1, 2, {5, 4}, 2, 0.0f,
+                                  LSTM_POOL_MEAN, LSTM_FP32};
+    int err = lstm_vocab_from_list(&v, tok, 6);
+    if (!err) err = lstm_corpus_encode(&c, &v, text, tlen, 4, 5);
+    if (!err) err = lstm_classifier_init(&m, &cfg);
+    if (!err) err = lstm_trainer_init(&t, &m, &tc);
+    if (!err) err = lstm_trainer_data(&t, &c, labels, rows, 4, rows, 2);
+    if (!err) err = lstm_trainer_fit(&t);
+    if (!err) err = lstm_trainer_save(&t, st, NULL, NULL, 0);
+    if (!err) err = lstm_classifier_init(&m2, &cfg);
+    if (!err) err = lstm_trainer_init(&t2, &m2, &tc);
+    if (!err) err = lstm_trainer_data(&t2, &c, labels, rows, 4, rows, 2);
+    if (!err) err = lstm_safetensors_open(&f, st);
+    if (!err) err = lstm_trainer_load(&t2, &f, st);
+    if (!err) err = lstm_model_save(mf, &m, &v, classes, 2, 5);
+    if (!err) err = lstm_model_load(&lm, mf);
+    if (!err) err = lstm_model_predict(&lm, "dos tres", 8) < 0 ? LSTM_ENOMEM
+                                                                : 0;
+    lstm_model_free(&lm);
+    lstm_safetensors_close(&f);
+    lstm_trainer_free(&t2);
+    lstm_trainer_free(&t);
+    lstm_classifier_free(&m2);
+    lstm_classifier_free(&m);
+    lstm_corpus_free(&c);
+    lstm_vocab_free(&v);
+    return err;
+}
+
 /* Fails the n-th allocation of fn for n = 1, 2, ... until fn succeeds. */
 static void fail_each(int (*fn)(void), long at_least)
 {
@@ -131,6 +184,7 @@ START_TEST(loaders_fail_cleanly)
                 i % 3 ? "sport" : "science", i % 5, i);
     fclose(fp);
     fail_each(setup_life, 20);
+    fail_each(train_life, 40);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     ck_assert(system(cmd) == 0);

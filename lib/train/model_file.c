@@ -180,8 +180,10 @@ int lstm_model_load(lstm_model *m, const char *path)
     if (!err)
         err = meta_strings(&st, path, "classes", &m->classes, &m->n_classes);
     const char *cs = lstm_safetensors_meta(&st, "config");
-    if (!err && (!cs || lstm_json_parse(&cfg, cs, strlen(cs)) ||
-                 cfg.type != LSTM_JSON_OBJ))
+    int perr = !err && cs ? lstm_json_parse(&cfg, cs, strlen(cs)) : 0;
+    if (!err && perr == LSTM_ENOMEM)
+        err = perr;
+    else if (!err && (!cs || perr || cfg.type != LSTM_JSON_OBJ))
         err = lstm_error(LSTM_EFORMAT, "%s: metadata \"config\" is missing "
                          "or not a JSON object", path);
     if (!err)

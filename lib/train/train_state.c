@@ -123,7 +123,10 @@ int lstm_trainer_load(lstm_trainer *t, const lstm_safetensors *st,
     assert(t->corpus && "lstm_trainer_load before lstm_trainer_data");
     const char *s = lstm_safetensors_meta(st, "state");
     lstm_json j = {0};
-    if (!s || lstm_json_parse(&j, s, strlen(s)) || j.type != LSTM_JSON_OBJ) {
+    int perr = s ? lstm_json_parse(&j, s, strlen(s)) : 0;
+    if (perr == LSTM_ENOMEM)
+        return perr;
+    if (!s || perr || j.type != LSTM_JSON_OBJ) {
         lstm_json_free(&j);
         return lstm_error(LSTM_EFORMAT, "%s: no valid \"state\" in the "
                           "metadata", path);
