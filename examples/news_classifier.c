@@ -633,26 +633,6 @@ static int save_state(const lstm_trainer *t, run *r)
     return rc;
 }
 
-static int get_opt(const lstm_json *j, const char *key, double lo, double hi,
-                   double *out)
-{
-    const lstm_json *v = lstm_json_get(j, key);
-    if (!v || v->type != LSTM_JSON_NUM || !(v->num >= lo && v->num <= hi))
-        return 1;
-    *out = v->num;
-    return 0;
-}
-
-static int get_long(const lstm_json *j, const char *key, long lo, long hi,
-                    long *out)
-{
-    double d;
-    if (get_opt(j, key, (double)lo, (double)hi, &d) || d != floor(d))
-        return 1;
-    *out = (long)d;
-    return 0;
-}
-
 /* The saved run's options replace o's, except --epochs, --threads, --lr
  * and --data when given; tbdir gets its TensorBoard folder. */
 static int state_options(const lstm_safetensors *st, const char *path,
@@ -681,19 +661,19 @@ static int state_options(const lstm_safetensors *st, const char *path,
               !pl || pl->type != LSTM_JSON_STR || !mo ||
               mo->type != LSTM_JSON_STR || mo->len >= sizeof monitor ||
               !tb || tb->type != LSTM_JSON_STR || tb->len >= tbcap ||
-              get_long(&j, "epochs", 1, 100000, &epochs) ||
-              get_long(&j, "batch_size", 1, 65536, &o->batch) ||
-              get_long(&j, "max_len", 1, 1000000, &o->max_len) ||
-              get_long(&j, "vocab_size", 2, 100000000, &o->vocab) ||
-              get_long(&j, "embed_dim", 1, 65536, &o->embed) ||
-              get_long(&j, "hidden", 1, 65536, &o->hidden) ||
-              get_long(&j, "layers", 1, 64, &o->layers) ||
-              get_long(&j, "patience", 1, 100000, &o->patience) ||
-              get_long(&j, "seed", 0, 0x7fffffffL, &o->seed) ||
-              get_opt(&j, "dropout", 0, 0.99, &o->dropout) ||
-              get_opt(&j, "lr", 0, DBL_MAX, o->lr_given ? &lr : &o->lr) ||
-              get_opt(&j, "weight_decay", 0, 10, &o->wd) ||
-              get_opt(&j, "clip_grad_norm", 0, 1e6, &o->clip);
+              lstm_json_long(&j, "epochs", 1, 100000, &epochs) ||
+              lstm_json_long(&j, "batch_size", 1, 65536, &o->batch) ||
+              lstm_json_long(&j, "max_len", 1, 1000000, &o->max_len) ||
+              lstm_json_long(&j, "vocab_size", 2, 100000000, &o->vocab) ||
+              lstm_json_long(&j, "embed_dim", 1, 65536, &o->embed) ||
+              lstm_json_long(&j, "hidden", 1, 65536, &o->hidden) ||
+              lstm_json_long(&j, "layers", 1, 64, &o->layers) ||
+              lstm_json_long(&j, "patience", 1, 100000, &o->patience) ||
+              lstm_json_long(&j, "seed", 0, 0x7fffffffL, &o->seed) ||
+              lstm_json_num(&j, "dropout", 0, 0.99, &o->dropout) ||
+              lstm_json_num(&j, "lr", 0, DBL_MAX, o->lr_given ? &lr : &o->lr) ||
+              lstm_json_num(&j, "weight_decay", 0, 10, &o->wd) ||
+              lstm_json_num(&j, "clip_grad_norm", 0, 1e6, &o->clip);
     int m;
     if (!bad) {
         if (!o->data) {

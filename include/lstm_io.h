@@ -37,6 +37,13 @@ typedef struct lstm_json {
 int lstm_json_parse(lstm_json *j, const char *s, size_t n);
 const lstm_json *lstm_json_get(const lstm_json *obj, const char *key);
 void lstm_json_free(lstm_json *j);
+/* The number obj[key] within [lo, hi] into *out: 0, or 1 when it is
+ * missing, not a number or out of range. The _long form also needs an
+ * integer, compared exactly (no double rounding past 2^53 lets 2^63 in). */
+int lstm_json_num(const lstm_json *obj, const char *key, double lo,
+                  double hi, double *out);
+int lstm_json_long(const lstm_json *obj, const char *key, long lo, long hi,
+                   long *out);
 
 /* A growable string, for building JSON and messages. */
 typedef struct { char *s; size_t len, cap; int err; } lstm_buf;

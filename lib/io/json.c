@@ -320,3 +320,24 @@ void lstm_json_free(lstm_json *j)
     lstm_free(j->str);
     memset(j, 0, sizeof *j);
 }
+
+int lstm_json_num(const lstm_json *obj, const char *key, double lo,
+                  double hi, double *out)
+{
+    const lstm_json *v = lstm_json_get(obj, key);
+    if (!v || v->type != LSTM_JSON_NUM || !(v->num >= lo && v->num <= hi))
+        return 1;
+    *out = v->num;
+    return 0;
+}
+
+int lstm_json_long(const lstm_json *obj, const char *key, long lo, long hi,
+                   long *out)
+{
+    double d;
+    if (lstm_json_num(obj, key, (double)lo, (double)hi, &d) ||
+        d != floor(d) || d >= 9223372036854775808.0 || d < -9223372036854775808.0)
+        return 1;
+    *out = (long)d;
+    return 0;
+}

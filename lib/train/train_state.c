@@ -93,30 +93,6 @@ static int get_rng(const lstm_json *j, const char *key, lstm_rng *r)
     return (r->s[0] | r->s[1] | r->s[2] | r->s[3]) == 0;
 }
 
-/* A number field within [lo, hi]; 1 when missing or not. */
-static int get_num(const lstm_json *j, const char *key, double lo, double hi,
-                   double *out)
-{
-    const lstm_json *v = lstm_json_get(j, key);
-    if (!v || v->type != LSTM_JSON_NUM || !(v->num >= lo && v->num <= hi))
-        return 1;
-    *out = v->num;
-    return 0;
-}
-
-/* An integer field within [lo, hi], exactly: hi is compared below 2^63
- * (a double of LONG_MAX rounds up to 2^63, which no long holds). */
-static int get_long(const lstm_json *j, const char *key, long lo, long hi,
-                    long *out)
-{
-    double d;
-    if (get_num(j, key, (double)lo, (double)hi, &d) || d != floor(d) ||
-        d >= 9223372036854775808.0)
-        return 1;
-    *out = (long)d;
-    return 0;
-}
-
 int lstm_trainer_load(lstm_trainer *t, const lstm_safetensors *st,
                       const char *path)
 {
@@ -137,22 +113,22 @@ int lstm_trainer_load(lstm_trainer *t, const lstm_safetensors *st,
     long format, epoch, adam_step, best_epoch, wait, stopped;
     lstm_rng ri, rs, rd;
     int err = LSTM_OK;
-    if (get_long(&j, "format", 1, STATE_FORMAT, &format) ||
-        get_long(&j, "epoch", 1, 100001, &epoch) ||
-        get_num(&j, "step", 0, (double)steps, &step) ||
-        get_num(&j, "lsum", 0, HUGE_VAL, &lsum) ||
-        get_num(&j, "correct", 0, 1e15, &correct) ||
-        get_num(&j, "seen", 0, 1e15, &seen) ||
-        get_long(&j, "adam_step", 0, LONG_MAX, &adam_step) ||
-        get_long(&j, "best_epoch", 0, 100000, &best_epoch) ||
-        get_long(&j, "wait", 0, 100000, &wait) ||
-        get_long(&j, "stopped", 0, 1, &stopped) ||
-        get_num(&j, "data_rows", 0, 1e15, &rows) ||
-        get_num(&j, "data_crc", 0, 4294967295.0, &crc) ||
+    if (lstm_json_long(&j, "format", 1, STATE_FORMAT, &format) ||
+        lstm_json_long(&j, "epoch", 1, 100001, &epoch) ||
+        lstm_json_num(&j, "step", 0, (double)steps, &step) ||
+        lstm_json_num(&j, "lsum", 0, HUGE_VAL, &lsum) ||
+        lstm_json_num(&j, "correct", 0, 1e15, &correct) ||
+        lstm_json_num(&j, "seen", 0, 1e15, &seen) ||
+        lstm_json_long(&j, "adam_step", 0, LONG_MAX, &adam_step) ||
+        lstm_json_long(&j, "best_epoch", 0, 100000, &best_epoch) ||
+        lstm_json_long(&j, "wait", 0, 100000, &wait) ||
+        lstm_json_long(&j, "stopped", 0, 1, &stopped) ||
+        lstm_json_num(&j, "data_rows", 0, 1e15, &rows) ||
+        lstm_json_num(&j, "data_crc", 0, 4294967295.0, &crc) ||
         get_rng(&j, "rng_init", &ri) || get_rng(&j, "rng_shuffle", &rs) ||
         get_rng(&j, "rng_dropout", &rd) ||
         (best_epoch &&
-         get_num(&j, "best_metric", -HUGE_VAL, HUGE_VAL, &best_metric)))
+         lstm_json_num(&j, "best_metric", -HUGE_VAL, HUGE_VAL, &best_metric)))
         err = lstm_error(LSTM_EFORMAT, "%s: the saved state is incomplete or "
                          "out of range", path);
     else if ((uint64_t)rows != t->cfg.data_rows ||
