@@ -36,7 +36,7 @@
  * threads share the hidden units of a layer instead of its rows: each
  * takes every row and units [k0,k1), so it reads only its share of W_hh,
  * and the team meets at a barrier (sync) after every step, when all of h_t
- * (forward) or dA_t (backward) is there. lib/lstm.c chooses; with two rows
+ * (forward) or dA_t (backward) is there. lib/nn/lstm.c chooses; with two rows
  * a thread or more, the barriers cost more than they save. */
 
 typedef float v8 __attribute__((vector_size(32), aligned(4)));

@@ -41,6 +41,11 @@ static inline void lstm__share(size_t n, size_t *i0, size_t *i1)
     *i1 = n * (id + 1) / nt;
 }
 
+/* Call order: a layer's weights exist only after lstm_params_alloc. */
+#define LSTM__WEIGHTS_READY(ps, who)                                          \
+    assert((ps)->w && who ": the parameter block is not allocated (call "     \
+                        "lstm_params_alloc first)")
+
 /* numel of a shape, checked: LSTM_EINVAL past LSTM_MAXDIM dimensions or
  * when the bytes overflow. */
 int lstm__shape_numel(int ndim, const size_t *shape, size_t *numel);

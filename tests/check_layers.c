@@ -394,7 +394,7 @@ START_TEST(classifier_memory_known_before)
 END_TEST
 
 /* Fewer sequences than threads: the threads share each layer's hidden
- * units (lib/lstm.c rec_plan; H=48 gives them 16 and 32), and the results
+ * units (lib/nn/lstm.c rec_plan; H=48 gives them 16 and 32), and the results
  * are those of one thread, bit for bit: outputs, states, every gradient
  * and dx. Two threads: with three, OpenBLAS computes some rows of the
  * GEMMs split three ways with other last bits (the recurrence does not

@@ -7,9 +7,11 @@
  */
 #define _XOPEN_SOURCE 700  /* mkstemp, mkdtemp, popen */
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "lstm_data.h"
@@ -519,6 +521,63 @@ START_TEST(sampling)
 }
 END_TEST
 
+/* Runs fn in a child process: whether it died of SIGABRT (an assert). */
+static int aborts(void (*fn)(void))
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    ck_assert(pid >= 0);
+    if (pid == 0) {
+        freopen("/dev/null", "w", stderr);  /* the assert's own line */
+        fn();
+        _exit(0);
+    }
+    int st;
+    ck_assert(waitpid(pid, &st, 0) == pid);
+    return WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT;
+}
+
+static void reset_before_alloc(void)
+{
+    lstm_params ps;
+    lstm_lstm net;
+    lstm_rng r;
+    lstm_params_init(&ps);
+    lstm_rng_seed(&r, 1);
+    if (lstm_lstm_init(&net, &ps, "lstm", 3, 4, 1, 0.0f) == 0)
+        lstm_lstm_reset(&net, &r);  /* before lstm_params_alloc */
+}
+
+static void dense_before_alloc(void)
+{
+    lstm_params ps;
+    lstm_dense d;
+    float x[3] = {0}, y[2];
+    lstm_params_init(&ps);
+    if (lstm_dense_init(&d, &ps, "fc", 3, 2) == 0)
+        lstm_dense_forward(&d, y, x, 1);
+}
+
+static void fit_before_data(void)
+{
+    lstm_classifier_config cfg = toy_config();
+    lstm_classifier m;
+    lstm_trainer t;
+    lstm_train_config tc;
+    lstm_train_config_default(&tc);
+    if (lstm_classifier_init(&m, &cfg) == 0 &&
+        lstm_trainer_init(&t, &m, &tc) == 0)
+        lstm_trainer_fit(&t);
+}
+
+START_TEST(call_order_asserts)
+{
+    ck_assert_msg(aborts(reset_before_alloc), "reset before alloc");
+    ck_assert_msg(aborts(dense_before_alloc), "forward before alloc");
+    ck_assert_msg(aborts(fit_before_data), "fit before data");
+}
+END_TEST
+
 /* ---- examples/char_lm, as a user runs it ---- */
 
 static const char *char_lm(void)
@@ -593,6 +652,7 @@ Suite *train_suite(void)
     tcase_add_test(tc, shared_lstm_keeps_pending_forward);
     tcase_add_test(tc, losses_match_torch);
     tcase_add_test(tc, sampling);
+    tcase_add_test(tc, call_order_asserts);
     tcase_add_test(tc, char_lm_learns_and_samples);
     suite_add_tcase(s, tc);
     return s;

@@ -39,6 +39,7 @@ int lstm_embedding_init(lstm_embedding *e, lstm_params *ps, const char *name,
 
 void lstm_embedding_reset(lstm_embedding *e, lstm_rng *r)
 {
+    LSTM__WEIGHTS_READY(e->ps, "lstm_embedding_reset");
     float *w = e->ps->w + e->off_w;
     lstm_fill_normal(w, e->V * e->E, 0.0f, 1.0f, r);
     if (e->pad >= 0)
@@ -48,6 +49,7 @@ void lstm_embedding_reset(lstm_embedding *e, lstm_rng *r)
 int lstm_embedding_forward(const lstm_embedding *e, float *out,
                            const int32_t *ids, size_t n)
 {
+    LSTM__WEIGHTS_READY(e->ps, "lstm_embedding_forward");
     const float *w = e->ps->w + e->off_w;
     for (size_t k = 0; k < n; k++)
         if (ids[k] < 0 || (size_t)ids[k] >= e->V)
@@ -95,6 +97,7 @@ int lstm_dense_init(lstm_dense *d, lstm_params *ps, const char *name,
 
 void lstm_dense_reset(lstm_dense *d, lstm_rng *r)
 {
+    LSTM__WEIGHTS_READY(d->ps, "lstm_dense_reset");
     /* nn.Linear: kaiming_uniform(a=sqrt(5)) gives bound 1/sqrt(in), and the
      * bias uses the same bound */
     float k = 1.0f / sqrtf((float)d->in);
@@ -105,6 +108,7 @@ void lstm_dense_reset(lstm_dense *d, lstm_rng *r)
 void lstm_dense_forward(const lstm_dense *d, float *y, const float *x,
                         size_t B)
 {
+    LSTM__WEIGHTS_READY(d->ps, "lstm_dense_forward");
     const float *w = d->ps->w + d->off_w, *b = d->ps->w + d->off_b;
     for (size_t i = 0; i < B; i++)
         memcpy(y + i * d->out, b, d->out * sizeof *y);

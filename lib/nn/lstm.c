@@ -66,6 +66,7 @@ int lstm_lstm_init(lstm_lstm *l, lstm_params *ps, const char *name, size_t I,
 
 void lstm_lstm_reset(lstm_lstm *l, lstm_rng *r)
 {
+    LSTM__WEIGHTS_READY(l->ps, "lstm_lstm_reset");
     const float k = 1.0f / sqrtf((float)l->H);
     const size_t G = 4 * l->H;
     for (size_t n = 0; n < l->L; n++) {
@@ -213,6 +214,7 @@ int lstm_lstm_forward(lstm_lstm *l, const float *x, const int32_t *len,
                       const float *h0, const float *c0, size_t B, size_t T,
                       int train, lstm_rng *r)
 {
+    LSTM__WEIGHTS_READY(l->ps, "lstm_lstm_forward");
     const size_t H = l->H, G = 4 * H, L = l->L;
     if (!x || B == 0 || T == 0)
         return lstm_error(LSTM_EINVAL, "lstm: empty input (B=%zu T=%zu)", B, T);

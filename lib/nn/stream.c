@@ -33,8 +33,8 @@ static void layout(lstm_stream *s, lstm__carver *c)
 int lstm_stream_init(lstm_stream *s, const lstm_lstm *l, size_t Bmax)
 {
     memset(s, 0, sizeof *s);
-    assert(l->off && l->ps && l->ps->w &&
-           "lstm_stream_init: the LSTM's weights are not allocated");
+    assert(l->off && "lstm_stream_init: the LSTM is not initialised");
+    LSTM__WEIGHTS_READY(l->ps, "lstm_stream_init");
     if (Bmax == 0)
         return lstm_error(LSTM_EINVAL, "lstm_stream: Bmax must be > 0");
     if (l->precision != LSTM_FP32 && l->precision != LSTM_BF16_MIXED)
