@@ -10,7 +10,8 @@
  *                  [--prime TEXT]
  *
  * The checkpoint holds the weights, AdamW's moments and step, the alphabet
- * and the sizes; --resume continues from it.
+ * and the sizes; --resume continues from it at the next window of the
+ * text, the carried state starting again from zeros.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,10 +35,16 @@ typedef struct {
     size_t V;
 } model;
 
+/* A failure of the program's own, and one the library explains. */
+static int die(const char *what)
+{
+    fprintf(stderr, "char_lm: %s\n", what);
+    return 1;
+}
+
 static int fail(const char *what)
 {
-    fprintf(stderr, "char_lm: %s%s%s\n", what, *lstm_errmsg() ? ": " : "",
-            lstm_errmsg());
+    fprintf(stderr, "char_lm: %s: %s\n", what, lstm_errmsg());
     return 1;
 }
 
@@ -52,19 +59,18 @@ static uint32_t next_cp(const unsigned char *s, size_t *i)
     return c;
 }
 
-static void put_cp(uint32_t c)
+/* c as UTF-8 into dst (4 bytes of room); returns the bytes written. */
+static size_t utf8_put(char *dst, uint32_t c)
 {
     if (c < 0x80) {
-        putchar((int)c);
-    } else if (c < 0x800) {
-        putchar((int)(0xc0 | c >> 6)), putchar((int)(0x80 | (c & 0x3f)));
-    } else if (c < 0x10000) {
-        putchar((int)(0xe0 | c >> 12));
-        putchar((int)(0x80 | ((c >> 6) & 0x3f))), putchar((int)(0x80 | (c & 0x3f)));
-    } else {
-        putchar((int)(0xf0 | c >> 18)), putchar((int)(0x80 | ((c >> 12) & 0x3f)));
-        putchar((int)(0x80 | ((c >> 6) & 0x3f))), putchar((int)(0x80 | (c & 0x3f)));
+        dst[0] = (char)c;
+        return 1;
     }
+    size_t n = c < 0x800 ? 2 : c < 0x10000 ? 3 : 4;
+    for (size_t k = n - 1; k > 0; k--, c >>= 6)
+        dst[k] = (char)(0x80 | (c & 0x3f));
+    dst[0] = (char)((n == 2 ? 0xc0 : n == 3 ? 0xe0 : 0xf0) | c);
+    return n;
 }
 
 static int32_t id_of(const model *m, uint32_t c)
@@ -102,32 +108,32 @@ static int model_load(model *m, const char *path, lstm_adamw *o, long *E,
         return fail("cannot open the checkpoint");
     const char *a = lstm_safetensors_meta(&st, "alphabet");
     const char *sz = lstm_safetensors_meta(&st, "sizes");
-    int rc = !a || !sz || sscanf(sz, "%ld %ld", E, H) != 2 || *E < 1 || *H < 1;
+    int rc = !a || !sz || sscanf(sz, "%ld %ld", E, H) != 2 || *E < 1 ||
+             *H < 1;
     size_t i = 0, n = a ? strlen(a) : 0;
     m->V = 0;
     while (!rc && i < n && m->V < 1024)
         m->alpha[m->V++] = next_cp((const unsigned char *)a, &i);
-    rc = rc || m->V == 0 || model_init(m, (size_t)*E, (size_t)*H);
+    if (rc || m->V == 0 || lstm_utf8_valid(a, n) != n) {
+        lstm_safetensors_close(&st);
+        return die("not a char_lm checkpoint (no valid alphabet and sizes)");
+    }
+    rc = model_init(m, (size_t)*E, (size_t)*H);
     if (!rc && o)
         rc = lstm_adamw_init(o, m->ps.n, 0, 0.9, 0.999, 1e-8, 0) ||
              lstm_adamw_load(&st, &m->ps, o);
     else if (!rc)
         rc = lstm_safetensors_load_into(&st, &m->ps, NULL, m->ps.w) != 0;
     lstm_safetensors_close(&st);
-    return rc ? fail("not a char_lm checkpoint") : 0;
+    return rc ? fail("cannot load the checkpoint") : 0;
 }
 
 static int save(const options *op, const model *m, const lstm_adamw *o)
 {
-    char alpha[4096], sizes[64];
+    char alpha[4 * 1024 + 1], sizes[64];
     size_t n = 0;
-    for (size_t k = 0; k < m->V; k++) {  /* back to UTF-8 */
-        uint32_t c = m->alpha[k];
-        if (c < 0x80) alpha[n++] = (char)c;
-        else if (c < 0x800) alpha[n++] = (char)(0xc0 | c >> 6), alpha[n++] = (char)(0x80 | (c & 0x3f));
-        else if (c < 0x10000) alpha[n++] = (char)(0xe0 | c >> 12), alpha[n++] = (char)(0x80 | ((c >> 6) & 0x3f)), alpha[n++] = (char)(0x80 | (c & 0x3f));
-        else alpha[n++] = (char)(0xf0 | c >> 18), alpha[n++] = (char)(0x80 | ((c >> 12) & 0x3f)), alpha[n++] = (char)(0x80 | ((c >> 6) & 0x3f)), alpha[n++] = (char)(0x80 | (c & 0x3f));
-    }
+    for (size_t k = 0; k < m->V; k++)  /* back to UTF-8 */
+        n += utf8_put(alpha + n, m->alpha[k]);
     alpha[n] = '\0';
     snprintf(sizes, sizeof sizes, "%ld %ld", op->embed, op->hidden);
     const char *keys[2] = {"alphabet", "sizes"}, *vals[2] = {alpha, sizes};
@@ -143,7 +149,7 @@ static int train(const options *op)
         return fail("cannot read the text");
     if (lstm_utf8_valid(raw, nraw) != nraw) {
         lstm_free(raw);
-        return fail("the text is not valid UTF-8");
+        return die("the text is not valid UTF-8");
     }
     model m = {0};
     lstm_adamw opt = {0};
@@ -156,7 +162,7 @@ static int train(const options *op)
         uint32_t c = next_cp((const unsigned char *)raw, &i);
         int32_t k = id_of(&m, c);
         if (k < 0 && (op->resume || m.V == 1024)) {
-            rc = fail("a character outside the checkpoint's alphabet");
+            rc = die("a character outside the checkpoint's alphabet");
             break;
         }
         if (k < 0)
@@ -167,7 +173,7 @@ static int train(const options *op)
     const size_t B = (size_t)op->batch, T = (size_t)op->seq, Hs = (size_t)H;
     const size_t span = n / B;  /* each row of the batch reads its own span */
     if (!rc && (!ids || span < T + 1))
-        rc = fail("the text is too short for --batch x --seq");
+        rc = die("the text is too short for --batch x --seq");
     lstm_rng rng;
     lstm_rng_seed(&rng, (uint64_t)op->seed);
     if (!rc && !op->resume) {
@@ -188,7 +194,7 @@ static int train(const options *op)
     float *h = calloc(2 * B * Hs, sizeof *h), *c = calloc(2 * B * Hs, sizeof *c);
     int32_t *in = malloc(B * T * sizeof *in), *tg = malloc(B * T * sizeof *tg);
     if (!rc && (!x || !dx || !logits || !logp || !dout || !h || !c || !in || !tg))
-        rc = fail("out of memory");
+        rc = die("out of memory");
     double avg = 0;
     const size_t per = span / T;  /* windows in a span: then back to 0 */
     for (long s = 0; !rc && s < op->steps; s++) {
@@ -222,7 +228,7 @@ static int train(const options *op)
         memcpy(c, m.rnn.cn, 2 * B * Hs * sizeof *c);
         lstm_params_clip_grad_norm(&m.ps, 1.0);
         if (lstm_adamw_step(&opt, m.ps.w, m.ps.g)) {
-            rc = fail("a gradient is not finite; try a lower --lr");
+            rc = die("a gradient is not finite; try a lower --lr");
             break;
         }
         avg = s ? 0.95 * avg + 0.05 * (double)loss : (double)loss;
@@ -253,23 +259,27 @@ static int sample(const options *op)
     float *h = calloc(2 * (size_t)H, sizeof *h), *c = calloc(2 * (size_t)H, sizeof *c);
     float *logits = malloc(m.V * sizeof *logits);
     int rc = !x || !y || !h || !c || !logits || lstm_stream_init(&s, &m.rnn, 1)
-                 ? fail("out of memory") : 0;
+                 ? die("out of memory") : 0;
     const char *p = op->prime ? op->prime : "";
     size_t i = 0, np = strlen(p);
     int32_t cur = 0;  /* without a prime, the first character of the alphabet */
     if (!rc && lstm_utf8_valid(p, np) != np)
-        rc = fail("--prime is not valid UTF-8");
+        rc = die("--prime is not valid UTF-8");
     for (long k = 0; !rc && k < op->len + (long)np; k++) {
         if (i < np) {  /* feed the prime, then the model's own characters */
             uint32_t cp = next_cp((const unsigned char *)p, &i);
             if ((cur = id_of(&m, cp)) < 0) {
-                rc = fail("--prime has a character the model never saw");
+                rc = die("--prime has a character the model never saw");
                 break;
             }
         }
-        put_cp(m.alpha[cur]);
-        rc = lstm_embedding_forward(&m.emb, x, &cur, 1) ||
-             lstm_lstm_step(&s, x, h, c, y, 1);
+        char ch[4];
+        fwrite(ch, 1, utf8_put(ch, m.alpha[cur]), stdout);
+        if (lstm_embedding_forward(&m.emb, x, &cur, 1) ||
+            lstm_lstm_step(&s, x, h, c, y, 1)) {
+            rc = fail("step failed");
+            break;
+        }
         lstm_dense_forward(&m.head, logits, y, 1);
         if (i >= np)
             cur = (int32_t)lstm_sample(logits, m.V, (float)op->temperature,
@@ -279,7 +289,7 @@ static int sample(const options *op)
     lstm_stream_free(&s);
     free(x), free(y), free(h), free(c), free(logits);
     model_free(&m);
-    return rc ? (rc == 1 ? 1 : fail("step failed")) : 0;
+    return rc;
 }
 
 int main(int argc, char **argv)

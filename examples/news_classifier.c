@@ -354,7 +354,8 @@ static void print_col(const char *s, size_t w)
 
 typedef struct {
     lstm_dataset ds;
-    lstm_vocab vocab;
+    lstm_vocab vocab;         /* train: built from the training rows */
+    const lstm_vocab *v;      /* the one in use: &vocab, or the model's */
     lstm_corpus tok;
 } corpus;
 
@@ -367,7 +368,7 @@ static void corpus_free(corpus *c)
 
 static int encode_all(corpus *c, size_t max_len)
 {
-    if (lstm_corpus_encode(&c->tok, &c->vocab, c->ds.text, c->ds.text_len,
+    if (lstm_corpus_encode(&c->tok, c->v, c->ds.text, c->ds.text_len,
                            c->ds.n, max_len))
         return die("%s", lstm_errmsg());
     return 0;
@@ -432,7 +433,7 @@ static void first_tokens(char *dst, size_t cap, const corpus *c, size_t row,
     size_t o = 0, len = (size_t)c->tok.len[row];
     dst[0] = '\0';
     for (size_t i = 0; i < len && i < n; i++) {
-        const char *t = c->vocab.tok[c->tok.ids[c->tok.off[row] + i]];
+        const char *t = c->v->tok[c->tok.ids[c->tok.off[row] + i]];
         int k = snprintf(dst + o, cap - o, "%s%s", i ? " " : "", t);
         if (k < 0 || (size_t)k >= cap - o)
             break;
@@ -717,12 +718,10 @@ static int preflight(const options *o, const lstm_classifier_config *cfg,
         long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGE_SIZE);
         limit = pages > 0 && psz > 0 ? (double)pages * (double)psz : HUGE_VAL;
     }
-    const size_t B = (size_t)o->batch > LSTM_EVAL_BATCH ? (size_t)o->batch
-                                                        : LSTM_EVAL_BATCH;
     printf("memory: about %.0f MiB (weights, gradients, AdamW moments%s "
            "%.0f MiB; activations for %zu x %ld tokens %.0f MiB; texts and "
            "tokens %.0f MiB; saving the state %.0f MiB)\n", mib(b.total),
-           keep_best ? ", best weights" : "", mib(b.params), B, o->max_len,
+           keep_best ? ", best weights" : "", mib(b.params), b.rows, o->max_len,
            mib(b.activations), mib(b.texts), mib(b.state));
     if (b.total > limit)
         return die("training needs about %.0f MiB of memory, more than the "
@@ -891,6 +890,7 @@ static int prepare(corpus *c, lstm_split *sp, const options *o)
     if (lstm_vocab_build(&c->vocab, &c->ds, sp->idx[0], sp->n[0],
                          (size_t)o->vocab))
         return die("%s", lstm_errmsg());
+    c->v = &c->vocab;
     return encode_all(c, (size_t)o->max_len);
 }
 
@@ -969,10 +969,11 @@ static int cmd_train(const options *opts)
         goto out;
     }
     if (o->resume) {
-        if (lstm_trainer_load(&t, &st, spath)) {
-            rc = die("%s%s", lstm_errmsg(),
-                     lstm_errmsg()[strlen(lstm_errmsg()) - 1] == ')'
-                         ? "; resume with the same --data" : "");
+        int err = lstm_trainer_load(&t, &st, spath);
+        if (err) {  /* LSTM_EINVAL: other data than the run's */
+            rc = die("%s%s", lstm_errmsg(), err == LSTM_EINVAL
+                                                ? "; resume with the same --data"
+                                                : "");
             goto out;
         }
         lstm_buf_puts(&r.metrics, lstm_safetensors_meta(&st, "metrics_csv")
@@ -1086,8 +1087,7 @@ static int cmd_eval(const options *o)
             rows[i] = i;
         rc = all ? 0 : die("out of memory");
     }
-    lstm_vocab_free(&c.vocab);
-    c.vocab = m.vocab;  /* borrowed for the tables; m frees it */
+    c.v = &m.vocab;
     if (!rc && !(rc = encode_all(&c, m.max_len))) {
         int32_t *pred = malloc((n + 1) * sizeof *pred);
         double loss, acc;
@@ -1111,7 +1111,6 @@ static int cmd_eval(const options *o)
         lstm_metrics_free(&mt);
         free(pred);
     }
-    memset(&c.vocab, 0, sizeof c.vocab);
     lstm_split_free(&sp);
     free(all);
     free(labels);

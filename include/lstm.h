@@ -176,7 +176,13 @@ const lstm_param *lstm_params_nonfinite(const lstm_params *ps, int grads);
  * Every layer keeps offsets into a lstm_params block. _init reserves the
  * weights, _reset initialises them as PyTorch does (after lstm_params_alloc),
  * _forward computes, _backward ADDS into the gradient block (the caller
- * zeroes it) and, where it takes a dx pointer, OVERWRITES dx. */
+ * zeroes it) and, where it takes a dx pointer, OVERWRITES dx.
+ * Call order: _reset or _forward before lstm_params_alloc trips an assert;
+ * a backward needs a forward of the same layer (LSTM_EINVAL otherwise).
+ * Results a layer keeps in its struct (lstm_lstm's out, hn, cn; the
+ * classifier's logp) are valid until that layer's next forward. A
+ * generator argument r may be NULL where no dropout applies (train == 0,
+ * or dropout 0). */
 
 /* nn.Embedding(V, E, padding_idx): weight "<name>.weight" (V,E), N(0,1)
  * with the padding row zero. padding_idx < 0: none. */
@@ -277,7 +283,9 @@ float lstm_bce_logits_loss(float *dx, const float *x, const float *t,
  *   out (B,T,H)  the last layer's outputs, zero at t >= len[b]
  *   hn, cn (L,B,H)  each layer's state after step len[b]-1
  * With lengths, a sequence's state stops at its last token, as a
- * pack_padded_sequence input gives. x must stay valid until backward.
+ * pack_padded_sequence input gives. x must stay valid until backward; an
+ * evaluation forward in between destroys what backward needs (use a
+ * second LSTM over the same weights: lstm_lstm_share).
  *
  * precision (set after init, before a forward; LSTM_FP32 by default):
  * LSTM_BF16_MIXED runs every matrix product of the layer, forward and

@@ -196,7 +196,9 @@ size_t lstm_trainer_steps(const lstm_trainer *t);
  * Returns 0, LSTM_STOPPED, a hook's non-zero value, or an error: the
  * numerical guard gives LSTM_ENUMERIC with a message naming the epoch,
  * the step, and the parameter nearest the loss whose gradient is not
- * finite; the weights are then those of the step before. */
+ * finite; a step whose loss or gradient norm is not finite updates
+ * nothing (a non-finite gradient met inside AdamW has been applied, as
+ * torch.optim.AdamW would). A changed data set on load is LSTM_EINVAL. */
 int lstm_trainer_fit(lstm_trainer *t);
 /* The whole training state in one file (atomically): the weights, AdamW's
  * moments and step, the best weights, and as metadata "state" (the
@@ -218,6 +220,8 @@ void lstm_trainer_free(lstm_trainer *t);
 /* Bytes a classifier training run holds, from its configuration and data
  * before any weight exists. */
 typedef struct {
+    size_t rows;              /* batch rows the workspaces are sized for:
+                                 max(batch, LSTM_EVAL_BATCH) */
     double params;            /* weights, gradients, AdamW, best weights */
     double activations;       /* both workspaces at the larger of the
                                  training and evaluation batch */

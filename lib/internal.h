@@ -50,6 +50,16 @@ static inline void lstm__share(size_t n, size_t *i0, size_t *i1)
  * when the bytes overflow. */
 int lstm__shape_numel(int ndim, const size_t *shape, size_t *numel);
 
+/* lib/train: the tensor blocks of a checkpoint, each laid out as the
+ * parameter block: weights, AdamW's two moments, best weights, under these
+ * name prefixes. lstm__save_blocks writes the first nblk of blk with the
+ * metadata key0 = val0 first, then the caller's pairs. */
+extern const char *const lstm__block_prefix[4];
+int lstm__save_blocks(const char *path, const lstm_params *ps,
+                      const float *const *blk, size_t nblk, const char *key0,
+                      const char *val0, const char *const *keys,
+                      const char *const *vals, size_t nmeta);
+
 /* Bump allocation of one block: plan with sizes, then carve. */
 typedef struct { char *base; size_t used; } lstm__carver;
 float *lstm__carve(lstm__carver *c, size_t nfloats);

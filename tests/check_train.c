@@ -352,6 +352,59 @@ START_TEST(adamw_checkpoint_round_trip)
 }
 END_TEST
 
+/* Writes a safetensors file with this header over 16 data bytes; returns
+ * what lstm_safetensors_open says of it. */
+static int open_header(const char *path, const char *header)
+{
+    FILE *fp = fopen(path, "wb");
+    ck_assert(fp != NULL);
+    uint64_t n = strlen(header);
+    unsigned char len[8];
+    for (int k = 0; k < 8; k++)
+        len[k] = (unsigned char)(n >> (8 * k));
+    static const float data[4] = {1, 2, 3, 4};
+    ck_assert(fwrite(len, 1, 8, fp) == 8 && fwrite(header, 1, n, fp) == n &&
+              fwrite(data, 1, 16, fp) == 16);
+    fclose(fp);
+    lstm_safetensors st;
+    int err = lstm_safetensors_open(&st, path);
+    if (!err)
+        lstm_safetensors_close(&st);
+    return err;
+}
+
+START_TEST(safetensors_refuses_repeats_and_overlaps)
+{
+    char path[] = "/tmp/lstm_st_XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert(fd >= 0);
+    close(fd);
+    const char *ok = "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],"
+                     "\"data_offsets\":[0,8]},\"b\":{\"dtype\":\"F32\","
+                     "\"shape\":[2],\"data_offsets\":[8,16]},"
+                     "\"e\":{\"dtype\":\"F32\",\"shape\":[0],"
+                     "\"data_offsets\":[4,4]}}";
+    ck_assert_int_eq(open_header(path, ok), 0);
+    const char *overlap = "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],"
+                          "\"data_offsets\":[0,8]},\"b\":{\"dtype\":\"F32\","
+                          "\"shape\":[2],\"data_offsets\":[4,12]}}";
+    ck_assert_int_eq(open_header(path, overlap), LSTM_EFORMAT);
+    ck_assert_msg(strstr(lstm_errmsg(), "overlapping data of tensor b"),
+                  "%s", lstm_errmsg());
+    const char *twice = "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],"
+                        "\"data_offsets\":[0,8]},\"a\":{\"dtype\":\"F32\","
+                        "\"shape\":[2],\"data_offsets\":[8,16]}}";
+    ck_assert_int_eq(open_header(path, twice), LSTM_EFORMAT);
+    ck_assert_msg(strstr(lstm_errmsg(), "a key given twice: a"), "%s",
+                  lstm_errmsg());
+    const char *meta2 = "{\"__metadata__\":{},\"__metadata__\":{},"
+                        "\"a\":{\"dtype\":\"F32\",\"shape\":[4],"
+                        "\"data_offsets\":[0,16]}}";
+    ck_assert_int_eq(open_header(path, meta2), LSTM_EFORMAT);
+    unlink(path);
+}
+END_TEST
+
 /* ---- streaming steps against the full forward ---- */
 
 /* With the references (plain loops) a step is the forward bit for bit.
@@ -648,6 +701,7 @@ Suite *train_suite(void)
     tcase_add_test(tc, trainer_stop_save_load_continue_same_bits);
     tcase_add_test(tc, model_file_round_trip);
     tcase_add_test(tc, adamw_checkpoint_round_trip);
+    tcase_add_test(tc, safetensors_refuses_repeats_and_overlaps);
     tcase_add_test(tc, step_equals_forward);
     tcase_add_test(tc, shared_lstm_keeps_pending_forward);
     tcase_add_test(tc, losses_match_torch);

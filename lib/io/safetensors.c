@@ -36,26 +36,15 @@ static int cmp_cstr(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-/* The first name that appears twice in names[0..n), or NULL (NULL too when
- * the check cannot allocate: *err is then set). */
-static const char *duplicate(const char *const *names, size_t n, int *err)
+/* The first name that appears twice in names[0..n), or NULL; sorts names
+ * (the caller's copy). */
+static const char *first_repeat(const char **names, size_t n)
 {
-    *err = 0;
-    if (n < 2)
-        return NULL;
-    const char **s = lstm_alloc(n * sizeof *s);
-    if (!s) {
-        *err = LSTM_ENOMEM;
-        return NULL;
-    }
-    memcpy(s, names, n * sizeof *s);
-    qsort(s, n, sizeof *s, cmp_cstr);
-    const char *dup = NULL;
-    for (size_t i = 1; i < n && !dup; i++)
-        if (strcmp(s[i - 1], s[i]) == 0)
-            dup = s[i];
-    lstm_free(s);
-    return dup;
+    qsort(names, n, sizeof *names, cmp_cstr);
+    for (size_t i = 1; i < n; i++)
+        if (strcmp(names[i - 1], names[i]) == 0)
+            return names[i];
+    return NULL;
 }
 
 int lstm_safetensors_write(const char *path, const lstm_st_tensor *t,
@@ -67,14 +56,14 @@ int lstm_safetensors_write(const char *path, const lstm_st_tensor *t,
         return lstm_error(LSTM_ENOMEM, "%s: out of memory", path);
     for (size_t i = 0; i < nt; i++)
         names[i] = t[i].name;
-    int derr;
-    const char *dup = duplicate(names, nt, &derr);
+    const char *dup = first_repeat(names, nt);
+    if (dup) {
+        lstm_error(LSTM_EINVAL, "%s: tensor name %.64s given twice", path,
+                   dup);
+        lstm_free(names);
+        return LSTM_EINVAL;
+    }
     lstm_free(names);
-    if (derr)
-        return lstm_error(derr, "%s: out of memory", path);
-    if (dup)
-        return lstm_error(LSTM_EINVAL, "%s: tensor name %.64s given twice",
-                          path, dup);
     lstm_buf h = {0};
     lstm_buf_puts(&h, "{\"__metadata__\":{");
     for (size_t i = 0; i < nmeta; i++) {
@@ -232,15 +221,16 @@ static int by_begin(const void *a, const void *b)
 static int check_layout(const lstm_safetensors *st, const char *path)
 {
     const lstm_json *h = &st->header;
-    int err;
-    const char *dup = duplicate((const char *const *)h->keys, h->n, &err);
-    if (err)
-        return lstm_error(err, "%s: out of memory", path);
-    if (dup)
-        return bad(path, "a key given twice:", dup);
+    const char **keys = lstm_alloc((h->n + 1) * sizeof *keys);
     span *sp = lstm_alloc((h->n + 1) * sizeof *sp);
-    if (!sp)
+    if (!keys || !sp) {
+        lstm_free(keys);
+        lstm_free(sp);
         return lstm_error(LSTM_ENOMEM, "%s: out of memory", path);
+    }
+    memcpy(keys, h->keys, h->n * sizeof *keys);
+    const char *dup = first_repeat(keys, h->n);
+    int err = dup ? bad(path, "a key given twice:", dup) : LSTM_OK;
     size_t n = 0;
     for (size_t i = 0; i < h->n; i++) {
         if (strcmp(h->keys[i], "__metadata__") == 0)
@@ -259,6 +249,7 @@ static int check_layout(const lstm_safetensors *st, const char *path)
             err = bad(path, "overlapping data of tensor", sp[i].name);
         end = sp[i].end > end ? sp[i].end : end;
     }
+    lstm_free(keys);
     lstm_free(sp);
     return err;
 }
@@ -371,23 +362,17 @@ int lstm_safetensors_get(const lstm_safetensors *st, const char *name,
 
 int lstm_safetensors_load(const lstm_safetensors *st, lstm_params *ps)
 {
+    int err = lstm_safetensors_load_into(st, ps, NULL, ps->w);
     const lstm_json *h = &st->header;
     size_t tensors = h->n - (lstm_json_get(h, "__metadata__") != NULL);
-    for (size_t i = 0; i < ps->np; i++) {
-        const lstm_param *p = &ps->p[i];
-        int err = lstm_safetensors_get(st, p->name, p->shape, p->ndim,
-                                       ps->w + p->off);
-        if (err)
-            return err;
-    }
-    if (tensors != ps->np)
+    if (!err && tensors != ps->np)
         for (size_t i = 0; i < h->n; i++)
             if (strcmp(h->keys[i], "__metadata__") != 0 &&
                 !lstm_params_find(ps, h->keys[i]))
                 return lstm_error(LSTM_EFORMAT,
                                   "checkpoint: unexpected tensor %.64s",
                                   h->keys[i]);
-    return LSTM_OK;
+    return err;
 }
 
 int lstm_safetensors_load_into(const lstm_safetensors *st,

@@ -1,11 +1,10 @@
 /*
  * corpus.c - every text encoded once, stored ragged, and the padded
- * batches gathered from it; the data checksum a resumed run compares.
+ * batches gathered from it.
  */
 #include <string.h>
 
 #include "internal.h"
-#include "lstm_io.h"
 #include "lstm_text.h"
 
 void lstm_corpus_free(lstm_corpus *c)
@@ -100,19 +99,4 @@ void lstm_batch_free(lstm_batch *b)
     lstm_free(b->len);
     lstm_free(b->y);
     memset(b, 0, sizeof *b);
-}
-
-uint32_t lstm_dataset_crc(const lstm_dataset *ds)
-{
-    uint32_t *h = lstm_alloc((2 * ds->n + 1) * sizeof *h), crc = 0;
-    if (!h)
-        return 0;
-    for (size_t i = 0; i < ds->n; i++) {
-        h[2 * i] = lstm_crc32c(ds->text[i], ds->text_len[i]);
-        const char *cl = ds->classes[ds->label[i]];
-        h[2 * i + 1] = lstm_crc32c(cl, strlen(cl));
-    }
-    crc = lstm_crc32c(h, 2 * ds->n * sizeof *h);
-    lstm_free(h);
-    return crc;
 }

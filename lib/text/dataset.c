@@ -1,6 +1,6 @@
 /*
  * dataset.c - labelled texts from a CSV with a header (columns found by
- * name) and their class names.
+ * name), their class names, and the checksum a resumed run compares.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -195,4 +195,20 @@ int lstm_dataset_load(lstm_dataset *ds, const char *path)
     if (err)
         lstm_dataset_free(ds);
     return err;
+}
+
+/* The data a run trained on, so a resume notices a changed file. */
+uint32_t lstm_dataset_crc(const lstm_dataset *ds)
+{
+    uint32_t *h = lstm_alloc((2 * ds->n + 1) * sizeof *h), crc = 0;
+    if (!h)
+        return 0;
+    for (size_t i = 0; i < ds->n; i++) {
+        h[2 * i] = lstm_crc32c(ds->text[i], ds->text_len[i]);
+        const char *cl = ds->classes[ds->label[i]];
+        h[2 * i + 1] = lstm_crc32c(cl, strlen(cl));
+    }
+    crc = lstm_crc32c(h, 2 * ds->n * sizeof *h);
+    lstm_free(h);
+    return crc;
 }

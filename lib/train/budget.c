@@ -16,6 +16,7 @@ void lstm_train_budget_of(lstm_train_budget *b,
     const double n = (double)lstm_classifier_params(cfg);
     const size_t B = batch > LSTM_EVAL_BATCH ? batch : LSTM_EVAL_BATCH;
     const double model = (double)lstm_classifier_memory(cfg, B, max_len);
+    b->rows = B;
     b->params = 4.0 * n * (4 + keep_best);
     b->activations = model - 8.0 * n;
     /* the texts as read (with about 48 bytes of bookkeeping a row) and

@@ -10,45 +10,51 @@
 #include "internal.h"
 #include "lstm_train.h"
 
-static const char *const MOMENT[2] = {"optimizer.exp_avg.",
-                                      "optimizer.exp_avg_sq."};
+const char *const lstm__block_prefix[4] = {
+    "", "optimizer.exp_avg.", "optimizer.exp_avg_sq.", "best."};
 
-int lstm_adamw_save(const char *path, const lstm_params *ps,
-                    const lstm_adamw *o, const char *const *keys,
-                    const char *const *vals, size_t nmeta)
+int lstm__save_blocks(const char *path, const lstm_params *ps,
+                      const float *const *blk, size_t nblk, const char *key0,
+                      const char *val0, const char *const *keys,
+                      const char *const *vals, size_t nmeta)
 {
-    assert(o->n == ps->n && "lstm_adamw_save: optimizer of another block");
     const size_t np = ps->np, cap = 96;
-    lstm_st_tensor *t = lstm_alloc((3 * np + 1) * sizeof *t);
-    char *names = lstm_alloc((3 * np + 1) * cap);
+    lstm_st_tensor *t = lstm_alloc((nblk * np + 1) * sizeof *t);
+    char *names = lstm_alloc((nblk * np + 1) * cap);
     const char **k = lstm_alloc((nmeta + 1) * sizeof *k);
     const char **v = lstm_alloc((nmeta + 1) * sizeof *v);
-    int err = LSTM_ENOMEM;
-    char step[32];
-    if (t && names && k && v) {
-        snprintf(step, sizeof step, "%ld", o->step);
-        k[0] = "optimizer.step";
-        v[0] = step;
+    int err = t && names && k && v ? LSTM_OK
+                                   : lstm_error(LSTM_ENOMEM, "%s: out of "
+                                                "memory", path);
+    for (size_t j = 0; !err && j < nblk; j++)
+        err = lstm_safetensors_tensors(ps, blk[j], lstm__block_prefix[j],
+                                       t + j * np, names + j * np * cap, cap);
+    if (!err) {
+        k[0] = key0;
+        v[0] = val0;
         for (size_t i = 0; i < nmeta; i++) {
             k[i + 1] = keys[i];
             v[i + 1] = vals[i];
         }
-        err = lstm_safetensors_tensors(ps, ps->w, NULL, t, names, cap);
-        for (int j = 0; j < 2 && !err; j++)
-            err = lstm_safetensors_tensors(ps, j ? o->v : o->m, MOMENT[j],
-                                           t + (size_t)(j + 1) * np,
-                                           names + (size_t)(j + 1) * np * cap,
-                                           cap);
-        if (!err)
-            err = lstm_safetensors_write(path, t, 3 * np, k, v, nmeta + 1);
-    } else {
-        lstm_error(err, "%s: out of memory", path);
+        err = lstm_safetensors_write(path, t, nblk * np, k, v, nmeta + 1);
     }
     lstm_free(t);
     lstm_free(names);
     lstm_free(k);
     lstm_free(v);
     return err;
+}
+
+int lstm_adamw_save(const char *path, const lstm_params *ps,
+                    const lstm_adamw *o, const char *const *keys,
+                    const char *const *vals, size_t nmeta)
+{
+    assert(o->n == ps->n && "lstm_adamw_save: optimizer of another block");
+    char step[32];
+    snprintf(step, sizeof step, "%ld", o->step);
+    const float *blk[3] = {ps->w, o->m, o->v};
+    return lstm__save_blocks(path, ps, blk, 3, "optimizer.step", step, keys,
+                             vals, nmeta);
 }
 
 int lstm_adamw_load(const lstm_safetensors *st, lstm_params *ps,
@@ -62,8 +68,10 @@ int lstm_adamw_load(const lstm_safetensors *st, lstm_params *ps,
         return lstm_error(LSTM_EFORMAT, "checkpoint: no valid "
                           "\"optimizer.step\" in the metadata");
     int err = lstm_safetensors_load_into(st, ps, NULL, ps->w);
-    for (int j = 0; j < 2 && !err; j++)
-        err = lstm_safetensors_load_into(st, ps, MOMENT[j], j ? o->v : o->m);
+    if (!err)
+        err = lstm_safetensors_load_into(st, ps, lstm__block_prefix[1], o->m);
+    if (!err)
+        err = lstm_safetensors_load_into(st, ps, lstm__block_prefix[2], o->v);
     if (!err)
         o->step = step;
     return err;

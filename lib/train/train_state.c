@@ -14,9 +14,6 @@
 
 enum { STATE_FORMAT = 2 };  /* 1: the same, with a "tb_dir" field */
 
-static const char *const PREFIX[4] = {"", "optimizer.exp_avg.",
-                                      "optimizer.exp_avg_sq.", "best."};
-
 static void put_rng(lstm_buf *b, const char *key, const lstm_rng *r)
 {
     lstm_buf_printf(b, ",\"%s\":\"", key);
@@ -30,18 +27,7 @@ int lstm_trainer_save(const lstm_trainer *t, const char *path,
                       size_t nmeta)
 {
     const lstm_params *ps = &t->model->ps;
-    const float *best = t->best_epoch ? t->best : NULL;  /* kept yet? */
-    const size_t np = ps->np, cap = 96, nblk = best ? 4 : 3;
-    lstm_st_tensor *tt = lstm_alloc(nblk * np * sizeof *tt);
-    char *names = lstm_alloc(nblk * np * cap);
-    const char **k = lstm_alloc((nmeta + 1) * sizeof *k);
-    const char **v = lstm_alloc((nmeta + 1) * sizeof *v);
     lstm_buf st = {0};
-    int err = LSTM_OK;
-    const float *blk[4] = {ps->w, t->opt.m, t->opt.v, best};
-    for (size_t j = 0; tt && names && !err && j < nblk; j++)
-        err = lstm_safetensors_tensors(ps, blk[j], PREFIX[j], tt + j * np,
-                                       names + j * np * cap, cap);
     lstm_buf_printf(&st,
                     "{\"format\":%d,\"epoch\":%ld,\"step\":%zu,\"lsum\":%.17g,"
                     "\"correct\":%zu,\"seen\":%zu,\"adam_step\":%ld,"
@@ -57,23 +43,14 @@ int lstm_trainer_save(const lstm_trainer *t, const char *path,
     put_rng(&st, "rng_shuffle", &t->rng_shuffle);
     put_rng(&st, "rng_dropout", &t->rng_dropout);
     lstm_buf_puts(&st, "}");
-    if (!err && (!tt || !names || !k || !v || st.err))
-        err = lstm_error(LSTM_ENOMEM, "out of memory saving the training "
-                         "state");
-    if (!err) {
-        k[0] = "state";
-        v[0] = st.s;
-        for (size_t i = 0; i < nmeta; i++) {
-            k[i + 1] = keys[i];
-            v[i + 1] = vals[i];
-        }
-        err = lstm_safetensors_write(path, tt, nblk * np, k, v, nmeta + 1);
-    }
+    /* the best weights once an epoch has been best */
+    const float *blk[4] = {ps->w, t->opt.m, t->opt.v, t->best};
+    int err = st.err ? lstm_error(LSTM_ENOMEM, "out of memory saving the "
+                                  "training state")
+                     : lstm__save_blocks(path, ps, blk,
+                                         t->best && t->best_epoch ? 4 : 3,
+                                         "state", st.s, keys, vals, nmeta);
     lstm_buf_free(&st);
-    lstm_free(tt);
-    lstm_free(names);
-    lstm_free(k);
-    lstm_free(v);
     return err;
 }
 
@@ -142,7 +119,8 @@ int lstm_trainer_load(lstm_trainer *t, const lstm_safetensors *st,
     for (int k = 0; !err && k < 4; k++) {
         if (!dst[k] || (k == 3 && !best_epoch))
             continue;
-        err = lstm_safetensors_load_into(st, ps, PREFIX[k], dst[k]);
+        err = lstm_safetensors_load_into(st, ps, lstm__block_prefix[k],
+                                         dst[k]);
         if (err) {
             char msg[300];
             snprintf(msg, sizeof msg, "%s", lstm_errmsg());
