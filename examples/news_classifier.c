@@ -19,6 +19,7 @@
 #include <math.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,40 +34,89 @@
 
 #define PROG "news_classifier"
 
-/* ---- options ---- */
+/* ---- options: one table for the flags and the saved run's options ---- */
 
 typedef struct {
-    const char *data, *model, *out, *split, *monitor, *resume;
+    const char *data, *model, *out, *split, *resume, *monitor, *pool,
+        *precision;
     long epochs, batch, max_len, vocab, embed, hidden, layers, patience;
-    long threads, seed;
+    long threads, seed, json;
     double dropout, lr, wd, clip, max_mem;
-    int pool, json, epochs_given, lr_given;
-    int precision, precision_given;  /* LSTM_FP32 or LSTM_BF16_MIXED */
+    unsigned char given[32];  /* by index in flags[] */
     const char *first_setting;  /* a flag --resume does not take */
     const char **inputs;
     int ninputs;
 } options;
 
-static void defaults(options *o)
+enum { KEEP = 1,  /* may go with --resume: given, it wins over the saved */
+       OPTIONAL = 2 };  /* may be absent from saved options (fp32 then) */
+
+typedef struct {
+    const char *flag, *key;   /* key: its name in the saved options */
+    char type;                /* s string, e one of choices, l long, d double,
+                                 z byte count, b switch */
+    size_t off;
+    double lo, hi;
+    const char *choices;      /* "a|b|c" */
+    int how;
+} flagdef;
+
+#define O(f) offsetof(options, f)
+static const flagdef flags[] = {
+    {"--data", "data", 's', O(data), 0, 0, NULL, KEEP},
+    {"--epochs", "epochs", 'l', O(epochs), 1, 100000, NULL, KEEP},
+    {"--threads", NULL, 'l', O(threads), 1, 1024, NULL, KEEP},
+    {"--lr", "lr", 'd', O(lr), 0, DBL_MAX, NULL, KEEP},
+    {"--resume", NULL, 's', O(resume), 0, 0, NULL, KEEP},
+    {"--json", NULL, 'b', O(json), 0, 0, NULL, KEEP},
+    {"--model", NULL, 's', O(model), 0, 0, NULL, 0},
+    {"--out", NULL, 's', O(out), 0, 0, NULL, 0},
+    {"--split", NULL, 's', O(split), 0, 0, NULL, 0},
+    {"--max-memory", NULL, 'z', O(max_mem), 1, 1e18, NULL, 0},
+    {"--batch-size", "batch_size", 'l', O(batch), 1, 65536, NULL, 0},
+    {"--max-len", "max_len", 'l', O(max_len), 1, 1000000, NULL, 0},
+    {"--vocab-size", "vocab_size", 'l', O(vocab), 2, 100000000, NULL, 0},
+    {"--embed-dim", "embed_dim", 'l', O(embed), 1, 65536, NULL, 0},
+    {"--hidden", "hidden", 'l', O(hidden), 1, 65536, NULL, 0},
+    {"--layers", "layers", 'l', O(layers), 1, 64, NULL, 0},
+    {"--patience", "patience", 'l', O(patience), 1, 100000, NULL, 0},
+    {"--seed", "seed", 'l', O(seed), 0, 0x7fffffffL, NULL, 0},
+    {"--dropout", "dropout", 'd', O(dropout), 0, 0.99, NULL, 0},
+    {"--weight-decay", "weight_decay", 'd', O(wd), 0, 10, NULL, 0},
+    {"--clip-grad-norm", "clip_grad_norm", 'd', O(clip), 0, 1e6, NULL, 0},
+    {"--pool", "pool", 'e', O(pool), 0, 0, "last|mean|max", 0},
+    {"--monitor", "monitor", 'e', O(monitor), 0, 0,
+     "train-loss|val-loss|val-acc", 0},
+    {"--precision", "precision", 'e', O(precision), 0, 0, "fp32|bf16-mixed",
+     OPTIONAL},
+};
+#define NFLAGS (sizeof flags / sizeof *flags)
+
+static const options defaults = {
+    .out = "runs", .monitor = "train-loss", .pool = "last",
+    .precision = "fp32", .epochs = 10, .batch = 4, .max_len = 512,
+    .vocab = 50000, .embed = 256, .hidden = 128, .layers = 2, .patience = 3,
+    .seed = 42, .dropout = 0.2, .lr = 1e-3, .wd = 1e-5};
+
+#define FIELD(o, f, T) ((T *)(void *)((char *)(o) + (f)->off))
+
+static int given(const options *o, const char *flag)
 {
-    memset(o, 0, sizeof *o);
-    o->out = "runs";
-    o->monitor = "train-loss";
-    o->epochs = 10;
-    o->batch = 4;
-    o->max_len = 512;
-    o->vocab = 50000;
-    o->embed = 256;
-    o->hidden = 128;
-    o->layers = 2;
-    o->patience = 3;
-    o->seed = 42;
-    o->dropout = 0.2;
-    o->lr = 1e-3;
-    o->wd = 1e-5;
-    o->pool = LSTM_POOL_LAST;
+    for (size_t k = 0; k < NFLAGS; k++)
+        if (!strcmp(flags[k].flag, flag))
+            return o->given[k];
+    return 0;
 }
 
+/* Whether v is one of choices "a|b|c". */
+static int is_choice(const char *choices, const char *v)
+{
+    const size_t n = strlen(v);
+    for (const char *c = choices; n && c; c = strchr(c, '|'), c = c ? c + 1 : c)
+        if (!strncmp(c, v, n) && (c[n] == '|' || c[n] == '\0'))
+            return 1;
+    return 0;
+}
 
 static void usage(FILE *fp)
 {
@@ -146,48 +196,56 @@ static int usage_error(const char *fmt, ...)
     return 2;
 }
 
-static int parse_long(const char *flag, const char *v, long lo, long hi,
-                      long *out)
+/* Sets f from the command line's v, or says in one line why not. */
+static int set_flag(options *o, const flagdef *f, const char *v)
 {
-    char *end;
+    char *end = NULL;
+    double x = 0;
     errno = 0;
-    long x = strtol(v, &end, 10);
-    if (errno || *v == '\0' || *end != '\0' || x < lo || x > hi)
-        return usage_error("bad value for %s: '%s' (an integer from %ld to %ld)",
-                           flag, v, lo, hi);
-    *out = x;
-    return 0;
-}
-
-static int parse_double(const char *flag, const char *v, double lo, double hi,
-                        double *out)
-{
-    char *end;
-    errno = 0;
-    double x = strtod(v, &end);
-    if (errno || *v == '\0' || *end != '\0' || !(x >= lo && x <= hi))
-        return usage_error("bad value for %s: '%s' (a number from %g to %g)",
-                           flag, v, lo, hi);
-    *out = x;
-    return 0;
-}
-
-/* A byte count: a number with an optional K, M, G or T (binary) suffix. */
-static int parse_size(const char *flag, const char *v, double *out)
-{
-    char *end;
-    errno = 0;
-    double x = strtod(v, &end);
-    const char *units = "KMGT";
-    const char *u = *end ? strchr(units, *end) : NULL;
-    if (u && *end)
-        for (const char *q = units; q <= u; q++)
+    if (f->type == 's' || f->type == 'e') {
+        if (f->type == 'e' && !is_choice(f->choices, v)) {
+            char list[80];  /* "a|b|c" as "a, b or c" */
+            size_t n = 0;
+            for (const char *c = f->choices; *c; c++)
+                if (*c != '|')
+                    list[n++] = *c;
+                else
+                    n += (size_t)sprintf(list + n, strchr(c + 1, '|') ? ", "
+                                                                       : " or ");
+            list[n] = '\0';
+            return usage_error("bad value for %s: '%s' (%s)", f->flag, v, list);
+        }
+        *FIELD(o, f, const char *) = v;
+        return 0;
+    }
+    if (f->type == 'l') {
+        long l = strtol(v, &end, 10);
+        if (!strcmp(f->flag, "--vocab-size") && *v && !*end && l < 2)
+            return usage_error("bad value for --vocab-size: '%s' (2 or more: "
+                               "the vocabulary always holds [PAD] and [UNK])",
+                               v);
+        if (errno || !*v || *end || l < (long)f->lo || l > (long)f->hi)
+            return usage_error("bad value for %s: '%s' (an integer from %ld "
+                               "to %ld)", f->flag, v, (long)f->lo, (long)f->hi);
+        *FIELD(o, f, long) = l;
+        return 0;
+    }
+    x = strtod(v, &end);
+    if (f->type == 'z') {  /* bytes, with a K, M, G or T (binary) suffix */
+        const char *u = *end ? strchr("KMGT", *end) : NULL;
+        for (const char *q = "KMGT"; u && q <= u; q++)
             x *= 1024.0;
-    if (errno || end == v || (*end && (!u || end[1] != '\0')) ||
-        !(x >= 1.0 && x <= 1e18))
-        return usage_error("bad value for %s: '%s' (bytes, with K, M, G or T "
-                           "for KiB, MiB, GiB, TiB)", flag, v);
-    *out = floor(x);
+        if (errno || end == v || (*end && (!u || end[1])) ||
+            !(x >= f->lo && x <= f->hi))
+            return usage_error("bad value for %s: '%s' (bytes, with K, M, G "
+                               "or T for KiB, MiB, GiB, TiB)", f->flag, v);
+        *FIELD(o, f, double) = floor(x);
+        return 0;
+    }
+    if (errno || !*v || *end || !(x >= f->lo && x <= f->hi))
+        return usage_error("bad value for %s: '%s' (a number from %g to %g)",
+                           f->flag, v, f->lo, f->hi);
+    *FIELD(o, f, double) = x;
     return 0;
 }
 
@@ -196,97 +254,35 @@ static int parse_args(int argc, char **argv, options *o)
     static const char *inputs[4096];
     o->inputs = inputs;
     for (int i = 2; i < argc; i++) {
-        const char *a = argv[i], *v = NULL;
-        char flag[64];
+        const char *a = argv[i], *eq = strchr(a, '=');
         if (strncmp(a, "--", 2) != 0) {
             if (o->ninputs == 4096)
                 return usage_error("too many input files");
             inputs[o->ninputs++] = a;
             continue;
         }
-        const char *eq = strchr(a, '=');
-        size_t fl = eq ? (size_t)(eq - a) : strlen(a);
-        if (fl >= sizeof flag)
-            return usage_error("unknown flag %.40s", a);
-        memcpy(flag, a, fl);
-        flag[fl] = '\0';
-        if (strcmp(flag, "--json") == 0) {
-            o->json = 1;
-            continue;
-        }
-        if (strcmp(flag, "--help") == 0) {
+        size_t fl = eq ? (size_t)(eq - a) : strlen(a), k = 0;
+        if (fl == 6 && !strncmp(a, "--help", 6)) {
             usage(stdout);
             exit(0);
         }
-        v = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
-        /* the first four go with --resume, the rest are the run's own */
-        static const char *known[] = {
-            "--data", "--epochs", "--threads", "--lr", "--model", "--out",
-            "--split",
-            "--monitor", "--batch-size", "--max-len", "--vocab-size",
-            "--embed-dim", "--hidden", "--layers", "--patience", "--seed",
-            "--dropout", "--weight-decay", "--pool", "--precision",
-            "--clip-grad-norm", "--max-memory", "--resume"};
-        size_t k = 0, nk = sizeof known / sizeof *known;
-        while (k < nk && strcmp(flag, known[k]) != 0)
+        while (k < NFLAGS && (strlen(flags[k].flag) != fl ||
+                              strncmp(flags[k].flag, a, fl)))
             k++;
-        if (k == nk)
-            return usage_error("unknown flag %s", flag);
+        if (k == NFLAGS)
+            return usage_error("unknown flag %.*s", fl < 64 ? (int)fl : 40, a);
+        const flagdef *f = &flags[k];
+        o->given[k] = 1;
+        if (!(f->how & KEEP) && !o->first_setting)
+            o->first_setting = f->flag;
+        if (f->type == 'b') {
+            *FIELD(o, f, long) = 1;
+            continue;
+        }
+        const char *v = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
         if (!v)
-            return usage_error("%s needs a value", flag);
-        if (k >= 4 && k < nk - 1 && !o->first_setting)
-            o->first_setting = known[k];
-        int e = 0;
-        if (!strcmp(flag, "--data")) o->data = v;
-        else if (!strcmp(flag, "--resume")) o->resume = v;
-        else if (!strcmp(flag, "--max-memory")) e = parse_size(flag, v, &o->max_mem);
-        else if (!strcmp(flag, "--model")) o->model = v;
-        else if (!strcmp(flag, "--out")) o->out = v;
-        else if (!strcmp(flag, "--split")) o->split = v;
-        else if (!strcmp(flag, "--monitor")) {
-            if (strcmp(v, "train-loss") && strcmp(v, "val-loss") &&
-                strcmp(v, "val-acc"))
-                return usage_error("bad value for --monitor: '%s' (train-loss, "
-                                   "val-loss or val-acc)", v);
-            o->monitor = v;
-        } else if (!strcmp(flag, "--precision")) {
-            if (lstm_precision_parse(v, &o->precision))
-                return usage_error("bad value for --precision: '%s' (fp32 or "
-                                   "bf16-mixed)", v);
-            o->precision_given = 1;
-        } else if (!strcmp(flag, "--pool")) {
-            if (lstm_pool_parse(v, &o->pool))
-                return usage_error("bad value for --pool: '%s' (last, mean or "
-                                    "max)", v);
-        }
-        else if (!strcmp(flag, "--epochs")) {
-            e = parse_long(flag, v, 1, 100000, &o->epochs);
-            o->epochs_given = 1;
-        }
-        else if (!strcmp(flag, "--batch-size")) e = parse_long(flag, v, 1, 65536, &o->batch);
-        else if (!strcmp(flag, "--max-len")) e = parse_long(flag, v, 1, 1000000, &o->max_len);
-        else if (!strcmp(flag, "--vocab-size")) {
-            char *end;
-            long x = strtol(v, &end, 10);
-            if (*v && !*end && x < 2)
-                return usage_error("bad value for --vocab-size: '%s' (2 or "
-                                   "more: the vocabulary always holds [PAD] "
-                                   "and [UNK])", v);
-            e = parse_long(flag, v, 2, 100000000, &o->vocab);
-        }
-        else if (!strcmp(flag, "--embed-dim")) e = parse_long(flag, v, 1, 65536, &o->embed);
-        else if (!strcmp(flag, "--hidden")) e = parse_long(flag, v, 1, 65536, &o->hidden);
-        else if (!strcmp(flag, "--layers")) e = parse_long(flag, v, 1, 64, &o->layers);
-        else if (!strcmp(flag, "--patience")) e = parse_long(flag, v, 1, 100000, &o->patience);
-        else if (!strcmp(flag, "--threads")) e = parse_long(flag, v, 1, 1024, &o->threads);
-        else if (!strcmp(flag, "--seed")) e = parse_long(flag, v, 0, 0x7fffffffL, &o->seed);
-        else if (!strcmp(flag, "--dropout")) e = parse_double(flag, v, 0.0, 0.99, &o->dropout);
-        else if (!strcmp(flag, "--lr")) {
-            e = parse_double(flag, v, 0.0, DBL_MAX, &o->lr);
-            o->lr_given = 1;
-        }
-        else if (!strcmp(flag, "--weight-decay")) e = parse_double(flag, v, 0.0, 10.0, &o->wd);
-        else if (!strcmp(flag, "--clip-grad-norm")) e = parse_double(flag, v, 0.0, 1e6, &o->clip);
+            return usage_error("%s needs a value", f->flag);
+        int e = set_flag(o, f, v);
         if (e)
             return e;
     }
@@ -321,33 +317,6 @@ static int mkdirs(const char *path)
         }
     }
     return 0;
-}
-
-/* A text excerpt on one line: at most n characters, whitespace folded. */
-static void excerpt(char *dst, size_t cap, const char *s, size_t len,
-                    size_t nchars)
-{
-    size_t o = 0, chars = 0;
-    for (size_t i = 0; i < len && chars < nchars && o + 5 < cap; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if ((c & 0xc0) != 0x80)
-            chars++;
-        dst[o++] = c == '\n' || c == '\r' || c == '\t' ? ' ' : (char)c;
-    }
-    while (o > 0 && ((unsigned char)dst[o - 1] & 0xc0) == 0xc0)
-        o--;  /* never cut a character in half */
-    if (chars >= nchars && o + 4 < cap)
-        memcpy(dst + o, "...", 3), o += 3;
-    dst[o] = '\0';
-}
-
-/* Pads s with spaces to w characters (UTF-8 aware). */
-static void print_col(const char *s, size_t w)
-{
-    size_t n = lstm_utf8_len(s, strlen(s));
-    fputs(s, stdout);
-    for (; n < w; n++)
-        putchar(' ');
 }
 
 /* ---- the data: texts, vocabulary, tokens ---- */
@@ -387,120 +356,68 @@ static void config_of(lstm_classifier_config *cfg, const options *o, size_t V,
     cfg->mlp[1] = 256;
     cfg->n_mlp = 2;
     cfg->dropout = (float)o->dropout;
-    cfg->pool = o->pool;
-    cfg->precision = o->precision;
+    lstm_pool_parse(o->pool, &cfg->pool);  /* both checked by set_flag */
+    lstm_precision_parse(o->precision, &cfg->precision);
 }
 
 /* ---- reports ---- */
 
-static void print_report(const lstm_metrics *mt, char *const *classes)
+static void print_buf(lstm_buf *b)
 {
-    const size_t C = mt->C;
-    size_t w = 8;
-    for (size_t c = 0; c < C; c++) {
-        size_t l = lstm_utf8_len(classes[c], strlen(classes[c]));
-        w = l > w ? l : w;
-    }
-    printf("\n");
-    print_col("", w);
-    printf("  precision  recall      f1  support\n");
-    for (size_t c = 0; c < C; c++) {
-        print_col(classes[c], w);
-        printf("  %9.3f %7.3f %7.3f %8zu\n", mt->precision[c], mt->recall[c],
-               mt->f1[c], mt->support[c]);
-    }
-    print_col("accuracy", w);
-    printf("  %25.3f %8zu\n", mt->accuracy, mt->total);
-    print_col("macro f1", w);
-    printf("  %25.3f\n", mt->macro_f1);
-    printf("\nconfusion matrix (rows: true class, columns: predicted)\n");
-    print_col("", w);
-    for (size_t c = 0; c < C; c++)
-        printf(" %5.5s", classes[c]);
-    printf("\n");
-    for (size_t r = 0; r < C; r++) {
-        print_col(classes[r], w);
-        for (size_t c = 0; c < C; c++)
-            printf(" %5zu", mt->confusion[r * C + c]);
-        printf("\n");
-    }
+    fputs(b->err ? "(out of memory)\n" : b->s ? b->s : "", stdout);
+    lstm_buf_free(b);
 }
 
-/* The first tokens of a text, as the vocabulary sees them. */
-static void first_tokens(char *dst, size_t cap, const corpus *c, size_t row,
-                         size_t n)
+static void print_report(const lstm_metrics *mt, char *const *classes)
 {
-    size_t o = 0, len = (size_t)c->tok.len[row];
-    dst[0] = '\0';
-    for (size_t i = 0; i < len && i < n; i++) {
-        const char *t = c->v->tok[c->tok.ids[c->tok.off[row] + i]];
-        int k = snprintf(dst + o, cap - o, "%s%s", i ? " " : "", t);
-        if (k < 0 || (size_t)k >= cap - o)
-            break;
-        o += (size_t)k;
-    }
-    if (len > n && o + 4 < cap)
-        memcpy(dst + o, " ...", 5);
+    lstm_buf b = {0};
+    lstm_metrics_report(&b, mt, classes);
+    print_buf(&b);
 }
 
 /* The notebook's two tables: the first 15 test predictions, then the first
- * 15 errors. */
+ * 15 errors; each row's text and first tokens, as the vocabulary sees them. */
 static void print_tables(const corpus *c, const size_t *rows, size_t n,
                          const int32_t *labels, const int32_t *pred,
                          char *const *classes)
 {
+    lstm_buf b = {0}, t = {0}, u = {0};  /* t, u: scratch, never NULL */
+    lstm_buf_puts(&t, "");
+    lstm_buf_puts(&u, "");
     for (int errors_only = 0; errors_only < 2; errors_only++) {
-        printf("\n%s\n", errors_only ? "first 15 errors"
-                                     : "first 15 test predictions");
-        printf("%6s  %-42s %-36s %-14s %s\n", "row", "text", "tokens",
-               "category", "prediction");
+        lstm_buf_printf(&b, "\n%s\n%6s  %-42s %-36s %-14s %s\n",
+                        errors_only ? "first 15 errors"
+                                    : "first 15 test predictions",
+                        "row", "text", "tokens", "category", "prediction");
         size_t shown = 0;
-        for (size_t i = 0; i < n && shown < 15; i++) {
-            size_t r = rows[i];
-            if (errors_only && labels[r] == pred[i])
+        for (size_t i = 0; i < n && shown < 15; i++, shown++) {
+            size_t r = rows[i], len = (size_t)c->tok.len[r];
+            if (errors_only && labels[r] == pred[i]) {
+                shown--;
                 continue;
-            char text[256], toks[256];
-            excerpt(text, sizeof text, c->ds.text[r], c->ds.text_len[r], 40);
-            first_tokens(toks, sizeof toks, c, r, 4);
-            char tcut[256];
-            excerpt(tcut, sizeof tcut, toks, strlen(toks), 34);
-            printf("%6zu  ", r);
-            print_col(text, 42);
-            putchar(' ');
-            print_col(tcut, 36);
-            putchar(' ');
-            print_col(classes[labels[r]], 14);
-            printf(" %s\n", classes[pred[i]]);
-            shown++;
+            }
+            lstm_buf_printf(&b, "%6zu  ", r);
+            t.len = 0;
+            lstm_buf_excerpt(&t, c->ds.text[r], c->ds.text_len[r], 40);
+            lstm_buf_pad(&b, t.s, 42);
+            t.len = 0;
+            for (size_t k = 0; k < len && k < 4; k++)
+                lstm_buf_printf(&t, "%s%s", k ? " " : "",
+                                c->v->tok[c->tok.ids[c->tok.off[r] + k]]);
+            lstm_buf_puts(&t, len > 4 ? " ..." : "");
+            u.len = 0;
+            lstm_buf_excerpt(&u, t.s, t.len, 34);
+            lstm_buf_puts(&b, " ");
+            lstm_buf_pad(&b, u.s, 36);
+            lstm_buf_puts(&b, " ");
+            lstm_buf_pad(&b, classes[labels[r]], 14);
+            lstm_buf_printf(&b, " %s\n", classes[pred[i]]);
         }
-        if (!shown)
-            printf("  (none)\n");
+        lstm_buf_puts(&b, shown ? "" : "  (none)\n");
     }
-}
-
-static int write_predictions(const char *path, const corpus *c,
-                             const size_t *rows, size_t n,
-                             const int32_t *labels, const int32_t *pred,
-                             const float *probs, char *const *classes)
-{
-    lstm_buf b = {0};
-    const size_t C = c->ds.n_classes;
-    lstm_buf_puts(&b, "row,line,category,prediction,probability,correct,text\n");
-    for (size_t i = 0; i < n; i++) {
-        size_t r = rows[i];
-        char text[512];
-        excerpt(text, sizeof text, c->ds.text[r], c->ds.text_len[r], 100);
-        lstm_buf_printf(&b, "%zu,%zu,%s,%s,%.4f,%d,\"", r, c->ds.line[r],
-                        classes[labels[r]], classes[pred[i]],
-                        (double)probs[i * C + (size_t)pred[i]],
-                        labels[r] == pred[i]);
-        for (const char *p = text; *p; p++)  /* RFC 4180: double quotes */
-            lstm_buf_put(&b, *p == '"' ? "\"\"" : p, *p == '"' ? 2 : 1);
-        lstm_buf_puts(&b, "\"\n");
-    }
-    int err = b.err ? LSTM_ENOMEM : lstm_write_atomic(path, b.s, b.len);
-    lstm_buf_free(&b);
-    return err ? die("%s", lstm_errmsg()) : 0;
+    lstm_buf_free(&t);
+    lstm_buf_free(&u);
+    print_buf(&b);
 }
 
 /* ---- train ---- */
@@ -595,30 +512,26 @@ static int should_stop(void *user)
     return stop_signal != 0;
 }
 
-/* The run's options, as --resume takes them back. */
-static void put_options(lstm_buf *b, const options *o)
-{
-    lstm_buf_puts(b, "{\"data\":");
-    lstm_buf_json_str(b, o->data, strlen(o->data));
-    lstm_buf_printf(b,
-                    ",\"epochs\":%ld,\"batch_size\":%ld,\"max_len\":%ld,"
-                    "\"vocab_size\":%ld,\"embed_dim\":%ld,\"hidden\":%ld,"
-                    "\"layers\":%ld,\"patience\":%ld,\"seed\":%ld,"
-                    "\"dropout\":%.17g,\"lr\":%.17g,\"weight_decay\":%.17g,"
-                    "\"clip_grad_norm\":%.17g,\"pool\":\"%s\","
-                    "\"monitor\":\"%s\",\"precision\":\"%s\",\"tb_dir\":",
-                    o->epochs, o->batch, o->max_len, o->vocab, o->embed,
-                    o->hidden, o->layers, o->patience, o->seed, o->dropout,
-                    o->lr, o->wd, o->clip, lstm_pool_name(o->pool), o->monitor,
-                    lstm_precision_name(o->precision));
-}
-
-/* OUT/train_state.safetensors: the trainer's state, the options, the
- * TensorBoard folder and metrics.csv so far. */
+/* OUT/train_state.safetensors: the trainer's state; as metadata the run's
+ * options (those with a key in flags[]) and its TensorBoard folder, and
+ * metrics.csv so far. */
 static int save_state(const lstm_trainer *t, run *r)
 {
     lstm_buf op = {0};
-    put_options(&op, r->o);
+    for (size_t k = 0; k < NFLAGS; k++) {
+        const flagdef *f = &flags[k];
+        if (!f->key)
+            continue;
+        lstm_buf_printf(&op, "%s\"%s\":", op.len ? "," : "{", f->key);
+        if (f->type == 'l')
+            lstm_buf_printf(&op, "%ld", *FIELD(r->o, f, const long));
+        else if (f->type == 'd')
+            lstm_buf_printf(&op, "%.17g", *FIELD(r->o, f, const double));
+        else
+            lstm_buf_json_str(&op, *FIELD(r->o, f, char *const),
+                              strlen(*FIELD(r->o, f, char *const)));
+    }
+    lstm_buf_puts(&op, ",\"tb_dir\":");
     lstm_buf_json_str(&op, r->tbdir, strlen(r->tbdir));
     lstm_buf_puts(&op, "}");
     char path[1200];
@@ -634,68 +547,56 @@ static int save_state(const lstm_trainer *t, run *r)
     return rc;
 }
 
-/* The saved run's options replace o's, except --epochs, --threads, --lr
- * and --data when given; tbdir gets its TensorBoard folder. */
+/* The saved run's options replace o's, except those given that go with
+ * --resume; tbdir gets its TensorBoard folder (in the options; in the
+ * "state" of format-1 files). Strings are kept in a static store. */
 static int state_options(const lstm_safetensors *st, const char *path,
                          options *o, char *tbdir, size_t tbcap)
 {
-    static char data[4096], monitor[16];
+    static char store[8192];
+    size_t used = 0;
     const char *s = lstm_safetensors_meta(st, "options");
-    lstm_json j = {0};
-    if (!s || lstm_json_parse(&j, s, strlen(s)) || j.type != LSTM_JSON_OBJ) {
-        lstm_json_free(&j);
-        return die("%s: no valid \"options\" in the metadata", path);
-    }
-    const lstm_json *d = lstm_json_get(&j, "data");
-    const lstm_json *pl = lstm_json_get(&j, "pool");
-    const lstm_json *mo = lstm_json_get(&j, "monitor");
-    const lstm_json *pr = lstm_json_get(&j, "precision");
-    /* tb_dir: in the options; in the state of format-1 files */
     const char *ss = lstm_safetensors_meta(st, "state");
-    lstm_json sj = {0};
-    const lstm_json *tb = lstm_json_get(&j, "tb_dir");
-    if (!tb && ss && !lstm_json_parse(&sj, ss, strlen(ss)))
+    lstm_json j = {0}, sj = {0};
+    const int valid = s && !lstm_json_parse(&j, s, strlen(s)) &&
+                      j.type == LSTM_JSON_OBJ;
+    int bad = !valid;
+    const lstm_json *tb = bad ? NULL : lstm_json_get(&j, "tb_dir");
+    if (!bad && !tb && ss && !lstm_json_parse(&sj, ss, strlen(ss)))
         tb = lstm_json_get(&sj, "tb_dir");
-    long epochs = 0;
-    double lr;
-    int bad = !d || d->type != LSTM_JSON_STR || d->len >= sizeof data ||
-              !pl || pl->type != LSTM_JSON_STR || !mo ||
-              mo->type != LSTM_JSON_STR || mo->len >= sizeof monitor ||
-              !tb || tb->type != LSTM_JSON_STR || tb->len >= tbcap ||
-              lstm_json_long(&j, "epochs", 1, 100000, &epochs) ||
-              lstm_json_long(&j, "batch_size", 1, 65536, &o->batch) ||
-              lstm_json_long(&j, "max_len", 1, 1000000, &o->max_len) ||
-              lstm_json_long(&j, "vocab_size", 2, 100000000, &o->vocab) ||
-              lstm_json_long(&j, "embed_dim", 1, 65536, &o->embed) ||
-              lstm_json_long(&j, "hidden", 1, 65536, &o->hidden) ||
-              lstm_json_long(&j, "layers", 1, 64, &o->layers) ||
-              lstm_json_long(&j, "patience", 1, 100000, &o->patience) ||
-              lstm_json_long(&j, "seed", 0, 0x7fffffffL, &o->seed) ||
-              lstm_json_num(&j, "dropout", 0, 0.99, &o->dropout) ||
-              lstm_json_num(&j, "lr", 0, DBL_MAX, o->lr_given ? &lr : &o->lr) ||
-              lstm_json_num(&j, "weight_decay", 0, 10, &o->wd) ||
-              lstm_json_num(&j, "clip_grad_norm", 0, 1e6, &o->clip);
-    int m;
-    if (!bad) {
-        if (!o->data) {
-            memcpy(data, d->str, d->len + 1);
-            o->data = data;
-        }
-        if (!o->epochs_given)
-            o->epochs = epochs;
-        memcpy(monitor, mo->str, mo->len + 1);
-        o->monitor = monitor;
+    bad = bad || !tb || tb->type != LSTM_JSON_STR || tb->len >= tbcap;
+    if (!bad)
         memcpy(tbdir, tb->str, tb->len + 1);
-        o->precision = LSTM_FP32;
-        bad = lstm_pool_parse(pl->str, &o->pool) ||
-              lstm_monitor_parse(monitor, &m) ||
-              (pr && (pr->type != LSTM_JSON_STR ||
-                      lstm_precision_parse(pr->str, &o->precision)));
+    for (size_t k = 0; k < NFLAGS && !bad; k++) {
+        const flagdef *f = &flags[k];
+        const lstm_json *v = f->key ? lstm_json_get(&j, f->key) : NULL;
+        if (!f->key || (!v && (f->how & OPTIONAL)))
+            continue;
+        int keep = (f->how & KEEP) && o->given[k];
+        long l;
+        double x;
+        if (f->type == 'l')
+            bad = lstm_json_long(&j, f->key, (long)f->lo, (long)f->hi,
+                                 keep ? &l : FIELD(o, f, long));
+        else if (f->type == 'd')
+            bad = lstm_json_num(&j, f->key, f->lo, f->hi,
+                                keep ? &x : FIELD(o, f, double));
+        else if (!v || v->type != LSTM_JSON_STR ||
+                 used + v->len >= sizeof store ||
+                 (f->type == 'e' && !is_choice(f->choices, v->str)))
+            bad = 1;
+        else if (!keep) {
+            memcpy(store + used, v->str, v->len + 1);
+            *FIELD(o, f, const char *) = store + used;
+            used += v->len + 1;
+        }
     }
     lstm_json_free(&j);
     lstm_json_free(&sj);
-    return bad ? die("%s: the saved options are incomplete or out of range",
-                     path)
+    return bad ? die("%s: %s", path, valid ? "the saved options are incomplete "
+                                         "or out of range"
+                                       : "no valid \"options\" in the "
+                                         "metadata")
                : 0;
 }
 
@@ -839,8 +740,9 @@ static int test_and_save(lstm_trainer *t, const corpus *c,
         print_report(&mt, c->ds.classes);
         print_tables(c, sp->idx[2], nt, c->ds.label, pred, c->ds.classes);
         snprintf(path, sizeof path, "%s/predictions.csv", o->out);
-        rc = write_predictions(path, c, sp->idx[2], nt, c->ds.label, pred,
-                               probs, c->ds.classes);
+        if (lstm_predictions_csv(path, &c->ds, sp->idx[2], nt, c->ds.label,
+                                 pred, probs, c->ds.classes, C))
+            rc = die("%s", lstm_errmsg());
     }
     lstm_metrics_free(&mt);
     free(pred);
@@ -1041,8 +943,9 @@ static int load_model(lstm_model *m, const options *o)
         lstm_set_threads((int)o->threads);
     if (lstm_model_load(m, o->model))
         return die("%s", lstm_errmsg());
-    if (o->precision_given)
-        m->net.cfg.precision = m->net.rnn.precision = o->precision;
+    if (given(o, "--precision"))
+        lstm_precision_parse(o->precision, &m->net.rnn.precision),
+            m->net.cfg.precision = m->net.rnn.precision;
     return 0;
 }
 
@@ -1060,19 +963,9 @@ static int cmd_eval(const options *o)
         rc = die("%s", lstm_errmsg());
     /* the data's labels, mapped to the model's classes by name */
     int32_t *labels = rc ? NULL : malloc((c.ds.n + 1) * sizeof *labels);
-    if (!rc && !labels)
-        rc = die("out of memory");
-    for (size_t i = 0; !rc && i < c.ds.n; i++) {
-        const char *name = c.ds.classes[c.ds.label[i]];
-        size_t k = 0;
-        while (k < C && strcmp(m.classes[k], name) != 0)
-            k++;
-        if (k == C)
-            rc = die("%s: line %zu: category '%s' is not one of the model's "
-                     "%zu classes", o->data, c.ds.line[i], name, C);
-        else
-            labels[i] = (int32_t)k;
-    }
+    if (!rc && (!labels || lstm_dataset_labels_in(&c.ds, o->data, m.classes, C,
+                                                  labels)))
+        rc = die("%s", labels ? lstm_errmsg() : "out of memory");
     lstm_split sp = {0};
     size_t *all = NULL, *rows = NULL, n = 0;
     if (!rc && o->split) {
@@ -1119,22 +1012,6 @@ static int cmd_eval(const options *o)
     return rc;
 }
 
-static int read_stream(FILE *fp, char **out, size_t *n)
-{
-    lstm_buf b = {0};
-    char chunk[1 << 16];
-    size_t got;
-    while ((got = fread(chunk, 1, sizeof chunk, fp)) > 0)
-        lstm_buf_put(&b, chunk, got);
-    if (b.err || ferror(fp)) {
-        lstm_buf_free(&b);
-        return 1;
-    }
-    *out = b.s ? b.s : strdup("");
-    *n = b.len;
-    return 0;
-}
-
 static int cmd_predict(const options *o)
 {
     if (!o->model)
@@ -1142,44 +1019,26 @@ static int cmd_predict(const options *o)
     lstm_model m;
     if (load_model(&m, o))
         return 1;
-    const size_t C = m.n_classes;
-    size_t *order = malloc((C + 1) * sizeof *order);
-    int rc = order ? 0 : die("out of memory");
-    int n = o->ninputs ? o->ninputs : 1;
+    const size_t C = m.n_classes, top = C < 3 ? C : 3;
+    int rc = 0, n = o->ninputs ? o->ninputs : 1;
     for (int k = 0; k < n && !rc; k++) {
         const char *name = o->ninputs ? o->inputs[k] : "-";
-        FILE *fp = strcmp(name, "-") ? fopen(name, "rb") : stdin;
-        if (!fp) {
-            rc = die("%s: cannot open: %s", name, strerror(errno));
-            break;
-        }
         char *text;
-        size_t len;
-        int bad = read_stream(fp, &text, &len);
-        if (fp != stdin)
-            fclose(fp);
-        if (bad) {
-            rc = die("%s: read error", name);
+        size_t len, order[3];
+        if (lstm_read_file(strcmp(name, "-") ? name : "/dev/stdin", &text,
+                           &len, (size_t)1 << 30)) {
+            rc = die("%s", lstm_errmsg());
             break;
         }
         int best = lstm_model_predict(&m, text, len);
-        free(text);
+        lstm_free(text);
         if (best < 0) {
             rc = die("%s: %s", name, lstm_errmsg());
             break;
         }
         const float *lp = m.net.logp;
-        for (size_t i = 0; i < C; i++)
-            order[i] = i;
-        for (size_t i = 0; i < C && i < 3; i++)  /* the three most probable */
-            for (size_t j = i + 1; j < C; j++)
-                if (lp[order[j]] > lp[order[i]]) {
-                    size_t tmp = order[i];
-                    order[i] = order[j];
-                    order[j] = tmp;
-                }
+        lstm_buf b = {0};
         if (o->json) {
-            lstm_buf b = {0};
             lstm_buf_puts(&b, "{\"input\":");
             lstm_buf_json_str(&b, name, strlen(name));
             lstm_buf_puts(&b, ",\"label\":");
@@ -1193,18 +1052,18 @@ static int cmd_predict(const options *o)
             lstm_buf_puts(&b, "},\"logp\":[");
             for (size_t i = 0; i < C; i++)
                 lstm_buf_printf(&b, "%s%.8g", i ? "," : "", (double)lp[i]);
-            lstm_buf_puts(&b, "]}");
-            puts(b.err ? "{}" : b.s);
-            lstm_buf_free(&b);
+            lstm_buf_puts(&b, "]}\n");
         } else {
-            printf("%s: %s  (", name, m.classes[best]);
-            for (size_t i = 0; i < C && i < 3; i++)
-                printf("%s%s %.3f", i ? ", " : "", m.classes[order[i]],
-                       (double)expf(lp[order[i]]));
-            printf(")\n");
+            lstm_topk(lp, C, top, order);  /* the three most probable */
+            lstm_buf_printf(&b, "%s: %s  (", name, m.classes[best]);
+            for (size_t i = 0; i < top; i++)
+                lstm_buf_printf(&b, "%s%s %.3f", i ? ", " : "",
+                                m.classes[order[i]],
+                                (double)expf(lp[order[i]]));
+            lstm_buf_puts(&b, ")\n");
         }
+        print_buf(&b);
     }
-    free(order);
     lstm_model_free(&m);
     return rc;
 }
@@ -1290,8 +1149,7 @@ int main(int argc, char **argv)
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
-    options o;
-    defaults(&o);
+    options o = defaults;
     int rc = parse_args(argc, argv, &o);
     if (rc)
         return rc;

@@ -244,6 +244,9 @@ void lstm_log_softmax(float *y, const float *x, size_t B, size_t C);
 void lstm_softmax(float *y, const float *x, size_t B, size_t C);
 /* The index of the largest of x[0..n) (the first of equals). */
 size_t lstm_argmax(const float *x, size_t n);
+/* idx[0..k) = the indices of the k largest of x[0..n), largest first (ties:
+ * the lower index first); k <= n. */
+void lstm_topk(const float *x, size_t n, size_t k, size_t *idx);
 /* A class drawn from softmax(logits / temperature) over C classes, with
  * one draw of r; temperature <= 0 gives the argmax. */
 size_t lstm_sample(const float *logits, size_t C, float temperature,

@@ -56,6 +56,11 @@ void lstm_buf_printf(lstm_buf *b, const char *fmt, ...)
     ;
 /* Appends s as a quoted JSON string. */
 void lstm_buf_json_str(lstm_buf *b, const char *s, size_t n);
+/* Appends s, then spaces up to width characters (UTF-8 code points). */
+void lstm_buf_pad(lstm_buf *b, const char *s, size_t width);
+/* Appends s[0..n) on one line: at most nchars characters, newlines and tabs
+ * as spaces, never half a UTF-8 character, "..." when cut. */
+void lstm_buf_excerpt(lstm_buf *b, const char *s, size_t n, size_t nchars);
 void lstm_buf_free(lstm_buf *b);
 
 /* ---- files ---------------------------------------------------------------- */

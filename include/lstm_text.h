@@ -55,6 +55,11 @@ typedef struct {
  * fields and valid UTF-8 in both columns, and a non-empty category. */
 int lstm_dataset_load(lstm_dataset *ds, const char *path);
 void lstm_dataset_free(lstm_dataset *ds);
+/* labels[i] = the index of row i's category among classes[0..C) (a model's
+ * classes, matched by name); LSTM_EINVAL naming name (the data's file) and
+ * the line of the first category not among them. */
+int lstm_dataset_labels_in(const lstm_dataset *ds, const char *name,
+                           char *const *classes, size_t C, int32_t *labels);
 
 /* ---- tokenizer and vocabulary --------------------------------------------
  * The notebook's simple_tokenizer: lowercase (Á->á ... Ñ->ñ, Ü->ü), then

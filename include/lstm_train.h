@@ -39,6 +39,11 @@ void lstm_metrics_add(lstm_metrics *m, int32_t truth, int32_t pred);
 /* Computes precision, recall, F1 (0 where undefined) and accuracy. */
 void lstm_metrics_finish(lstm_metrics *m);
 void lstm_metrics_free(lstm_metrics *m);
+/* Appends the report: per class precision, recall, F1 and support, the
+ * accuracy and macro F1, then the confusion matrix; class names from
+ * classes[0..C). */
+void lstm_metrics_report(lstm_buf *b, const lstm_metrics *m,
+                         char *const *classes);
 
 /* ---- checkpoints of a layer-level run ----------------------------------- */
 /* A layer-level training run's checkpoint: the weights of ps under their
@@ -64,6 +69,14 @@ enum { LSTM_EVAL_BATCH = 32 };  /* rows per inference batch */
 int lstm_evaluate(lstm_classifier *m, const lstm_corpus *c,
                   const size_t *rows, size_t n, const int32_t *labels,
                   int32_t *pred, float *probs, double *loss, double *acc);
+/* Writes path atomically as CSV: a header, then for each of rows[0..n) its
+ * row and CSV line in ds, true and predicted class names, the predicted
+ * class's probability (probs is (n,C)), 1 if correct, and the first 100
+ * characters of its text. labels are indexed by row. */
+int lstm_predictions_csv(const char *path, const lstm_dataset *ds,
+                         const size_t *rows, size_t n, const int32_t *labels,
+                         const int32_t *pred, const float *probs,
+                         char *const *classes, size_t C);
 
 /* ---- the model file ---------------------------------------------------------
  * model.safetensors: the classifier's weights under the notebook's PyTorch

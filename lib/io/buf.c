@@ -77,3 +77,35 @@ void lstm_buf_free(lstm_buf *b)
     lstm_free(b->s);
     memset(b, 0, sizeof *b);
 }
+
+static size_t chars_of(const char *s, size_t n)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        k += ((unsigned char)s[i] & 0xc0) != 0x80;
+    return k;
+}
+
+void lstm_buf_pad(lstm_buf *b, const char *s, size_t width)
+{
+    size_t n = strlen(s);
+    lstm_buf_put(b, s, n);
+    for (size_t k = chars_of(s, n); k < width; k++)
+        lstm_buf_put(b, " ", 1);
+}
+
+void lstm_buf_excerpt(lstm_buf *b, const char *s, size_t n, size_t nchars)
+{
+    size_t i = 0, k = 0;
+    while (i < n && k < nchars) {  /* i: the end of the k-th character */
+        size_t j = i + 1;
+        while (j < n && ((unsigned char)s[j] & 0xc0) == 0x80)
+            j++;
+        i = j, k++;
+    }
+    for (size_t p = 0; p < i; p++) {
+        char c = s[p];
+        lstm_buf_put(b, c == '\n' || c == '\r' || c == '\t' ? " " : &c, 1);
+    }
+    lstm_buf_puts(b, i < n ? "..." : "");  /* always NUL-terminated */
+}

@@ -46,6 +46,23 @@ size_t lstm_argmax(const float *x, size_t n)
     return best;
 }
 
+void lstm_topk(const float *x, size_t n, size_t k, size_t *idx)
+{
+    assert(k <= n);
+    size_t have = 0;  /* idx[0..have) sorted, largest first */
+    for (size_t j = 0; j < n; j++) {
+        size_t p = have;
+        while (p > 0 && x[j] > x[idx[p - 1]])
+            p--;
+        if (p == k)
+            continue;
+        for (size_t q = have < k ? have : k - 1; q > p; q--)
+            idx[q] = idx[q - 1];
+        idx[p] = j;
+        have += have < k;
+    }
+}
+
 size_t lstm_sample(const float *logits, size_t C, float temperature,
                    lstm_rng *r)
 {

@@ -212,3 +212,20 @@ uint32_t lstm_dataset_crc(const lstm_dataset *ds)
     lstm_free(h);
     return crc;
 }
+
+int lstm_dataset_labels_in(const lstm_dataset *ds, const char *name,
+                           char *const *classes, size_t C, int32_t *labels)
+{
+    for (size_t i = 0; i < ds->n; i++) {
+        const char *cat = ds->classes[ds->label[i]];
+        size_t k = 0;
+        while (k < C && strcmp(classes[k], cat) != 0)
+            k++;
+        if (k == C)
+            return lstm_error(LSTM_EINVAL, "%s: line %zu: category '%s' is "
+                              "not one of the model's %zu classes", name,
+                              ds->line[i], cat, C);
+        labels[i] = (int32_t)k;
+    }
+    return LSTM_OK;
+}

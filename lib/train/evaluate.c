@@ -47,3 +47,30 @@ int lstm_evaluate(lstm_classifier *m, const lstm_corpus *c,
         *acc = n && labels ? (double)correct / (double)n : 0.0;
     return LSTM_OK;
 }
+
+int lstm_predictions_csv(const char *path, const lstm_dataset *ds,
+                         const size_t *rows, size_t n, const int32_t *labels,
+                         const int32_t *pred, const float *probs,
+                         char *const *classes, size_t C)
+{
+    lstm_buf b = {0}, t = {0};
+    lstm_buf_puts(&b, "row,line,category,prediction,probability,correct,"
+                      "text\n");
+    for (size_t i = 0; i < n; i++) {
+        size_t r = rows[i];
+        lstm_buf_printf(&b, "%zu,%zu,%s,%s,%.4f,%d,\"", r, ds->line[r],
+                        classes[labels[r]], classes[pred[i]],
+                        (double)probs[i * C + (size_t)pred[i]],
+                        labels[r] == pred[i]);
+        t.len = 0;
+        lstm_buf_excerpt(&t, ds->text[r], ds->text_len[r], 100);
+        for (size_t k = 0; k < t.len; k++)  /* RFC 4180: quotes doubled */
+            lstm_buf_put(&b, t.s[k] == '"' ? "\"\"" : t.s + k,
+                         t.s[k] == '"' ? 2 : 1);
+        lstm_buf_puts(&b, "\"\n");
+    }
+    int err = b.err || t.err ? LSTM_ENOMEM : lstm_write_atomic(path, b.s, b.len);
+    lstm_buf_free(&b);
+    lstm_buf_free(&t);
+    return err;
+}

@@ -2,7 +2,8 @@
  * metrics.c - accuracy, the confusion matrix and per-class precision,
  * recall and F1 (0 where a class was never predicted or never present, as
  * scikit-learn's zero_division=0), and their macro average over the classes
- * that occur in the truth or the predictions (scikit-learn's labels).
+ * that occur in the truth or the predictions (scikit-learn's labels),
+ * and the printed report of them.
  */
 #include <string.h>
 
@@ -67,4 +68,39 @@ void lstm_metrics_free(lstm_metrics *m)
     lstm_free(m->recall);
     lstm_free(m->f1);
     memset(m, 0, sizeof *m);
+}
+
+void lstm_metrics_report(lstm_buf *b, const lstm_metrics *m,
+                         char *const *classes)
+{
+    const size_t C = m->C;
+    size_t w = 8;
+    for (size_t c = 0; c < C; c++) {
+        size_t l = lstm_utf8_len(classes[c], strlen(classes[c]));
+        w = l > w ? l : w;
+    }
+    lstm_buf_puts(b, "\n");
+    lstm_buf_pad(b, "", w);
+    lstm_buf_puts(b, "  precision  recall      f1  support\n");
+    for (size_t c = 0; c < C; c++) {
+        lstm_buf_pad(b, classes[c], w);
+        lstm_buf_printf(b, "  %9.3f %7.3f %7.3f %8zu\n", m->precision[c],
+                        m->recall[c], m->f1[c], m->support[c]);
+    }
+    lstm_buf_pad(b, "accuracy", w);
+    lstm_buf_printf(b, "  %25.3f %8zu\n", m->accuracy, m->total);
+    lstm_buf_pad(b, "macro f1", w);
+    lstm_buf_printf(b, "  %25.3f\n", m->macro_f1);
+    lstm_buf_puts(b, "\nconfusion matrix (rows: true class, columns: "
+                     "predicted)\n");
+    lstm_buf_pad(b, "", w);
+    for (size_t c = 0; c < C; c++)
+        lstm_buf_printf(b, " %5.5s", classes[c]);
+    lstm_buf_puts(b, "\n");
+    for (size_t r = 0; r < C; r++) {
+        lstm_buf_pad(b, classes[r], w);
+        for (size_t c = 0; c < C; c++)
+            lstm_buf_printf(b, " %5zu", m->confusion[r * C + c]);
+        lstm_buf_puts(b, "\n");
+    }
 }
