@@ -299,68 +299,18 @@ static double now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-static int mkdirs(const char *path)
-{
-    char tmp[1024];
-    if (snprintf(tmp, sizeof tmp, "%s", path) >= (int)sizeof tmp)
-        return die("%s: path too long", path);
-    for (char *p = tmp + 1; ; p++) {
-        if (*p == '/' || *p == '\0') {
-            char c = *p;
-            *p = '\0';
-            if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-                return die("%s: cannot create the folder: %s", tmp,
-                           strerror(errno));
-            *p = c;
-            if (c == '\0')
-                break;
-        }
-    }
-    return 0;
-}
-
-/* ---- the data: texts, vocabulary, tokens ---- */
-
-typedef struct {
-    lstm_dataset ds;
-    lstm_vocab vocab;         /* train: built from the training rows */
-    const lstm_vocab *v;      /* the one in use: &vocab, or the model's */
-    lstm_corpus tok;
-} corpus;
-
-static void corpus_free(corpus *c)
-{
-    lstm_dataset_free(&c->ds);
-    lstm_vocab_free(&c->vocab);
-    lstm_corpus_free(&c->tok);
-}
-
-static int encode_all(corpus *c, size_t max_len)
-{
-    if (lstm_corpus_encode(&c->tok, c->v, c->ds.text, c->ds.text_len,
-                           c->ds.n, max_len))
-        return die("%s", lstm_errmsg());
-    return 0;
-}
+/* ---- the model and the reports ---- */
 
 static void config_of(lstm_classifier_config *cfg, const options *o, size_t V,
                       size_t C)
 {
-    memset(cfg, 0, sizeof *cfg);
-    cfg->V = V;
-    cfg->E = (size_t)o->embed;
-    cfg->H = (size_t)o->hidden;
-    cfg->L = (size_t)o->layers;
-    cfg->C = C;
-    cfg->mlp[0] = 512;  /* the notebook's head: Linear(H,512), Linear(512,256) */
-    cfg->mlp[1] = 256;
-    cfg->n_mlp = 2;
-    cfg->dropout = (float)o->dropout;
+    *cfg = (lstm_classifier_config){
+        .V = V, .E = (size_t)o->embed, .H = (size_t)o->hidden,
+        .L = (size_t)o->layers, .C = C, .n_mlp = 2, .dropout = (float)o->dropout,
+        .mlp = {512, 256}};  /* the notebook's head: Linear(H,512), (512,256) */
     lstm_pool_parse(o->pool, &cfg->pool);  /* both checked by set_flag */
     lstm_precision_parse(o->precision, &cfg->precision);
 }
-
-/* ---- reports ---- */
 
 static void print_buf(lstm_buf *b)
 {
@@ -368,50 +318,42 @@ static void print_buf(lstm_buf *b)
     lstm_buf_free(b);
 }
 
-static void print_report(const lstm_metrics *mt, char *const *classes)
+/* The report of mt, then the notebook's two tables: the first 15 test
+ * predictions, then the first 15 errors, with each row's text and first
+ * tokens as the vocabulary v sees them. */
+static void print_results(const lstm_metrics *mt, const lstm_textset *ts,
+                          const lstm_vocab *v, const size_t *rows, size_t n,
+                          const int32_t *labels, const int32_t *pred,
+                          char *const *classes)
 {
-    lstm_buf b = {0};
+    lstm_buf b = {0}, t = {0}, u = {0};  /* t, u: scratch */
     lstm_metrics_report(&b, mt, classes);
-    print_buf(&b);
-}
-
-/* The notebook's two tables: the first 15 test predictions, then the first
- * 15 errors; each row's text and first tokens, as the vocabulary sees them. */
-static void print_tables(const corpus *c, const size_t *rows, size_t n,
-                         const int32_t *labels, const int32_t *pred,
-                         char *const *classes)
-{
-    lstm_buf b = {0}, t = {0}, u = {0};  /* t, u: scratch, never NULL */
-    lstm_buf_puts(&t, "");
-    lstm_buf_puts(&u, "");
     for (int errors_only = 0; errors_only < 2; errors_only++) {
         lstm_buf_printf(&b, "\n%s\n%6s  %-42s %-36s %-14s %s\n",
                         errors_only ? "first 15 errors"
                                     : "first 15 test predictions",
                         "row", "text", "tokens", "category", "prediction");
         size_t shown = 0;
-        for (size_t i = 0; i < n && shown < 15; i++, shown++) {
-            size_t r = rows[i], len = (size_t)c->tok.len[r];
-            if (errors_only && labels[r] == pred[i]) {
-                shown--;
+        for (size_t i = 0; i < n && shown < 15; i++) {
+            size_t r = rows[i], len = (size_t)ts->tok.len[r];
+            if (errors_only && labels[r] == pred[i])
                 continue;
-            }
+            t.len = u.len = 0;
+            lstm_buf_excerpt(&t, ts->ds.text[r], ts->ds.text_len[r], 40);
             lstm_buf_printf(&b, "%6zu  ", r);
-            t.len = 0;
-            lstm_buf_excerpt(&t, c->ds.text[r], c->ds.text_len[r], 40);
             lstm_buf_pad(&b, t.s, 42);
             t.len = 0;
             for (size_t k = 0; k < len && k < 4; k++)
                 lstm_buf_printf(&t, "%s%s", k ? " " : "",
-                                c->v->tok[c->tok.ids[c->tok.off[r] + k]]);
+                                v->tok[ts->tok.ids[ts->tok.off[r] + k]]);
             lstm_buf_puts(&t, len > 4 ? " ..." : "");
-            u.len = 0;
             lstm_buf_excerpt(&u, t.s, t.len, 34);
             lstm_buf_puts(&b, " ");
             lstm_buf_pad(&b, u.s, 36);
             lstm_buf_puts(&b, " ");
             lstm_buf_pad(&b, classes[labels[r]], 14);
             lstm_buf_printf(&b, " %s\n", classes[pred[i]]);
+            shown++;
         }
         lstm_buf_puts(&b, shown ? "" : "  (none)\n");
     }
@@ -447,21 +389,10 @@ static void catch_signals(void)
     signal(SIGXFSZ, SIG_IGN);
 }
 
-static int next_version(char *dir, size_t cap, const char *out)
-{
-    for (int v = 0; v < 100000; v++) {
-        snprintf(dir, cap, "%s/tb_logs/LSTMClassifier/version_%d", out, v);
-        struct stat sb;
-        if (stat(dir, &sb) != 0)
-            return mkdirs(dir);
-    }
-    return die("%s/tb_logs: too many versions", out);
-}
-
 /* What the hooks of a run share. */
 typedef struct {
     const options *o;
-    const corpus *c;
+    const lstm_textset *ts;
     lstm_tblog tb;
     char tbdir[1100];
     lstm_buf metrics;         /* metrics.csv so far */
@@ -609,11 +540,11 @@ static double mib(double bytes)
  * checkpoint needs in OUT against the free space and the file size limit:
  * better refused now than after an hour. */
 static int preflight(const options *o, const lstm_classifier_config *cfg,
-                     const corpus *c, int keep_best)
+                     const lstm_textset *ts, int keep_best)
 {
     lstm_train_budget b;
     lstm_train_budget_of(&b, cfg, (size_t)o->batch, (size_t)o->max_len,
-                         keep_best, &c->ds, &c->tok, &c->vocab);
+                         keep_best, &ts->ds, &ts->tok, &ts->vocab);
     double limit = o->max_mem;
     if (!(o->max_mem > 0)) {
         long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGE_SIZE);
@@ -629,16 +560,14 @@ static int preflight(const options *o, const lstm_classifier_config *cfg,
                    "%.0f MiB %s; lower --vocab-size, --embed-dim, --hidden, "
                    "--batch-size or --max-len", mib(b.total), mib(limit),
                    o->max_mem > 0 ? "--max-memory allows" : "this machine has");
-    struct statvfs fs;
-    if (statvfs(o->out, &fs) == 0) {
-        /* an atomic write holds the new file beside the old one */
-        double avail = (double)fs.f_bavail * (double)fs.f_frsize;
-        if (avail < b.state + b.checkpoint)
-            return die("%s: %.1f MiB free, a checkpoint needs %.1f MiB (%s "
-                       "and model.safetensors); free some space or choose "
-                       "another --out", o->out, mib(avail),
-                       mib(b.state + b.checkpoint), STATE_FILE);
-    }
+    struct statvfs fs;  /* an atomic write holds the new file beside the old */
+    double avail = statvfs(o->out, &fs) ? HUGE_VAL
+                                        : (double)fs.f_bavail * (double)fs.f_frsize;
+    if (avail < b.state + b.checkpoint)
+        return die("%s: %.1f MiB free, a checkpoint needs %.1f MiB (%s and "
+                   "model.safetensors); free some space or choose another "
+                   "--out", o->out, mib(avail), mib(b.state + b.checkpoint),
+                   STATE_FILE);
     struct rlimit rl;
     if (getrlimit(RLIMIT_FSIZE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
         (double)rl.rlim_cur < b.state)
@@ -648,38 +577,43 @@ static int preflight(const options *o, const lstm_classifier_config *cfg,
     return 0;
 }
 
+static int save_model(const lstm_trainer *t, const run *r)
+{
+    char path[1200];
+    snprintf(path, sizeof path, "%s/model.safetensors", r->o->out);
+    return lstm_model_save(path, t->model, &r->ts->vocab, r->ts->ds.classes,
+                           r->ts->ds.n_classes, r->ts->tok.max_len)
+               ? die("%s", lstm_errmsg())
+               : 0;
+}
+
 /* After each epoch: the line, TensorBoard, then the state (it alone is
  * enough to go on from here), metrics.csv and the model. */
 static int epoch_end(lstm_trainer *t, const lstm_epoch_stats *s, void *user)
 {
     run *r = user;
-    const options *o = r->o;
     printf("epoch %2ld  train loss %.4f acc %.3f  val loss %.4f acc %.3f"
            "  %.1f s (%.1f items/s)\n", s->epoch, s->train_loss, s->train_acc,
            s->val_loss, s->val_acc, s->seconds, s->items_per_s);
     fflush(stdout);
-    lstm_tblog_scalar(&r->tb, "train-loss", (float)s->train_loss, s->epoch);
-    lstm_tblog_scalar(&r->tb, "train-acc", (float)s->train_acc, s->epoch);
-    if (t->nval) {
-        lstm_tblog_scalar(&r->tb, "val-loss", (float)s->val_loss, s->epoch);
-        lstm_tblog_scalar(&r->tb, "val-acc", (float)s->val_acc, s->epoch);
-    }
+    const char *tag[4] = {"train-loss", "train-acc", "val-loss", "val-acc"};
+    const double val[4] = {s->train_loss, s->train_acc, s->val_loss,
+                           s->val_acc};
+    for (int k = 0; k < (t->nval ? 4 : 2); k++)
+        lstm_tblog_scalar(&r->tb, tag[k], (float)val[k], s->epoch);
     lstm_buf_printf(&r->metrics, "%ld,%.6f,%.6f,%.6f,%.6f,%.2f,%.2f\n",
                     s->epoch, s->train_loss, s->train_acc, s->val_loss,
                     s->val_acc, s->seconds, s->items_per_s);
-    int rc = save_state(t, r);
     char path[1200];
-    snprintf(path, sizeof path, "%s/metrics.csv", o->out);
+    snprintf(path, sizeof path, "%s/metrics.csv", r->o->out);
+    int rc = save_state(t, r);
     if (!rc && !r->metrics.err &&
         lstm_write_atomic(path, r->metrics.s, r->metrics.len))
         rc = die("%s", lstm_errmsg());
-    snprintf(path, sizeof path, "%s/model.safetensors", o->out);
-    if (!rc && lstm_model_save(path, t->model, &r->c->vocab, r->c->ds.classes,
-                               r->c->ds.n_classes, r->c->tok.max_len))
-        rc = die("%s", lstm_errmsg());
+    rc = rc ? rc : save_model(t, r);
     if (!rc && t->stopped)
         printf("early stopping: %s has not improved for %ld epochs "
-               "(best %.4f at epoch %ld)\n", o->monitor, t->wait,
+               "(best %.4f at epoch %ld)\n", r->o->monitor, t->wait,
                t->best_metric, t->best_epoch);
     return rc;
 }
@@ -713,132 +647,109 @@ static int fit_result(int err, const lstm_trainer *t, const options *o,
 }
 
 /* Test rows: accuracy, report, tables, predictions.csv; then the model. */
-static int test_and_save(lstm_trainer *t, const corpus *c,
-                         const lstm_split *sp, const options *o, run *r)
+static int test_and_save(lstm_trainer *t, run *r)
 {
-    const size_t nt = sp->n[2], C = c->ds.n_classes;
+    const lstm_textset *ts = r->ts;
+    const size_t nt = ts->split.n[2], C = ts->ds.n_classes,
+                 *rows = ts->split.idx[2];
     int32_t *pred = malloc((nt + 1) * sizeof *pred);
     float *probs = malloc((nt + 1) * C * sizeof *probs);
-    double tacc = 0;
+    double acc = 0;
     char path[1200];
     lstm_metrics mt = {0};
     int rc = 0;
-    if (!pred || !probs || lstm_metrics_init(&mt, C))
+    if (!pred || !probs)
         rc = die("out of memory");
     else if (nt == 0)
         printf("\nno test rows\n");
-    else if (lstm_evaluate(t->model, &c->tok, sp->idx[2], nt, c->ds.label,
-                           pred, probs, NULL, &tacc))
+    else if (lstm_evaluate(t->model, &ts->tok, rows, nt, ts->ds.label, pred,
+                           probs, NULL, &acc) ||
+             lstm_metrics_of(&mt, C, rows, nt, ts->ds.label, pred))
         rc = die("%s", lstm_errmsg());
     else {
-        for (size_t i = 0; i < nt; i++)
-            lstm_metrics_add(&mt, c->ds.label[sp->idx[2][i]], pred[i]);
-        lstm_metrics_finish(&mt);
-        printf("\ntest accuracy %.4f (%zu texts), macro f1 %.4f\n", tacc, nt,
+        printf("\ntest accuracy %.4f (%zu texts), macro f1 %.4f\n", acc, nt,
                mt.macro_f1);
-        lstm_tblog_scalar(&r->tb, "test-acc", (float)tacc, t->epoch - 1);
-        print_report(&mt, c->ds.classes);
-        print_tables(c, sp->idx[2], nt, c->ds.label, pred, c->ds.classes);
-        snprintf(path, sizeof path, "%s/predictions.csv", o->out);
-        if (lstm_predictions_csv(path, &c->ds, sp->idx[2], nt, c->ds.label,
-                                 pred, probs, c->ds.classes, C))
+        lstm_tblog_scalar(&r->tb, "test-acc", (float)acc,
+                          t->epoch - 1);
+        print_results(&mt, ts, &ts->vocab, rows, nt, ts->ds.label, pred,
+                      ts->ds.classes);
+        snprintf(path, sizeof path, "%s/predictions.csv", r->o->out);
+        if (lstm_predictions_csv(path, &ts->ds, rows, nt, ts->ds.label, pred,
+                                 probs, ts->ds.classes, C))
             rc = die("%s", lstm_errmsg());
     }
     lstm_metrics_free(&mt);
     free(pred);
     free(probs);
-    snprintf(path, sizeof path, "%s/model.safetensors", o->out);
-    if (!rc && lstm_model_save(path, t->model, &c->vocab, c->ds.classes, C,
-                               c->tok.max_len))
-        rc = die("%s", lstm_errmsg());
-    if (!rc)
-        printf("\nsaved %s, %s/metrics.csv, %s/predictions.csv, "
-               "%s/split.json, %s/" STATE_FILE "\nTensorBoard: "
-               "tensorboard --logdir %s/tb_logs\n", path, o->out, o->out,
-               o->out, o->out, o->out);
+    if (!rc && !(rc = save_model(t, r)))
+        printf("\nsaved %s/model.safetensors, %s/metrics.csv, "
+               "%s/predictions.csv, %s/split.json, %s/" STATE_FILE
+               "\nTensorBoard: tensorboard --logdir %s/tb_logs\n", r->o->out,
+               r->o->out, r->o->out, r->o->out, r->o->out, r->o->out);
     return rc;
 }
 
-/* The data, split and vocabulary of a run; split.json written. */
-static int prepare(corpus *c, lstm_split *sp, const options *o)
+/* The data, split and vocabulary of a run; OUT made, split.json written. */
+static int prepare(lstm_textset *ts, const options *o)
 {
-    if (lstm_dataset_load(&c->ds, o->data))
-        return die("%s", lstm_errmsg());
-    const size_t C = c->ds.n_classes;
-    if (mkdirs(o->out))
-        return 1;
-    if (o->split ? lstm_split_load(sp, o->split, c->ds.n)
-                 : lstm_split_random(sp, c->ds.n, (double[3]){0.8, 0.1, 0.1},
-                                     (uint64_t)o->seed))
-        return die("%s", lstm_errmsg());
-    if (sp->n[0] == 0)
-        return die("%s: the training split is empty (%zu rows)", o->data,
-                   c->ds.n);
     char path[1200];
     snprintf(path, sizeof path, "%s/split.json", o->out);
-    if (lstm_split_save(sp, path))  /* also proves OUT is writable */
+    if (lstm_textset_load(ts, o->data, o->split, (uint64_t)o->seed,
+                          (size_t)o->vocab, (size_t)o->max_len))
         return die("%s", lstm_errmsg());
+    if (lstm_mkdirs(o->out) ||
+        lstm_split_save(&ts->split, path))  /* also proves OUT writable */
+        return die("%s", lstm_errmsg());
+    const size_t C = ts->ds.n_classes, *n = ts->split.n;
     printf("data: %s, %zu rows, %zu classes; split %zu/%zu/%zu (seed %ld%s)\n",
-           o->data, c->ds.n, C, sp->n[0], sp->n[1], sp->n[2], o->seed,
+           o->data, ts->ds.n, C, n[0], n[1], n[2], o->seed,
            o->resume ? ", resumed" : o->split ? ", from --split" : "");
-    size_t *seen = calloc(C, sizeof *seen);
-    for (size_t i = 0; seen && i < sp->n[0]; i++)
-        seen[c->ds.label[sp->idx[0][i]]]++;
-    for (size_t k = 0; seen && k < C; k++)  /* never predicted */
-        if (!seen[k])
+    for (size_t k = 0; k < C; k++) {  /* a class never seen is never predicted */
+        size_t i = 0;
+        while (i < n[0] && (size_t)ts->ds.label[ts->split.idx[0][i]] != k)
+            i++;
+        if (i == n[0])
             fprintf(stderr, PROG ": warning: class '%s' has no training "
-                    "example\n", c->ds.classes[k]);
-    free(seen);
-    if (lstm_vocab_build(&c->vocab, &c->ds, sp->idx[0], sp->n[0],
-                         (size_t)o->vocab))
-        return die("%s", lstm_errmsg());
-    c->v = &c->vocab;
-    return encode_all(c, (size_t)o->max_len);
+                    "example\n", ts->ds.classes[k]);
+    }
+    return 0;
 }
 
 static int cmd_train(const options *opts)
 {
     options ov = *opts, *o = &ov;
-    if (o->resume) {
-        if (o->first_setting)
-            return usage_error("--resume continues the saved run with its "
-                               "own options; %s cannot be given with it "
-                               "(only --epochs, --threads, --lr and --data "
-                               "can)",
-                               o->first_setting);
-        o->out = o->resume;
-    } else if (!o->data) {
+    if (o->resume && o->first_setting)
+        return usage_error("--resume continues the saved run with its own "
+                           "options; %s cannot be given with it (only "
+                           "--epochs, --threads, --lr and --data can)",
+                           o->first_setting);
+    if (!o->resume && !o->data)
         return usage_error("train needs --data FILE");
-    }
+    o->out = o->resume ? o->resume : o->out;
     if (o->threads)
         lstm_set_threads((int)o->threads);
     char spath[1200], split[1200];
-    corpus c = {0};
-    lstm_split sp = {0};
+    lstm_textset ts = {0};
     lstm_classifier m = {0};
     lstm_trainer t = {0};
     lstm_safetensors st = {0};
-    run r = {0};
-    r.o = o;
-    r.c = &c;
-    r.tty = isatty(2);
+    run r = {.o = o, .ts = &ts, .tty = isatty(2)};
     int rc = 0;
     snprintf(spath, sizeof spath, "%s/" STATE_FILE, o->out);
-    if (o->resume) {
-        if (lstm_safetensors_open(&st, spath)) {
-            rc = die("%s; is %s the --out of a training run?", lstm_errmsg(),
-                     o->out);
-            goto out;
-        }
-        if ((rc = state_options(&st, spath, o, r.tbdir, sizeof r.tbdir)))
-            goto out;
-        snprintf(split, sizeof split, "%s/split.json", o->out);
-        o->split = split;
+    snprintf(split, sizeof split, "%s/split.json", o->out);
+    if (o->resume && lstm_safetensors_open(&st, spath)) {
+        rc = die("%s; is %s the --out of a training run?", lstm_errmsg(),
+                 o->out);
+        goto out;
     }
-    if ((rc = prepare(&c, &sp, o)))
+    if (o->resume &&
+        (rc = state_options(&st, spath, o, r.tbdir, sizeof r.tbdir)))
+        goto out;
+    o->split = o->resume ? split : o->split;
+    if ((rc = prepare(&ts, o)))
         goto out;
     lstm_classifier_config cfg;
-    config_of(&cfg, o, c.vocab.n, c.ds.n_classes);
+    config_of(&cfg, o, ts.vocab.n, ts.ds.n_classes);
     lstm_train_config tc;
     lstm_train_config_default(&tc);
     tc.epochs = o->epochs;
@@ -848,8 +759,8 @@ static int cmd_train(const options *opts)
     tc.clip_grad_norm = o->clip;
     tc.patience = o->patience;
     tc.seed = (uint64_t)o->seed;
-    tc.data_rows = c.ds.n;
-    tc.data_crc = lstm_dataset_crc(&c.ds);
+    tc.data_rows = ts.ds.n;
+    tc.data_crc = lstm_dataset_crc(&ts.ds);
     lstm_monitor_parse(o->monitor, &tc.monitor);
     const int keep_best = tc.monitor != LSTM_MONITOR_TRAIN_LOSS;
     printf("model: vocabulary %zu, embedding %zu, LSTM %zux%zu, head %zu-%zu-%zu,"
@@ -858,15 +769,15 @@ static int cmd_train(const options *opts)
            lstm_pool_name(cfg.pool), lstm_classifier_params(&cfg),
            lstm_precision_name(cfg.precision), lstm_get_threads(),
            lstm_kernels_name());
-    if (keep_best && sp.n[1] == 0) {
+    if (keep_best && ts.split.n[1] == 0) {
         rc = die("--monitor %s: no validation rows", o->monitor);
         goto out;
     }
-    if ((rc = preflight(o, &cfg, &c, keep_best)))  /* before any weight */
+    if ((rc = preflight(o, &cfg, &ts, keep_best)))  /* before any weight */
         goto out;
     if (lstm_classifier_init(&m, &cfg) || lstm_trainer_init(&t, &m, &tc) ||
-        lstm_trainer_data(&t, &c.tok, c.ds.label, sp.idx[0], sp.n[0],
-                          sp.idx[1], sp.n[1])) {
+        lstm_trainer_data(&t, &ts.tok, ts.ds.label, ts.split.idx[0],
+                          ts.split.n[0], ts.split.idx[1], ts.split.n[1])) {
         rc = die("%s", lstm_errmsg());
         goto out;
     }
@@ -878,19 +789,24 @@ static int cmd_train(const options *opts)
                                                 : "");
             goto out;
         }
-        lstm_buf_puts(&r.metrics, lstm_safetensors_meta(&st, "metrics_csv")
-                                      ? lstm_safetensors_meta(&st, "metrics_csv")
-                                      : "");
-        lstm_safetensors_close(&st);
+        const char *mcsv = lstm_safetensors_meta(&st, "metrics_csv");
+        lstm_buf_puts(&r.metrics, mcsv ? mcsv : "");
         printf("resumed %s at epoch %ld, step %zu of %zu\n", spath, t.epoch,
                t.step, lstm_trainer_steps(&t));
-        if ((rc = mkdirs(r.tbdir)))
+        lstm_safetensors_close(&st);
+        if (lstm_mkdirs(r.tbdir)) {
+            rc = die("%s", lstm_errmsg());
             goto out;
+        }
     } else {
         lstm_buf_puts(&r.metrics, "epoch,train_loss,train_acc,val_loss,"
                                   "val_acc,seconds,items_per_s\n");
-        if ((rc = next_version(r.tbdir, sizeof r.tbdir, o->out)))
+        char root[1100];
+        snprintf(root, sizeof root, "%s/tb_logs/LSTMClassifier", o->out);
+        if (lstm_tblog_next_dir(r.tbdir, sizeof r.tbdir, root)) {
+            rc = die("%s", lstm_errmsg());
             goto out;
+        }
     }
     if (lstm_tblog_open(&r.tb, r.tbdir)) {
         rc = die("%s", lstm_errmsg());
@@ -905,32 +821,29 @@ static int cmd_train(const options *opts)
     if (t.restored)
         printf("restored the weights of epoch %ld (%s %.4f)\n", t.best_epoch,
                o->monitor, t.best_metric);
-    const double t_total = now() - t_train;
-    if (t.epochs_run) {
-        const double ne = (double)t.epochs_run;
-        const double t_steps = t_total - t.t_eval;
+    const double t_total = now() - t_train, ne = (double)t.epochs_run,
+                 t_steps = t_total - t.t_eval;
+    if (t.epochs_run)
         printf("training: %ld epochs in %.1f s (%.1f s per epoch, %.1f s of "
-               "them training steps)\n", t.epochs_run, t_total, t_total / ne,
-               t_steps / ne);
-        printf("per epoch: embedding %.2f s, LSTM forward %.2f s, LSTM "
-               "backward %.2f s, head %.2f s, optimizer %.2f s, other %.2f s; "
-               "validation %.2f s\n", m.t_embed / ne, m.t_lstm_fwd / ne,
-               m.t_lstm_bwd / ne, m.t_head / ne, t.t_opt / ne,
-               (t_steps - m.t_embed - m.t_lstm_fwd - m.t_lstm_bwd - m.t_head -
-                t.t_opt) / ne, t.t_eval / ne);
-    } else {
+               "them training steps)\nper epoch: embedding %.2f s, LSTM "
+               "forward %.2f s, LSTM backward %.2f s, head %.2f s, optimizer "
+               "%.2f s, other %.2f s; validation %.2f s\n", t.epochs_run,
+               t_total, t_total / ne, t_steps / ne, m.t_embed / ne,
+               m.t_lstm_fwd / ne, m.t_lstm_bwd / ne, m.t_head / ne,
+               t.t_opt / ne, (t_steps - m.t_embed - m.t_lstm_fwd -
+                              m.t_lstm_bwd - m.t_head - t.t_opt) / ne,
+               t.t_eval / ne);
+    else
         printf("training: finished before (epoch %ld); testing\n",
                t.epoch - 1);
-    }
-    rc = test_and_save(&t, &c, &sp, o, &r);
+    rc = test_and_save(&t, &r);
 out:
     lstm_safetensors_close(&st);
     lstm_tblog_close(&r.tb);
     lstm_buf_free(&r.metrics);
     lstm_trainer_free(&t);
     lstm_classifier_free(&m);
-    lstm_split_free(&sp);
-    corpus_free(&c);
+    lstm_textset_free(&ts);
     return rc;
 }
 
@@ -956,58 +869,42 @@ static int cmd_eval(const options *o)
     lstm_model m;
     if (load_model(&m, o))
         return 1;
-    corpus c = {0};
+    lstm_textset ts;
     const size_t C = m.n_classes;
     int rc = 0;
-    if (lstm_dataset_load(&c.ds, o->data))
+    if (lstm_textset_load(&ts, o->data, o->split, (uint64_t)o->seed, 0, 0))
         rc = die("%s", lstm_errmsg());
+    const size_t n = rc ? 0 : o->split ? ts.split.n[2] : ts.ds.n;
+    size_t *rows = rc ? NULL : malloc((ts.ds.n + 1) * sizeof *rows);
+    int32_t *labels = rc ? NULL : malloc((ts.ds.n + 1) * sizeof *labels);
+    int32_t *pred = rc ? NULL : malloc((n + 1) * sizeof *pred);
+    if (!rc && (!rows || !labels || !pred))
+        rc = die("out of memory");
+    for (size_t i = 0; !rc && i < n; i++)  /* --split: its test rows */
+        rows[i] = o->split ? ts.split.idx[2][i] : i;
     /* the data's labels, mapped to the model's classes by name */
-    int32_t *labels = rc ? NULL : malloc((c.ds.n + 1) * sizeof *labels);
-    if (!rc && (!labels || lstm_dataset_labels_in(&c.ds, o->data, m.classes, C,
-                                                  labels)))
-        rc = die("%s", labels ? lstm_errmsg() : "out of memory");
-    lstm_split sp = {0};
-    size_t *all = NULL, *rows = NULL, n = 0;
-    if (!rc && o->split) {
-        if (lstm_split_load(&sp, o->split, c.ds.n))
-            rc = die("%s", lstm_errmsg());
-        rows = sp.idx[2];
-        n = sp.n[2];
-    } else if (!rc) {
-        n = c.ds.n;
-        rows = all = malloc((n + 1) * sizeof *rows);
-        for (size_t i = 0; all && i < n; i++)
-            rows[i] = i;
-        rc = all ? 0 : die("out of memory");
+    if (!rc && (lstm_dataset_labels_in(&ts.ds, o->data, m.classes, C, labels) ||
+                lstm_corpus_encode(&ts.tok, &m.vocab, ts.ds.text,
+                                   ts.ds.text_len, ts.ds.n, m.max_len)))
+        rc = die("%s", lstm_errmsg());
+    double loss, acc;
+    lstm_metrics mt = {0};
+    if (!rc && (lstm_evaluate(&m.net, &ts.tok, rows, n, labels, pred, NULL,
+                              &loss, &acc) ||
+                lstm_metrics_of(&mt, C, rows, n, labels, pred)))
+        rc = die("%s", lstm_errmsg());
+    if (!rc) {
+        printf("%s on %s: %zu texts%s, loss %.4f, accuracy %.4f, macro f1 "
+               "%.4f\n", o->model, o->data, n,
+               o->split ? " (test rows of the split)" : "", loss, acc,
+               mt.macro_f1);
+        print_results(&mt, &ts, &m.vocab, rows, n, labels, pred, m.classes);
     }
-    c.v = &m.vocab;
-    if (!rc && !(rc = encode_all(&c, m.max_len))) {
-        int32_t *pred = malloc((n + 1) * sizeof *pred);
-        double loss, acc;
-        lstm_metrics mt = {0};
-        if (!pred || lstm_metrics_init(&mt, C))
-            rc = die("out of memory for %zu classes", C);
-        else if (lstm_evaluate(&m.net, &c.tok, rows, n, labels, pred, NULL,
-                               &loss, &acc))
-            rc = die("%s", lstm_errmsg());
-        else {
-            for (size_t i = 0; i < n; i++)
-                lstm_metrics_add(&mt, labels[rows[i]], pred[i]);
-            lstm_metrics_finish(&mt);
-            printf("%s on %s: %zu texts%s, loss %.4f, accuracy %.4f, macro f1 "
-                   "%.4f\n", o->model, o->data, n,
-                   o->split ? " (test rows of the split)" : "", loss, acc,
-                   mt.macro_f1);
-            print_report(&mt, m.classes);
-            print_tables(&c, rows, n, labels, pred, m.classes);
-        }
-        lstm_metrics_free(&mt);
-        free(pred);
-    }
-    lstm_split_free(&sp);
-    free(all);
+    lstm_metrics_free(&mt);
+    free(pred);
+    free(rows);
     free(labels);
-    corpus_free(&c);
+    lstm_textset_free(&ts);
     lstm_model_free(&m);
     return rc;
 }
@@ -1070,75 +967,60 @@ static int cmd_predict(const options *o)
 
 /* ---- stats ---- */
 
-static void show_tokens(const char *title, const lstm_vocab *v, size_t from,
-                        size_t count)
-{
-    printf("%s\n  [", title);
-    for (size_t i = from; i < from + count && i < v->n; i++)
-        printf("%s'%s'", i > from ? ", " : "", v->tok[i]);
-    printf("]\n");
-}
-
 static int cmd_stats(const options *o)
 {
     if (!o->data)
         return usage_error("stats needs --data FILE");
-    corpus c = {0};
-    if (lstm_dataset_load(&c.ds, o->data))
+    lstm_textset ts;
+    if (lstm_textset_load(&ts, o->data, o->split, (uint64_t)o->seed,
+                          (size_t)o->vocab, 0))
         return die("%s", lstm_errmsg());
+    const lstm_dataset *ds = &ts.ds;
+    const lstm_vocab *v = &ts.vocab;
     size_t mn = SIZE_MAX, mx = 0;
     double sum = 0;
-    for (size_t i = 0; i < c.ds.n; i++) {
-        size_t l = lstm_utf8_len(c.ds.text[i], c.ds.text_len[i]);
+    for (size_t i = 0; i < ds->n; i++) {
+        size_t l = lstm_utf8_len(ds->text[i], ds->text_len[i]);
         mn = l < mn ? l : mn;
         mx = l > mx ? l : mx;
         sum += (double)l;
     }
-    printf("%s: %zu rows\n", o->data, c.ds.n);
-    printf("shortest text: %zu characters\nlongest text: %zu characters\n"
-           "mean length: %.2f characters\n", mn, mx, sum / (double)c.ds.n);
-    size_t *count = calloc(c.ds.n_classes, sizeof *count);
-    for (size_t i = 0; count && i < c.ds.n; i++)
-        count[c.ds.label[i]]++;
-    printf("\n%zu classes:\n", c.ds.n_classes);
-    for (size_t k = 0; count && k < c.ds.n_classes; k++)
-        printf("  %-20s %6zu  %5.1f%%\n", c.ds.classes[k], count[k],
-               100.0 * (double)count[k] / (double)c.ds.n);
-    free(count);
-    lstm_split sp;
-    int err = o->split ? lstm_split_load(&sp, o->split, c.ds.n)
-                       : lstm_split_random(&sp, c.ds.n,
-                                           (double[3]){0.8, 0.1, 0.1},
-                                           (uint64_t)o->seed);
-    if (err || lstm_vocab_build(&c.vocab, &c.ds, sp.idx[0], sp.n[0],
-                                (size_t)o->vocab)) {
-        if (!err)
-            lstm_split_free(&sp);
-        corpus_free(&c);
-        return die("%s", lstm_errmsg());
+    printf("%s: %zu rows\nshortest text: %zu characters\nlongest text: %zu "
+           "characters\nmean length: %.2f characters\n\n%zu classes:\n",
+           o->data, ds->n, mn, mx, sum / (double)ds->n, ds->n_classes);
+    for (size_t k = 0; k < ds->n_classes; k++) {
+        size_t count = 0;
+        for (size_t i = 0; i < ds->n; i++)
+            count += (size_t)ds->label[i] == k;
+        printf("  %-20s %6zu  %5.1f%%\n", ds->classes[k], count,
+               100.0 * (double)count / (double)ds->n);
     }
-    size_t words = c.vocab.n - 2;
+    size_t words = v->n - 2;
     printf("\nvocabulary: %zu tokens ([PAD], [UNK] and the %zu most frequent "
-           "words of the %zu training texts", c.vocab.n, words, sp.n[0]);
+           "words of the %zu training texts", v->n, words, ts.split.n[0]);
     if (o->split)
         printf(" of %s)\n", o->split);
     else
         printf(", split seed %ld)\n", o->seed);
-    show_tokens("first 15 tokens:", &c.vocab, 2, 15);
-    show_tokens("15 tokens from the middle:", &c.vocab, 2 + words / 2, 15);
-    show_tokens("last 15 tokens:", &c.vocab, c.vocab.n > 17 ? c.vocab.n - 15 : 2,
-                15);
+    const char *title[3] = {"first 15 tokens:", "15 tokens from the middle:",
+                            "last 15 tokens:"};
+    const size_t from[3] = {2, 2 + words / 2, v->n > 17 ? v->n - 15 : 2};
+    for (int s = 0; s < 3; s++) {
+        printf("%s\n  [", title[s]);
+        for (size_t i = from[s]; i < from[s] + 15 && i < v->n; i++)
+            printf("%s'%s'", i > from[s] ? ", " : "", v->tok[i]);
+        printf("]\n");
+    }
     int32_t ids[8];
-    size_t n = lstm_encode(&c.vocab, "hola mundo", 10, ids, 8);
+    size_t n = lstm_encode(v, "hola mundo", 10, ids, 8);
     printf("\n\"hola mundo\" (max length 8, true length %zu):\n  [", n);
     for (int i = 0; i < 8; i++)
         printf("%s%d", i ? ", " : "", ids[i]);
     printf("]\n  [");
     for (int i = 0; i < 8; i++)
-        printf("%s'%s'", i ? ", " : "", c.vocab.tok[ids[i]]);
+        printf("%s'%s'", i ? ", " : "", v->tok[ids[i]]);
     printf("]\n");
-    lstm_split_free(&sp);
-    corpus_free(&c);
+    lstm_textset_free(&ts);
     return 0;
 }
 

@@ -71,6 +71,8 @@ int lstm_write_atomic(const char *path, const void *data, size_t n);
 /* Reads a whole file into *data (NUL-terminated, *n bytes before the NUL),
  * at most max bytes; the caller frees *data with lstm_free. */
 int lstm_read_file(const char *path, char **data, size_t *n, size_t max);
+/* Creates the folder path and any missing parents (mkdir -p). */
+int lstm_mkdirs(const char *path);
 
 /* ---- safetensors checkpoints --------------------------------------------
  * 8-byte little-endian header length, a JSON header mapping each tensor
@@ -144,6 +146,9 @@ typedef struct {
 /* Creates dir/events.out.tfevents.<time>.<host> with the file_version
  * record. */
 int lstm_tblog_open(lstm_tblog *t, const char *dir);
+/* dir = root/version_N for the first N not taken (PyTorch Lightning's
+ * layout), created with its parents. */
+int lstm_tblog_next_dir(char *dir, size_t cap, const char *root);
 int lstm_tblog_scalar(lstm_tblog *t, const char *tag, float value,
                       int64_t step);
 void lstm_tblog_close(lstm_tblog *t);

@@ -142,6 +142,25 @@ void lstm_batch_gather(lstm_batch *b, const lstm_corpus *c,
                        const size_t *rows, size_t B, const int32_t *labels);
 void lstm_batch_free(lstm_batch *b);
 
+/* ---- a classification text set ------------------------------------------
+ * The data, its train/val/test split, the vocabulary of its training rows
+ * and every text encoded: what training a text classifier starts from. */
+typedef struct {
+    lstm_dataset ds;
+    lstm_split split;
+    lstm_vocab vocab;         /* from the training rows; empty if not built */
+    lstm_corpus tok;          /* every row, encoded with vocab */
+} lstm_textset;
+
+/* Loads the CSV at path; splits it as split_path says (a split.json) or,
+ * when NULL, at random 80/10/10 by seed. With vocab_size > 0, builds the
+ * vocabulary from the training rows (LSTM_EINVAL when there are none), and
+ * with max_len > 0 too, encodes every row with at most max_len tokens. */
+int lstm_textset_load(lstm_textset *t, const char *path,
+                      const char *split_path, uint64_t seed,
+                      size_t vocab_size, size_t max_len);
+void lstm_textset_free(lstm_textset *t);
+
 /* CRC-32C over every row's text and class name: a resumed run checks it
  * against the data it trained on. */
 uint32_t lstm_dataset_crc(const lstm_dataset *ds);

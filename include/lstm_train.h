@@ -39,6 +39,9 @@ void lstm_metrics_add(lstm_metrics *m, int32_t truth, int32_t pred);
 /* Computes precision, recall, F1 (0 where undefined) and accuracy. */
 void lstm_metrics_finish(lstm_metrics *m);
 void lstm_metrics_free(lstm_metrics *m);
+/* init, add (labels[rows[i]], pred[i]) for i < n, finish. */
+int lstm_metrics_of(lstm_metrics *m, size_t C, const size_t *rows, size_t n,
+                    const int32_t *labels, const int32_t *pred);
 /* Appends the report: per class precision, recall, F1 and support, the
  * accuracy and macro F1, then the confusion matrix; class names from
  * classes[0..C). */

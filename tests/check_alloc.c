@@ -76,7 +76,10 @@ static int setup_life(void)
         lstm_classifier_config cfg = {v.n, 4, 3, 1, ds.n_classes, {5, 4}, 2,
                                       0.0f, LSTM_POOL_LAST, LSTM_FP32};
         const char *keys[1] = {"note"}, *vals[1] = {"[1, {\"a\": \"b\"}]"};
-        if (!(err = lstm_classifier_init(&m, &cfg)) &&
+        lstm_textset ts;
+        if (!(err = lstm_textset_load(&ts, csv, spl, 1, 100, 8)))
+            lstm_textset_free(&ts);
+        if (!err && !(err = lstm_classifier_init(&m, &cfg)) &&
             !(err = lstm_safetensors_save(st, &m.ps, keys, vals, 1)) &&
             !(err = lstm_safetensors_open(&f, st)) &&
             !(err = lstm_safetensors_load(&f, &m.ps)))
@@ -134,6 +137,19 @@ static int train_life(void)
     if (!err) err = lstm_model_load(&lm, mf);
     if (!err) err = lstm_model_predict(&lm, "dos tres", 8) < 0 ? LSTM_ENOMEM
                                                                 : 0;
+    /* the reports of a test run */
+    int32_t pred[4] = {0, 0, 1, 1};
+    float probs[8] = {0.5f, 0.5f, 0.9f, 0.1f, 0.2f, 0.8f, 0.3f, 0.7f};
+    lstm_dataset ds = {4, text, tlen, labels, rows, classes, 2};
+    lstm_metrics mt = {0};
+    lstm_buf b = {0};
+    if (!err) err = lstm_metrics_of(&mt, 2, rows, 4, labels, pred);
+    if (!err) lstm_metrics_report(&b, &mt, classes);
+    if (!err && b.err) err = LSTM_ENOMEM;
+    if (!err) err = lstm_predictions_csv(mf, &ds, rows, 4, labels, pred, probs,
+                                         classes, 2);
+    lstm_buf_free(&b);
+    lstm_metrics_free(&mt);
     lstm_model_free(&lm);
     lstm_safetensors_close(&f);
     lstm_trainer_free(&t2);

@@ -547,6 +547,124 @@ START_TEST(metrics_known)
 }
 END_TEST
 
+/* metrics_of equals init/add/finish over rows; the report names every
+ * class, pads multibyte names by characters, and holds the matrix. */
+START_TEST(metrics_of_and_report)
+{
+    int32_t labels[5] = {0, 1, 1, 0, 1}, pred[3] = {1, 1, 0};
+    size_t rows[3] = {4, 2, 0};
+    lstm_metrics m;
+    ck_assert_int_eq(lstm_metrics_of(&m, 2, rows, 3, labels, pred), 0);
+    ck_assert_uint_eq(m.total, 3);
+    /* rows 4 and 2: class 1 predicted 1; row 0: class 0 predicted 0 */
+    ck_assert(m.confusion[0] == 1 && m.confusion[1] == 0 &&
+              m.confusion[2] == 0 && m.confusion[3] == 2);
+    char *classes[2] = {"política", "x"};
+    lstm_buf b = {0};
+    lstm_metrics_report(&b, &m, classes);
+    ck_assert(!b.err && strstr(b.s, "precision  recall      f1  support"));
+    /* "política" is 8 characters, 9 bytes: padded to the width 8 */
+    ck_assert_msg(strstr(b.s, "\npolítica  ") != NULL, "%s", b.s);
+    ck_assert(strstr(b.s, "confusion matrix") && strstr(b.s, "accuracy"));
+    lstm_buf_free(&b);
+    lstm_metrics_free(&m);
+}
+END_TEST
+
+/* Excerpts stop at whole characters, fold newlines, and mark a cut only
+ * when there was one; padding counts characters. */
+START_TEST(buf_excerpt_and_pad)
+{
+    lstm_buf b = {0};
+    lstm_buf_excerpt(&b, "ab\ncd", 5, 5);
+    ck_assert_str_eq(b.s, "ab cd");
+    b.len = 0;
+    lstm_buf_excerpt(&b, "ab\ncd", 5, 4);
+    ck_assert_str_eq(b.s, "ab c...");
+    b.len = 0;
+    lstm_buf_excerpt(&b, "añoñ", 6, 2);  /* the 2nd character is 2 bytes */
+    ck_assert_str_eq(b.s, "añ...");
+    b.len = 0;
+    lstm_buf_excerpt(&b, "", 0, 3);
+    ck_assert_str_eq(b.s, "");
+    b.len = 0;
+    lstm_buf_pad(&b, "ñ", 3);
+    lstm_buf_puts(&b, "|");
+    ck_assert_str_eq(b.s, "ñ  |");
+    lstm_buf_free(&b);
+}
+END_TEST
+
+/* The text set: the split as the split functions make it, the vocabulary of
+ * the training rows only, every row encoded; labels mapped to another
+ * class list by name, with the line of a class it lacks. */
+START_TEST(textset_and_labels)
+{
+    const char csv[] = "text,category\n"
+                       "uno dos,a\ntres,b\nuno,a\ncuatro cinco,b\nseis,a\n";
+    const char *path = put_file("ts.csv", csv, sizeof csv - 1);
+    lstm_textset t;
+    ck_assert_int_eq(lstm_textset_load(&t, path, NULL, 7, 100, 3), 0);
+    lstm_split sp;
+    ck_assert_int_eq(lstm_split_random(&sp, 5, (double[3]){0.8, 0.1, 0.1}, 7),
+                     0);
+    for (int k = 0; k < 3; k++) {
+        ck_assert_uint_eq(t.split.n[k], sp.n[k]);
+        for (size_t i = 0; i < sp.n[k]; i++)
+            ck_assert_uint_eq(t.split.idx[k][i], sp.idx[k][i]);
+    }
+    lstm_vocab v;
+    ck_assert_int_eq(lstm_vocab_build(&v, &t.ds, sp.idx[0], sp.n[0], 100), 0);
+    ck_assert_uint_eq(v.n, t.vocab.n);
+    for (size_t i = 0; i < v.n; i++)
+        ck_assert_str_eq(v.tok[i], t.vocab.tok[i]);
+    ck_assert_uint_eq(t.tok.n, 5);
+    ck_assert_uint_eq(t.tok.max_len, 3);
+    int32_t ids[3];
+    for (size_t r = 0; r < 5; r++) {
+        size_t n = lstm_encode(&v, t.ds.text[r], t.ds.text_len[r], ids, 3);
+        ck_assert_int_eq(t.tok.len[r], (int32_t)n);
+        ck_assert_int_eq(memcmp(ids, t.tok.ids + t.tok.off[r], n * 4), 0);
+    }
+    char *mine[3] = {"b", "z", "a"}, *lacking[1] = {"a"};
+    int32_t lab[5];
+    ck_assert_int_eq(lstm_dataset_labels_in(&t.ds, "ts.csv", mine, 3, lab), 0);
+    ck_assert(lab[0] == 2 && lab[1] == 0 && lab[4] == 2);
+    ck_assert_int_eq(lstm_dataset_labels_in(&t.ds, "ts.csv", lacking, 1, lab),
+                     LSTM_EINVAL);
+    ck_assert_str_eq(lstm_errmsg(), "ts.csv: line 3: category 'b' is not one "
+                                    "of the model's 1 classes");
+    lstm_vocab_free(&v);
+    lstm_split_free(&sp);
+    lstm_textset_free(&t);
+    /* without a vocabulary: nothing encoded; a bad split file: an error */
+    ck_assert_int_eq(lstm_textset_load(&t, path, NULL, 7, 0, 0), 0);
+    ck_assert(t.vocab.n == 0 && t.tok.n == 0 && t.ds.n == 5);
+    lstm_textset_free(&t);
+    const char *bad = put_file("split.json", "{\"train\":[9]}", 13);
+    ck_assert_int_lt(lstm_textset_load(&t, path, bad, 7, 100, 3), 0);
+    ck_assert(t.ds.n == 0);  /* freed on failure */
+}
+END_TEST
+
+/* mkdirs makes every missing parent, accepts what exists, and names the
+ * folder it could not make; TensorBoard versions count up. */
+START_TEST(mkdirs_and_versions)
+{
+    char dir[300], got[400];
+    snprintf(dir, sizeof dir, "%s/a/b/c", tmpdir);
+    ck_assert_int_eq(lstm_mkdirs(dir), 0);
+    ck_assert_int_eq(lstm_mkdirs(dir), 0);
+    ck_assert_int_eq(lstm_tblog_next_dir(got, sizeof got, dir), 0);
+    ck_assert(strstr(got, "/a/b/c/version_0") != NULL);
+    ck_assert_int_eq(lstm_tblog_next_dir(got, sizeof got, dir), 0);
+    ck_assert(strstr(got, "/a/b/c/version_1") != NULL);
+    const char *file = put_file("plain", "x", 1);
+    snprintf(dir, sizeof dir, "%s/sub", file);
+    ck_assert_int_eq(lstm_mkdirs(dir), LSTM_EIO);
+    ck_assert(strstr(lstm_errmsg(), "plain/sub: cannot create the folder"));
+}
+END_TEST
 
 /* ---- limits: far beyond the notebook's data ---- */
 
@@ -687,6 +805,10 @@ Suite *data_suite(void)
     tcase_add_test(tc, safetensors_malformed);
     tcase_add_test(tc, tblog_framing);
     tcase_add_test(tc, metrics_known);
+    tcase_add_test(tc, metrics_of_and_report);
+    tcase_add_test(tc, buf_excerpt_and_pad);
+    tcase_add_test(tc, textset_and_labels);
+    tcase_add_test(tc, mkdirs_and_versions);
     tcase_add_test(tc, write_atomic_out_of_room);
     TCase *lim = tcase_create("limits");
     tcase_set_timeout(lim, 600);

@@ -570,6 +570,15 @@ START_TEST(sampling)
     double p = (double)hits / (double)n;  /* 0.75, sd 0.003 */
     ck_assert_msg(fabs(p - 0.75) < 0.015, "p(1) = %.4f", p);
     ck_assert_uint_eq(lstm_sample(logits, 3, 0.0f, &a), 1);
+    /* top-k: largest first, ties to the lower index, k = n and k = 0 */
+    const float x[6] = {0.5f, 2.0f, -1.0f, 2.0f, 7.0f, 0.5f};
+    size_t idx[6], want[6] = {4, 1, 3, 0, 5, 2};
+    lstm_topk(x, 6, 3, idx);
+    ck_assert(idx[0] == 4 && idx[1] == 1 && idx[2] == 3);
+    lstm_topk(x, 6, 6, idx);
+    for (int i = 0; i < 6; i++)
+        ck_assert_uint_eq(idx[i], want[i]);
+    lstm_topk(x, 6, 0, idx);
     ck_assert_str_eq(lstm_version(), "0.2.0");
 }
 END_TEST

@@ -96,3 +96,24 @@ int lstm_write_atomic(const char *path, const void *data, size_t n)
     lstm_free(tmp);
     return LSTM_OK;
 }
+
+int lstm_mkdirs(const char *path)
+{
+    size_t n = strlen(path);
+    char *tmp = lstm_alloc(n + 1);
+    if (!tmp)
+        return LSTM_ENOMEM;
+    memcpy(tmp, path, n + 1);
+    int err = LSTM_OK;
+    for (size_t i = 1; i <= n && !err; i++) {
+        if (tmp[i] != '/' && tmp[i] != '\0')
+            continue;
+        tmp[i] = '\0';
+        if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
+            err = lstm_error(LSTM_EIO, "%s: cannot create the folder: %s", tmp,
+                             strerror(errno));
+        tmp[i] = path[i];
+    }
+    lstm_free(tmp);
+    return err;
+}

@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -69,6 +70,19 @@ static size_t event_head(unsigned char *out, int64_t step)
     out[n++] = 0x10;  /* field 2, varint */
     n += varint(out + n, (uint64_t)step);
     return n;
+}
+
+int lstm_tblog_next_dir(char *dir, size_t cap, const char *root)
+{
+    for (int v = 0; v < 100000; v++) {
+        int n = snprintf(dir, cap, "%s/version_%d", root, v);
+        if (n < 0 || (size_t)n >= cap)
+            return lstm_error(LSTM_EINVAL, "%s: path too long", root);
+        struct stat sb;
+        if (stat(dir, &sb) != 0)
+            return lstm_mkdirs(dir);
+    }
+    return lstm_error(LSTM_EIO, "%s: too many versions", root);
 }
 
 int lstm_tblog_open(lstm_tblog *t, const char *dir)

@@ -60,6 +60,17 @@ void lstm_metrics_finish(lstm_metrics *m)
     m->macro_f1 = seen ? f1sum / (double)seen : 0.0;
 }
 
+int lstm_metrics_of(lstm_metrics *m, size_t C, const size_t *rows, size_t n,
+                    const int32_t *labels, const int32_t *pred)
+{
+    int err = lstm_metrics_init(m, C);
+    for (size_t i = 0; !err && i < n; i++)
+        lstm_metrics_add(m, labels[rows[i]], pred[i]);
+    if (!err)
+        lstm_metrics_finish(m);
+    return err;
+}
+
 void lstm_metrics_free(lstm_metrics *m)
 {
     lstm_free(m->confusion);
