@@ -121,7 +121,8 @@ const lstm__kernels *lstm__kernels_best(void);
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define LSTM_X86 1
 #define LSTM_ISA_AVX2 __attribute__((target("arch=x86-64-v3")))
-#define LSTM_ISA_AVX512 __attribute__((target("arch=x86-64-v4")))
+#define LSTM_ISA_AVX512                                                       \
+    __attribute__((target("arch=x86-64-v4,prefer-vector-width=512")))
 #else
 #define LSTM_X86 0
 #endif

@@ -39,6 +39,7 @@
  * (forward) or dA_t (backward) is there. lib/nn/lstm.c chooses; with two rows
  * a thread or more, the barriers cost more than they save. */
 
+typedef float v16 __attribute__((vector_size(64), aligned(4)));
 typedef float v8 __attribute__((vector_size(32), aligned(4)));
 typedef float v4 __attribute__((vector_size(16), aligned(4)));
 
@@ -83,43 +84,55 @@ void lstm__pack_bwd(float *dst, const float *w_hh, size_t H, size_t k0,
 
 /* A vector of copies of s: one broadcast load (adding s to a zero vector
  * would cost a float add first, to turn -0 into +0). */
+#define SPLAT1(s) ((v16){(s), (s), (s), (s), (s), (s), (s), (s),            \
+                         (s), (s), (s), (s), (s), (s), (s), (s)})
 #define SPLAT2(s) ((v8){(s), (s), (s), (s), (s), (s), (s), (s)})
 #define SPLAT4(s) ((v4){(s), (s), (s), (s)})
 
-/* The register tile: nb rows x 16*P columns (P panels side by side), as
- * NV*P vectors of type V per row (two of 8 floats per panel with AVX; four
- * of 4 on baseline SIMD, which has 16 registers of 4 floats and would
- * spill an 8-float tile). Each accumulator depends on itself once per m,
- * so a tile needs about latency x FMA ports (8 on AVX2 cores) of them to
- * keep the units busy: few rows take more panels at once (rowmm). Every
- * element is still summed over m in order, whatever nb and P: results do
- * not depend on how the rows are split. */
-#define ROWMM_TILE(name, V, NV)                                              \
+/* The product both the recurrence and the tuned GEMM are made of:
+ *   out (nb,N) (+)= in (nb,M) x W (M,N)
+ * in[b][m] at in[b*irs + m*ics] (any strides: each element is broadcast,
+ * never loaded as a vector, so in needs no packing, transposed or not); W
+ * as panels of 16 columns, panel j at w + j*wps and its row m at + m*ldw:
+ * pack16's panels (ldw 16, wps 16M, zero-padded) or a row-major matrix as
+ * it lies (ldw its row length, wps 16; N a multiple of 16 then).
+ *
+ * The register tile: nb rows x 16*P columns (P panels side by side), as
+ * NV*P vectors of type V per row: one of 16 floats per panel with AVX-512
+ * (32 registers), two of 8 with AVX2, four of 4 on baseline SIMD (16
+ * registers of 4 floats, which would spill an 8-float tile). Each
+ * accumulator depends on itself once per m, so a tile needs about latency
+ * x FMA ports (8 on current cores) of them to keep the units busy: few rows
+ * take more panels at once (rowmm). Every element is still summed over m
+ * in order, whatever nb and P: results do not depend on how the rows are
+ * split. */
+#define ROWMM_TILE(name, V, NV, MAXB, MAXV)                                  \
     static inline __attribute__((always_inline)) void name(                 \
         size_t nb, size_t P, size_t M, size_t nn, const float *in,           \
-        size_t ldi, const float *panel, float *out, size_t ldo, int add)     \
+        size_t irs, size_t ics, const float *w, size_t ldw, size_t wps,      \
+        float *out, size_t ldo, int add)                                     \
     {                                                                        \
         const size_t W = 16 / NV; /* floats per vector */                    \
         const size_t full = nn == 16 * P; /* else P == 1, nn < 16 */         \
-        V acc[6][4 * NV];                                                    \
-        _Pragma("GCC unroll 6") for (size_t b = 0; b < nb; b++)              \
+        V acc[MAXB][MAXV];                                                   \
+        _Pragma("GCC unroll 12") for (size_t b = 0; b < nb; b++)             \
             _Pragma("GCC unroll 16") for (size_t v = 0; v < NV * P; v++)     \
                 acc[b][v] = add && full                                      \
                                 ? *(const V *)(out + b * ldo + v * W)        \
                                 : (V){0};                                    \
         for (size_t m = 0; m < M; m++) {                                     \
-            V w[4 * NV];                                                     \
+            V wv[MAXV];                                                      \
             _Pragma("GCC unroll 16") for (size_t v = 0; v < NV * P; v++)     \
-                w[v] = *(const V *)(panel + (v / NV) * 16 * M + m * 16 +     \
-                                    (v % NV) * W);                           \
-            _Pragma("GCC unroll 6") for (size_t b = 0; b < nb; b++) {        \
-                const V x = SPLAT##NV(in[b * ldi + m]);                      \
+                wv[v] = *(const V *)(w + (v / NV) * wps + m * ldw +          \
+                                     (v % NV) * W);                          \
+            _Pragma("GCC unroll 12") for (size_t b = 0; b < nb; b++) {       \
+                const V x = SPLAT##NV(in[b * irs + m * ics]);                \
                 _Pragma("GCC unroll 16") for (size_t v = 0; v < NV * P; v++) \
-                    acc[b][v] += x * w[v];                                   \
+                    acc[b][v] += x * wv[v];                                  \
             }                                                                \
         }                                                                    \
         if (full) {                                                          \
-            _Pragma("GCC unroll 6") for (size_t b = 0; b < nb; b++)          \
+            _Pragma("GCC unroll 12") for (size_t b = 0; b < nb; b++)         \
                 _Pragma("GCC unroll 16") for (size_t v = 0; v < NV * P; v++) \
                     *(V *)(out + b * ldo + v * W) = acc[b][v];               \
         } else { /* the last, partial panel */                               \
@@ -133,20 +146,26 @@ void lstm__pack_bwd(float *dst, const float *w_hh, size_t H, size_t k0,
         }                                                                    \
     }
 
-ROWMM_TILE(rowmm_tile8, v8, 2)
-ROWMM_TILE(rowmm_tile4, v4, 4)
+ROWMM_TILE(rowmm_tile16, v16, 1, 12, 8)
+ROWMM_TILE(rowmm_tile8, v8, 2, 6, 8)
+ROWMM_TILE(rowmm_tile4, v4, 4, 3, 16)
 
-/* nb rows (nb <= 6, a constant after inlining) against all N columns: P
- * panels per tile while P whole panels remain, then one at a time. */
+/* nb rows (a constant after inlining) against all N columns: P panels per
+ * tile while P whole panels remain, then one at a time. vw: floats per
+ * vector, 16, 8 or 4 (a constant too). */
 static inline __attribute__((always_inline)) void
-rowmm_block(int wide, size_t nb, size_t P, size_t M, size_t N,
-            const float *in, size_t ldi, const float *Wp, float *out,
-            size_t ldo, int add)
+rowmm_block(int vw, size_t nb, size_t P, size_t M, size_t N,
+            const float *in, size_t irs, size_t ics, const float *w,
+            size_t ldw, size_t wps, float *out, size_t ldo, int add)
 {
     size_t n = 0;
 #define TILE(p, nn)                                                          \
-    (wide ? rowmm_tile8(nb, p, M, nn, in, ldi, Wp + n * M, out + n, ldo, add)\
-          : rowmm_tile4(nb, p, M, nn, in, ldi, Wp + n * M, out + n, ldo, add))
+    (vw == 16 ? rowmm_tile16(nb, p, M, nn, in, irs, ics, w + n / 16 * wps,   \
+                             ldw, wps, out + n, ldo, add)                    \
+     : vw == 8 ? rowmm_tile8(nb, p, M, nn, in, irs, ics, w + n / 16 * wps,   \
+                             ldw, wps, out + n, ldo, add)                    \
+               : rowmm_tile4(nb, p, M, nn, in, irs, ics, w + n / 16 * wps,   \
+                             ldw, wps, out + n, ldo, add))
     if (P > 1)
         for (; n + 16 * P <= N; n += 16 * P)
             TILE(P, 16 * P);
@@ -155,27 +174,49 @@ rowmm_block(int wide, size_t nb, size_t P, size_t M, size_t N,
 #undef TILE
 }
 
-/* out (nb,N) (+)= in (nb,M) x W, W packed by lstm__pack16. Rows in blocks
- * of at most maxb: 6 with 8-float vectors (12 accumulators of 16), 3 with
- * 4-float vectors; each block size a constant the compiler unrolls, and
- * small blocks take 2 or 4 panels at once to have 8 accumulators or more
- * (of 16 registers: the baseline build's 4-float tiles hold 4 per row). */
+/* The product above, rows in blocks of the most a tile holds: 12 with
+ * 16-float vectors (24 accumulators of 32 registers), 6 with 8-float ones
+ * (12 of 16), 3 with 4-float ones; each block size a constant the compiler
+ * unrolls, and small blocks take more panels at once to keep 8
+ * accumulators or more without spilling (accumulators, P weight vectors
+ * and a broadcast fit the register file). */
 static inline __attribute__((always_inline)) void
-rowmm(size_t maxb, size_t nb, size_t M, size_t N, const float *in,
-      size_t ldi, const float *Wp, float *out, size_t ldo, int add)
+rowmm(int vw, size_t nb, size_t M, size_t N, const float *in, size_t irs,
+      size_t ics, const float *w, size_t ldw, size_t wps, float *out,
+      size_t ldo, int add)
 {
-    const int wide = maxb == 6;
-#define ROWS(k, p) rowmm_block(wide, k, p, M, N, i, ldi, Wp, o, ldo, add)
+    const size_t maxb = vw == 16 ? 12 : vw == 8 ? 6 : 3;
+#define ROWS(k, p)                                                           \
+    rowmm_block(vw, k, p, M, N, i, irs, ics, w, ldw, wps, o, ldo, add)
     for (size_t b = 0; b < nb; b += maxb) {
-        const float *i = in + b * ldi;
+        const float *i = in + b * irs;
         float *o = out + b * ldo;
-        switch (nb - b >= maxb ? maxb : nb - b) {
-        case 6: ROWS(6, 1); break;
-        case 5: ROWS(5, 1); break;
-        case 4: ROWS(4, 1); break;
-        case 3: ROWS(3, wide ? 2 : 1); break;
-        case 2: ROWS(2, wide ? 2 : 1); break;
-        default: ROWS(1, wide ? 4 : 2); break;
+        const size_t r = nb - b >= maxb ? maxb : nb - b;
+        if (vw == 16) {
+            switch (r) {
+            case 12: ROWS(12, 2); break;
+            case 11: ROWS(11, 2); break;
+            case 10: ROWS(10, 2); break;
+            case 9: ROWS(9, 2); break;
+            case 8: ROWS(8, 2); break;
+            case 7: ROWS(7, 2); break;
+            case 6: ROWS(6, 4); break;
+            case 5: ROWS(5, 4); break;
+            case 4: ROWS(4, 4); break;
+            case 3: ROWS(3, 4); break;
+            case 2: ROWS(2, 8); break;
+            default: ROWS(1, 8); break;
+            }
+        } else {
+            const int wide = vw == 8;
+            switch (r) {
+            case 6: ROWS(6, 1); break;
+            case 5: ROWS(5, 1); break;
+            case 4: ROWS(4, 1); break;
+            case 3: ROWS(3, wide ? 2 : 1); break;
+            case 2: ROWS(2, wide ? 2 : 1); break;
+            default: ROWS(1, wide ? 4 : 2); break;
+            }
         }
     }
 #undef ROWS
@@ -249,7 +290,7 @@ zero_gates(float *a, size_t H, size_t n)
 }
 
 static inline __attribute__((always_inline)) void
-fwd_body(size_t maxb, size_t nb, size_t T, size_t H, size_t k0, size_t k1,
+fwd_body(int vw, size_t nb, size_t T, size_t H, size_t k0, size_t k1,
          const size_t *len, float *gates, float *hs, float *cs, float *y,
          const float *w_pk, int bf16, void (*sync)(void))
 {
@@ -262,8 +303,8 @@ fwd_body(size_t maxb, size_t nb, size_t T, size_t H, size_t k0, size_t k1,
         while (live > 0 && t >= len[live - 1])
             live--;
         for (size_t q = 0; q < 4; q++)
-            rowmm(maxb, live, H, n, hs + t * H, (T + 1) * H, w_pk + q * pq,
-                  gates + t * G + q * H + k0, T * G, 1);
+            rowmm(vw, live, H, n, hs + t * H, (T + 1) * H, 1, w_pk + q * pq,
+                  16, 16 * H, gates + t * G + q * H + k0, T * G, 1);
         for (size_t b = 0; b < nb; b++) {
             float *a = gates + (b * T + t) * G + k0;
             float *hp = hs + (b * (T + 1) + t) * H + k0;
@@ -287,7 +328,7 @@ fwd_body(size_t maxb, size_t nb, size_t T, size_t H, size_t k0, size_t k1,
 }
 
 static inline __attribute__((always_inline)) void
-bwd_body(size_t maxb, size_t nb, size_t T, size_t H, size_t k0, size_t k1,
+bwd_body(int vw, size_t nb, size_t T, size_t H, size_t k0, size_t k1,
          const size_t *len, float *dA, float *dh, float *dc, const float *dy,
          const float *gates, const float *cs, const float *w_pk, float *db,
          float *scratch, int bf16, void (*sync)(void))
@@ -328,7 +369,8 @@ bwd_body(size_t maxb, size_t nb, size_t T, size_t H, size_t k0, size_t k1,
         size_t live = nb;
         while (live > 0 && t >= len[live - 1])
             live--;
-        rowmm(maxb, live, G, n, dA + t * G, T * G, w_pk, scratch + k0, H, 0);
+        rowmm(vw, live, G, n, dA + t * G, T * G, 1, w_pk, 16, 16 * G,
+              scratch + k0, H, 0);
         for (size_t b = 0; b < nb; b++)
             if (t < len[b])
                 memcpy(dh + b * H + k0, scratch + b * H + k0, n * sizeof *dh);
@@ -337,7 +379,7 @@ bwd_body(size_t maxb, size_t nb, size_t T, size_t H, size_t k0, size_t k1,
 
 /* One copy of each kernel per instruction set; kernels.h's LSTM_ISA_*
  * attributes, dispatch.c picks one at run time. */
-#define RECURRENCE(isa, attr, maxb)                                         \
+#define RECURRENCE(isa, attr, vw)                                         \
     attr void lstm__lstm_fwd_##isa(                                         \
         size_t nb, size_t T, size_t H, size_t k0, size_t k1,                \
         const size_t *len, float *gates, float *hs, float *cs, float *y,    \
@@ -346,7 +388,7 @@ bwd_body(size_t maxb, size_t nb, size_t T, size_t H, size_t k0, size_t k1,
     {                                                                       \
         (void)w_hh;                                                         \
         (void)scratch;                                                      \
-        fwd_body(maxb, nb, T, H, k0, k1, len, gates, hs, cs, y, w_pk, bf16, \
+        fwd_body(vw, nb, T, H, k0, k1, len, gates, hs, cs, y, w_pk, bf16, \
                  sync);                                                     \
     }                                                                       \
     attr void lstm__lstm_bwd_##isa(                                         \
@@ -357,12 +399,12 @@ bwd_body(size_t maxb, size_t nb, size_t T, size_t H, size_t k0, size_t k1,
         void (*sync)(void))                                                 \
     {                                                                       \
         (void)w_hh;                                                         \
-        bwd_body(maxb, nb, T, H, k0, k1, len, dA, dh, dc, dy, gates, cs,    \
+        bwd_body(vw, nb, T, H, k0, k1, len, dA, dh, dc, dy, gates, cs,    \
                  w_pk, db, scratch, bf16, sync);                            \
     }
 
-RECURRENCE(generic, , 3)
+RECURRENCE(generic, , 4)
 #if LSTM_X86
-RECURRENCE(avx2, LSTM_ISA_AVX2, 6)
-RECURRENCE(avx512, LSTM_ISA_AVX512, 6)
+RECURRENCE(avx2, LSTM_ISA_AVX2, 8)
+RECURRENCE(avx512, LSTM_ISA_AVX512, 16)
 #endif
