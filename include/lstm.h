@@ -327,7 +327,7 @@ typedef struct {
     float *wpk_bwd;     /* W_hh packed for the backward recurrence */
     float *scratch;     /* (B,G) per-row kernel scratch */
     float *xr;          /* bf16: (B,T,I) the input x, rounded */
-    float *wr;          /* bf16: (G,max(I,H)) one W_ih, rounded */
+    float *wr;          /* (G,max(I,H)): one W_ih^T, or W_ih rounded */
     size_t *len;        /* (B) lengths clamped to T */
     float *out, *hn, *cn;
 } lstm_lstm;

@@ -20,7 +20,7 @@ static const lstm__kernels sets[] = {
 #if LSTM_X86
     {"avx2", lstm__gemm_blas, lstm__lstm_fwd_avx2, lstm__lstm_bwd_avx2,
      lstm__adamw_avx2},
-    {"avx512", lstm__gemm_blas, lstm__lstm_fwd_avx512, lstm__lstm_bwd_avx512,
+    {"avx512", lstm__gemm_avx512, lstm__lstm_fwd_avx512, lstm__lstm_bwd_avx512,
      lstm__adamw_avx512},
 #endif
 };

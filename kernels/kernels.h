@@ -132,6 +132,7 @@ lstm__lstm_fwd_fn lstm__lstm_fwd_ref, lstm__lstm_fwd_generic;
 lstm__lstm_bwd_fn lstm__lstm_bwd_ref, lstm__lstm_bwd_generic;
 lstm__adamw_fn lstm__adamw_ref, lstm__adamw_generic;
 #if LSTM_X86
+lstm__gemm_fn lstm__gemm_avx512;
 lstm__lstm_fwd_fn lstm__lstm_fwd_avx2, lstm__lstm_fwd_avx512;
 lstm__lstm_bwd_fn lstm__lstm_bwd_avx2, lstm__lstm_bwd_avx512;
 lstm__adamw_fn lstm__adamw_avx2, lstm__adamw_avx512;

@@ -377,6 +377,41 @@ bwd_body(int vw, size_t nb, size_t T, size_t H, size_t k0, size_t k1,
     }
 }
 
+/* The tuned GEMM: C (M,N) (+)= op(A) (M,K) x B (K,N) as rowmm products
+ * with B read where it lies (no packing: its 16-column panels are rows of
+ * B) and A broadcast element by element, transposed or not. K in blocks
+ * of GEMM_KC, so that a row block's share of B stays in L2 across its
+ * panels; C accumulates over the blocks. What this does not cover (B
+ * transposed, alpha other than 1, beta other than 0 or 1) goes to BLAS, as
+ * do the columns past the last multiple of 16. */
+enum { GEMM_KC = 256 };
+
+static inline __attribute__((always_inline)) void
+gemm_body(int vw, int ta, int tb, size_t M, size_t N, size_t K, float alpha,
+          const float *A, size_t lda, const float *B, size_t ldb, float beta,
+          float *C, size_t ldc)
+{
+    const size_t N16 = N / 16 * 16;
+    if (tb || alpha != 1.0f || (beta != 0.0f && beta != 1.0f) || N16 == 0 ||
+        K == 0) {
+        lstm__gemm_blas(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    for (size_t k0 = 0; k0 < K; k0 += GEMM_KC) {
+        const size_t kc = K - k0 < GEMM_KC ? K - k0 : GEMM_KC;
+        const int add = k0 > 0 || beta != 0.0f;
+        if (ta)  /* two copies: the strides of A constants in each */
+            rowmm(vw, M, kc, N16, A + k0 * lda, 1, lda, B + k0 * ldb, ldb, 16,
+                  C, ldc, add);
+        else
+            rowmm(vw, M, kc, N16, A + k0, lda, 1, B + k0 * ldb, ldb, 16, C,
+                  ldc, add);
+    }
+    if (N16 < N)
+        lstm__gemm_blas(ta, 0, M, N - N16, K, 1.0f, A, lda, B + N16, ldb, beta,
+                        C + N16, ldc);
+}
+
 /* One copy of each kernel per instruction set; kernels.h's LSTM_ISA_*
  * attributes, dispatch.c picks one at run time. */
 #define RECURRENCE(isa, attr, vw)                                         \
@@ -407,4 +442,16 @@ RECURRENCE(generic, , 4)
 #if LSTM_X86
 RECURRENCE(avx2, LSTM_ISA_AVX2, 8)
 RECURRENCE(avx512, LSTM_ISA_AVX512, 16)
+
+/* The tuned GEMM for AVX-512 only: with AVX2 it measured the same as
+ * OpenBLAS's kernels (bench/lstm_step, LSTM_KERNELS=avx2, on a Zen 5), so
+ * BLAS stays there; with AVX-512 it is what makes the products run at a
+ * high fraction of peak (docs/performance.md). */
+LSTM_ISA_AVX512 void lstm__gemm_avx512(int ta, int tb, size_t M, size_t N,
+                                       size_t K, float alpha, const float *A,
+                                       size_t lda, const float *B, size_t ldb,
+                                       float beta, float *C, size_t ldc)
+{
+    gemm_body(16, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
 #endif

@@ -104,7 +104,7 @@ static void layout(lstm_lstm *l, lstm__carver *c, size_t B, size_t T)
     l->scratch = lstm__carve(c, B * G);
     const int bf16 = l->precision == LSTM_BF16_MIXED;
     l->xr = bf16 ? lstm__carve(c, B * T * l->I) : NULL;
-    l->wr = bf16 ? lstm__carve(c, G * (l->I > H ? l->I : H)) : NULL;
+    l->wr = lstm__carve(c, G * (l->I > H ? l->I : H));
     l->len = (size_t *)(void *)lstm__carve(c, B * sizeof(size_t) / sizeof(float));
     l->hn = lstm__carve(c, L * B * H);
     l->cn = lstm__carve(c, L * B * H);
@@ -191,6 +191,21 @@ static void round_bf16(float *dst, const float *src, size_t n)
     }
 }
 
+/* Layer k's W_ih^T (in_dim,G), rounded to bf16 or not, in l->wr (valid until
+ * the next call): the input projection's operand as the tuned GEMM reads
+ * it, row by row. */
+static const float *transposed(lstm_lstm *l, size_t k, int bf16)
+{
+    const size_t G = 4 * l->H, in_dim = k ? l->H : l->I;
+    const float *w = l->ps->w + l->off[4 * k + W_IH];
+    for (size_t j = 0; j < G; j++)
+        for (size_t i = 0; i < in_dim; i++)
+            l->wr[i * G + j] = w[j * in_dim + i];
+    if (bf16)
+        round_bf16(l->wr, l->wr, G * in_dim);
+    return l->wr;
+}
+
 /* Layer k's W_ih rounded to bf16, in l->wr (valid until the next call). */
 static const float *rounded(lstm_lstm *l, size_t k)
 {
@@ -248,8 +263,7 @@ int lstm_lstm_forward(lstm_lstm *l, const float *x, const int32_t *len,
         round_bf16(l->xr, x, B * T * l->I);
     for (size_t k = 0; k < L; k++) {
         const size_t in_dim = k ? H : l->I;
-        const float *w_ih =
-            bf16 ? rounded(l, k) : l->ps->w + l->off[4 * k + W_IH];
+        const float *w_iht = transposed(l, k, bf16);
         const float *w_hh = l->ps->w + l->off[4 * k + W_HH];
         const float *b_ih = l->ps->w + l->off[4 * k + B_IH];
         const float *b_hh = l->ps->w + l->off[4 * k + B_HH];
@@ -270,8 +284,8 @@ int lstm_lstm_forward(lstm_lstm *l, const float *x, const int32_t *len,
             for (size_t n = n0; n < n1; n++)
                 memcpy(gates + n * G, l->scratch, G * sizeof *gates);
         }
-        lstm__gemm(0, 1, B * T, G, in_dim, 1.0f, in, in_dim, w_ih, in_dim,
-                   1.0f, gates, G);
+        lstm__gemm(0, 0, B * T, G, in_dim, 1.0f, in, in_dim, w_iht, G, 1.0f,
+                   gates, G);
         if (!units) {  /* one pack for all; in the units plan, one each */
             lstm__pack_fwd(wpk, w_hh, H, 0, H);
             if (bf16)
