@@ -39,7 +39,7 @@ extern "C" {
 /* ---- version ------------------------------------------------------------ */
 
 #define LSTM_VERSION_MAJOR 0
-#define LSTM_VERSION_MINOR 2
+#define LSTM_VERSION_MINOR 3
 #define LSTM_VERSION_PATCH 0
 /* "MAJOR.MINOR.PATCH" of the library linked in (the macros give the
  * header's). */
@@ -368,7 +368,7 @@ typedef struct {
     float *wpk;         /* L x W_hh packed (rounded in bf16-mixed) */
     float *wih;         /* bf16-mixed: L x W_ih rounded */
     float *bias;        /* L x (G) b_ih + b_hh */
-    float *gates, *hs, *cs, *y, *xr, *scratch;
+    float *gates, *hs, *cs, *y, *xr;
     size_t *len;
 } lstm_stream;
 

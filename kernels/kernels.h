@@ -28,17 +28,17 @@ typedef void lstm__gemm_fn(int ta, int tb, size_t M, size_t N, size_t K,
  * each calls the kernel with its own range and a w_pk packed for it, and
  * the kernel calls sync() (a barrier of that team; NULL when alone) after
  * every step. Ranges other than [0,H) start and end on multiples of 16.
- *   gates (nb,T,G)  in: x W_ih^T + b_ih + b_hh; out: activations i,f,g,o
- *                   (zero at t >= len[b])
+ *   gates (nb,T,G)  in: x W_ih^T; out: activations i,f,g,o (zero at
+ *                   t >= len[b])
+ *   bias (G)        b_ih + b_hh, added to every step's gates
  *   hs, cs (nb,T+1,H)  in: slot 0 holds h0, c0; out: slot t+1 the state
  *                   after step t (carried unchanged past len[b])
  *   y (nb,T,H)      out: h_t, zero at t >= len[b]
  *   w_hh (G,H); w_pk: lstm__pack_fwd(w_pk, w_hh, H, k0, k1)
- *   (the tuned kernel reads only this, the reference only w_hh);
- *   scratch: nb*G floats.
+ *   (the tuned kernel reads only this, the reference only w_hh).
  * Per step, in PyTorch's order:
  *   i = sigmoid(a_i)  f = sigmoid(a_f)  g = tanh(a_g)  o = sigmoid(a_o)
- *   c' = f*c + i*g    h' = o*tanh(c')   with a = gates + W_hh h.
+ *   c' = f*c + i*g    h' = o*tanh(c')   with a = gates + bias + W_hh h.
  * bf16 != 0 (bf16-mixed precision): the product's operands are bfloat16
  * values, its sums float: W_hh is used rounded to bf16 (the tuned kernel
  * gets w_pk packed from rounded weights, the reference rounds w_hh as it
@@ -46,9 +46,9 @@ typedef void lstm__gemm_fn(int ta, int tb, size_t M, size_t N, size_t K,
  * dW_hh); y, cs and the gate math stay float. */
 typedef void lstm__lstm_fwd_fn(size_t nb, size_t T, size_t H, size_t k0,
                                size_t k1, const size_t *len, float *gates,
-                               float *hs, float *cs, float *y,
-                               const float *w_hh, const float *w_pk,
-                               float *scratch, int bf16, void (*sync)(void));
+                               const float *bias, float *hs, float *cs,
+                               float *y, const float *w_hh, const float *w_pk,
+                               int bf16, void (*sync)(void));
 
 /* Backward through time of the forward above, for the same slice.
  *   dA (nb,T,G)     out: gradient of the gate pre-activations a (zero past

@@ -97,6 +97,8 @@ void lstm__pack_bwd(float *dst, const float *w_hh, size_t H, size_t k0,
  * pack16's panels (ldw 16, wps 16M, zero-padded) or a row-major matrix as
  * it lies (ldw its row length, wps 16; N a multiple of 16 then).
  *
+ * With add, out's old values start the sums, plus bias (N) unless NULL.
+ *
  * The register tile: nb rows x 16*P columns (P panels side by side), as
  * NV*P vectors of type V per row: one of 16 floats per panel with AVX-512
  * (32 registers), two of 8 with AVX2, four of 4 on baseline SIMD (16
@@ -110,16 +112,17 @@ void lstm__pack_bwd(float *dst, const float *w_hh, size_t H, size_t k0,
     static inline __attribute__((always_inline)) void name(                 \
         size_t nb, size_t P, size_t M, size_t nn, const float *in,           \
         size_t irs, size_t ics, const float *w, size_t ldw, size_t wps,      \
-        float *out, size_t ldo, int add)                                     \
+        float *out, size_t ldo, int add, const float *bias)                  \
     {                                                                        \
         const size_t W = 16 / NV; /* floats per vector */                    \
         const size_t full = nn == 16 * P; /* else P == 1, nn < 16 */         \
         V acc[MAXB][MAXV];                                                   \
         _Pragma("GCC unroll 12") for (size_t b = 0; b < nb; b++)             \
             _Pragma("GCC unroll 16") for (size_t v = 0; v < NV * P; v++)     \
-                acc[b][v] = add && full                                      \
-                                ? *(const V *)(out + b * ldo + v * W)        \
-                                : (V){0};                                    \
+                acc[b][v] = !(add && full) ? (V){0}                          \
+                            : bias ? *(const V *)(out + b * ldo + v * W) +   \
+                                         *(const V *)(bias + v * W)          \
+                                   : *(const V *)(out + b * ldo + v * W);    \
         for (size_t m = 0; m < M; m++) {                                     \
             V wv[MAXV];                                                      \
             _Pragma("GCC unroll 16") for (size_t v = 0; v < NV * P; v++)     \
@@ -141,7 +144,9 @@ void lstm__pack_bwd(float *dst, const float *w_hh, size_t H, size_t k0,
                 memcpy(tile, acc[b], sizeof tile);                           \
                 for (size_t j = 0; j < nn; j++)                              \
                     out[b * ldo + j] =                                       \
-                        (add ? out[b * ldo + j] : 0.0f) + tile[j];           \
+                        (!add ? 0.0f                                         \
+                         : bias ? out[b * ldo + j] + bias[j]                 \
+                                : out[b * ldo + j]) + tile[j];               \
             }                                                                \
         }                                                                    \
     }
@@ -156,16 +161,17 @@ ROWMM_TILE(rowmm_tile4, v4, 4, 3, 16)
 static inline __attribute__((always_inline)) void
 rowmm_block(int vw, size_t nb, size_t P, size_t M, size_t N,
             const float *in, size_t irs, size_t ics, const float *w,
-            size_t ldw, size_t wps, float *out, size_t ldo, int add)
+            size_t ldw, size_t wps, float *out, size_t ldo, int add,
+            const float *bias)
 {
     size_t n = 0;
 #define TILE(p, nn)                                                          \
     (vw == 16 ? rowmm_tile16(nb, p, M, nn, in, irs, ics, w + n / 16 * wps,   \
-                             ldw, wps, out + n, ldo, add)                    \
+                             ldw, wps, out + n, ldo, add, bias ? bias + n : 0)\
      : vw == 8 ? rowmm_tile8(nb, p, M, nn, in, irs, ics, w + n / 16 * wps,   \
-                             ldw, wps, out + n, ldo, add)                    \
+                             ldw, wps, out + n, ldo, add, bias ? bias + n : 0)\
                : rowmm_tile4(nb, p, M, nn, in, irs, ics, w + n / 16 * wps,   \
-                             ldw, wps, out + n, ldo, add))
+                             ldw, wps, out + n, ldo, add, bias ? bias + n : 0))
     if (P > 1)
         for (; n + 16 * P <= N; n += 16 * P)
             TILE(P, 16 * P);
@@ -183,11 +189,11 @@ rowmm_block(int vw, size_t nb, size_t P, size_t M, size_t N,
 static inline __attribute__((always_inline)) void
 rowmm(int vw, size_t nb, size_t M, size_t N, const float *in, size_t irs,
       size_t ics, const float *w, size_t ldw, size_t wps, float *out,
-      size_t ldo, int add)
+      size_t ldo, int add, const float *bias)
 {
     const size_t maxb = vw == 16 ? 12 : vw == 8 ? 6 : 3;
 #define ROWS(k, p)                                                           \
-    rowmm_block(vw, k, p, M, N, i, irs, ics, w, ldw, wps, o, ldo, add)
+    rowmm_block(vw, k, p, M, N, i, irs, ics, w, ldw, wps, o, ldo, add, bias)
     for (size_t b = 0; b < nb; b += maxb) {
         const float *i = in + b * irs;
         float *o = out + b * ldo;
@@ -291,12 +297,12 @@ zero_gates(float *a, size_t H, size_t n)
 
 static inline __attribute__((always_inline)) void
 fwd_body(int vw, size_t nb, size_t T, size_t H, size_t k0, size_t k1,
-         const size_t *len, float *gates, float *hs, float *cs, float *y,
-         const float *w_pk, int bf16, void (*sync)(void))
+         const size_t *len, float *gates, const float *bias, float *hs,
+         float *cs, float *y, const float *w_pk, int bf16, void (*sync)(void))
 {
     const size_t G = 4 * H, n = k1 - k0, pq = lstm__pack16_size(H, n);
     for (size_t t = 0; t < T; t++) {
-        /* a_b,t += h_b,t-1 W_hh^T for rows up to the last one still running
+        /* a_b,t += bias + h_b,t-1 W_hh^T for rows up to the last one running
          * (finished rows before it are computed too, and overwritten), one
          * gate at a time for units [k0,k1) */
         size_t live = nb;
@@ -304,7 +310,8 @@ fwd_body(int vw, size_t nb, size_t T, size_t H, size_t k0, size_t k1,
             live--;
         for (size_t q = 0; q < 4; q++)
             rowmm(vw, live, H, n, hs + t * H, (T + 1) * H, 1, w_pk + q * pq,
-                  16, 16 * H, gates + t * G + q * H + k0, T * G, 1);
+                  16, 16 * H, gates + t * G + q * H + k0, T * G, 1,
+                  bias + q * H + k0);
         for (size_t b = 0; b < nb; b++) {
             float *a = gates + (b * T + t) * G + k0;
             float *hp = hs + (b * (T + 1) + t) * H + k0;
@@ -370,7 +377,7 @@ bwd_body(int vw, size_t nb, size_t T, size_t H, size_t k0, size_t k1,
         while (live > 0 && t >= len[live - 1])
             live--;
         rowmm(vw, live, G, n, dA + t * G, T * G, 1, w_pk, 16, 16 * G,
-              scratch + k0, H, 0);
+              scratch + k0, H, 0, NULL);
         for (size_t b = 0; b < nb; b++)
             if (t < len[b])
                 memcpy(dh + b * H + k0, scratch + b * H + k0, n * sizeof *dh);
@@ -402,10 +409,10 @@ gemm_body(int vw, int ta, int tb, size_t M, size_t N, size_t K, float alpha,
         const int add = k0 > 0 || beta != 0.0f;
         if (ta)  /* two copies: the strides of A constants in each */
             rowmm(vw, M, kc, N16, A + k0 * lda, 1, lda, B + k0 * ldb, ldb, 16,
-                  C, ldc, add);
+                  C, ldc, add, NULL);
         else
             rowmm(vw, M, kc, N16, A + k0, lda, 1, B + k0 * ldb, ldb, 16, C,
-                  ldc, add);
+                  ldc, add, NULL);
     }
     if (N16 < N)
         lstm__gemm_blas(ta, 0, M, N - N16, K, 1.0f, A, lda, B + N16, ldb, beta,
@@ -417,14 +424,13 @@ gemm_body(int vw, int ta, int tb, size_t M, size_t N, size_t K, float alpha,
 #define RECURRENCE(isa, attr, vw)                                         \
     attr void lstm__lstm_fwd_##isa(                                         \
         size_t nb, size_t T, size_t H, size_t k0, size_t k1,                \
-        const size_t *len, float *gates, float *hs, float *cs, float *y,    \
-        const float *w_hh, const float *w_pk, float *scratch, int bf16,     \
+        const size_t *len, float *gates, const float *bias, float *hs,      \
+        float *cs, float *y, const float *w_hh, const float *w_pk, int bf16,\
         void (*sync)(void))                                                 \
     {                                                                       \
         (void)w_hh;                                                         \
-        (void)scratch;                                                      \
-        fwd_body(vw, nb, T, H, k0, k1, len, gates, hs, cs, y, w_pk, bf16, \
-                 sync);                                                     \
+        fwd_body(vw, nb, T, H, k0, k1, len, gates, bias, hs, cs, y, w_pk,   \
+                 bf16, sync);                                               \
     }                                                                       \
     attr void lstm__lstm_bwd_##isa(                                         \
         size_t nb, size_t T, size_t H, size_t k0, size_t k1,                \

@@ -15,9 +15,9 @@
 static float sigmoid_ref(float x) { return 1.0f / (1.0f + expf(-x)); }
 
 void lstm__lstm_fwd_ref(size_t nb, size_t T, size_t H, size_t k0, size_t k1,
-                        const size_t *len, float *gates, float *hs, float *cs,
-                        float *y, const float *w_hh, const float *w_pk,
-                        float *scratch, int bf16, void (*sync)(void))
+                        const size_t *len, float *gates, const float *bias,
+                        float *hs, float *cs, float *y, const float *w_hh,
+                        const float *w_pk, int bf16, void (*sync)(void))
 {
     const size_t G = 4 * H;
     assert(k0 == 0 && k1 == H && !sync);  /* no unit ranges here */
@@ -25,7 +25,6 @@ void lstm__lstm_fwd_ref(size_t nb, size_t T, size_t H, size_t k0, size_t k1,
     (void)k1;
     (void)sync;
     (void)w_pk;
-    (void)scratch;
     for (size_t b = 0; b < nb; b++) {
         for (size_t t = 0; t < T; t++) {
             float *a = gates + (b * T + t) * G;
@@ -41,12 +40,13 @@ void lstm__lstm_fwd_ref(size_t nb, size_t T, size_t H, size_t k0, size_t k1,
                 memset(a, 0, G * sizeof *a);
                 continue;
             }
-            /* a += W_hh h_{t-1} */
+            /* a += b_ih + b_hh, then W_hh h_{t-1} */
             for (size_t j = 0; j < G; j++) {
                 float acc = 0.0f;
                 for (size_t k = 0; k < H; k++)
                     acc += (bf16 ? lstm__vbf16(w_hh[j * H + k])
                                  : w_hh[j * H + k]) * hp[k];
+                a[j] += bias[j];
                 a[j] += acc;
             }
             for (size_t k = 0; k < H; k++) {

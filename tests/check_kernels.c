@@ -157,7 +157,7 @@ END_TEST
 typedef struct {
     size_t nb, T, H;
     size_t *len;
-    float *gates, *hs, *cs, *y, *w, *wpk_f, *wpk_b, *scratch;
+    float *gates, *bias, *hs, *cs, *y, *w, *wpk_f, *wpk_b, *scratch;
     float *dA, *dh, *dc, *dy, *db;
 } rec_case;
 
@@ -173,6 +173,7 @@ static void rec_init(rec_case *c, size_t nb, size_t T, size_t H, uint64_t seed)
     for (size_t b = 0; b < nb; b++)  /* full, empty and partial sequences */
         c->len[b] = b == 0 ? T : lstm_rng_below(&r, T + 1);
     c->gates = malloc(nb * T * G * 4);
+    c->bias = malloc(G * 4);
     c->hs = calloc(nb * (T + 1) * H, 4);
     c->cs = calloc(nb * (T + 1) * H, 4);
     c->y = malloc(nb * T * H * 4);
@@ -186,6 +187,7 @@ static void rec_init(rec_case *c, size_t nb, size_t T, size_t H, uint64_t seed)
     c->dc = malloc(nb * H * 4);
     c->dy = malloc(nb * T * H * 4);
     fill_randn(c->gates, nb * T * G, seed + 1);
+    fill_randn(c->bias, G, seed + 7);
     lstm_fill_uniform(c->w, G * H, -0.3f, 0.3f, &r);
     lstm__pack_fwd(c->wpk_f, c->w, H, 0, H);
     lstm__pack_bwd(c->wpk_b, c->w, H, 0, H);
@@ -204,6 +206,7 @@ static void rec_copy(rec_case *d, const rec_case *s)
     rec_init(d, nb, T, H, 0);
     memcpy(d->len, s->len, nb * sizeof *d->len);
     memcpy(d->gates, s->gates, nb * T * G * 4);
+    memcpy(d->bias, s->bias, G * 4);
     memcpy(d->hs, s->hs, nb * (T + 1) * H * 4);
     memcpy(d->cs, s->cs, nb * (T + 1) * H * 4);
     memcpy(d->w, s->w, G * H * 4);
@@ -216,7 +219,7 @@ static void rec_copy(rec_case *d, const rec_case *s)
 
 static void rec_free(rec_case *c)
 {
-    free(c->len); free(c->gates); free(c->hs); free(c->cs); free(c->y);
+    free(c->len); free(c->gates); free(c->bias); free(c->hs); free(c->cs); free(c->y);
     free(c->w); free(c->wpk_f); free(c->wpk_b); free(c->scratch); free(c->dA); free(c->dh);
     free(c->dc); free(c->dy); free(c->db);
 }
@@ -255,10 +258,10 @@ static void rec_compare(const lstm__kernels *k, size_t nb, size_t T, size_t H,
         lstm__round_bf16(s.wpk_f, s.wpk_f, lstm__pack_fwd_size(H, H));
         lstm__round_bf16(s.wpk_b, s.wpk_b, lstm__pack_bwd_size(H, H));
     }
-    lstm__lstm_fwd_ref(nb, T, H, 0, H, r.len, r.gates, r.hs, r.cs, r.y, r.w,
-                       NULL, r.scratch, bf16, NULL);
-    k->lstm_fwd(nb, T, H, 0, H, s.len, s.gates, s.hs, s.cs, s.y, s.w,
-                s.wpk_f, s.scratch, bf16, NULL);
+    lstm__lstm_fwd_ref(nb, T, H, 0, H, r.len, r.gates, r.bias, r.hs, r.cs,
+                       r.y, r.w, NULL, bf16, NULL);
+    k->lstm_fwd(nb, T, H, 0, H, s.len, s.gates, s.bias, s.hs, s.cs, s.y, s.w,
+                s.wpk_f, bf16, NULL);
     assert_close(s.gates, r.gates, nb * T * G, tol, tol, "fwd gates");
     assert_close(s.hs, r.hs, nb * (T + 1) * H, tol_r, tol_r, "fwd h");
     assert_close(s.cs, r.cs, nb * (T + 1) * H, tol, tol, "fwd c");
@@ -404,8 +407,8 @@ START_TEST(lstm_rec_units_same_bits)
                     lstm__round_bf16(r.wpk_f, r.wpk_f, lstm__pack_fwd_size(H, H));
                     lstm__round_bf16(r.wpk_b, r.wpk_b, lstm__pack_bwd_size(H, H));
                 }
-                k->lstm_fwd(nb, T, H, 0, H, r.len, r.gates, r.hs, r.cs, r.y,
-                            r.w, r.wpk_f, r.scratch, bf16, NULL);
+                k->lstm_fwd(nb, T, H, 0, H, r.len, r.gates, r.bias, r.hs,
+                            r.cs, r.y, r.w, r.wpk_f, bf16, NULL);
                 k->lstm_bwd(nb, T, H, 0, H, r.len, r.dA, r.dh, r.dc, r.dy,
                             r.gates, r.cs, r.w, r.wpk_b, r.db, r.scratch,
                             bf16, NULL);
@@ -422,8 +425,8 @@ START_TEST(lstm_rec_units_same_bits)
                         lstm__round_bf16(pf, pf, lstm__pack_fwd_size(H, k1 - k0));
                         lstm__round_bf16(pb, pb, lstm__pack_bwd_size(H, k1 - k0));
                     }
-                    k->lstm_fwd(nb, T, H, k0, k1, s.len, s.gates, s.hs, s.cs,
-                                s.y, s.w, pf, s.scratch, bf16, team_barrier);
+                    k->lstm_fwd(nb, T, H, k0, k1, s.len, s.gates, s.bias, s.hs,
+                                s.cs, s.y, s.w, pf, bf16, team_barrier);
 #pragma omp barrier
                     k->lstm_bwd(nb, T, H, k0, k1, s.len, s.dA, s.dh, s.dc,
                                 s.dy, s.gates, s.cs, s.w, pb, s.db, s.scratch,

@@ -579,7 +579,7 @@ START_TEST(sampling)
     for (int i = 0; i < 6; i++)
         ck_assert_uint_eq(idx[i], want[i]);
     lstm_topk(x, 6, 0, idx);
-    ck_assert_str_eq(lstm_version(), "0.2.0");
+    ck_assert_str_eq(lstm_version(), "0.3.0");
 }
 END_TEST
 

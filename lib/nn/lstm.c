@@ -274,17 +274,11 @@ int lstm_lstm_forward(lstm_lstm *l, const float *x, const int32_t *len,
         float *wpk = l->wpk + k * lstm__pack_fwd_size(H, H);
         const float *in = layer_input(l, k);
 
-        /* gates = in W_ih^T + (b_ih + b_hh), every step at once */
+        /* gates = in W_ih^T, every step at once; the recurrence adds the
+         * biases, summed here, as it reads them */
         for (size_t j = 0; j < G; j++)
             l->scratch[j] = b_ih[j] + b_hh[j];
-#pragma omp parallel num_threads(lstm__threads_for(B * T * G))
-        {
-            size_t n0, n1;
-            lstm__share(B * T, &n0, &n1);
-            for (size_t n = n0; n < n1; n++)
-                memcpy(gates + n * G, l->scratch, G * sizeof *gates);
-        }
-        lstm__gemm(0, 0, B * T, G, in_dim, 1.0f, in, in_dim, w_iht, G, 1.0f,
+        lstm__gemm(0, 0, B * T, G, in_dim, 1.0f, in, in_dim, w_iht, G, 0.0f,
                    gates, G);
         if (!units) {  /* one pack for all; in the units plan, one each */
             lstm__pack_fwd(wpk, w_hh, H, 0, H);
@@ -314,17 +308,17 @@ int lstm_lstm_forward(lstm_lstm *l, const float *x, const int32_t *len,
                 lstm__pack_fwd(pk, w_hh, H, k0, k1);
                 if (bf16)
                     lstm__round_bf16(pk, pk, lstm__pack_fwd_size(H, k1 - k0));
-                kern->lstm_fwd(B, T, H, k0, k1, l->len, gates, hs, cs, ys,
-                               w_hh, pk, l->scratch, bf16, team_barrier);
+                kern->lstm_fwd(B, T, H, k0, k1, l->len, gates, l->scratch, hs,
+                               cs, ys, w_hh, pk, bf16, team_barrier);
             } else {
                 size_t b0, b1;
                 lstm__share(B, &b0, &b1);
                 if (b1 > b0)
                     kern->lstm_fwd(b1 - b0, T, H, 0, H, l->len + b0,
-                                   gates + b0 * T * G, hs + b0 * (T + 1) * H,
+                                   gates + b0 * T * G, l->scratch,
+                                   hs + b0 * (T + 1) * H,
                                    cs + b0 * (T + 1) * H, ys + b0 * T * H,
-                                   w_hh, wpk, l->scratch + b0 * G, bf16,
-                                   NULL);
+                                   w_hh, wpk, bf16, NULL);
             }
         }
         for (size_t b = 0; b < B; b++) {

@@ -25,7 +25,6 @@ static void layout(lstm_stream *s, lstm__carver *c)
     s->cs = lstm__carve(c, 2 * B * H);
     s->y = lstm__carve(c, B * H);
     s->xr = lstm__carve(c, B * in_max);
-    s->scratch = lstm__carve(c, B * G);
     s->len = (size_t *)(void *)lstm__carve(c, B * sizeof(size_t) /
                                                   sizeof(float));
 }
@@ -102,14 +101,13 @@ int lstm_lstm_step(lstm_stream *s, const float *x, float *h, float *c,
         const float *w_ih = bf16 ? wih : l->ps->w + l->off[4 * k + W_IH];
         wih += bf16 ? G * in_dim : 0;
         for (size_t b = 0; b < B; b++) {
-            memcpy(s->gates + b * G, s->bias + k * G, G * sizeof(float));
             /* slot 0 of (B,2,H): the state before the step */
             memcpy(s->hs + 2 * b * H, h + (k * B + b) * H, H * sizeof(float));
             memcpy(s->cs + 2 * b * H, c + (k * B + b) * H, H * sizeof(float));
             if (bf16)
                 lstm__round_bf16(s->hs + 2 * b * H, s->hs + 2 * b * H, H);
         }
-        lstm__gemm(0, 1, B, G, in_dim, 1.0f, in, in_dim, w_ih, in_dim, 1.0f,
+        lstm__gemm(0, 1, B, G, in_dim, 1.0f, in, in_dim, w_ih, in_dim, 0.0f,
                    s->gates, G);
         const float *w_hh = l->ps->w + l->off[4 * k + W_HH];
         const float *pk = s->wpk + k * lstm__pack_fwd_size(H, H);
@@ -122,9 +120,9 @@ int lstm_lstm_step(lstm_stream *s, const float *x, float *h, float *c,
             lstm__ftz();
             if (b1 > b0)
                 kern->lstm_fwd(b1 - b0, 1, H, 0, H, s->len + b0,
-                               s->gates + b0 * G, s->hs + 2 * b0 * H,
-                               s->cs + 2 * b0 * H, s->y + b0 * H, w_hh, pk,
-                               s->scratch + b0 * G, bf16, NULL);
+                               s->gates + b0 * G, s->bias + k * G,
+                               s->hs + 2 * b0 * H, s->cs + 2 * b0 * H,
+                               s->y + b0 * H, w_hh, pk, bf16, NULL);
         }
         for (size_t b = 0; b < B; b++) {
             /* h carries the float output (the forward's hn); c slot 1 */
