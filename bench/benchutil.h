@@ -1,11 +1,13 @@
 /*
  * benchutil.h - what the benchmark drivers share: a monotonic clock and the
- * median of repeated timings.
+ * median of repeated timings, and the CPU's name.
  */
 #ifndef LSTM_BENCHUTIL_H
 #define LSTM_BENCHUTIL_H
 
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 static inline double bench_now(void)
@@ -26,6 +28,28 @@ static inline double bench_median(double *x, size_t n)
 {
     qsort(x, n, sizeof *x, bench_cmp);
     return n % 2 ? x[n / 2] : 0.5 * (x[n / 2 - 1] + x[n / 2]);
+}
+
+/* The CPU's model name from /proc/cpuinfo ("unknown CPU" elsewhere), with
+ * no quotes or backslashes (it goes into JSON). */
+static inline const char *bench_cpu(void)
+{
+    static char name[128] = "unknown CPU";
+    char line[256];
+    FILE *fp = fopen("/proc/cpuinfo", "r");
+    while (fp && fgets(line, sizeof line, fp)) {
+        char *colon = strchr(line, ':');
+        if (strncmp(line, "model name", 10) != 0 || !colon)
+            continue;
+        snprintf(name, sizeof name, "%s", colon + 2);
+        name[strcspn(name, "\n")] = '\0';
+        for (char *p = name; *p; p++)
+            *p = *p == '"' || *p == '\\' ? ' ' : *p;
+        break;
+    }
+    if (fp)
+        fclose(fp);
+    return name;
 }
 
 #endif

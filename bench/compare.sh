@@ -6,8 +6,12 @@
 # (peer time / liblstm time: above 1 means liblstm is faster). With ROUNDS
 # above 1 the whole alternation runs that many times and each
 # implementation keeps its best median: the machine is shared, and a burst
-# of other load can slow any one run.
+# of other load can slow any one run. KERNELS (default: the library's
+# choice) runs liblstm with each kernel set named, PRECISIONS (default fp32)
+# with each precision: one liblstm column each, oneDNN compared with every
+# one.
 #
+#   [KERNELS="avx2 avx512"] [PRECISIONS="fp32 bf16-mixed"] \
 #   bench/compare.sh [THREADS] [REPS] [BATCHES] [ROUNDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,12 +19,19 @@ THREADS=${1:-2}
 REPS=${2:-5}
 BATCHES=${3:-4 12 32 64}
 ROUNDS=${4:-1}
+KERNELS=${KERNELS:-}
+PRECISIONS=${PRECISIONS:-fp32}
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 for round in $(seq "$ROUNDS"); do
   for B in $BATCHES; do
-    bench/lstm_step --batch "$B" --reps "$REPS" --threads "$THREADS" --json \
-      | sed 's/^{/{"impl":"liblstm",/' >> "$out"
+    for k in ${KERNELS:-default}; do
+      for p in $PRECISIONS; do
+        env ${KERNELS:+LSTM_KERNELS=$k} bench/lstm_step --batch "$B" \
+          --reps "$REPS" --threads "$THREADS" --precision "$p" --json \
+          | sed 's/^{/{"impl":"liblstm",/' >> "$out"
+      done
+    done
     OMP_NUM_THREADS=$THREADS bench/dnnl_lstm --batch "$B" --reps "$REPS" >> "$out"
     # PyTorch's best setting: each thread count (inside the script), with
     # OpenBLAS's own threads on and off (they can fight with OpenMP's)
@@ -34,22 +45,44 @@ done
 /usr/bin/python3 - "$out" "$THREADS" "$ROUNDS" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
-def ms(impl, mode, b):  # the best of an implementation's settings
+ours = [r for r in rows if r["impl"] == "liblstm"]
+variants = sorted({(r["kernels"], r["precision"]) for r in ours},
+                  key=lambda v: (v[1] != "fp32", v))
+def ms(impl, mode, b, v=None):  # the best of an implementation's settings
     return min(r["ms_median"] for r in rows if r["impl"].startswith(impl)
-               and r["mode"] == mode and r["batch"] == b)
-peak = max(r.get("peak_gflops", 0) for r in rows)
+               and r["mode"] == mode and r["batch"] == b
+               and (v is None or (r["kernels"], r["precision"]) == v))
+peak = max(r.get("peak_gflops", 0) for r in ours)
 names = {r["impl"].split()[0]: r["impl"] for r in rows}
-print(f"# ms per batch (best of {sys.argv[3]} round(s)), T=512 I=256 H=128 "
-      f"L=2, fp32, {sys.argv[2]} threads; "
+label = {v: f"{v[0]}/{v[1]}" for v in variants}
+print(f"# {ours[0]['cpu']}; ms per batch (best of {sys.argv[3]} round(s)), "
+      f"T=512 I=256 H=128 L=2, {sys.argv[2]} threads; liblstm kernels/"
+      f"precision: {', '.join(label.values())}; "
       f"{names.get('oneDNN', 'oneDNN')}, {names.get('PyTorch', 'PyTorch')}")
-print(f"# {'mode':5} {'B':>3} {'liblstm':>9} {'oneDNN':>9} {'PyTorch':>9}"
-      f" {'oneDNN/liblstm':>15} {'PyTorch/liblstm':>16} {'liblstm %peak':>14}")
+head = f"# {'mode':5} {'B':>3}"
+for v in variants:
+    head += f" {label[v]:>18}"
+head += f" {'oneDNN':>9} {'PyTorch':>9}"
+for v in variants:
+    head += f" {'oneDNN/' + v[0] + '/' + v[1][:4]:>18}"
+head += f" {'PyTorch/ours':>13} {'%peak':>6}"
+print(head)
 for mode in ("infer", "train"):
     for b in sorted({r["batch"] for r in rows}):
-        l, d, t = ms("liblstm", mode, b), ms("oneDNN", mode, b), ms("PyTorch", mode, b)
-        g = max(r["gflops"] for r in rows if r["impl"] == "liblstm"
-                and r["mode"] == mode and r["batch"] == b)
-        print(f"  {mode:5} {b:>3} {l:9.1f} {d:9.1f} {t:9.1f} {d / l:15.2f}"
-              f" {t / l:16.2f} {100 * g / peak:13.0f}%")
-print(f"# FMA peak measured by lstm_step: {peak:.0f} GFLOP/s (best of its runs)")
+        d, t = ms("oneDNN", mode, b), ms("PyTorch", mode, b)
+        mine = {v: ms("liblstm", mode, b, v) for v in variants}
+        line = f"  {mode:5} {b:>3}"
+        for v in variants:
+            line += f" {mine[v]:18.1f}"
+        line += f" {d:9.1f} {t:9.1f}"
+        for v in variants:
+            line += f" {d / mine[v]:18.2f}"
+        best = min(mine.values())
+        g = max(r["gflops"] for r in ours if r["mode"] == mode
+                and r["batch"] == b and r["precision"] == "fp32") \
+            if any(r["precision"] == "fp32" for r in ours) else 0
+        line += f" {t / best:13.2f} {100 * g / peak:5.0f}%"
+        print(line)
+print(f"# FMA peak measured by lstm_step: {peak:.0f} GFLOP/s (best of its "
+      f"runs); %peak: the fastest fp32 liblstm")
 PY

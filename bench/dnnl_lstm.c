@@ -183,8 +183,20 @@ int main(int argc, char **argv)
 {
     long batches[16] = {4, 12, 32, 64}, T = 512, I = 256, H = 128, L = 2;
     int nb = 4, reps = 5;
-    for (int i = 1; i + 1 < argc; i += 2) {
+    for (int i = 1; i < argc; i += 2) {
         const char *a = argv[i], *v = argv[i + 1];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            printf("usage: dnnl_lstm [--batch 4,12,32,64] [--seq 512] "
+                   "[--input 256]\n                 [--hidden 128] "
+                   "[--layers 2] [--reps N]\n"
+                   "oneDNN's LSTM on lstm_step's shapes, one JSON line per "
+                   "mode and batch;\nthreads: OMP_NUM_THREADS\n");
+            return 0;
+        }
+        if (i + 1 == argc) {
+            fprintf(stderr, "dnnl_lstm: %s needs a value (see --help)\n", a);
+            return 2;
+        }
         if (!strcmp(a, "--batch")) {
             nb = 0;
             char *s = strdup(v), *save = NULL;
@@ -198,7 +210,7 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--layers")) L = atol(v);
         else if (!strcmp(a, "--reps")) reps = atoi(v);
         else {
-            fprintf(stderr, "dnnl_lstm: unknown flag %s\n", a);
+            fprintf(stderr, "dnnl_lstm: unknown flag %s (see --help)\n", a);
             return 2;
         }
     }

@@ -2,8 +2,13 @@
  * threads.c - threads, the choice of kernel set, and the threaded GEMM
  * driver: the library's global state besides errors and allocation.
  */
+#define _DEFAULT_SOURCE  /* DIR, clock_gettime */
+#include <dirent.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "internal.h"
 
@@ -22,10 +27,66 @@ int lstm_get_threads(void)
 #endif
 }
 
+/* Whether the thread /proc/self/task/NAME/stat describes is running. */
+static int task_running(const char *name)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/self/task/%.20s/stat", name);
+    FILE *fp = fopen(path, "r");
+    size_t n = fp ? fread(buf, 1, sizeof buf - 1, fp) : 0;
+    if (fp)
+        fclose(fp);
+    buf[n] = '\0';
+    const char *p = strrchr(buf, ')');  /* "tid (comm) S ...": comm may hold ) */
+    return p && p[1] == ' ' && p[2] == 'R';
+}
+
+/* CPUs that other processes leave free, as Linux sees them now: the online
+ * CPUs less the runnable tasks that are not this process's threads.
+ * /proc/loadavg's fourth field counts every runnable task; this process's
+ * running threads (the caller, and OpenMP workers still spinning after a
+ * region) are counted in /proc/self/task and left out. Without /proc: all
+ * CPUs. Read at most every 10 ms: a few tens of microseconds each time. */
+static int free_cpus(int ncpu)
+{
+    static _Atomic long long stamp = -1;  /* ms of the last reading */
+    static _Atomic int cached;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    const long long now = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    if (now - atomic_load(&stamp) < 10 && atomic_load(&stamp) >= 0)
+        return atomic_load(&cached);
+    int running = 0, ours = 0, free = ncpu;
+    FILE *fp = fopen("/proc/loadavg", "r");
+    DIR *d = opendir("/proc/self/task");
+    if (fp && d && fscanf(fp, "%*f %*f %*f %d/", &running) == 1) {
+        for (struct dirent *e; (e = readdir(d)) != NULL;)
+            ours += e->d_name[0] != '.' && task_running(e->d_name);
+        int others = running - (ours > 0 ? ours : 1);
+        free = ncpu - (others > 0 ? others : 0);
+    }
+    if (fp)
+        fclose(fp);
+    if (d)
+        closedir(d);
+    free = free < 1 ? 1 : free;
+    atomic_store(&cached, free);
+    atomic_store(&stamp, now);
+    return free;
+}
+
 int lstm__threads_for(size_t work)
 {
-    /* below ~64k multiply-adds a fork costs more than it saves */
-    return work < 65536 ? 1 : lstm_get_threads();
+    /* below ~64k multiply-adds a fork costs more than it saves; a thread
+     * beyond the CPUs other processes leave free waits for one of them,
+     * and the whole region with it */
+    if (work < 65536)
+        return 1;
+    const int n = lstm_get_threads();
+    if (n <= 1)
+        return n;
+    const int f = free_cpus(n);
+    return f < n ? f : n;
 }
 
 /* The set of $LSTM_KERNELS, else the best this CPU runs. An unknown or
