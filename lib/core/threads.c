@@ -47,8 +47,13 @@ static int task_running(const char *name)
  * running threads (the caller, and OpenMP workers still spinning after a
  * region) are counted in /proc/self/task and left out. Without /proc: all
  * CPUs. Read at most every 10 ms: a few tens of microseconds each time. */
-static int free_cpus(int ncpu)
+static int free_cpus(void)
 {
+#ifdef _OPENMP
+    const int ncpu = omp_get_num_procs();  /* those this process may use */
+#else
+    const int ncpu = 1;
+#endif
     static _Atomic long long stamp = -1;  /* ms of the last reading */
     static _Atomic int cached;
     struct timespec ts;
@@ -85,7 +90,7 @@ int lstm__threads_for(size_t work)
     const int n = lstm_get_threads();
     if (n <= 1)
         return n;
-    const int f = free_cpus(n);
+    const int f = free_cpus();
     return f < n ? f : n;
 }
 
