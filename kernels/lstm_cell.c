@@ -391,7 +391,7 @@ bwd_body(int vw, size_t nb, size_t T, size_t H, size_t k0, size_t k1,
  * panels; C accumulates over the blocks. What this does not cover (B
  * transposed, alpha other than 1, beta other than 0 or 1) goes to BLAS, as
  * do the columns past the last multiple of 16. */
-enum { GEMM_KC = 256 };
+enum { GEMM_KC = 512 };
 
 static inline __attribute__((always_inline)) void
 gemm_body(int vw, int ta, int tb, size_t M, size_t N, size_t K, float alpha,
