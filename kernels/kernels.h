@@ -106,14 +106,20 @@ typedef size_t lstm__adamw_fn(float *w, float *m, float *v, const float *g,
 typedef struct {
     const char *name;
     lstm__gemm_fn *gemm;
+    /* the GEMM of bf16-mixed precision: operands that are bfloat16 values
+     * (rounded by lstm__round_bf16), products exact, float sums. Sets
+     * without bfloat16 units use their float GEMM, which computes the same
+     * products; "avx512bf16" has vdpbf16ps (gemm_bf16.c). */
+    lstm__gemm_fn *gemm_bf16;
     lstm__lstm_fwd_fn *lstm_fwd;
     lstm__lstm_bwd_fn *lstm_bwd;
     lstm__adamw_fn *adamw;
 } lstm__kernels;
 
 /* The kernel sets: "ref" (the references), and the tuned kernels compiled
- * for "generic" (baseline) code, "avx2" (AVX2 + FMA) and "avx512". Returns
- * NULL for a name this build or this CPU cannot run. */
+ * for "generic" (baseline) code, "avx2" (AVX2 + FMA), "avx512", and
+ * "avx512bf16" (avx512's, with the bf16-mixed GEMM on AVX512-BF16).
+ * Returns NULL for a name this build or this CPU cannot run. */
 const lstm__kernels *lstm__kernels_get(const char *name);
 /* The fastest tuned set this CPU runs. */
 const lstm__kernels *lstm__kernels_best(void);
@@ -132,7 +138,7 @@ lstm__lstm_fwd_fn lstm__lstm_fwd_ref, lstm__lstm_fwd_generic;
 lstm__lstm_bwd_fn lstm__lstm_bwd_ref, lstm__lstm_bwd_generic;
 lstm__adamw_fn lstm__adamw_ref, lstm__adamw_generic;
 #if LSTM_X86
-lstm__gemm_fn lstm__gemm_avx512;
+lstm__gemm_fn lstm__gemm_avx512, lstm__gemm_bf16_avx512;
 lstm__lstm_fwd_fn lstm__lstm_fwd_avx2, lstm__lstm_fwd_avx512;
 lstm__lstm_bwd_fn lstm__lstm_bwd_avx2, lstm__lstm_bwd_avx512;
 lstm__adamw_fn lstm__adamw_avx2, lstm__adamw_avx512;

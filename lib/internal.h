@@ -26,6 +26,10 @@ int lstm__threads_for(size_t work);
 void lstm__gemm(int ta, int tb, size_t M, size_t N, size_t K, float alpha,
                 const float *A, size_t lda, const float *B, size_t ldb,
                 float beta, float *C, size_t ldc);
+/* The same with the set's bf16-mixed GEMM: A and B hold bfloat16 values. */
+void lstm__gemm_bf16(int ta, int tb, size_t M, size_t N, size_t K,
+                     float alpha, const float *A, size_t lda, const float *B,
+                     size_t ldb, float beta, float *C, size_t ldc);
 
 /* The calling thread's share [*i0, *i1) of n items, inside a parallel
  * region: contiguous, in thread order, sizes differing by one at most. */

@@ -22,8 +22,8 @@ static const size_t odd[] = {1, 3, 7, 17, 65};
 static int quick(void) { return getenv("LSTM_TEST_QUICK") != NULL; }
 
 /* The tuned sets, by loop index; NULL where this CPU cannot run one. */
-static const char *set_names[] = {"generic", "avx2", "avx512"};
-#define NSETS 3
+static const char *set_names[] = {"generic", "avx2", "avx512", "avx512bf16"};
+#define NSETS 4
 static const lstm__kernels *tuned(int i)
 {
     static int said[NSETS];
@@ -388,6 +388,46 @@ START_TEST(gemm_sets_vs_ref)
 }
 END_TEST
 
+/* Each set's bf16-mixed GEMM on bfloat16 operands against the reference:
+ * the products are exact either way, only the order of the float sums may
+ * differ (pairs of K on bfloat16 units). Shapes cross the bf16 kernel's
+ * blocks (96 rows, 512 of K), odd K, and N with and without a multiple of
+ * 32. The emulated path (the float GEMM) is this test's reference too. */
+START_TEST(gemm_bf16_sets_vs_ref)
+{
+    const lstm__kernels *k = tuned(_i);
+    if (!k)
+        return;
+    static const size_t Ms[] = {1, 13, 100}, Ns[] = {32, 48, 100};
+    static const size_t Ks[] = {1, 7, 300, 1030};
+    for (int ta = 0; ta < 2; ta++)
+    for (size_t a = 0; a < 3; a++)
+    for (size_t b = 0; b < 3; b++)
+    for (size_t c = 0; c < 4; c++)
+    for (int beta = 0; beta < 2; beta++) {
+        const size_t M = Ms[a], N = Ns[b], K = Ks[c];
+        const size_t lda = (ta ? M : K) + 1, ldb = N + 3, ldc = N + 2;
+        float *A = malloc((ta ? K : M) * lda * 4), *B = malloc(K * ldb * 4);
+        float *C1 = malloc(M * ldc * 4), *C2 = malloc(M * ldc * 4);
+        fill_randn(A, (ta ? K : M) * lda, M * 100 + K);
+        fill_randn(B, K * ldb, N * 100 + K);
+        lstm__round_bf16(A, A, (ta ? K : M) * lda);
+        lstm__round_bf16(B, B, K * ldb);
+        fill_randn(C1, M * ldc, 5);
+        memcpy(C2, C1, M * ldc * 4);
+        lstm__gemm_ref(ta, 0, M, N, K, 1.0f, A, lda, B, ldb, (float)beta, C1,
+                       ldc);
+        k->gemm_bf16(ta, 0, M, N, K, 1.0f, A, lda, B, ldb, (float)beta, C2,
+                     ldc);
+        assert_close(C2, C1, M * ldc, 1e-5 * sqrt((double)K), 1e-5, k->name);
+        free(A);
+        free(B);
+        free(C1);
+        free(C2);
+    }
+}
+END_TEST
+
 /* The tuned kernels with a team of nt threads sharing the hidden units
  * (16-unit panels, each thread its own pack) give the same bits as one
  * call over all units: forward and backward, with and without dy, fp32
@@ -562,6 +602,7 @@ Suite *kernels_suite(void)
     tcase_add_loop_test(tc, lstm_rec_ref_vs_tuned_large, 0, 2 * NSETS);
     tcase_add_loop_test(tc, lstm_rec_units_same_bits, 0, NSETS);
     tcase_add_loop_test(tc, gemm_sets_vs_ref, 0, NSETS);
+    tcase_add_loop_test(tc, gemm_bf16_sets_vs_ref, 0, NSETS);
     tcase_add_test(tc, bf16_rounding);
     tcase_add_loop_test(tc, adamw_ref_vs_tuned, 0, NSETS);
     tcase_add_test(tc, kernel_sets);

@@ -137,30 +137,46 @@ const lstm__kernels *lstm__k(void)
 
 const char *lstm_kernels_name(void) { return lstm__k()->name; }
 
-void lstm__gemm(int ta, int tb, size_t M, size_t N, size_t K, float alpha,
-                const float *A, size_t lda, const float *B, size_t ldb,
-                float beta, float *C, size_t ldc)
+/* fn over row chunks of 16 on the threads (each thread's block
+ * kernel-aligned). */
+static void gemm_rows(lstm__gemm_fn *fn, int ta, int tb, size_t M, size_t N,
+                      size_t K, float alpha, const float *A, size_t lda,
+                      const float *B, size_t ldb, float beta, float *C,
+                      size_t ldc)
 {
-    const lstm__kernels *k = lstm__k();
     int nt = lstm__threads_for(M * N * K);
     if (nt > (int)(M / 16))
         nt = (int)(M / 16);
     if (nt <= 1) {
         lstm__ftz();
-        k->gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        fn(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
 #pragma omp parallel num_threads(nt)
     {
-        /* rows in chunks of 16 so every thread's block is kernel-aligned */
         size_t m0, m1;
         lstm__share((M + 15) / 16, &m0, &m1);
         m0 *= 16;
         m1 = m1 * 16 < M ? m1 * 16 : M;
         lstm__ftz();
         if (m1 > m0)
-            k->gemm(ta, tb, m1 - m0, N, K, alpha,
-                    ta ? A + m0 : A + m0 * lda, lda, B, ldb, beta,
-                    C + m0 * ldc, ldc);
+            fn(ta, tb, m1 - m0, N, K, alpha, ta ? A + m0 : A + m0 * lda, lda,
+               B, ldb, beta, C + m0 * ldc, ldc);
     }
+}
+
+void lstm__gemm(int ta, int tb, size_t M, size_t N, size_t K, float alpha,
+                const float *A, size_t lda, const float *B, size_t ldb,
+                float beta, float *C, size_t ldc)
+{
+    gemm_rows(lstm__k()->gemm, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta,
+              C, ldc);
+}
+
+void lstm__gemm_bf16(int ta, int tb, size_t M, size_t N, size_t K,
+                     float alpha, const float *A, size_t lda, const float *B,
+                     size_t ldb, float beta, float *C, size_t ldc)
+{
+    gemm_rows(lstm__k()->gemm_bf16, ta, tb, M, N, K, alpha, A, lda, B, ldb,
+              beta, C, ldc);
 }

@@ -214,6 +214,10 @@ static const float *rounded(lstm_lstm *l, size_t k)
     return l->wr;
 }
 
+/* The layer's products: in bf16-mixed precision every operand is a
+ * bfloat16 value, and the set's bf16 GEMM runs them. */
+#define gemm(...) (bf16 ? lstm__gemm_bf16 : lstm__gemm)(__VA_ARGS__)
+
 /* The input of layer k as the forward used it. */
 static const float *layer_input(const lstm_lstm *l, size_t k)
 {
@@ -278,7 +282,7 @@ int lstm_lstm_forward(lstm_lstm *l, const float *x, const int32_t *len,
          * biases, summed here, as it reads them */
         for (size_t j = 0; j < G; j++)
             l->scratch[j] = b_ih[j] + b_hh[j];
-        lstm__gemm(0, 0, B * T, G, in_dim, 1.0f, in, in_dim, w_iht, G, 0.0f,
+        gemm(0, 0, B * T, G, in_dim, 1.0f, in, in_dim, w_iht, G, 0.0f,
                    gates, G);
         if (!units) {  /* one pack for all; in the units plan, one each */
             lstm__pack_fwd(wpk, w_hh, H, 0, H);
@@ -416,10 +420,10 @@ int lstm_lstm_backward(lstm_lstm *l, const float *dout, const float *dhn,
             memcpy(dc0 + k * B * H, dc, B * H * sizeof *dc);
 
         /* dW_ih += dA^T in;  dW_hh += dA_b^T h_{b,t-1} for each sequence */
-        lstm__gemm(1, 0, G, in_dim, B * T, 1.0f, l->dA, G, in, in_dim, 1.0f,
+        gemm(1, 0, G, in_dim, B * T, 1.0f, l->dA, G, in, in_dim, 1.0f,
                    g_ih, in_dim);
         for (size_t b = 0; b < B; b++)
-            lstm__gemm(1, 0, G, H, T, 1.0f, l->dA + b * T * G, G,
+            gemm(1, 0, G, H, T, 1.0f, l->dA + b * T * G, G,
                        hs + b * (T + 1) * H, H, 1.0f, g_hh, H);
         /* db_ih = db_hh = column sums of dA: the kernel summed each
          * sequence over t, here the sequences are summed in order (the same
@@ -433,7 +437,7 @@ int lstm_lstm_backward(lstm_lstm *l, const float *dout, const float *dhn,
         }
         /* gradient of this layer's input */
         if (k > 0) {
-            lstm__gemm(0, 0, B * T, H, G, 1.0f, l->dA, G, w_ih, H, 0.0f,
+            gemm(0, 0, B * T, H, G, 1.0f, l->dA, G, w_ih, H, 0.0f,
                        l->dbuf, H);
             if (l->train && l->dropout > 0.0f)
                 lstm_dropout_backward(l->dbuf, l->dbuf,
@@ -441,7 +445,7 @@ int lstm_lstm_backward(lstm_lstm *l, const float *dout, const float *dhn,
                                       B * T * H);
             dy = l->dbuf;
         } else if (dx) {
-            lstm__gemm(0, 0, B * T, l->I, G, 1.0f, l->dA, G, w_ih, l->I, 0.0f,
+            gemm(0, 0, B * T, l->I, G, 1.0f, l->dA, G, w_ih, l->I, 0.0f,
                        dx, l->I);
         }
     }
