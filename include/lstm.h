@@ -70,13 +70,17 @@ int lstm_error(int err, const char *fmt, ...)
 
 /* ---- threads and kernels ----------------------------------------------- */
 
-/* Threads for the library's parallel regions; n <= 0 means all cores.
- * BLAS always runs one thread per caller inside them, so the two thread
- * pools never compete. */
+/* The most threads of the library's parallel regions; n <= 0 means all
+ * cores. A region runs fewer while other processes keep CPUs busy (no more
+ * than the CPUs they leave free, from /proc/loadavg, re-read at most every
+ * 10 ms); results do not depend on the count. BLAS always runs one thread
+ * per caller inside them, so the two thread pools never compete. */
 void lstm_set_threads(int n);
 int lstm_get_threads(void);
 /* Kernel sets: "ref" (portable single-thread references), or the tuned
- * kernels compiled for "generic" code, "avx2" (AVX2 + FMA) or "avx512".
+ * kernels compiled for "generic" code, "avx2" (AVX2 + FMA), "avx512", or
+ * "avx512bf16" (avx512's, and bf16-mixed products on AVX512-BF16 units;
+ * the default where the CPU has them and no AMX).
  * The default is the set named by the environment variable LSTM_KERNELS at
  * start-up, else the fastest set the CPU runs. lstm_kernels_select(NAME)
  * switches (NULL: back to the default) and fails for a set the CPU cannot
