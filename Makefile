@@ -125,8 +125,8 @@ test: deps
 check-link: $(ARCHIVE) $(SHARED)
 	tests/link.sh
 
-SAN = -fsanitize=address,undefined -fno-sanitize-recover=all \
-      -fno-omit-frame-pointer
+SAN = -fsanitize=address,undefined,float-cast-overflow \
+      -fno-sanitize-recover=all -fno-omit-frame-pointer
 asan: deps
 	@$(MAKE) --no-print-directory BUILD=build/asan \
 	    ARCHIVE=build/asan/liblstm.a EXDIR=build/asan/examples \

@@ -12,8 +12,10 @@
  *
  * Errors are one line on stderr and exit status 1 (2 for usage errors).
  */
-#define _XOPEN_SOURCE 700  /* isatty, mkdir, clock_gettime */
+#define _DEFAULT_SOURCE  /* flock, isatty, clock_gettime */
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <float.h>
 #include <limits.h>
 #include <math.h>
@@ -23,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -203,6 +206,8 @@ static int set_flag(options *o, const flagdef *f, const char *v)
     double x = 0;
     errno = 0;
     if (f->type == 's' || f->type == 'e') {
+        if (!*v)
+            return usage_error("bad value for %s: '' (empty)", f->flag);
         if (f->type == 'e' && !is_choice(f->choices, v)) {
             char list[80];  /* "a|b|c" as "a, b or c" */
             size_t n = 0;
@@ -443,6 +448,26 @@ static int should_stop(void *user)
     return stop_signal != 0;
 }
 
+/* The split's checksum, as the state records it. */
+static void split_sum(char *dst, size_t cap, const lstm_split *sp)
+{
+    snprintf(dst, cap, "%08x %08x %08x",
+             lstm_crc32c(sp->idx[0], sp->n[0] * sizeof(size_t)),
+             lstm_crc32c(sp->idx[1], sp->n[1] * sizeof(size_t)),
+             lstm_crc32c(sp->idx[2], sp->n[2] * sizeof(size_t)));
+}
+
+/* Whether a relative path leaves its folder: absolute, or a ".." part. */
+static int leaves(const char *rel)
+{
+    if (rel[0] == '/')
+        return 1;
+    for (const char *p = rel; p; p = strchr(p, '/'), p = p ? p + 1 : p)
+        if (!strncmp(p, "..", 2) && (p[2] == '/' || p[2] == '\0'))
+            return 1;
+    return 0;
+}
+
 /* OUT/train_state.safetensors: the trainer's state; as metadata the run's
  * options (those with a key in flags[]) and its TensorBoard folder, and
  * metrics.csv so far. */
@@ -462,16 +487,19 @@ static int save_state(const lstm_trainer *t, run *r)
             lstm_buf_json_str(&op, *FIELD(r->o, f, char *const),
                               strlen(*FIELD(r->o, f, char *const)));
     }
+    /* the TensorBoard folder relative to OUT, which may move */
+    const char *tb = r->tbdir + strlen(r->o->out) + 1;
     lstm_buf_puts(&op, ",\"tb_dir\":");
-    lstm_buf_json_str(&op, r->tbdir, strlen(r->tbdir));
+    lstm_buf_json_str(&op, tb, strlen(tb));
     lstm_buf_puts(&op, "}");
-    char path[1200];
+    char path[1200], sum[40];
     snprintf(path, sizeof path, "%s/" STATE_FILE, r->o->out);
-    const char *keys[2] = {"options", "metrics_csv"};
-    const char *vals[2] = {op.s, r->metrics.s ? r->metrics.s : ""};
+    split_sum(sum, sizeof sum, &r->ts->split);
+    const char *keys[3] = {"options", "metrics_csv", "split"};
+    const char *vals[3] = {op.s, r->metrics.s ? r->metrics.s : "", sum};
     int rc = op.err || r->metrics.err
                  ? die("out of memory saving the training state")
-             : lstm_trainer_save(t, path, keys, vals, 2)
+             : lstm_trainer_save(t, path, keys, vals, 3)
                  ? die("%s", lstm_errmsg())
                  : 0;
     lstm_buf_free(&op);
@@ -495,9 +523,14 @@ static int state_options(const lstm_safetensors *st, const char *path,
     const lstm_json *tb = bad ? NULL : lstm_json_get(&j, "tb_dir");
     if (!bad && !tb && ss && !lstm_json_parse(&sj, ss, strlen(ss)))
         tb = lstm_json_get(&sj, "tb_dir");
-    bad = bad || !tb || tb->type != LSTM_JSON_STR || tb->len >= tbcap;
-    if (!bad)
-        memcpy(tbdir, tb->str, tb->len + 1);
+    bad = bad || !tb || tb->type != LSTM_JSON_STR;
+    /* tb_dir: relative to OUT; older states held a path from their working
+     * directory, re-rooted here at its tb_logs/. Nothing may leave OUT. */
+    const char *rel = bad ? "" : tb->str;
+    rel = strstr(rel, "tb_logs/") ? strstr(rel, "tb_logs/") : rel;
+    const int escapes = !bad && leaves(rel);
+    bad = bad || escapes ||
+          snprintf(tbdir, tbcap, "%s/%s", o->resume, rel) >= (int)tbcap;
     for (size_t k = 0; k < NFLAGS && !bad; k++) {
         const flagdef *f = &flags[k];
         const lstm_json *v = f->key ? lstm_json_get(&j, f->key) : NULL;
@@ -524,11 +557,13 @@ static int state_options(const lstm_safetensors *st, const char *path,
     }
     lstm_json_free(&j);
     lstm_json_free(&sj);
-    return bad ? die("%s: %s", path, valid ? "the saved options are incomplete "
-                                         "or out of range"
+    return !bad     ? 0
+           : escapes ? die("%s: the saved TensorBoard folder leaves --out",
+                           path)
+           : die("%s: %s", path, valid ? "the saved options are incomplete or "
+                                         "out of range"
                                        : "no valid \"options\" in the "
-                                         "metadata")
-               : 0;
+                                         "metadata");
 }
 
 static double mib(double bytes)
@@ -689,16 +724,11 @@ static int test_and_save(lstm_trainer *t, run *r)
     return rc;
 }
 
-/* The data, split and vocabulary of a run; OUT made, split.json written. */
+/* The data, split and vocabulary of a run (nothing written yet). */
 static int prepare(lstm_textset *ts, const options *o)
 {
-    char path[1200];
-    snprintf(path, sizeof path, "%s/split.json", o->out);
     if (lstm_textset_load(ts, o->data, o->split, (uint64_t)o->seed,
                           (size_t)o->vocab, (size_t)o->max_len))
-        return die("%s", lstm_errmsg());
-    if (lstm_mkdirs(o->out) ||
-        lstm_split_save(&ts->split, path))  /* also proves OUT writable */
         return die("%s", lstm_errmsg());
     const size_t C = ts->ds.n_classes, *n = ts->split.n;
     printf("data: %s, %zu rows, %zu classes; split %zu/%zu/%zu (seed %ld%s)\n",
@@ -712,6 +742,36 @@ static int prepare(lstm_textset *ts, const options *o)
             fprintf(stderr, PROG ": warning: class '%s' has no training "
                     "example\n", ts->ds.classes[k]);
     }
+    return 0;
+}
+
+/* OUT made and locked for this run (a second writer is refused; the lock
+ * goes with the process), its files' stale temporaries (from a run killed
+ * mid-write) removed. */
+static int claim_out(const char *out)
+{
+    char path[1200];
+    snprintf(path, sizeof path, "%s/train.lock", out);
+    if (lstm_mkdirs(out))
+        return die("%s", lstm_errmsg());
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return die("%s: cannot create: %s", path, strerror(errno));
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0)
+        return die("%s: another run is writing there (%s is locked); wait "
+                   "for it or choose another --out", out, path);
+    static const char *ours[] = {"model.safetensors.tmp.", STATE_FILE ".tmp.",
+                                 "metrics.csv.tmp.", "predictions.csv.tmp.",
+                                 "split.json.tmp."};
+    DIR *d = opendir(out);
+    for (struct dirent *e; d && (e = readdir(d)) != NULL;)
+        for (size_t k = 0; k < sizeof ours / sizeof *ours; k++)
+            if (!strncmp(e->d_name, ours[k], strlen(ours[k]))) {
+                snprintf(path, sizeof path, "%s/%s", out, e->d_name);
+                unlink(path);
+            }
+    if (d)
+        closedir(d);
     return 0;
 }
 
@@ -773,8 +833,23 @@ static int cmd_train(const options *opts)
         rc = die("--monitor %s: no validation rows", o->monitor);
         goto out;
     }
-    if ((rc = preflight(o, &cfg, &ts, keep_best)))  /* before any weight */
+    if ((rc = claim_out(o->out)) ||
+        (rc = preflight(o, &cfg, &ts, keep_best)))  /* before any weight */
         goto out;
+    char sum[40];
+    const char *saved_sum = o->resume ? lstm_safetensors_meta(&st, "split")
+                                      : NULL;
+    split_sum(sum, sizeof sum, &ts.split);
+    if (saved_sum && strcmp(saved_sum, sum)) {
+        rc = die("%s differs from the split the run trained on (checksums %s "
+                 "and %s); restore it, or start a new run", split, sum,
+                 saved_sum);
+        goto out;
+    }
+    if (lstm_split_save(&ts.split, split)) {
+        rc = die("%s", lstm_errmsg());
+        goto out;
+    }
     if (lstm_classifier_init(&m, &cfg) || lstm_trainer_init(&t, &m, &tc) ||
         lstm_trainer_data(&t, &ts.tok, ts.ds.label, ts.split.idx[0],
                           ts.split.n[0], ts.split.idx[1], ts.split.n[1])) {
@@ -923,7 +998,7 @@ static int cmd_predict(const options *o)
         char *text;
         size_t len, order[3];
         if (lstm_read_file(strcmp(name, "-") ? name : "/dev/stdin", &text,
-                           &len, (size_t)1 << 30)) {
+                           &len, (size_t)64 << 20)) {
             rc = die("%s", lstm_errmsg());
             break;
         }
@@ -1024,9 +1099,8 @@ static int cmd_stats(const options *o)
     return 0;
 }
 
-int main(int argc, char **argv)
+static int run_command(int argc, char **argv)
 {
-    setvbuf(stdout, NULL, _IOLBF, 0);  /* keep lines in order with stderr */
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
@@ -1045,4 +1119,19 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "stats"))
         return cmd_stats(&o);
     return usage_error("unknown command '%s'", cmd);
+}
+
+int main(int argc, char **argv)
+{
+    /* a closed standard descriptor would be taken by the first file opened
+     * (a TensorBoard log then receives the report): hold them on /dev/null */
+    for (int fd = 0; fd < 3; fd++)
+        if (fcntl(fd, F_GETFD) == -1 &&
+            open("/dev/null", fd ? O_WRONLY : O_RDONLY) != fd)
+            return 1;
+    setvbuf(stdout, NULL, _IOLBF, 0);  /* keep lines in order with stderr */
+    int rc = run_command(argc, argv);
+    if ((fflush(stdout) != 0 || ferror(stdout)) && rc == 0)
+        rc = die("standard output: write error: %s", strerror(errno));
+    return rc;
 }

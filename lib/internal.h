@@ -52,6 +52,10 @@ static inline void lstm__share(size_t n, size_t *i0, size_t *i1)
 
 /* numel of a shape, checked: LSTM_EINVAL past LSTM_MAXDIM dimensions or
  * when the bytes overflow. */
+/* lstm_read_file for what can only be a file (a checkpoint, a split):
+ * anything but a regular file (a device, a pipe) is refused up front. */
+int lstm__read_regular(const char *path, char **data, size_t *n, size_t max);
+
 int lstm__shape_numel(int ndim, const size_t *shape, size_t *numel);
 
 /* lib/train: the tensor blocks of a checkpoint, each laid out as the

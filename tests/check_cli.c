@@ -539,6 +539,144 @@ START_TEST(cli_limits)
 }
 END_TEST
 
+/* A small model with the given metadata (NULL: a valid default), and
+ * optionally a NaN in one weight. */
+static void tiny_model(const char *name, const char *vocab,
+                       const char *classes, const char *config, int nan)
+{
+    lstm_classifier_config cfg = {4, 4, 3, 1, 2, {5, 4}, 2, 0.0f, 0, LSTM_FP32};
+    lstm_classifier m;
+    ck_assert_int_eq(lstm_classifier_init(&m, &cfg), 0);
+    lstm_rng r;
+    lstm_rng_seed(&r, 1);
+    lstm_fill_uniform(m.ps.w, m.ps.n, -0.1f, 0.1f, &r);
+    if (nan)
+        m.ps.w[m.ps.n / 2] = NAN;
+    const char *keys[3] = {"vocab", "classes", "config"};
+    const char *vals[3] = {
+        vocab ? vocab : "[\"[PAD]\",\"[UNK]\",\"a\",\"b\"]",
+        classes ? classes : "[\"x\",\"y\"]",
+        config ? config : "{\"vocab_size\":4,\"embed_dim\":4,\"hidden\":3,"
+                          "\"layers\":1,\"mlp\":[5,4],\"max_len\":8,"
+                          "\"dropout\":0}"};
+    ck_assert_int_eq(lstm_safetensors_save(path_in(name), &m.ps, keys, vals,
+                                           3), 0);
+    lstm_classifier_free(&m);
+}
+
+/* The faults a hostile user found (issue: hardening, round two), one
+ * regression check each. */
+START_TEST(cli_hostile_models)
+{
+    write_text("t.txt", "a b");
+    tiny_model("ok.safetensors", NULL, NULL, NULL, 0);
+    ck_assert_int_eq(run("predict --model %s %s", path_in("ok.safetensors"),
+                         path_in("t.txt")), 0);
+    /* a non-string in a list: one message, no double free */
+    tiny_model("null.safetensors", NULL, "[\"x\",null]", NULL, 0);
+    FAILS(1, "metadata \"classes\"[1] is not a string", "predict --model %s",
+          path_in("null.safetensors"));
+    tiny_model("num.safetensors", "[\"[PAD]\",\"[UNK]\",\"a\",12]", NULL,
+               NULL, 0);
+    FAILS(1, "metadata \"vocab\"[3] is not a string", "eval --model %s "
+          "--data %s", path_in("num.safetensors"), path_in("t.txt"));
+    /* valid JSON, not a list: no leak (ASan and valgrind runs) */
+    tiny_model("obj.safetensors", "{\"a\":1}", NULL, NULL, 0);
+    FAILS(1, "metadata \"vocab\" is not a JSON array", "predict --model %s",
+          path_in("obj.safetensors"));
+    /* non-finite weights are refused, naming the tensor */
+    tiny_model("nan.safetensors", NULL, NULL, NULL, 1);
+    FAILS(1, "holds a non-finite value", "predict --model %s --json %s",
+          path_in("nan.safetensors"), path_in("t.txt"));
+    /* a max_len that would allocate gigabytes per text */
+    tiny_model("len.safetensors", NULL, NULL,
+               "{\"vocab_size\":4,\"embed_dim\":4,\"hidden\":3,"
+               "\"layers\":1,\"mlp\":[5,4],\"max_len\":1000000000,"
+               "\"dropout\":0}", 0);
+    FAILS(1, "\"max_len\" is 1000000000, more than 1000000",
+          "predict --model %s", path_in("len.safetensors"));
+    /* reading that cannot end: a size limit, then a clear error */
+    FAILS(1, "/dev/zero: larger than", "predict --model %s /dev/zero",
+          path_in("ok.safetensors"));
+    write_text("d.csv", "text,category\na b,x\n");
+    FAILS(1, "/dev/zero: not a regular file", "eval --model %s --data %s "
+          "--split /dev/zero", path_in("ok.safetensors"), path_in("d.csv"));
+    FAILS(1, "/dev/zero: not a regular file", "predict --model /dev/zero %s",
+          path_in("t.txt"));
+    /* an empty path is refused before anything is made */
+    FAILS(2, "bad value for --out: '' (empty)", "train --data x.csv --out ''");
+    FAILS(2, "bad value for --model: '' (empty)", "predict --model ''");
+    /* output that cannot be written is an error, not a silent success */
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "%s predict --model %s %s > /dev/full 2> %s",
+             bin(), path_in("ok.safetensors"), path_in("t.txt"),
+             path_in("err.txt"));
+    int st = system(cmd);
+    slurp(path_in("err.txt"), err, sizeof err);
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 1, "exit %d: %s",
+                  WEXITSTATUS(st), err);
+    ck_assert_msg(strstr(err, "standard output: write error"), "%s", err);
+}
+END_TEST
+
+/* CSV files the reader refuses, and a folder two runs would share. */
+START_TEST(cli_hostile_runs)
+{
+    write_text("dup.csv", "text,category,text\na,b,c\n");
+    FAILS(1, "dup.csv: line 1: the header names column 'text' twice",
+          "stats --data %s", path_in("dup.csv"));
+    write_text("twice.csv", "text,category\na,b\ntext,category\nc,d\n");
+    FAILS(1, "twice.csv: line 3: the header line again", "stats --data %s",
+          path_in("twice.csv"));
+    make_corpus("news.csv", 120, 5);
+    const char *o = "--embed-dim 8 --hidden 8 --max-len 16 --batch-size 8 "
+                    "--epochs 1 --threads 1";
+    int st = run("train --data %s --out %s %s", path_in("news.csv"),
+                 path_in("r"), o);
+    ck_assert_msg(st == 0, "%s", err);
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "cp %s/r/split.json %s/split.bak", dir, dir);
+    ck_assert(system(cmd) == 0);
+    /* a refused run writes nothing: the split of the run stays */
+    FAILS(1, "more than the", "train --data %s --out %s %s --seed 9 "
+          "--max-memory 1K", path_in("news.csv"), path_in("r"), o);
+    ck_assert(same_file(path_in("r/split.json"), path_in("split.bak")));
+    /* another split under the run's name is noticed on resume */
+    lstm_split sp;
+    ck_assert_int_eq(lstm_split_random(&sp, 120, (double[3]){0.8, 0.1, 0.1},
+                                       77), 0);
+    ck_assert_int_eq(lstm_split_save(&sp, path_in("r/split.json")), 0);
+    lstm_split_free(&sp);
+    FAILS(1, "differs from the split the run trained on",
+          "train --resume %s --epochs 2", path_in("r"));
+    snprintf(cmd, sizeof cmd, "cp %s/split.bak %s/r/split.json", dir, dir);
+    ck_assert(system(cmd) == 0);
+    /* a second writer is refused while the first holds the folder */
+    snprintf(cmd, sizeof cmd, "flock %s/r/train.lock sh -c '%s train "
+             "--resume %s/r --epochs 2 > %s/o.txt 2> %s/e.txt'; echo $? > "
+             "%s/st.txt", dir, bin(), dir, dir, dir, dir);
+    ck_assert(system(cmd) == 0);
+    slurp(path_in("e.txt"), err, sizeof err);
+    ck_assert_msg(strstr(err, "another run is writing there"), "%s", err);
+    /* a stale temporary of a killed write is removed by the next run */
+    write_text("r/model.safetensors.tmp.AbCdEf", "half");
+    st = run("train --resume %s --epochs 2", path_in("r"));
+    ck_assert_msg(st == 0, "%s", err);
+    ck_assert(access(path_in("r/model.safetensors.tmp.AbCdEf"), F_OK) != 0);
+    /* a tampered TensorBoard folder that leaves --out is refused */
+    st_patch(path_in("r/train_state.safetensors"), "tb_logs/LSTMClassifier",
+             "../../../../tmp/lstm_escape");
+    FAILS(1, "the saved TensorBoard folder leaves --out",
+          "train --resume %s --epochs 3", path_in("r"));
+    /* a closed standard output: the report goes nowhere, not into a file */
+    snprintf(cmd, sizeof cmd, "%s train --data %s --out %s/c %s >&- 2> %s/e.txt",
+             bin(), path_in("news.csv"), dir, o, dir);
+    ck_assert(system(cmd) == 0);
+    snprintf(cmd, sizeof cmd, "grep -rqs 'test accuracy' %s/c", dir);
+    ck_assert_msg(system(cmd) != 0, "the report went into a file of --out");
+}
+END_TEST
+
 Suite *cli_suite(void)
 {
     Suite *s = suite_create("cli");
@@ -552,6 +690,8 @@ Suite *cli_suite(void)
     tcase_add_loop_test(tc, cli_resume_bit_identical, 0, 2);
     tcase_add_test(tc, cli_resume_errors);
     tcase_add_test(tc, cli_limits);
+    tcase_add_test(tc, cli_hostile_models);
+    tcase_add_test(tc, cli_hostile_runs);
     suite_add_tcase(s, tc);
     return s;
 }

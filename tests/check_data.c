@@ -647,6 +647,61 @@ START_TEST(textset_and_labels)
 }
 END_TEST
 
+/* Readers stop when memory runs out (reading /dev/zero used to go on for
+ * ever once the buffer could not grow), and say it is memory. */
+START_TEST(read_stops_without_memory)
+{
+    char *data;
+    size_t n;
+    lstm_debug_fail_alloc(12);  /* a few doublings in */
+    int err = lstm_read_file("/dev/zero", &data, &n, (size_t)1 << 40);
+    lstm_debug_fail_alloc(0);
+    ck_assert_int_eq(err, LSTM_ENOMEM);
+    ck_assert_msg(strstr(lstm_errmsg(), "/dev/zero: out of memory after"),
+                  "%s", lstm_errmsg());
+    ck_assert_ptr_null(data);
+    /* a confusion matrix past 8 GB is refused before it is tried */
+    lstm_metrics m;
+    ck_assert_int_eq(lstm_metrics_init(&m, 60000), LSTM_ENOMEM);
+    ck_assert(strstr(lstm_errmsg(), "60000 classes: the confusion matrix"));
+}
+END_TEST
+
+/* predictions.csv is RFC 4180 whatever the class names hold, and reads
+ * back through the library's own CSV reader field for field. */
+START_TEST(predictions_csv_quotes)
+{
+    const char *csv = "text,category\n\"one, \"\"two\"\"\",a\nthree,b\n";
+    lstm_dataset ds;
+    ck_assert_int_eq(lstm_dataset_load(&ds, put_file("p.csv", csv,
+                                                     strlen(csv))), 0);
+    char *classes[2] = {"a,comma", "say \"hi\"\nnext line"};
+    size_t rows[2] = {0, 1};
+    int32_t labels[2] = {0, 1}, pred[2] = {1, 1};
+    float probs[4] = {0.25f, 0.75f, 0.5f, 0.5f};
+    char path[256];
+    snprintf(path, sizeof path, "%s/pred.csv", tmpdir);
+    ck_assert_int_eq(lstm_predictions_csv(path, &ds, rows, 2, labels, pred,
+                                          probs, classes, 2), 0);
+    lstm_csv *c;
+    char **f;
+    size_t *fl, nf;
+    ck_assert_int_eq(lstm_csv_open(&c, path), 0);
+    ck_assert_int_eq(lstm_csv_next(c, &f, &fl, &nf), 1);  /* header */
+    ck_assert_uint_eq(nf, 7);
+    ck_assert_int_eq(lstm_csv_next(c, &f, &fl, &nf), 1);
+    ck_assert_uint_eq(nf, 7);
+    ck_assert_str_eq(f[2], classes[0]);
+    ck_assert_str_eq(f[3], classes[1]);
+    ck_assert_str_eq(f[6], "one, \"two\"");
+    ck_assert_int_eq(lstm_csv_next(c, &f, &fl, &nf), 1);
+    ck_assert_str_eq(f[2], classes[1]);
+    ck_assert_int_eq(lstm_csv_next(c, &f, &fl, &nf), 0);
+    lstm_csv_close(c);
+    lstm_dataset_free(&ds);
+}
+END_TEST
+
 /* mkdirs makes every missing parent, accepts what exists, and names the
  * folder it could not make; TensorBoard versions count up. */
 START_TEST(mkdirs_and_versions)
@@ -655,6 +710,7 @@ START_TEST(mkdirs_and_versions)
     snprintf(dir, sizeof dir, "%s/a/b/c", tmpdir);
     ck_assert_int_eq(lstm_mkdirs(dir), 0);
     ck_assert_int_eq(lstm_mkdirs(dir), 0);
+    ck_assert_int_eq(lstm_mkdirs(""), LSTM_EINVAL);
     ck_assert_int_eq(lstm_tblog_next_dir(got, sizeof got, dir), 0);
     ck_assert(strstr(got, "/a/b/c/version_0") != NULL);
     ck_assert_int_eq(lstm_tblog_next_dir(got, sizeof got, dir), 0);
@@ -809,6 +865,8 @@ Suite *data_suite(void)
     tcase_add_test(tc, buf_excerpt_and_pad);
     tcase_add_test(tc, textset_and_labels);
     tcase_add_test(tc, mkdirs_and_versions);
+    tcase_add_test(tc, read_stops_without_memory);
+    tcase_add_test(tc, predictions_csv_quotes);
     tcase_add_test(tc, write_atomic_out_of_room);
     TCase *lim = tcase_create("limits");
     tcase_set_timeout(lim, 600);

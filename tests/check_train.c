@@ -244,6 +244,19 @@ START_TEST(trainer_stop_save_load_continue_same_bits)
     ck_assert_int_eq(lstm_trainer_load(&tcn, &st, path), LSTM_EINVAL);
     ck_assert(strstr(lstm_errmsg(), "the data differ") != NULL);
     lstm_safetensors_close(&st);
+    lstm_trainer_free(&tcn);
+    lstm_classifier_free(&c);
+
+    /* an AdamW step count at 2^63 - 1 passes a range check done in double
+     * (LONG_MAX rounds up to 2^63) and overflows the conversion: refused,
+     * exactly (float-cast-overflow is in the sanitizer build) */
+    tc.data_crc = 1234;
+    st_patch(path, "adam_step\\\":11,", "adam_step\\\":9223372036854775807,");
+    toy_trainer(&tcn, &c, &d, &tc);
+    ck_assert_int_eq(lstm_safetensors_open(&st, path), 0);
+    ck_assert_int_lt(lstm_trainer_load(&tcn, &st, path), 0);
+    ck_assert_msg(strstr(lstm_errmsg(), path) != NULL, "%s", lstm_errmsg());
+    lstm_safetensors_close(&st);
     unlink(path);
     lstm_trainer_free(&tcn);
     lstm_classifier_free(&c);

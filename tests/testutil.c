@@ -117,3 +117,35 @@ double dot_d(const float *r, const float *x, size_t n)
         s += (double)r[i] * (double)x[i];
     return s;
 }
+
+void st_patch(const char *path, const char *from, const char *to)
+{
+    FILE *fp = fopen(path, "rb");
+    ck_assert_msg(fp != NULL, "%s: cannot open", path);
+    fseek(fp, 0, SEEK_END);
+    size_t n = (size_t)ftell(fp);
+    fseek(fp, 0, SEEK_SET);
+    char *b = malloc(n + 1);
+    ck_assert(b && fread(b, 1, n, fp) == n);
+    fclose(fp);
+    uint64_t hl = 0;
+    for (int i = 7; i >= 0; i--)
+        hl = hl << 8 | (unsigned char)b[i];
+    ck_assert(8 + hl <= n);
+    char save = b[8 + hl];
+    b[8 + hl] = '\0';
+    char *at = strstr(b + 8, from);
+    ck_assert_msg(at != NULL, "%s: '%s' not in the header", path, from);
+    b[8 + hl] = save;
+    const size_t lf = strlen(from), lt = strlen(to);
+    hl = hl - lf + lt;
+    fp = fopen(path, "wb");
+    ck_assert(fp != NULL);
+    for (int i = 0; i < 8; i++)
+        fputc((int)(hl >> (8 * i) & 0xff), fp);
+    fwrite(b + 8, 1, (size_t)(at - b - 8), fp);
+    fwrite(to, 1, lt, fp);
+    fwrite(at + lf, 1, n - (size_t)(at + lf - b), fp);
+    ck_assert(fclose(fp) == 0);
+    free(b);
+}

@@ -45,6 +45,12 @@ double close_ratio(const float *a, const float *b, size_t n, double atol,
                       (what), w_, (double)(a)[w_], (double)(b)[w_], r_);      \
     } while (0)
 
+/* Replaces the first `from` in the JSON header of the safetensors file at
+ * path with `to` (the header's length follows; tensor offsets are relative
+ * to the data, so the file stays valid): a tampered checkpoint. Fails the
+ * test when `from` is not in the header. */
+void st_patch(const char *path, const char *from, const char *to);
+
 /* ||a - b|| / ||b|| in 2-norm (in double; ||b|| = 0 counts as 1). */
 double rel_dist(const float *a, const float *b, size_t n);
 void fill_randn(float *x, size_t n, uint64_t seed);

@@ -78,6 +78,24 @@ void lstm_buf_free(lstm_buf *b)
     memset(b, 0, sizeof *b);
 }
 
+void lstm_buf_csv(lstm_buf *b, const char *s, size_t n, int always)
+{
+    int quote = always;
+    for (size_t i = 0; i < n && !quote; i++)
+        quote = s[i] == ',' || s[i] == '"' || s[i] == '\r' || s[i] == '\n';
+    if (!quote) {
+        lstm_buf_put(b, s, n);
+        return;
+    }
+    lstm_buf_put(b, "\"", 1);
+    for (size_t i = 0, from = 0; i <= n; i++)
+        if (i == n || s[i] == '"') {  /* up to and including the quote */
+            lstm_buf_put(b, s + from, i - from + (i < n));
+            from = i;
+        }
+    lstm_buf_put(b, "\"", 1);
+}
+
 static size_t chars_of(const char *s, size_t n)
 {
     size_t k = 0;

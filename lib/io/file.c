@@ -33,12 +33,16 @@ int lstm_read_file(const char *path, char **data, size_t *n, size_t max)
                               max);
         }
         lstm_buf_put(&b, chunk, got);
+        if (b.err)  /* the buffer could not grow: stop reading */
+            break;
     }
-    int bad = ferror(fp);
+    int bad = !b.err && ferror(fp);
     fclose(fp);
     if (bad || b.err) {
         lstm_buf_free(&b);
-        return bad ? lstm_error(LSTM_EIO, "%s: read error", path) : LSTM_ENOMEM;
+        return bad ? lstm_error(LSTM_EIO, "%s: read error", path)
+                   : lstm_error(LSTM_ENOMEM, "%s: out of memory after %zu "
+                                "bytes", path, b.len);
     }
     if (!b.s) {
         b.s = lstm_alloc(1);
@@ -48,6 +52,16 @@ int lstm_read_file(const char *path, char **data, size_t *n, size_t max)
     *data = b.s;
     *n = b.len;
     return LSTM_OK;
+}
+
+int lstm__read_regular(const char *path, char **data, size_t *n, size_t max)
+{
+    struct stat sb;
+    *data = NULL;
+    *n = 0;
+    if (stat(path, &sb) == 0 && !S_ISREG(sb.st_mode))
+        return lstm_error(LSTM_EIO, "%s: not a regular file", path);
+    return lstm_read_file(path, data, n, max);
 }
 
 int lstm_write_atomic(const char *path, const void *data, size_t n)
@@ -100,6 +114,8 @@ int lstm_write_atomic(const char *path, const void *data, size_t n)
 int lstm_mkdirs(const char *path)
 {
     size_t n = strlen(path);
+    if (n == 0)
+        return lstm_error(LSTM_EINVAL, "an empty path is no folder");
     char *tmp = lstm_alloc(n + 1);
     if (!tmp)
         return LSTM_ENOMEM;

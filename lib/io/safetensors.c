@@ -257,7 +257,7 @@ static int check_layout(const lstm_safetensors *st, const char *path)
 int lstm_safetensors_open(lstm_safetensors *st, const char *path)
 {
     memset(st, 0, sizeof *st);
-    int err = lstm_read_file(path, &st->raw, &st->size, ST_MAX_FILE);
+    int err = lstm__read_regular(path, &st->raw, &st->size, ST_MAX_FILE);
     if (err)
         return err;
     if (st->size < 8) {

@@ -129,11 +129,20 @@ int lstm_dataset_load(lstm_dataset *ds, const char *path)
     }
     const size_t ncols = nf;
     size_t col_text = SIZE_MAX, col_cat = SIZE_MAX;
-    for (size_t i = 0; i < nf; i++) {
-        if (strcmp(f[i], "text") == 0)
-            col_text = i;
-        else if (strcmp(f[i], "category") == 0)
-            col_cat = i;
+    for (size_t i = 0; i < nf && !err; i++) {
+        size_t *col = strcmp(f[i], "text") == 0       ? &col_text
+                      : strcmp(f[i], "category") == 0 ? &col_cat
+                                                      : NULL;
+        if (col && *col != SIZE_MAX)  /* which one would be a guess */
+            err = lstm_error(LSTM_EFORMAT, "%s: line 1: the header names "
+                             "column '%s' twice (columns %zu and %zu)", path,
+                             f[i], *col + 1, i + 1);
+        else if (col)
+            *col = i;
+    }
+    if (err) {
+        lstm_csv_close(c);
+        return err;
     }
     if (col_text == SIZE_MAX || col_cat == SIZE_MAX) {
         lstm_buf found = {0};
@@ -162,6 +171,11 @@ int lstm_dataset_load(lstm_dataset *ds, const char *path)
         if (fl[col_cat] == 0) {
             err = lstm_error(LSTM_EFORMAT, "%s: line %zu: empty 'category'",
                              path, line);
+            break;
+        }
+        if (!strcmp(f[col_text], "text") && !strcmp(f[col_cat], "category")) {
+            err = lstm_error(LSTM_EFORMAT, "%s: line %zu: the header line "
+                             "again (two files joined?)", path, line);
             break;
         }
         if (ds->n == cap) {

@@ -79,7 +79,7 @@ int lstm_split_load(lstm_split *s, const char *path, size_t n)
     memset(s, 0, sizeof *s);
     char *text;
     size_t len;
-    int err = lstm_read_file(path, &text, &len, (size_t)1 << 30);
+    int err = lstm__read_regular(path, &text, &len, (size_t)1 << 30);
     if (err)
         return err;
     lstm_json j;

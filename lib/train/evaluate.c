@@ -3,6 +3,7 @@
  * inference batches: predictions, probabilities, mean loss, accuracy.
  */
 #include <math.h>
+#include <string.h>
 
 #include "internal.h"
 #include "lstm_train.h"
@@ -58,16 +59,17 @@ int lstm_predictions_csv(const char *path, const lstm_dataset *ds,
                       "text\n");
     for (size_t i = 0; i < n; i++) {
         size_t r = rows[i];
-        lstm_buf_printf(&b, "%zu,%zu,%s,%s,%.4f,%d,\"", r, ds->line[r],
-                        classes[labels[r]], classes[pred[i]],
-                        (double)probs[i * C + (size_t)pred[i]],
+        const char *truth = classes[labels[r]], *guess = classes[pred[i]];
+        lstm_buf_printf(&b, "%zu,%zu,", r, ds->line[r]);
+        lstm_buf_csv(&b, truth, strlen(truth), 0);
+        lstm_buf_put(&b, ",", 1);
+        lstm_buf_csv(&b, guess, strlen(guess), 0);
+        lstm_buf_printf(&b, ",%.4f,%d,", (double)probs[i * C + (size_t)pred[i]],
                         labels[r] == pred[i]);
         t.len = 0;
         lstm_buf_excerpt(&t, ds->text[r], ds->text_len[r], 100);
-        for (size_t k = 0; k < t.len; k++)  /* RFC 4180: quotes doubled */
-            lstm_buf_put(&b, t.s[k] == '"' ? "\"\"" : t.s + k,
-                         t.s[k] == '"' ? 2 : 1);
-        lstm_buf_puts(&b, "\"\n");
+        lstm_buf_csv(&b, t.s, t.len, 1);
+        lstm_buf_puts(&b, "\n");
     }
     int err = b.err || t.err ? LSTM_ENOMEM : lstm_write_atomic(path, b.s, b.len);
     lstm_buf_free(&b);

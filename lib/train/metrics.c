@@ -13,6 +13,10 @@
 int lstm_metrics_init(lstm_metrics *m, size_t C)
 {
     memset(m, 0, sizeof *m);
+    if (C > 32768)  /* C x C counts: 8 GB at 32768 */
+        return lstm_error(LSTM_ENOMEM, "metrics: %zu classes: the confusion "
+                          "matrix would need %.0f GB", C,
+                          (double)C * (double)C * sizeof(size_t) / 1e9);
     m->C = C;
     m->confusion = lstm_alloc(C * C * sizeof *m->confusion);
     m->support = lstm_alloc(C * sizeof *m->support);

@@ -129,6 +129,9 @@ static int read_config(const lstm_json *cfg, const char *path,
         err = meta_size(cfg, path, "layers", &c->L);
     if (!err)
         err = meta_size(cfg, path, "max_len", max_len);
+    if (!err && *max_len > 1000000)  /* as news_classifier's --max-len */
+        err = lstm_error(LSTM_EFORMAT, "%s: metadata config \"max_len\" is "
+                         "%zu, more than 1000000", path, *max_len);
     if (err)
         return err;
     const lstm_json *mlp = lstm_json_get(cfg, "mlp");
@@ -202,6 +205,17 @@ int lstm_model_load(lstm_model *m, const char *path)
         what = "model";
     if (!err && (err = lstm_safetensors_load(&st, &m->net.ps)))
         what = "weights";
+    /* a NaN or an infinity would only show as arbitrary predictions */
+    for (size_t k = 0; !err && k < m->net.ps.np; k++) {
+        const lstm_param *p = &m->net.ps.p[k];
+        size_t i = 0;
+        while (i < p->numel && isfinite(m->net.ps.w[p->off + i]))
+            i++;
+        if (i < p->numel)
+            err = lstm_error(LSTM_EFORMAT, "%s: tensor %s holds a non-finite "
+                             "value (%g at element %zu)", path, p->name,
+                             (double)m->net.ps.w[p->off + i], i);
+    }
     if (!err && !(m->ids = lstm_alloc(m->max_len * sizeof *m->ids)))
         err = LSTM_ENOMEM;
     if (what) {  /* prefix the file to the message of the part that failed */
