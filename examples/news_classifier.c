@@ -373,15 +373,30 @@ static void print_results(const lstm_metrics *mt, const lstm_textset *ts,
 
 static volatile sig_atomic_t stop_signal;
 
+enum { STOP_GRACE = 60 };  /* seconds a stopping run may take */
+
 static void on_signal(int sig)
 {
+    if (!stop_signal)
+        alarm(STOP_GRACE);
     stop_signal = sig;
 }
 
+static void on_alarm(int sig)
+{
+    static const char msg[] = PROG ": the step in progress did not end within "
+                              "60 s of the signal; stopped without saving\n";
+    (void)sig;
+    ssize_t w = write(2, msg, sizeof msg - 1);
+    (void)w;
+    _exit(128 + stop_signal);
+}
+
 /* SIGINT and SIGTERM end the run between two steps, with its state saved;
- * a second one ends it at once (the files on disk are whole either way,
- * being replaced atomically). Exceeding a file size limit becomes a write
- * error rather than a kill. */
+ * a second one ends it at once, and so does a step that has not ended
+ * STOP_GRACE seconds after the first (the files on disk are whole either
+ * way, being replaced atomically). Exceeding a file size limit becomes a
+ * write error rather than a kill. */
 static void catch_signals(void)
 {
     struct sigaction sa;
@@ -391,6 +406,8 @@ static void catch_signals(void)
     sa.sa_flags = SA_RESETHAND;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    sa.sa_handler = on_alarm;
+    sigaction(SIGALRM, &sa, NULL);
     signal(SIGXFSZ, SIG_IGN);
 }
 
@@ -566,6 +583,20 @@ static int state_options(const lstm_safetensors *st, const char *path,
                                          "metadata");
 }
 
+/* The address space (ulimit -v) below which Debian's OpenBLAS 0.3.21 may
+ * retry its buffer allocation for ever at its first call: measured,
+ * predict needs about 350 MiB with it; 512 leaves a margin. */
+#define AS_FLOOR (512.0 * 1024 * 1024)
+
+/* The address-space limit in bytes, HUGE_VAL without one. */
+static double address_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_AS, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+        return HUGE_VAL;
+    return (double)rl.rlim_cur;
+}
+
 static double mib(double bytes)
 {
     return bytes / (1024.0 * 1024.0);
@@ -585,6 +616,9 @@ static int preflight(const options *o, const lstm_classifier_config *cfg,
         long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGE_SIZE);
         limit = pages > 0 && psz > 0 ? (double)pages * (double)psz : HUGE_VAL;
     }
+    const double room = address_limit() - AS_FLOOR;  /* ulimit -v */
+    const int by_as = room < limit && !(o->max_mem > 0 && o->max_mem < room);
+    limit = by_as ? room : limit;
     printf("memory: about %.0f MiB (weights, gradients, AdamW moments%s "
            "%.0f MiB; activations for %zu x %ld tokens %.0f MiB; texts and "
            "tokens %.0f MiB; saving the state %.0f MiB)\n", mib(b.total),
@@ -594,7 +628,10 @@ static int preflight(const options *o, const lstm_classifier_config *cfg,
         return die("training needs about %.0f MiB of memory, more than the "
                    "%.0f MiB %s; lower --vocab-size, --embed-dim, --hidden, "
                    "--batch-size or --max-len", mib(b.total), mib(limit),
-                   o->max_mem > 0 ? "--max-memory allows" : "this machine has");
+                   by_as ? "the address-space limit (ulimit -v) leaves "
+                           "beside OpenBLAS's reserve"
+                   : o->max_mem > 0 ? "--max-memory allows"
+                                    : "this machine has");
     struct statvfs fs;  /* an atomic write holds the new file beside the old */
     double avail = statvfs(o->out, &fs) ? HUGE_VAL
                                         : (double)fs.f_bavail * (double)fs.f_frsize;
@@ -1101,6 +1138,11 @@ static int cmd_stats(const options *o)
 
 static int run_command(int argc, char **argv)
 {
+    if (address_limit() < AS_FLOOR)
+        return die("the address-space limit (ulimit -v) is %.0f MiB; OpenBLAS "
+                   "may wait for ever below about 350 MiB: raise it to %.0f "
+                   "MiB or more", address_limit() / 1048576,
+                   AS_FLOOR / 1048576);
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
@@ -1109,7 +1151,11 @@ static int run_command(int argc, char **argv)
     int rc = parse_args(argc, argv, &o);
     if (rc)
         return rc;
-    const char *cmd = argv[1];
+    const char *cmd = argv[1], *ks = getenv("LSTM_KERNELS");
+    if (ks && *ks && strcmp(ks, lstm_kernels_name()) != 0)
+        fprintf(stderr, PROG ": warning: LSTM_KERNELS=%s is not a kernel set "
+                "this CPU runs (ref, generic, avx2, avx512, avx512bf16); "
+                "using %s\n", ks, lstm_kernels_name());
     if (!strcmp(cmd, "train"))
         return cmd_train(&o);
     if (!strcmp(cmd, "eval"))

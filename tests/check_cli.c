@@ -374,7 +374,7 @@ START_TEST(cli_resume_bit_identical)
              path_in("news.csv"), path_in("b"), resume_opts);
     pid_t pid = spawn(args);
     wait_for_file(path_in("b/model.safetensors"), pid);  /* epoch 1 is over */
-    const long ns = (long)(0.4 * secs * 1e9);
+    const long ns = (long)(0.25 * secs * 1e9);  /* well inside epoch 2 */
     nanosleep(&(struct timespec){ns / 1000000000, ns % 1000000000}, NULL);
     ck_assert(kill(pid, sig) == 0);
     int status;
@@ -606,6 +606,18 @@ START_TEST(cli_hostile_models)
     /* an empty path is refused before anything is made */
     FAILS(2, "bad value for --out: '' (empty)", "train --data x.csv --out ''");
     FAILS(2, "bad value for --model: '' (empty)", "predict --model ''");
+    /* an address-space limit under which OpenBLAS would wait for ever is
+     * refused at once (not with ASan, which needs terabytes of it) */
+    if (!strstr(bin(), "asan"))
+        FAILS_AFTER("ulimit -v 300000;", 1, "the address-space limit (ulimit "
+                    "-v) is 293 MiB", "predict --model %s %s",
+                    path_in("ok.safetensors"), path_in("t.txt"));
+    /* a kernel set the CPU cannot run is named, not silently replaced */
+    ck_assert_int_eq(run_after("LSTM_KERNELS=bogus", "predict --model %s %s",
+                               path_in("ok.safetensors"), path_in("t.txt")),
+                     0);
+    ck_assert_msg(strstr(err, "warning: LSTM_KERNELS=bogus is not a kernel "
+                              "set"), "%s", err);
     /* output that cannot be written is an error, not a silent success */
     char cmd[1024];
     snprintf(cmd, sizeof cmd, "%s predict --model %s %s > /dev/full 2> %s",

@@ -11,7 +11,9 @@
 #include "internal.h"
 #include "lstm_io.h"
 
-#define ST_MAX_HEADER ((uint64_t)256 << 20)
+/* 16 MB of JSON: a vocabulary of a million words fits; parsing costs up to
+ * about 32 bytes per byte of a pathological header (512 MB here). */
+#define ST_MAX_HEADER ((uint64_t)16 << 20)
 #define ST_MAX_FILE ((size_t)16 << 30)
 
 static int little_endian(void)
@@ -267,7 +269,13 @@ int lstm_safetensors_open(lstm_safetensors *st, const char *path)
     uint64_t hl = 0;
     for (int k = 7; k >= 0; k--)
         hl = (hl << 8) | (unsigned char)st->raw[k];
-    if (hl > ST_MAX_HEADER || hl > st->size - 8) {
+    if (hl > ST_MAX_HEADER && hl <= st->size - 8) {
+        lstm_safetensors_close(st);
+        return lstm_error(LSTM_EFORMAT, "%s: a header of %llu bytes, more than "
+                          "the %llu allowed", path, (unsigned long long)hl,
+                          (unsigned long long)ST_MAX_HEADER);
+    }
+    if (hl > st->size - 8) {
         lstm_safetensors_close(st);
         return bad(path, "header length beyond the end (truncated?)", NULL);
     }
