@@ -59,7 +59,8 @@ void lstm_buf_json_str(lstm_buf *b, const char *s, size_t n);
 /* Appends s[0..n) as one CSV field (RFC 4180): quoted, its quotes doubled,
  * when it holds a comma, quote, CR or LF, or when always is set. */
 void lstm_buf_csv(lstm_buf *b, const char *s, size_t n, int always);
-/* Appends s, then spaces up to width characters (UTF-8 code points). */
+/* Appends s (NULL: nothing), then spaces up to width characters (UTF-8
+ * code points). */
 void lstm_buf_pad(lstm_buf *b, const char *s, size_t width);
 /* Appends s[0..n) on one line: at most nchars characters, newlines and tabs
  * as spaces, never half a UTF-8 character, "..." when cut. */

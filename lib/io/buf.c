@@ -34,7 +34,8 @@ void lstm_buf_put(lstm_buf *b, const char *s, size_t n)
 {
     if (!buf_reserve(b, n))
         return;
-    memcpy(b->s + b->len, s, n);
+    if (n)  /* s may be NULL then (an empty buffer's string) */
+        memcpy(b->s + b->len, s, n);
     b->len += n;
     b->s[b->len] = '\0';
 }
@@ -80,6 +81,7 @@ void lstm_buf_free(lstm_buf *b)
 
 void lstm_buf_csv(lstm_buf *b, const char *s, size_t n, int always)
 {
+    s = n ? s : "";
     int quote = always;
     for (size_t i = 0; i < n && !quote; i++)
         quote = s[i] == ',' || s[i] == '"' || s[i] == '\r' || s[i] == '\n';
@@ -106,6 +108,7 @@ static size_t chars_of(const char *s, size_t n)
 
 void lstm_buf_pad(lstm_buf *b, const char *s, size_t width)
 {
+    s = s ? s : "";
     size_t n = strlen(s);
     lstm_buf_put(b, s, n);
     for (size_t k = chars_of(s, n); k < width; k++)
