@@ -302,43 +302,60 @@ float lstm_bce_logits_loss(float *dx, const float *x, const float *t,
  * gradients. The weights, their gradients, c, the gate math and out stay
  * float (the master weights the optimizer updates). With it, the
  * intermediate layers' outputs in ys and xin hold their rounded values.
- * Where the CPU has no bfloat16 arithmetic (this build uses none), the
- * products run as float products of the rounded values: the same numbers
- * a bf16 x bf16 -> fp32 unit gives, exact products and float sums, but no
- * faster than LSTM_FP32. */
+ * With kernel set "avx512bf16" the layer's GEMMs run on the CPU's bfloat16
+ * units (vdpbf16ps: products exact, float sums in pairs of K). Elsewhere
+ * the products run as float products of the rounded values: the same
+ * numbers a bf16 x bf16 -> fp32 unit gives, but no faster than
+ * LSTM_FP32. */
 enum { LSTM_FP32 = 0, LSTM_BF16_MIXED = 1 };
 
 typedef struct {
     lstm_params *ps;
     size_t I, H, L;
+    size_t D;           /* directions: 1, or 2 (bidirectional) */
     float dropout;
     int precision;      /* LSTM_FP32 or LSTM_BF16_MIXED */
-    size_t *off;        /* 4 offsets per layer: w_ih, w_hh, b_ih, b_hh */
+    size_t *off;        /* 4 offsets per run (layer k, direction d at
+                           k*D + d): w_ih, w_hh, b_ih, b_hh */
     /* workspace, grown on demand */
     size_t B, T, ws_bytes;
     int train;
     const float *x;
     float *ws;          /* one allocation holding all the arrays below */
-    float *gates;       /* L x (B,T,G): gate activations i,f,g,o */
-    float *hs, *cs;     /* L x (B,T+1,H): state, slot 0 = h0/c0 */
-    float *ys;          /* L x (B,T,H): layer outputs, zero past len */
-    float *mask;        /* (L-1) x (B,T,H): dropout masks between layers */
-    float *xin;         /* (L-1) x (B,T,H): inputs of layers 1.. */
+    float *gates;       /* L*D x (B,T,G): gate activations i,f,g,o */
+    float *hs, *cs;     /* L*D x (B,T+1,H): state, slot 0 = h0/c0 */
+    float *ys;          /* L*D x (B,T,H): run outputs, zero past len (the
+                           reverse direction's in its own time order) */
+    float *cat;         /* D=2: L x (B,T,2H): layer outputs [fwd, rev] */
+    float *rev;         /* D=2: (B,T,max(I,2H)) a layer input reversed */
+    float *mask;        /* (L-1) x (B,T,D*H): dropout masks between layers */
+    float *xin;         /* (L-1) x (B,T,D*H): inputs of layers 1.. */
     float *dA;          /* (B,T,G) backward scratch */
     float *dbs;         /* (B,G) each sequence's sum of dA over t */
-    float *dbuf;        /* (B,T,H) backward scratch */
+    float *dbuf;        /* (B,T,D*H) backward scratch */
+    float *dyd;         /* D=2: (2,B,T,H) output gradient per direction */
     float *dhc;         /* (2,B,H) backward state gradients */
-    float *wpk;         /* L x W_hh^T packed for the forward recurrence */
+    float *wpk;         /* L*D x W_hh^T packed for the forward recurrence */
     float *wpk_bwd;     /* W_hh packed for the backward recurrence */
     float *scratch;     /* (B,G) per-row kernel scratch */
     float *xr;          /* bf16: (B,T,I) the input x, rounded */
-    float *wr;          /* (G,max(I,H)): one W_ih^T, or W_ih rounded */
+    float *wr;          /* (G,max(I,D*H)): one W_ih^T, or W_ih rounded */
     size_t *len;        /* (B) lengths clamped to T */
     float *out, *hn, *cn;
 } lstm_lstm;
 
 int lstm_lstm_init(lstm_lstm *l, lstm_params *ps, const char *name,
                    size_t I, size_t H, size_t L, float dropout);
+/* nn.LSTM(..., bidirectional=True): each layer runs a second, reverse
+ * direction over each sequence's own first len[b] steps (as packed
+ * sequences do), with weights named "<name>.weight_ih_l<k>_reverse" etc.
+ * Then out is (B,T,2H), [forward, reverse] on the last axis (zero past
+ * len), layers above the first take 2H inputs, and h0, c0, hn, cn, dhn,
+ * dcn, dh0, dc0 are (2L,B,H) with layer k's directions at 2k and 2k+1,
+ * dout (B,T,2H). No streaming (lstm_stream_init refuses it). */
+int lstm_lstm_init_bidirectional(lstm_lstm *l, lstm_params *ps,
+                                 const char *name, size_t I, size_t H,
+                                 size_t L, float dropout);
 void lstm_lstm_reset(lstm_lstm *l, lstm_rng *r);
 /* x (B,T,I); len (B) true lengths (NULL: all T; each in [0,T]);
  * h0, c0 (L,B,H) or NULL for zeros. train != 0 applies dropout between

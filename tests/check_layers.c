@@ -320,6 +320,67 @@ START_TEST(classifier_errors)
 }
 END_TEST
 
+/* A bidirectional LSTM's forward and backward (out, hn, every gradient, dx)
+ * on 1 and 2 threads, by rows (B=3) and by hidden units (B=1, H=32), in
+ * fp32 and bf16-mixed: the same bits; bf16-mixed near fp32; no streaming. */
+static void bi_run(int threads, int prec, size_t B, float *res, size_t *nres)
+{
+    enum { T = 7, I = 5, H = 32, L = 2 };
+    lstm_set_threads(threads);
+    lstm_params ps;
+    lstm_lstm net;
+    lstm_params_init(&ps);
+    ck_assert_int_eq(lstm_lstm_init_bidirectional(&net, &ps, "bi", I, H, L,
+                                                  0.3f), 0);
+    ck_assert_int_eq(lstm_params_alloc(&ps), 0);
+    lstm_rng rng;
+    lstm_rng_seed(&rng, 3);
+    lstm_lstm_reset(&net, &rng);
+    net.precision = prec;
+    float x[3 * T * I], dout[3 * T * 2 * H], dx[3 * T * I];
+    int32_t len[3] = {7, 2, 5};
+    fill_randn(x, B * T * I, 4);
+    fill_randn(dout, B * T * 2 * H, 5);
+    ck_assert_int_eq(lstm_lstm_forward(&net, x, len, NULL, NULL, B, T, 1,
+                                       &rng), 0);
+    lstm_params_zero_grad(&ps);
+    ck_assert_int_eq(lstm_lstm_backward(&net, dout, NULL, NULL, dx, NULL,
+                                        NULL), 0);
+    size_t n = 0;
+    memcpy(res + n, net.out, B * T * 2 * H * sizeof *res), n += B * T * 2 * H;
+    memcpy(res + n, net.hn, 2 * L * B * H * sizeof *res), n += 2 * L * B * H;
+    memcpy(res + n, dx, B * T * I * sizeof *res), n += B * T * I;
+    memcpy(res + n, ps.g, ps.n * sizeof *res), n += ps.n;
+    *nres = n;
+    lstm_stream st;
+    ck_assert_int_eq(lstm_stream_init(&st, &net, 1), LSTM_EINVAL);
+    ck_assert(strstr(lstm_errmsg(), "bidirectional"));
+    lstm_lstm_free(&net);
+    lstm_params_free(&ps);
+    lstm_set_threads(0);
+}
+
+START_TEST(bilstm_threads_and_bf16)
+{
+    static float a[200000], b[200000], f[200000];
+    for (size_t B = 1; B <= 3; B += 2) {
+        size_t na, nb, nf;
+        for (int prec = 0; prec < 2; prec++) {
+            bi_run(1, prec, B, a, &na);
+            bi_run(2, prec, B, b, &nb);
+            ck_assert_uint_eq(na, nb);
+            ck_assert_msg(memcmp(a, b, na * sizeof *a) == 0,
+                          "B=%zu precision %d: 1 and 2 threads differ", B,
+                          prec);
+            if (prec == 0)
+                memcpy(f, a, na * sizeof *a), nf = na;
+        }
+        double d = rel_dist(a, f, nf);  /* bf16-mixed against fp32 */
+        ck_assert_msg(d < 1e-2 && d > 1e-5, "B=%zu: bf16 vs fp32 %g", B, d);
+    }
+}
+END_TEST
+
 /* Trains a small classifier for a few AdamW steps with dropout; returns its
  * weights (caller frees). */
 static float *train_small(int threads, size_t *n)
@@ -468,6 +529,7 @@ Suite *layers_suite(void)
     TCase *tc = tcase_create("properties and errors");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, embedding_errors);
+    tcase_add_test(tc, bilstm_threads_and_bf16);
     tcase_add_test(tc, logsoftmax_properties);
     tcase_add_test(tc, lstm_errors);
     tcase_add_loop_test(tc, lstm_lengths, LSTM_FP32, LSTM_BF16_MIXED + 1);

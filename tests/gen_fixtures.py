@@ -48,21 +48,24 @@ def run_lstm(lstm, x, lengths, h0, c0):
     return out, hn, cn
 
 
-def lstm_case(name, B, T, I, H, L, lengths, with_state, seed):
+def lstm_case(name, B, T, I, H, L, lengths, with_state, seed,
+              bidirectional=False):
     torch.manual_seed(seed)
-    lstm = nn.LSTM(I, H, L, batch_first=True)  # float32 init, PyTorch's
+    D = 2 if bidirectional else 1
+    lstm = nn.LSTM(I, H, L, batch_first=True,  # float32 init, PyTorch's
+                   bidirectional=bidirectional)
     lstm = lstm.double()
     x = torch.randn(B, T, I, dtype=torch.float64).float().double()
     x.requires_grad_(True)
     h0 = c0 = None
     if with_state:
-        h0 = torch.randn(L, B, H).double().requires_grad_(True)
-        c0 = torch.randn(L, B, H).double().requires_grad_(True)
+        h0 = torch.randn(L * D, B, H).double().requires_grad_(True)
+        c0 = torch.randn(L * D, B, H).double().requires_grad_(True)
     lens = torch.tensor(lengths)
     out, hn, cn = run_lstm(lstm, x, lens, h0, c0)
-    dout = torch.randn(B, T, H).double()
-    dhn = torch.randn(L, B, H).double()
-    dcn = torch.randn(L, B, H).double()
+    dout = torch.randn(B, T, D * H).double()
+    dhn = torch.randn(L * D, B, H).double()
+    dcn = torch.randn(L * D, B, H).double()
     loss = (out * dout).sum() + (hn * dhn).sum() + (cn * dcn).sum()
     loss.backward()
     t = {"x": x, "len": lens.double(), "out": out, "hn": hn, "cn": cn,
@@ -179,6 +182,11 @@ def main():
               lengths=[6, 4, 1], with_state=True, seed=1)
     lstm_case("lstm_1layer_wide", B=5, T=9, I=33, H=17, L=1,
               lengths=[3, 9, 1, 7, 9], with_state=False, seed=2)
+    lstm_case("lstm_bi_2layer_state", B=3, T=6, I=7, H=5, L=2,
+              lengths=[6, 4, 1], with_state=True, seed=6, bidirectional=True)
+    lstm_case("lstm_bi_1layer_wide", B=4, T=9, I=33, H=17, L=1,
+              lengths=[3, 9, 1, 7], with_state=False, seed=7,
+              bidirectional=True)
     classifier_case("classifier_last", "last", seed=3)
     classifier_case("classifier_mean", "mean", seed=4)
     losses_case("losses", seed=5)

@@ -168,6 +168,7 @@ size_t lstm_classifier_memory(const lstm_classifier_config *cfg, size_t B,
     tmp.rnn.I = cfg->E;  /* all the LSTM's layout needs */
     tmp.rnn.H = cfg->H;
     tmp.rnn.L = cfg->L;
+    tmp.rnn.D = 1;
     tmp.rnn.precision = cfg->precision;
     lstm__carver c = {NULL, 0};
     layout(&tmp, &c, B, T);

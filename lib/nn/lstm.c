@@ -14,6 +14,12 @@
  *
  * docs/lstm-backward.md derives the formulas. With LSTM_BF16_MIXED every
  * operand of those products is first rounded to bfloat16 (lstm.h).
+ *
+ * Bidirectional (D = 2): each layer has two runs, the reverse one over
+ * each sequence's first len[b] steps reversed (reverse_steps), so both
+ * use the same kernels; their outputs go side by side into the layer's
+ * (B,T,2H) output, and in the backward the reverse run's input gradient
+ * is reversed back and added to the forward run's.
  */
 #include <math.h>
 #include <stdio.h>
@@ -23,8 +29,8 @@
 
 enum { W_IH, W_HH, B_IH, B_HH };
 
-int lstm_lstm_init(lstm_lstm *l, lstm_params *ps, const char *name, size_t I,
-                   size_t H, size_t L, float dropout)
+static int init(lstm_lstm *l, lstm_params *ps, const char *name, size_t I,
+                size_t H, size_t L, float dropout, size_t D)
 {
     memset(l, 0, sizeof *l);
     if (I == 0 || H == 0 || L == 0)
@@ -37,31 +43,47 @@ int lstm_lstm_init(lstm_lstm *l, lstm_params *ps, const char *name, size_t I,
     l->I = I;
     l->H = H;
     l->L = L;
+    l->D = D;
     l->dropout = dropout;
-    l->off = lstm_alloc(4 * L * sizeof *l->off);
+    l->off = lstm_alloc(4 * L * D * sizeof *l->off);
     if (!l->off)
         return LSTM_ENOMEM;
-    static const char *fmt[4] = {"%s.weight_ih_l%zu", "%s.weight_hh_l%zu",
-                                 "%s.bias_ih_l%zu", "%s.bias_hh_l%zu"};
-    for (size_t k = 0; k < L; k++) {
-        size_t shapes[4][2] = {{4 * H, k ? H : I}, {4 * H, H}, {4 * H, 0},
-                               {4 * H, 0}};
-        for (int j = 0; j < 4; j++) {
-            char full[128];
-            if ((size_t)snprintf(full, sizeof full, fmt[j], name, k) >=
-                sizeof full) {
-                lstm_lstm_free(l);
-                return lstm_error(LSTM_EINVAL, "lstm: name too long");
-            }
-            int err = lstm_params_add(ps, full, j < 2 ? 2 : 1, shapes[j],
-                                      &l->off[4 * k + (size_t)j]);
-            if (err) {
-                lstm_lstm_free(l);
-                return err;
+    /* PyTorch's names and order: layer by layer, forward then reverse */
+    static const char *fmt[4] = {"%s.weight_ih_l%zu%s", "%s.weight_hh_l%zu%s",
+                                 "%s.bias_ih_l%zu%s", "%s.bias_hh_l%zu%s"};
+    for (size_t k = 0; k < L; k++)
+        for (size_t d = 0; d < D; d++) {
+            size_t shapes[4][2] = {{4 * H, k ? D * H : I}, {4 * H, H},
+                                   {4 * H, 0}, {4 * H, 0}};
+            for (int j = 0; j < 4; j++) {
+                char full[128];
+                if ((size_t)snprintf(full, sizeof full, fmt[j], name, k,
+                                     d ? "_reverse" : "") >= sizeof full) {
+                    lstm_lstm_free(l);
+                    return lstm_error(LSTM_EINVAL, "lstm: name too long");
+                }
+                int err = lstm_params_add(ps, full, j < 2 ? 2 : 1, shapes[j],
+                                          &l->off[4 * (k * D + d) + (size_t)j]);
+                if (err) {
+                    lstm_lstm_free(l);
+                    return err;
+                }
             }
         }
-    }
     return LSTM_OK;
+}
+
+int lstm_lstm_init(lstm_lstm *l, lstm_params *ps, const char *name, size_t I,
+                   size_t H, size_t L, float dropout)
+{
+    return init(l, ps, name, I, H, L, dropout, 1);
+}
+
+int lstm_lstm_init_bidirectional(lstm_lstm *l, lstm_params *ps,
+                                 const char *name, size_t I, size_t H,
+                                 size_t L, float dropout)
+{
+    return init(l, ps, name, I, H, L, dropout, 2);
 }
 
 void lstm_lstm_reset(lstm_lstm *l, lstm_rng *r)
@@ -69,8 +91,8 @@ void lstm_lstm_reset(lstm_lstm *l, lstm_rng *r)
     LSTM__WEIGHTS_READY(l->ps, "lstm_lstm_reset");
     const float k = 1.0f / sqrtf((float)l->H);
     const size_t G = 4 * l->H;
-    for (size_t n = 0; n < l->L; n++) {
-        size_t in = n ? l->H : l->I;
+    for (size_t n = 0; n < l->L * l->D; n++) {
+        size_t in = n >= l->D ? l->D * l->H : l->I;
         lstm_fill_uniform(l->ps->w + l->off[4 * n + W_IH], G * in, -k, k, r);
         lstm_fill_uniform(l->ps->w + l->off[4 * n + W_HH], G * l->H, -k, k, r);
         lstm_fill_uniform(l->ps->w + l->off[4 * n + B_IH], G, -k, k, r);
@@ -88,26 +110,30 @@ void lstm_lstm_free(lstm_lstm *l)
 /* Lays the workspace out for (B,T); with c->base NULL it only measures. */
 static void layout(lstm_lstm *l, lstm__carver *c, size_t B, size_t T)
 {
-    const size_t H = l->H, G = 4 * H, L = l->L;
-    l->gates = lstm__carve(c, L * B * T * G);
-    l->hs = lstm__carve(c, L * B * (T + 1) * H);
-    l->cs = lstm__carve(c, L * B * (T + 1) * H);
-    l->ys = lstm__carve(c, L * B * T * H);
-    l->mask = lstm__carve(c, (L - 1) * B * T * H);
-    l->xin = lstm__carve(c, (L - 1) * B * T * H);
+    const size_t H = l->H, G = 4 * H, L = l->L, D = l->D, R = L * D;
+    const size_t in_max = l->I > D * H ? l->I : D * H;
+    l->gates = lstm__carve(c, R * B * T * G);
+    l->hs = lstm__carve(c, R * B * (T + 1) * H);
+    l->cs = lstm__carve(c, R * B * (T + 1) * H);
+    l->ys = lstm__carve(c, R * B * T * H);
+    l->cat = D > 1 ? lstm__carve(c, L * B * T * D * H) : NULL;
+    l->rev = D > 1 ? lstm__carve(c, B * T * in_max) : NULL;
+    l->mask = lstm__carve(c, (L - 1) * B * T * D * H);
+    l->xin = lstm__carve(c, (L - 1) * B * T * D * H);
     l->dA = lstm__carve(c, B * T * G);
     l->dbs = lstm__carve(c, B * G);
-    l->dbuf = lstm__carve(c, B * T * H);
+    l->dbuf = lstm__carve(c, B * T * D * H);
+    l->dyd = D > 1 ? lstm__carve(c, D * B * T * H) : NULL;
     l->dhc = lstm__carve(c, 2 * B * H);
-    l->wpk = lstm__carve(c, L * lstm__pack_fwd_size(H, H));
+    l->wpk = lstm__carve(c, R * lstm__pack_fwd_size(H, H));
     l->wpk_bwd = lstm__carve(c, lstm__pack_bwd_size(H, H));
     l->scratch = lstm__carve(c, B * G);
     const int bf16 = l->precision == LSTM_BF16_MIXED;
     l->xr = bf16 ? lstm__carve(c, B * T * l->I) : NULL;
-    l->wr = lstm__carve(c, G * (l->I > H ? l->I : H));
+    l->wr = lstm__carve(c, G * in_max);
     l->len = (size_t *)(void *)lstm__carve(c, B * sizeof(size_t) / sizeof(float));
-    l->hn = lstm__carve(c, L * B * H);
-    l->cn = lstm__carve(c, L * B * H);
+    l->hn = lstm__carve(c, R * B * H);
+    l->cn = lstm__carve(c, R * B * H);
 }
 
 size_t lstm_lstm_workspace_bytes(const lstm_lstm *l, size_t B, size_t T)
@@ -122,7 +148,8 @@ static int reserve(lstm_lstm *l, size_t B, size_t T)
 {
     const size_t H = l->H, G = 4 * H;
     /* guard the size arithmetic below against overflow */
-    if (B > SIZE_MAX / 64 / (T + 1) || B * (T + 1) > SIZE_MAX / 64 / G / l->L)
+    if (B > SIZE_MAX / 64 / (T + 1) ||
+        B * (T + 1) > SIZE_MAX / 64 / G / l->L / l->D)
         return lstm_error(LSTM_EINVAL, "lstm: batch %zu x %zu steps too large",
                           B, T);
     lstm__carver c = {NULL, 0};
@@ -191,13 +218,19 @@ static void round_bf16(float *dst, const float *src, size_t n)
     }
 }
 
-/* Layer k's W_ih^T (in_dim,G), rounded to bf16 or not, in l->wr (valid until
- * the next call): the input projection's operand as the tuned GEMM reads
- * it, row by row. */
-static const float *transposed(lstm_lstm *l, size_t k, int bf16)
+/* The input size of layer k. */
+static size_t in_dim_of(const lstm_lstm *l, size_t k)
 {
-    const size_t G = 4 * l->H, in_dim = k ? l->H : l->I;
-    const float *w = l->ps->w + l->off[4 * k + W_IH];
+    return k ? l->D * l->H : l->I;
+}
+
+/* Run r's (layer r / D) W_ih^T (in_dim,G), rounded to bf16 or not, in
+ * l->wr (valid until the next call): the input projection's operand as the
+ * tuned GEMM reads it, row by row. */
+static const float *transposed(lstm_lstm *l, size_t r, int bf16)
+{
+    const size_t G = 4 * l->H, in_dim = in_dim_of(l, r / l->D);
+    const float *w = l->ps->w + l->off[4 * r + W_IH];
     for (size_t j = 0; j < G; j++)
         for (size_t i = 0; i < in_dim; i++)
             l->wr[i * G + j] = w[j * in_dim + i];
@@ -206,11 +239,11 @@ static const float *transposed(lstm_lstm *l, size_t k, int bf16)
     return l->wr;
 }
 
-/* Layer k's W_ih rounded to bf16, in l->wr (valid until the next call). */
-static const float *rounded(lstm_lstm *l, size_t k)
+/* Run r's W_ih rounded to bf16, in l->wr (valid until the next call). */
+static const float *rounded(lstm_lstm *l, size_t r)
 {
-    const size_t n = 4 * l->H * (k ? l->H : l->I);
-    round_bf16(l->wr, l->ps->w + l->off[4 * k + W_IH], n);
+    const size_t n = 4 * l->H * in_dim_of(l, r / l->D);
+    round_bf16(l->wr, l->ps->w + l->off[4 * r + W_IH], n);
     return l->wr;
 }
 
@@ -218,15 +251,47 @@ static const float *rounded(lstm_lstm *l, size_t k)
  * bfloat16 value, and the set's bf16 GEMM runs them. */
 #define gemm(...) (bf16 ? lstm__gemm_bf16 : lstm__gemm)(__VA_ARGS__)
 
+/* The output of layer k, (B,T,D*H): its run's ys, or both directions'
+ * side by side. */
+static float *layer_output(const lstm_lstm *l, size_t k)
+{
+    const size_t BT = l->B * l->T, H = l->H;
+    return l->D > 1 ? l->cat + k * BT * 2 * H : l->ys + k * BT * H;
+}
+
 /* The input of layer k as the forward used it. */
 static const float *layer_input(const lstm_lstm *l, size_t k)
 {
-    const size_t BTH = l->B * l->T * l->H;
     if (k == 0)
         return l->xr ? l->xr : l->x;
     if (l->train && l->dropout > 0.0f)
-        return l->xin + (k - 1) * BTH;
-    return l->ys + (k - 1) * BTH;
+        return l->xin + (k - 1) * l->B * l->T * l->D * l->H;
+    return layer_output(l, k - 1);
+}
+
+/* dst (B,T,n) = src with each sequence's first len[b] steps in reverse
+ * order (the reverse direction's view), zero past them; add != 0 adds into
+ * dst instead. Its own inverse. */
+static void reverse_steps(float *dst, const float *src, const lstm_lstm *l,
+                          size_t n, int add)
+{
+    const size_t B = l->B, T = l->T;
+    for (size_t b = 0; b < B; b++)
+        for (size_t t = 0; t < T; t++) {
+            float *o = dst + (b * T + t) * n;
+            const size_t len = l->len[b];
+            if (t >= len) {
+                if (!add)
+                    memset(o, 0, n * sizeof *o);
+                continue;
+            }
+            const float *i = src + (b * T + len - 1 - t) * n;
+            if (add)
+                for (size_t j = 0; j < n; j++)
+                    o[j] += i[j];
+            else
+                memcpy(o, i, n * sizeof *o);
+        }
 }
 
 int lstm_lstm_forward(lstm_lstm *l, const float *x, const int32_t *len,
@@ -263,96 +328,114 @@ int lstm_lstm_forward(lstm_lstm *l, const float *x, const int32_t *len,
     int units;
     const int nt = rec_plan(l, B, T, &units);
     const int bf16 = l->precision == LSTM_BF16_MIXED;
+    const size_t D = l->D;
     if (bf16)
         round_bf16(l->xr, x, B * T * l->I);
     for (size_t k = 0; k < L; k++) {
-        const size_t in_dim = k ? H : l->I;
-        const float *w_iht = transposed(l, k, bf16);
-        const float *w_hh = l->ps->w + l->off[4 * k + W_HH];
-        const float *b_ih = l->ps->w + l->off[4 * k + B_IH];
-        const float *b_hh = l->ps->w + l->off[4 * k + B_HH];
-        float *gates = l->gates + k * B * T * G;
-        float *hs = l->hs + k * B * (T + 1) * H;
-        float *cs = l->cs + k * B * (T + 1) * H;
-        float *ys = l->ys + k * B * T * H;
-        float *wpk = l->wpk + k * lstm__pack_fwd_size(H, H);
-        const float *in = layer_input(l, k);
-
-        /* gates = in W_ih^T, every step at once; the recurrence adds the
-         * biases, summed here, as it reads them */
-        for (size_t j = 0; j < G; j++)
-            l->scratch[j] = b_ih[j] + b_hh[j];
-        gemm(0, 0, B * T, G, in_dim, 1.0f, in, in_dim, w_iht, G, 0.0f,
-                   gates, G);
-        if (!units) {  /* one pack for all; in the units plan, one each */
-            lstm__pack_fwd(wpk, w_hh, H, 0, H);
-            if (bf16)
-                round_bf16(wpk, wpk, lstm__pack_fwd_size(H, H));
-        }
-        for (size_t b = 0; b < B; b++) {
-            float *h = hs + b * (T + 1) * H, *c = cs + b * (T + 1) * H;
-            if (h0)
-                memcpy(h, h0 + (k * B + b) * H, H * sizeof *h);
-            else
-                memset(h, 0, H * sizeof *h);
-            if (c0)
-                memcpy(c, c0 + (k * B + b) * H, H * sizeof *c);
-            else
-                memset(c, 0, H * sizeof *c);
-            if (bf16)  /* h0 is an operand of the first product */
-                lstm__round_bf16(h, h, H);
-        }
-#pragma omp parallel num_threads(nt)
-        {
-            lstm__ftz();
-            if (units) {
-                size_t k0, k1;
-                unit_share(H, &k0, &k1);
-                float *pk = wpk + lstm__pack_fwd_size(H, k0);
-                lstm__pack_fwd(pk, w_hh, H, k0, k1);
+        const size_t in_dim = in_dim_of(l, k);
+        for (size_t d = 0; d < D; d++) {
+            const size_t ri = k * D + d;  /* the run: layer k, direction d */
+            const float *w_iht = transposed(l, ri, bf16);
+            const float *w_hh = l->ps->w + l->off[4 * ri + W_HH];
+            const float *b_ih = l->ps->w + l->off[4 * ri + B_IH];
+            const float *b_hh = l->ps->w + l->off[4 * ri + B_HH];
+            float *gates = l->gates + ri * B * T * G;
+            float *hs = l->hs + ri * B * (T + 1) * H;
+            float *cs = l->cs + ri * B * (T + 1) * H;
+            float *ys = l->ys + ri * B * T * H;
+            float *wpk = l->wpk + ri * lstm__pack_fwd_size(H, H);
+            const float *in = layer_input(l, k);
+            if (d) {  /* the reverse direction reads each sequence backwards */
+                reverse_steps(l->rev, in, l, in_dim, 0);
+                in = l->rev;
+            }
+            /* gates = in W_ih^T, every step at once; the recurrence adds the
+             * biases, summed here, as it reads them */
+            for (size_t j = 0; j < G; j++)
+                l->scratch[j] = b_ih[j] + b_hh[j];
+            gemm(0, 0, B * T, G, in_dim, 1.0f, in, in_dim, w_iht, G, 0.0f,
+                 gates, G);
+            if (!units) {  /* one pack for all; in the units plan, one each */
+                lstm__pack_fwd(wpk, w_hh, H, 0, H);
                 if (bf16)
-                    lstm__round_bf16(pk, pk, lstm__pack_fwd_size(H, k1 - k0));
-                kern->lstm_fwd(B, T, H, k0, k1, l->len, gates, l->scratch, hs,
-                               cs, ys, w_hh, pk, bf16, team_barrier);
-            } else {
-                size_t b0, b1;
-                lstm__share(B, &b0, &b1);
-                if (b1 > b0)
-                    kern->lstm_fwd(b1 - b0, T, H, 0, H, l->len + b0,
-                                   gates + b0 * T * G, l->scratch,
-                                   hs + b0 * (T + 1) * H,
-                                   cs + b0 * (T + 1) * H, ys + b0 * T * H,
-                                   w_hh, wpk, bf16, NULL);
+                    round_bf16(wpk, wpk, lstm__pack_fwd_size(H, H));
+            }
+            for (size_t b = 0; b < B; b++) {
+                float *h = hs + b * (T + 1) * H, *c = cs + b * (T + 1) * H;
+                if (h0)
+                    memcpy(h, h0 + (ri * B + b) * H, H * sizeof *h);
+                else
+                    memset(h, 0, H * sizeof *h);
+                if (c0)
+                    memcpy(c, c0 + (ri * B + b) * H, H * sizeof *c);
+                else
+                    memset(c, 0, H * sizeof *c);
+                if (bf16)  /* h0 is an operand of the first product */
+                    lstm__round_bf16(h, h, H);
+            }
+#pragma omp parallel num_threads(nt)
+            {
+                lstm__ftz();
+                if (units) {
+                    size_t k0, k1;
+                    unit_share(H, &k0, &k1);
+                    float *pk = wpk + lstm__pack_fwd_size(H, k0);
+                    lstm__pack_fwd(pk, w_hh, H, k0, k1);
+                    if (bf16)
+                        lstm__round_bf16(pk, pk,
+                                         lstm__pack_fwd_size(H, k1 - k0));
+                    kern->lstm_fwd(B, T, H, k0, k1, l->len, gates, l->scratch,
+                                   hs, cs, ys, w_hh, pk, bf16, team_barrier);
+                } else {
+                    size_t b0, b1;
+                    lstm__share(B, &b0, &b1);
+                    if (b1 > b0)
+                        kern->lstm_fwd(b1 - b0, T, H, 0, H, l->len + b0,
+                                       gates + b0 * T * G, l->scratch,
+                                       hs + b0 * (T + 1) * H,
+                                       cs + b0 * (T + 1) * H, ys + b0 * T * H,
+                                       w_hh, wpk, bf16, NULL);
+                }
+            }
+            for (size_t b = 0; b < B; b++) {
+                size_t at = (b * (T + 1) + l->len[b]) * H;
+                /* bf16: hs holds h rounded; hn is the float h (y, or h0) */
+                const float *hn = hs + at;
+                if (bf16 && l->len[b] > 0)
+                    hn = ys + (b * T + l->len[b] - 1) * H;
+                else if (bf16 && h0)
+                    hn = h0 + (ri * B + b) * H;
+                memcpy(l->hn + (ri * B + b) * H, hn, H * sizeof(float));
+                memcpy(l->cn + (ri * B + b) * H, cs + at, H * sizeof(float));
+            }
+            if (D > 1) {  /* into its half of the layer's output, in order */
+                float *cat = layer_output(l, k);
+                for (size_t b = 0; b < B; b++)
+                    for (size_t t = 0; t < T; t++) {
+                        const size_t lb = l->len[b];
+                        const size_t to = d && t < lb ? lb - 1 - t : t;
+                        memcpy(cat + (b * T + to) * 2 * H + d * H,
+                               ys + (b * T + t) * H, H * sizeof(float));
+                    }
             }
         }
-        for (size_t b = 0; b < B; b++) {
-            size_t at = (b * (T + 1) + l->len[b]) * H;
-            /* bf16: hs holds h rounded; hn is the float h (y, or h0) */
-            const float *hn = hs + at;
-            if (bf16 && l->len[b] > 0)
-                hn = ys + (b * T + l->len[b] - 1) * H;
-            else if (bf16 && h0)
-                hn = h0 + (k * B + b) * H;
-            memcpy(l->hn + (k * B + b) * H, hn, H * sizeof(float));
-            memcpy(l->cn + (k * B + b) * H, cs + at, H * sizeof(float));
-        }
+        const size_t n = B * T * D * H;  /* the layer's output */
         if (k + 1 < L && train && l->dropout > 0.0f)
-            lstm_dropout_forward(l->xin + k * B * T * H,
-                                 l->mask + k * B * T * H, ys, B * T * H,
-                                 l->dropout, r);
+            lstm_dropout_forward(l->xin + k * n, l->mask + k * n,
+                                 layer_output(l, k), n, l->dropout, r);
         if (k + 1 < L && bf16) {  /* the next layer's input, an operand */
             float *next = (float *)layer_input(l, k + 1);
-            round_bf16(next, next, B * T * H);
+            round_bf16(next, next, n);
         }
     }
-    l->out = l->ys + (L - 1) * B * T * H;
+    l->out = layer_output(l, L - 1);
     return LSTM_OK;
 }
 
 int lstm_lstm_backward(lstm_lstm *l, const float *dout, const float *dhn,
                        const float *dcn, float *dx, float *dh0, float *dc0)
 {
-    const size_t B = l->B, T = l->T, H = l->H, G = 4 * H, L = l->L;
+    const size_t B = l->B, T = l->T, H = l->H, G = 4 * H, L = l->L, D = l->D;
     if (!l->out)
         return lstm_error(LSTM_EINVAL, "lstm: backward before forward");
     const lstm__kernels *kern = lstm__k();
@@ -360,94 +443,121 @@ int lstm_lstm_backward(lstm_lstm *l, const float *dout, const float *dhn,
     const int nt = rec_plan(l, B, T, &units);
     const int bf16 = l->precision == LSTM_BF16_MIXED;
     float *dh = l->dhc, *dc = l->dhc + B * H;
-    const float *dy = dout;
+    const float *dyl = dout;  /* gradient of layer k's output (B,T,D*H) */
     for (size_t k = L; k-- > 0;) {
-        const size_t in_dim = k ? H : l->I;
-        /* W_ih only feeds dX, which layer 0 skips without dx */
-        const float *w_ih = !bf16 ? l->ps->w + l->off[4 * k + W_IH]
-                            : k > 0 || dx ? rounded(l, k) : NULL;
-        const float *w_hh = l->ps->w + l->off[4 * k + W_HH];
-        float *g_ih = l->ps->g + l->off[4 * k + W_IH];
-        float *g_hh = l->ps->g + l->off[4 * k + W_HH];
-        float *gb_ih = l->ps->g + l->off[4 * k + B_IH];
-        float *gb_hh = l->ps->g + l->off[4 * k + B_HH];
-        const float *gates = l->gates + k * B * T * G;
-        const float *hs = l->hs + k * B * (T + 1) * H;
-        const float *cs = l->cs + k * B * (T + 1) * H;
-        const float *in = layer_input(l, k);
-
-        if (!units) {
-            lstm__pack_bwd(l->wpk_bwd, w_hh, H, 0, H);
-            if (bf16)
-                round_bf16(l->wpk_bwd, l->wpk_bwd, lstm__pack_bwd_size(H, H));
-        }
-        if (dhn)
-            memcpy(dh, dhn + k * B * H, B * H * sizeof *dh);
-        else
-            memset(dh, 0, B * H * sizeof *dh);
-        if (dcn)
-            memcpy(dc, dcn + k * B * H, B * H * sizeof *dc);
-        else
-            memset(dc, 0, B * H * sizeof *dc);
-#pragma omp parallel num_threads(nt)
-        {
-            lstm__ftz();
-            if (units) {
-                size_t k0, k1;
-                unit_share(H, &k0, &k1);
-                float *pk = l->wpk_bwd + lstm__pack_bwd_size(H, k0);
-                lstm__pack_bwd(pk, w_hh, H, k0, k1);
+        const size_t in_dim = in_dim_of(l, k);
+        if (D > 1 && dyl)  /* each direction's half, in its own time order */
+            for (size_t b = 0; b < B; b++)
+                for (size_t t = 0; t < T; t++) {
+                    const size_t lb = l->len[b];
+                    const size_t tr = t < lb ? lb - 1 - t : t;
+                    memcpy(l->dyd + (b * T + t) * H,
+                           dyl + (b * T + t) * 2 * H, H * sizeof(float));
+                    memcpy(l->dyd + (B * T + b * T + tr) * H,
+                           dyl + (b * T + t) * 2 * H + H, H * sizeof(float));
+                }
+        /* where this layer's input gradient goes: layer k-1's output
+         * gradient, or dx */
+        float *dxk = k > 0 ? l->dbuf : dx;
+        for (size_t d = 0; d < D; d++) {
+            const size_t ri = k * D + d;
+            /* W_ih only feeds dX, which layer 0 skips without dx */
+            const float *w_ih = !bf16 ? l->ps->w + l->off[4 * ri + W_IH]
+                                : dxk ? rounded(l, ri) : NULL;
+            const float *w_hh = l->ps->w + l->off[4 * ri + W_HH];
+            float *g_ih = l->ps->g + l->off[4 * ri + W_IH];
+            float *g_hh = l->ps->g + l->off[4 * ri + W_HH];
+            float *gb_ih = l->ps->g + l->off[4 * ri + B_IH];
+            float *gb_hh = l->ps->g + l->off[4 * ri + B_HH];
+            const float *gates = l->gates + ri * B * T * G;
+            const float *hs = l->hs + ri * B * (T + 1) * H;
+            const float *cs = l->cs + ri * B * (T + 1) * H;
+            const float *in = layer_input(l, k);
+            const float *dy = !dyl ? NULL : D > 1 ? l->dyd + d * B * T * H
+                                                  : dyl;
+            if (d) {
+                reverse_steps(l->rev, in, l, in_dim, 0);
+                in = l->rev;
+            }
+            if (!units) {
+                lstm__pack_bwd(l->wpk_bwd, w_hh, H, 0, H);
                 if (bf16)
-                    lstm__round_bf16(pk, pk, lstm__pack_bwd_size(H, k1 - k0));
-                kern->lstm_bwd(B, T, H, k0, k1, l->len, l->dA, dh, dc, dy,
-                               gates, cs, w_hh, pk, l->dbs, l->scratch, bf16,
-                               team_barrier);
-            } else {
-                size_t b0, b1;
-                lstm__share(B, &b0, &b1);
-                if (b1 > b0)
-                    kern->lstm_bwd(b1 - b0, T, H, 0, H, l->len + b0,
-                                   l->dA + b0 * T * G, dh + b0 * H,
-                                   dc + b0 * H, dy ? dy + b0 * T * H : NULL,
-                                   gates + b0 * T * G, cs + b0 * (T + 1) * H,
-                                   w_hh, l->wpk_bwd, l->dbs + b0 * G,
-                                   l->scratch + b0 * G, bf16, NULL);
+                    round_bf16(l->wpk_bwd, l->wpk_bwd,
+                               lstm__pack_bwd_size(H, H));
+            }
+            if (dhn)
+                memcpy(dh, dhn + ri * B * H, B * H * sizeof *dh);
+            else
+                memset(dh, 0, B * H * sizeof *dh);
+            if (dcn)
+                memcpy(dc, dcn + ri * B * H, B * H * sizeof *dc);
+            else
+                memset(dc, 0, B * H * sizeof *dc);
+#pragma omp parallel num_threads(nt)
+            {
+                lstm__ftz();
+                if (units) {
+                    size_t k0, k1;
+                    unit_share(H, &k0, &k1);
+                    float *pk = l->wpk_bwd + lstm__pack_bwd_size(H, k0);
+                    lstm__pack_bwd(pk, w_hh, H, k0, k1);
+                    if (bf16)
+                        lstm__round_bf16(pk, pk,
+                                         lstm__pack_bwd_size(H, k1 - k0));
+                    kern->lstm_bwd(B, T, H, k0, k1, l->len, l->dA, dh, dc, dy,
+                                   gates, cs, w_hh, pk, l->dbs, l->scratch,
+                                   bf16, team_barrier);
+                } else {
+                    size_t b0, b1;
+                    lstm__share(B, &b0, &b1);
+                    if (b1 > b0)
+                        kern->lstm_bwd(b1 - b0, T, H, 0, H, l->len + b0,
+                                       l->dA + b0 * T * G, dh + b0 * H,
+                                       dc + b0 * H, dy ? dy + b0 * T * H : NULL,
+                                       gates + b0 * T * G,
+                                       cs + b0 * (T + 1) * H, w_hh, l->wpk_bwd,
+                                       l->dbs + b0 * G, l->scratch + b0 * G,
+                                       bf16, NULL);
+                }
+            }
+            if (dh0)
+                memcpy(dh0 + ri * B * H, dh, B * H * sizeof *dh);
+            if (dc0)
+                memcpy(dc0 + ri * B * H, dc, B * H * sizeof *dc);
+
+            /* dW_ih += dA^T in;  dW_hh += dA_b^T h_{b,t-1} per sequence */
+            gemm(1, 0, G, in_dim, B * T, 1.0f, l->dA, G, in, in_dim, 1.0f,
+                 g_ih, in_dim);
+            for (size_t b = 0; b < B; b++)
+                gemm(1, 0, G, H, T, 1.0f, l->dA + b * T * G, G,
+                     hs + b * (T + 1) * H, H, 1.0f, g_hh, H);
+            /* db_ih = db_hh = column sums of dA: the kernel summed each
+             * sequence over t, here the sequences are summed in order (the
+             * same order on any thread count) */
+            for (size_t j = 0; j < G; j++) {
+                float acc = 0.0f;
+                for (size_t b = 0; b < B; b++)
+                    acc += l->dbs[b * G + j];
+                gb_ih[j] += acc;
+                gb_hh[j] += acc;
+            }
+            /* this run's share of the layer's input gradient: the reverse
+             * direction's comes back in time order and adds to the
+             * forward's */
+            if (dxk && !d)
+                gemm(0, 0, B * T, in_dim, G, 1.0f, l->dA, G, w_ih, in_dim,
+                     0.0f, dxk, in_dim);
+            else if (dxk) {
+                gemm(0, 0, B * T, in_dim, G, 1.0f, l->dA, G, w_ih, in_dim,
+                     0.0f, l->rev, in_dim);
+                reverse_steps(dxk, l->rev, l, in_dim, 1);
             }
         }
-        if (dh0)
-            memcpy(dh0 + k * B * H, dh, B * H * sizeof *dh);
-        if (dc0)
-            memcpy(dc0 + k * B * H, dc, B * H * sizeof *dc);
-
-        /* dW_ih += dA^T in;  dW_hh += dA_b^T h_{b,t-1} for each sequence */
-        gemm(1, 0, G, in_dim, B * T, 1.0f, l->dA, G, in, in_dim, 1.0f,
-                   g_ih, in_dim);
-        for (size_t b = 0; b < B; b++)
-            gemm(1, 0, G, H, T, 1.0f, l->dA + b * T * G, G,
-                       hs + b * (T + 1) * H, H, 1.0f, g_hh, H);
-        /* db_ih = db_hh = column sums of dA: the kernel summed each
-         * sequence over t, here the sequences are summed in order (the same
-         * order on any thread count) */
-        for (size_t j = 0; j < G; j++) {
-            float acc = 0.0f;
-            for (size_t b = 0; b < B; b++)
-                acc += l->dbs[b * G + j];
-            gb_ih[j] += acc;
-            gb_hh[j] += acc;
-        }
-        /* gradient of this layer's input */
-        if (k > 0) {
-            gemm(0, 0, B * T, H, G, 1.0f, l->dA, G, w_ih, H, 0.0f,
-                       l->dbuf, H);
-            if (l->train && l->dropout > 0.0f)
-                lstm_dropout_backward(l->dbuf, l->dbuf,
-                                      l->mask + (k - 1) * B * T * H,
-                                      B * T * H);
-            dy = l->dbuf;
-        } else if (dx) {
-            gemm(0, 0, B * T, l->I, G, 1.0f, l->dA, G, w_ih, l->I, 0.0f,
-                       dx, l->I);
-        }
+        if (k > 0 && l->train && l->dropout > 0.0f)
+            lstm_dropout_backward(l->dbuf, l->dbuf,
+                                  l->mask + (k - 1) * B * T * D * H,
+                                  B * T * D * H);
+        dyl = l->dbuf;
     }
     return LSTM_OK;
 }
@@ -456,14 +566,15 @@ int lstm_lstm_share(lstm_lstm *dst, const lstm_lstm *src)
 {
     assert(src->off && "lstm_lstm_share: src is not initialised");
     memset(dst, 0, sizeof *dst);
-    dst->off = lstm_alloc(4 * src->L * sizeof *dst->off);
+    dst->off = lstm_alloc(4 * src->L * src->D * sizeof *dst->off);
     if (!dst->off)
         return LSTM_ENOMEM;
-    memcpy(dst->off, src->off, 4 * src->L * sizeof *dst->off);
+    memcpy(dst->off, src->off, 4 * src->L * src->D * sizeof *dst->off);
     dst->ps = src->ps;
     dst->I = src->I;
     dst->H = src->H;
     dst->L = src->L;
+    dst->D = src->D;
     dst->dropout = src->dropout;
     dst->precision = src->precision;
     return LSTM_OK;

@@ -39,6 +39,10 @@ int lstm_stream_init(lstm_stream *s, const lstm_lstm *l, size_t Bmax)
     if (l->precision != LSTM_FP32 && l->precision != LSTM_BF16_MIXED)
         return lstm_error(LSTM_EINVAL, "lstm_stream: unknown precision %d",
                           l->precision);
+    if (l->D != 1)
+        return lstm_error(LSTM_EINVAL, "lstm_stream: a bidirectional LSTM "
+                          "reads each sequence to its end; it cannot run step "
+                          "by step");
     s->l = l;
     s->Bmax = Bmax;
     lstm__carver c = {NULL, 0};
