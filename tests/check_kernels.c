@@ -348,10 +348,37 @@ static void team_barrier(void)
 #pragma omp barrier
 }
 
+/* fn against the reference on one shape, with leading dimensions wider
+ * than the matrices; bf16: operands rounded to bfloat16 first. Sums of K
+ * products of N(0,1) numbers: an error of about sqrt(K) ulps. */
+static void gemm_case(lstm__gemm_fn *fn, const char *name, int ta, int tb,
+                      size_t M, size_t N, size_t K, float alpha, float beta,
+                      int bf16)
+{
+    const size_t lda = (ta ? M : K) + 3, ldb = (tb ? K : N) + 5, ldc = N + 2;
+    const size_t na = (ta ? K : M) * lda, nb = (tb ? N : K) * ldb;
+    float *A = malloc(na * 4), *B = malloc(nb * 4);
+    float *C1 = malloc(M * ldc * 4), *C2 = malloc(M * ldc * 4);
+    fill_randn(A, na, M * 100 + K);
+    fill_randn(B, nb, N * 100 + K);
+    if (bf16) {
+        lstm__round_bf16(A, A, na);
+        lstm__round_bf16(B, B, nb);
+    }
+    fill_randn(C1, M * ldc, 5);
+    memcpy(C2, C1, M * ldc * 4);
+    lstm__gemm_ref(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C1, ldc);
+    fn(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C2, ldc);
+    assert_close(C2, C1, M * ldc, 1e-5 * sqrt((double)K), 1e-5, name);
+    free(A);
+    free(B);
+    free(C1);
+    free(C2);
+}
+
 /* Each set's GEMM against the reference: A and B transposed or not, alpha
  * and beta as the library uses them and not, K across the tuned kernel's
- * blocks of 256, N with and without a multiple of 16, leading dimensions
- * wider than the matrices. _i = set. */
+ * blocks, N with and without a multiple of 16. _i = set. */
 START_TEST(gemm_sets_vs_ref)
 {
     const lstm__kernels *k = tuned(_i);
@@ -360,31 +387,13 @@ START_TEST(gemm_sets_vs_ref)
     static const size_t Ms[] = {1, 5, 13, 29}, Ns[] = {16, 17, 48, 100};
     static const size_t Ks[] = {1, 7, 300, 600};
     static const float ab[][2] = {{1, 0}, {1, 1}, {0.5f, 0.75f}};
-    for (int ta = 0; ta < 2; ta++)
-    for (int tb = 0; tb < 2; tb++)
-    for (size_t a = 0; a < 4; a++)
-    for (size_t b = 0; b < 4; b++)
-    for (size_t c = 0; c < 4; c++)
-    for (size_t s = 0; s < 3; s++) {
-        const size_t M = Ms[a], N = Ns[b], K = Ks[c];
-        const size_t lda = (ta ? M : K) + 3, ldb = (tb ? K : N) + 5, ldc = N + 2;
-        float *A = malloc((ta ? K : M) * lda * 4);
-        float *B = malloc((tb ? N : K) * ldb * 4);
-        float *C1 = malloc(M * ldc * 4), *C2 = malloc(M * ldc * 4);
-        fill_randn(A, (ta ? K : M) * lda, M * 100 + K);
-        fill_randn(B, (tb ? N : K) * ldb, N * 100 + K);
-        fill_randn(C1, M * ldc, 5);
-        memcpy(C2, C1, M * ldc * 4);
-        lstm__gemm_ref(ta, tb, M, N, K, ab[s][0], A, lda, B, ldb, ab[s][1],
-                       C1, ldc);
-        k->gemm(ta, tb, M, N, K, ab[s][0], A, lda, B, ldb, ab[s][1], C2, ldc);
-        /* sums of K products of N(0,1) numbers: error ~ sqrt(K) ulps */
-        assert_close(C2, C1, M * ldc, 1e-5 * sqrt((double)K), 1e-5, k->name);
-        free(A);
-        free(B);
-        free(C1);
-        free(C2);
-    }
+    for (int t = 0; t < 4; t++)
+        for (size_t a = 0; a < 4; a++)
+            for (size_t b = 0; b < 4; b++)
+                for (size_t c = 0; c < 4; c++)
+                    for (size_t s = 0; s < 3; s++)
+                        gemm_case(k->gemm, k->name, t & 1, t >> 1, Ms[a],
+                                  Ns[b], Ks[c], ab[s][0], ab[s][1], 0);
 }
 END_TEST
 
@@ -392,7 +401,7 @@ END_TEST
  * the products are exact either way, only the order of the float sums may
  * differ (pairs of K on bfloat16 units). Shapes cross the bf16 kernel's
  * blocks (96 rows, 512 of K), odd K, and N with and without a multiple of
- * 32. The emulated path (the float GEMM) is this test's reference too. */
+ * 32. */
 START_TEST(gemm_bf16_sets_vs_ref)
 {
     const lstm__kernels *k = tuned(_i);
@@ -401,30 +410,12 @@ START_TEST(gemm_bf16_sets_vs_ref)
     static const size_t Ms[] = {1, 13, 100}, Ns[] = {32, 48, 100};
     static const size_t Ks[] = {1, 7, 300, 1030};
     for (int ta = 0; ta < 2; ta++)
-    for (size_t a = 0; a < 3; a++)
-    for (size_t b = 0; b < 3; b++)
-    for (size_t c = 0; c < 4; c++)
-    for (int beta = 0; beta < 2; beta++) {
-        const size_t M = Ms[a], N = Ns[b], K = Ks[c];
-        const size_t lda = (ta ? M : K) + 1, ldb = N + 3, ldc = N + 2;
-        float *A = malloc((ta ? K : M) * lda * 4), *B = malloc(K * ldb * 4);
-        float *C1 = malloc(M * ldc * 4), *C2 = malloc(M * ldc * 4);
-        fill_randn(A, (ta ? K : M) * lda, M * 100 + K);
-        fill_randn(B, K * ldb, N * 100 + K);
-        lstm__round_bf16(A, A, (ta ? K : M) * lda);
-        lstm__round_bf16(B, B, K * ldb);
-        fill_randn(C1, M * ldc, 5);
-        memcpy(C2, C1, M * ldc * 4);
-        lstm__gemm_ref(ta, 0, M, N, K, 1.0f, A, lda, B, ldb, (float)beta, C1,
-                       ldc);
-        k->gemm_bf16(ta, 0, M, N, K, 1.0f, A, lda, B, ldb, (float)beta, C2,
-                     ldc);
-        assert_close(C2, C1, M * ldc, 1e-5 * sqrt((double)K), 1e-5, k->name);
-        free(A);
-        free(B);
-        free(C1);
-        free(C2);
-    }
+        for (size_t a = 0; a < 3; a++)
+            for (size_t b = 0; b < 3; b++)
+                for (size_t c = 0; c < 4; c++)
+                    for (int beta = 0; beta < 2; beta++)
+                        gemm_case(k->gemm_bf16, k->name, ta, 0, Ms[a], Ns[b],
+                                  Ks[c], 1.0f, (float)beta, 1);
 }
 END_TEST
 
