@@ -43,7 +43,7 @@ typedef struct {
     const char *data, *model, *out, *split, *resume, *monitor, *pool,
         *precision;
     long epochs, batch, max_len, vocab, embed, hidden, layers, patience;
-    long threads, seed, json;
+    long threads, seed, json, bidir;
     double dropout, lr, wd, clip, max_mem;
     unsigned char given[32];  /* by index in flags[] */
     const char *first_setting;  /* a flag --resume does not take */
@@ -92,6 +92,7 @@ static const flagdef flags[] = {
      "train-loss|val-loss|val-acc", 0},
     {"--precision", "precision", 'e', O(precision), 0, 0, "fp32|bf16-mixed",
      OPTIONAL},
+    {"--bidirectional", "bidirectional", 'b', O(bidir), 0, 1, NULL, OPTIONAL},
 };
 #define NFLAGS (sizeof flags / sizeof *flags)
 
@@ -147,6 +148,8 @@ static void usage(FILE *fp)
 "  --dropout P          between LSTM layers and in the head (0.2)\n"
 "  --pool last|mean|max text feature: the final hidden state at the true\n"
 "                       length, or the mean/max of the outputs (last)\n"
+"  --bidirectional      a second LSTM direction reads each text backwards;\n"
+"                       the feature is both directions' (off)\n"
 "  --precision P        fp32 or bf16-mixed: the LSTM's matrix products on\n"
 "                       bfloat16-rounded operands with float sums, float\n"
 "                       master weights (fp32; eval and predict: the\n"
@@ -314,6 +317,7 @@ static void config_of(lstm_classifier_config *cfg, const options *o, size_t V,
         .V = V, .E = (size_t)o->embed, .H = (size_t)o->hidden,
         .L = (size_t)o->layers, .C = C, .n_mlp = 2, .dropout = (float)o->dropout,
         .mlp = {512, 256}};  /* the notebook's head: Linear(H,512), (512,256) */
+    cfg->bidirectional = o->bidir != 0;
     lstm_pool_parse(o->pool, &cfg->pool);  /* both checked by set_flag */
     lstm_precision_parse(o->precision, &cfg->precision);
 }
@@ -497,7 +501,7 @@ static int save_state(const lstm_trainer *t, run *r)
         if (!f->key)
             continue;
         lstm_buf_printf(&op, "%s\"%s\":", op.len ? "," : "{", f->key);
-        if (f->type == 'l')
+        if (f->type == 'l' || f->type == 'b')
             lstm_buf_printf(&op, "%ld", *FIELD(r->o, f, const long));
         else if (f->type == 'd')
             lstm_buf_printf(&op, "%.17g", *FIELD(r->o, f, const double));
@@ -557,7 +561,7 @@ static int state_options(const lstm_safetensors *st, const char *path,
         int keep = (f->how & KEEP) && o->given[k];
         long l;
         double x;
-        if (f->type == 'l')
+        if (f->type == 'l' || f->type == 'b')
             bad = lstm_json_long(&j, f->key, (long)f->lo, (long)f->hi,
                                  keep ? &l : FIELD(o, f, long));
         else if (f->type == 'd')
@@ -861,9 +865,10 @@ static int cmd_train(const options *opts)
     tc.data_crc = lstm_dataset_crc(&ts.ds);
     lstm_monitor_parse(o->monitor, &tc.monitor);
     const int keep_best = tc.monitor != LSTM_MONITOR_TRAIN_LOSS;
-    printf("model: vocabulary %zu, embedding %zu, LSTM %zux%zu, head %zu-%zu-%zu,"
-           " pool %s; %zu parameters; %s, %d threads, %s kernels\n",
-           cfg.V, cfg.E, cfg.L, cfg.H, cfg.mlp[0], cfg.mlp[1], cfg.C,
+    printf("model: vocabulary %zu, embedding %zu, %sLSTM %zux%zu, head "
+           "%zu-%zu-%zu, pool %s; %zu parameters; %s, %d threads, %s "
+           "kernels\n", cfg.V, cfg.E, cfg.bidirectional ? "bidirectional " : "",
+           cfg.L, cfg.H, cfg.mlp[0], cfg.mlp[1], cfg.C,
            lstm_pool_name(cfg.pool), lstm_classifier_params(&cfg),
            lstm_precision_name(cfg.precision), lstm_get_threads(),
            lstm_kernels_name());

@@ -452,6 +452,8 @@ typedef struct {
     float dropout;            /* between LSTM layers and in the head */
     int pool;                 /* LSTM_POOL_* */
     int precision;            /* the LSTM's: LSTM_FP32 or LSTM_BF16_MIXED */
+    int bidirectional;        /* a bidirectional LSTM: the feature is 2H
+                                 (last: both directions' final states) */
 } lstm_classifier_config;
 
 typedef struct {
@@ -466,9 +468,10 @@ typedef struct {
     float *ws;
     float *x;                 /* (B,T,E) embeddings */
     int32_t *ids, *len;       /* copies of the batch */
-    int32_t *argmax;          /* (B,H) time step chosen by max pooling */
+    int32_t *argmax;          /* (B,DH) time step chosen by max pooling */
     float *act[LSTM_MLP_MAX + 1]; /* input of each dense layer; act[0] is
-                                     the pooled feature (B,H) */
+                                     the pooled feature (B,DH), D = 2 if
+                                     bidirectional, else 1 */
     float *rel[LSTM_MLP_MAX];     /* ReLU outputs */
     float *mask[LSTM_MLP_MAX];    /* dropout masks */
     float *logits, *logp;     /* (B,C) */

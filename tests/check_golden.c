@@ -136,13 +136,14 @@ END_TEST
 START_TEST(lstm_bi_1layer_wide) { lstm_case("lstm_bi_1layer_wide.bin", _i); }
 END_TEST
 
-static void classifier_case(const char *file, int pool, int use_ref)
+static void classifier_case(const char *file, int pool, int bi, int use_ref)
 {
     fx_file f;
     fx_load(&f, file);
     lstm_kernels_use_ref(use_ref);
     const size_t B = 4, T = 7, C = 4;
-    lstm_classifier_config cfg = {20, 6, 5, 2, C, {16, 8}, 2, 0.2f, pool, LSTM_FP32};
+    lstm_classifier_config cfg = {20,   6,    5,         2,  C, {16, 8}, 2,
+                                  0.2f, pool, LSTM_FP32, bi};
     lstm_classifier m;
     ck_assert_int_eq(lstm_classifier_init(&m, &cfg), 0);
     load_params(&m.ps, &f, "");
@@ -185,13 +186,25 @@ static void classifier_case(const char *file, int pool, int use_ref)
 
 START_TEST(classifier_last)
 {
-    classifier_case("classifier_last.bin", LSTM_POOL_LAST, _i);
+    classifier_case("classifier_last.bin", LSTM_POOL_LAST, 0, _i);
 }
 END_TEST
 
 START_TEST(classifier_mean)
 {
-    classifier_case("classifier_mean.bin", LSTM_POOL_MEAN, _i);
+    classifier_case("classifier_mean.bin", LSTM_POOL_MEAN, 0, _i);
+}
+END_TEST
+
+START_TEST(classifier_bi_last)
+{
+    classifier_case("classifier_bi_last.bin", LSTM_POOL_LAST, 1, _i);
+}
+END_TEST
+
+START_TEST(classifier_bi_max)
+{
+    classifier_case("classifier_bi_max.bin", LSTM_POOL_MAX, 1, _i);
 }
 END_TEST
 
@@ -206,6 +219,8 @@ Suite *golden_suite(void)
     tcase_add_loop_test(tc, lstm_bi_1layer_wide, 0, 2);
     tcase_add_loop_test(tc, classifier_last, 0, 2);
     tcase_add_loop_test(tc, classifier_mean, 0, 2);
+    tcase_add_loop_test(tc, classifier_bi_last, 0, 2);
+    tcase_add_loop_test(tc, classifier_bi_max, 0, 2);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -81,27 +81,35 @@ def lstm_case(name, B, T, I, H, L, lengths, with_state, seed,
 class LSTMBlock(nn.Module):
     """The notebook's LSTMBlock, made right: packed by true lengths."""
 
-    def __init__(self, V, E, H, L, pool):
+    def __init__(self, V, E, H, L, pool, bidirectional=False):
         super().__init__()
         self.embedding = nn.Embedding(V, E, padding_idx=0)
-        self.lstm = nn.LSTM(E, H, L, batch_first=True, dropout=0.2)
+        self.lstm = nn.LSTM(E, H, L, batch_first=True, dropout=0.2,
+                            bidirectional=bidirectional)
         self.pool = pool
+        self.bidirectional = bidirectional
 
     def forward(self, ids, lengths):
         out, hn, _ = run_lstm(self.lstm, self.embedding(ids), lengths, None,
                               None)
+        if self.pool == "last" and self.bidirectional:
+            return torch.cat([hn[-2], hn[-1]], dim=1)
         if self.pool == "last":
             return hn[-1]
+        if self.pool == "max":
+            mask = (torch.arange(ids.shape[1])[None, :] < lengths[:, None])
+            return out.masked_fill(~mask[:, :, None], float("-inf")).amax(1)
         mask = (torch.arange(ids.shape[1])[None, :] < lengths[:, None])
         return (out * mask[:, :, None]).sum(1) / lengths[:, None].double()
 
 
 class Classifier(nn.Module):
-    def __init__(self, V, E, H, L, C, mlp, pool):
+    def __init__(self, V, E, H, L, C, mlp, pool, bidirectional=False):
         super().__init__()
-        self.lstm = LSTMBlock(V, E, H, L, pool)
+        self.lstm = LSTMBlock(V, E, H, L, pool, bidirectional)
+        D = 2 if bidirectional else 1
         self.classifier = nn.Sequential(
-            nn.Flatten(), nn.Linear(H, mlp[0]), nn.ReLU(), nn.Dropout(0.2),
+            nn.Flatten(), nn.Linear(D * H, mlp[0]), nn.ReLU(), nn.Dropout(0.2),
             nn.Linear(mlp[0], mlp[1]), nn.ReLU(), nn.Dropout(0.2),
             nn.Linear(mlp[1], C), nn.LogSoftmax(dim=1))
 
@@ -109,11 +117,11 @@ class Classifier(nn.Module):
         return self.classifier(self.lstm(ids, lengths))
 
 
-def classifier_case(name, pool, seed):
+def classifier_case(name, pool, seed, bidirectional=False):
     V, E, H, L, C, mlp = 20, 6, 5, 2, 4, (16, 8)
     B, T = 4, 7
     torch.manual_seed(seed)
-    model = Classifier(V, E, H, L, C, mlp, pool).double()
+    model = Classifier(V, E, H, L, C, mlp, pool, bidirectional).double()
     model.eval()  # dropout off: the C side runs with train = 0
     lengths = torch.tensor([7, 5, 3, 1])
     ids = torch.randint(2, V, (B, T))
@@ -189,6 +197,8 @@ def main():
               bidirectional=True)
     classifier_case("classifier_last", "last", seed=3)
     classifier_case("classifier_mean", "mean", seed=4)
+    classifier_case("classifier_bi_last", "last", seed=8, bidirectional=True)
+    classifier_case("classifier_bi_max", "max", seed=9, bidirectional=True)
     losses_case("losses", seed=5)
     print("torch", torch.__version__, file=sys.stderr)
 

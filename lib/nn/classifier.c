@@ -5,7 +5,8 @@
  * (m->ps), so zeroing gradients is one memset and AdamW one loop.
  *
  * Pooling, over each text's true length:
- *   last  the last layer's state after the last real token (hn)
+ *   last  the last layer's state after the last real token (hn); both
+ *         directions' final states, side by side, when bidirectional
  *   mean  the mean of the last layer's outputs
  *   max   their element-wise maximum
  */
@@ -29,9 +30,20 @@ static size_t head_width(const lstm_classifier_config *c, size_t i)
     return i < c->n_mlp ? c->mlp[i] : c->C;
 }
 
+/* Directions of the LSTM, and the width of the pooled feature. */
+static size_t dirs(const lstm_classifier_config *c)
+{
+    return c->bidirectional ? 2 : 1;
+}
+
+static size_t feat_width(const lstm_classifier_config *c)
+{
+    return dirs(c) * c->H;
+}
+
 static size_t max_width(const lstm_classifier_config *c)
 {
-    size_t w = c->H > c->C ? c->H : c->C;
+    size_t w = feat_width(c) > c->C ? feat_width(c) : c->C;
     for (size_t i = 0; i < c->n_mlp; i++)
         w = c->mlp[i] > w ? c->mlp[i] : w;
     return w;
@@ -60,12 +72,15 @@ int lstm_classifier_init(lstm_classifier *m, const lstm_classifier_config *cfg)
     int err = lstm_embedding_init(&m->emb, &m->ps, "lstm.embedding", cfg->V,
                                   cfg->E, 0);
     if (!err)
-        err = lstm_lstm_init(&m->rnn, &m->ps, "lstm.lstm", cfg->E, cfg->H,
-                             cfg->L, cfg->dropout);
+        err = (cfg->bidirectional ? lstm_lstm_init_bidirectional
+                                  : lstm_lstm_init)(&m->rnn, &m->ps,
+                                                    "lstm.lstm", cfg->E,
+                                                    cfg->H, cfg->L,
+                                                    cfg->dropout);
     m->rnn.precision = cfg->precision;
     /* nn.Sequential(Flatten, [Linear, ReLU, Dropout] x n, Linear,
      * LogSoftmax): the Linear layers sit at indices 1, 4, 7, ... */
-    size_t in = cfg->H;
+    size_t in = feat_width(cfg);
     for (size_t i = 0; !err && i <= cfg->n_mlp; i++) {
         char name[32];
         snprintf(name, sizeof name, "classifier.%zu", 1 + 3 * i);
@@ -101,8 +116,8 @@ static void layout(lstm_classifier *m, lstm__carver *c, size_t B, size_t T)
     m->x = lstm__carve(c, B * T * k->E);
     m->ids = (int32_t *)(void *)lstm__carve(c, B * T);
     m->len = (int32_t *)(void *)lstm__carve(c, B);
-    m->argmax = (int32_t *)(void *)lstm__carve(c, B * k->H);
-    m->act[0] = lstm__carve(c, B * k->H);
+    m->argmax = (int32_t *)(void *)lstm__carve(c, B * feat_width(k));
+    m->act[0] = lstm__carve(c, B * feat_width(k));
     for (size_t i = 0; i < k->n_mlp; i++) {
         m->rel[i] = lstm__carve(c, B * k->mlp[i]);
         m->mask[i] = lstm__carve(c, B * k->mlp[i]);
@@ -112,8 +127,8 @@ static void layout(lstm_classifier *m, lstm__carver *c, size_t B, size_t T)
     m->logp = lstm__carve(c, B * k->C);
     m->dlog = lstm__carve(c, B * k->C);
     m->dtmp = lstm__carve(c, 2 * B * max_width(k));
-    m->dhn = lstm__carve(c, k->L * B * k->H);
-    m->dout = lstm__carve(c, B * T * k->H);
+    m->dhn = lstm__carve(c, k->L * B * feat_width(k));
+    m->dout = lstm__carve(c, B * T * feat_width(k));
     m->dx = lstm__carve(c, B * T * k->E);
 }
 
@@ -124,16 +139,17 @@ static void layout(lstm_classifier *m, lstm__carver *c, size_t B, size_t T)
 static double param_walk(const lstm_classifier_config *c, double *block)
 {
     double n = 0, b = 0, in = (double)c->E;
-    const double H = (double)c->H, G = 4.0 * H;
+    const double H = (double)c->H, G = 4.0 * H, DH = (double)feat_width(c);
 #define ADD(x) (n += (x), b = ceil(b / 16.0) * 16.0 + (x))
     ADD((double)c->V * (double)c->E);
-    for (size_t l = 0; l < c->L && l < 4096; l++, in = H) {
-        ADD(G * in);
-        ADD(G * H);
-        ADD(G);
-        ADD(G);
-    }
-    in = H;
+    for (size_t l = 0; l < c->L && l < 4096; l++, in = DH)
+        for (size_t d = 0; d < dirs(c); d++) {
+            ADD(G * in);
+            ADD(G * H);
+            ADD(G);
+            ADD(G);
+        }
+    in = DH;
     for (size_t i = 0; i <= c->n_mlp && i <= LSTM_MLP_MAX; i++) {
         double out = (double)head_width(c, i);
         ADD(in * out);
@@ -155,7 +171,8 @@ size_t lstm_classifier_memory(const lstm_classifier_config *cfg, size_t B,
                               size_t T)
 {
     const double approx = 4.0 * (double)B * (double)T *
-                          (9.0 * (double)cfg->L * (double)cfg->H +
+                          (9.0 * (double)dirs(cfg) * (double)cfg->L *
+                               (double)cfg->H +
                            4.0 * (double)cfg->H + 2.0 * (double)cfg->E);
     double block;
     param_walk(cfg, &block);
@@ -168,7 +185,7 @@ size_t lstm_classifier_memory(const lstm_classifier_config *cfg, size_t B,
     tmp.rnn.I = cfg->E;  /* all the LSTM's layout needs */
     tmp.rnn.H = cfg->H;
     tmp.rnn.L = cfg->L;
-    tmp.rnn.D = 1;
+    tmp.rnn.D = dirs(cfg);
     tmp.rnn.precision = cfg->precision;
     lstm__carver c = {NULL, 0};
     layout(&tmp, &c, B, T);
@@ -201,11 +218,16 @@ static int reserve(lstm_classifier *m, size_t B, size_t T)
 
 static void pool_forward(lstm_classifier *m)
 {
-    const size_t B = m->B, T = m->T, H = m->cfg.H;
+    const size_t B = m->B, T = m->T, D = dirs(&m->cfg), h = m->cfg.H;
+    const size_t H = D * h;  /* the feature's width */
     const float *out = m->rnn.out;
     float *feat = m->act[0];
-    if (m->cfg.pool == LSTM_POOL_LAST) {
-        memcpy(feat, m->rnn.hn + (m->cfg.L - 1) * B * H, B * H * sizeof *feat);
+    if (m->cfg.pool == LSTM_POOL_LAST) {  /* hn of the top layer's runs */
+        for (size_t b = 0; b < B; b++)
+            for (size_t d = 0; d < D; d++)
+                memcpy(feat + b * H + d * h,
+                       m->rnn.hn + (((m->cfg.L - 1) * D + d) * B + b) * h,
+                       h * sizeof *feat);
         return;
     }
     for (size_t b = 0; b < B; b++) {
@@ -286,7 +308,8 @@ int lstm_classifier_forward(lstm_classifier *m, const int32_t *ids,
 int lstm_classifier_backward(lstm_classifier *m, const int32_t *y)
 {
     const lstm_classifier_config *k = &m->cfg;
-    const size_t B = m->B, T = m->T, H = k->H, L = k->L;
+    const size_t B = m->B, T = m->T, L = k->L, D = dirs(k), h = k->H;
+    const size_t H = D * h;  /* the feature's width */
     if (!m->logp || !m->rnn.out)
         return lstm_error(LSTM_EINVAL, "classifier: backward before forward");
     for (size_t b = 0; b < B; b++)
@@ -312,7 +335,10 @@ int lstm_classifier_backward(lstm_classifier *m, const int32_t *y)
     const float *dout = NULL, *dhn = NULL;
     if (k->pool == LSTM_POOL_LAST) {
         memset(m->dhn, 0, L * B * H * sizeof(float));
-        memcpy(m->dhn + (L - 1) * B * H, d, B * H * sizeof(float));
+        for (size_t b = 0; b < B; b++)
+            for (size_t r = 0; r < D; r++)
+                memcpy(m->dhn + (((L - 1) * D + r) * B + b) * h,
+                       d + b * H + r * h, h * sizeof(float));
         dhn = m->dhn;
     } else {
         memset(m->dout, 0, B * T * H * sizeof(float));

@@ -37,9 +37,10 @@ int lstm_model_save(const char *path, const lstm_classifier *net,
         lstm_buf_printf(&cfg, "%s%zu", i ? "," : "", c->mlp[i]);
     lstm_buf_printf(&cfg,
                     "],\"max_len\":%zu,\"dropout\":%g,\"pool\":\"%s\","
-                    "\"precision\":\"%s\"}",
+                    "\"precision\":\"%s\"%s}",
                     max_len, (double)c->dropout, lstm_pool_name(c->pool),
-                    lstm_precision_name(c->precision));
+                    lstm_precision_name(c->precision),
+                    c->bidirectional ? ",\"bidirectional\":true" : "");
     int err;
     if (voc.err || cls.err || cfg.err) {
         err = lstm_error(LSTM_ENOMEM, "out of memory saving the model");
@@ -159,7 +160,12 @@ static int read_config(const lstm_json *cfg, const char *path,
     if (meta_size(cfg, path, "vocab_size", &V) == 0 && V != ntok)
         return lstm_error(LSTM_EFORMAT, "%s: config says %zu vocabulary "
                           "entries, the vocabulary has %zu", path, V, ntok);
-    /* absent: fp32 (checkpoints from before the option) */
+    /* absent: unidirectional, fp32 (checkpoints from before the options) */
+    const lstm_json *bi = lstm_json_get(cfg, "bidirectional");
+    if (bi && bi->type != LSTM_JSON_BOOL)
+        return lstm_error(LSTM_EFORMAT, "%s: config \"bidirectional\" is not "
+                          "true or false", path);
+    c->bidirectional = bi && bi->num != 0;
     if (prec && (prec->type != LSTM_JSON_STR ||
                  lstm_precision_parse(prec->str, &c->precision)))
         return lstm_error(LSTM_EFORMAT, "%s: config \"precision\" is not "
