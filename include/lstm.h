@@ -73,9 +73,11 @@ int lstm_error(int err, const char *fmt, ...)
 /* The most threads of the library's parallel regions; n <= 0 means all
  * cores. A region runs fewer while other processes keep CPUs busy (no more
  * than the CPUs they leave free, from /proc/loadavg, re-read at most every
- * 10 ms); 1 and 2 threads give the same bits (tested; docs/robustness.md
- * has the exceptions with OpenBLAS on more). BLAS always runs one thread
- * per caller inside them, so the two thread pools never compete. */
+ * 10 ms), and that never changes a result: work is divided by n, not by
+ * the threads running. With the library's own GEMM (the avx512 sets) n
+ * does not change results either; with OpenBLAS's (avx2, generic) it can
+ * move last bits (docs/robustness.md). BLAS always runs one thread per
+ * caller inside the regions, so the two thread pools never compete. */
 void lstm_set_threads(int n);
 int lstm_get_threads(void);
 /* Kernel sets: "ref" (portable single-thread references), or the tuned

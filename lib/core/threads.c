@@ -137,27 +137,27 @@ const lstm__kernels *lstm__k(void)
 
 const char *lstm_kernels_name(void) { return lstm__k()->name; }
 
-/* fn over row chunks of 16 on the threads (each thread's block
- * kernel-aligned). */
+/* fn over parts of the rows of C, each a whole number of 16-row chunks
+ * (kernel-aligned). The parts follow the configured thread count only, not
+ * the CPUs free at the moment: when fewer threads run (other processes
+ * busy), each takes several parts, calling fn on exactly the same blocks,
+ * so the load never changes a result (a BLAS kernel's last bits can depend
+ * on the rows it is given). */
 static void gemm_rows(lstm__gemm_fn *fn, int ta, int tb, size_t M, size_t N,
                       size_t K, float alpha, const float *A, size_t lda,
                       const float *B, size_t ldb, float beta, float *C,
                       size_t ldc)
 {
-    int nt = lstm__threads_for(M * N * K);
-    if (nt > (int)(M / 16))
-        nt = (int)(M / 16);
-    if (nt <= 1) {
-        lstm__ftz();
-        fn(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-        return;
-    }
-#pragma omp parallel num_threads(nt)
-    {
-        size_t m0, m1;
-        lstm__share((M + 15) / 16, &m0, &m1);
-        m0 *= 16;
-        m1 = m1 * 16 < M ? m1 * 16 : M;
+    const size_t work = M * N * K, chunks = (M + 15) / 16;
+    size_t parts = work < 65536 ? 1 : (size_t)lstm_get_threads();
+    parts = parts > M / 16 ? (M / 16 ? M / 16 : 1) : parts;
+    int nt = lstm__threads_for(work);
+    nt = (size_t)nt > parts ? (int)parts : nt;
+#pragma omp parallel for num_threads(nt) schedule(static)
+    for (size_t p = 0; p < parts; p++) {
+        const size_t m0 = chunks * p / parts * 16;
+        const size_t m1 = chunks * (p + 1) / parts * 16 < M
+                              ? chunks * (p + 1) / parts * 16 : M;
         lstm__ftz();
         if (m1 > m0)
             fn(ta, tb, m1 - m0, N, K, alpha, ta ? A + m0 : A + m0 * lda, lda,
