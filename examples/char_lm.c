@@ -13,6 +13,7 @@
  * and the sizes; --resume continues from it at the next window of the
  * text, the carried state starting again from zeros.
  */
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -292,7 +293,7 @@ static int sample(const options *op)
     return rc;
 }
 
-int main(int argc, char **argv)
+static int run(int argc, char **argv)
 {
     options o = {NULL, "char_lm.safetensors", "char_lm.safetensors", NULL,
                  1000, 64, 16, 128, 32, 300, 1, 0, 100, 3e-3, 0.8};
@@ -334,4 +335,19 @@ int main(int argc, char **argv)
             "[--lr X] [--seed N] [--every N] [--resume]\n       char_lm sample "
             "[--model FILE] [--len N] [--temperature T] [--seed N] [--prime TEXT]\n");
     return 2;
+}
+
+int main(int argc, char **argv)
+{
+    /* a closed standard descriptor would be taken by the first file opened */
+    for (int fd = 0; fd < 3; fd++)
+        if (fcntl(fd, F_GETFD) == -1 &&
+            open("/dev/null", fd ? O_WRONLY : O_RDONLY) != fd)
+            return 1;
+    int rc = run(argc, argv);
+    if ((fflush(stdout) != 0 || ferror(stdout)) && rc == 0) {
+        fprintf(stderr, "char_lm: standard output: write error\n");
+        rc = 1;
+    }
+    return rc;
 }

@@ -707,6 +707,11 @@ START_TEST(char_lm_learns_and_samples)
     snprintf(cmd, sizeof cmd, "%s sample --model %s/m.st --len 200 --seed 4 "
              "--temperature 0.5 --prime 'el '", char_lm(), dir);
     ck_assert_str_ne(a, run(cmd));
+    /* output that cannot be written is an error, as in news_classifier */
+    snprintf(cmd, sizeof cmd, "%s sample --model %s/m.st --len 20 > /dev/full "
+             "2> /dev/null", char_lm(), dir);
+    int st = system(cmd);
+    ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 1);
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     ck_assert(system(cmd) == 0);
 }
