@@ -70,16 +70,20 @@ def encode(vocab, text, max_len):
 # ---- the notebook's module structure ----
 
 class LSTMBlock(nn.Module):
-    def __init__(self, V, E, H, L, dropout, pool):
+    def __init__(self, V, E, H, L, dropout, pool, bidirectional=False):
         super().__init__()
         self.embedding = nn.Embedding(V, E, padding_idx=0)
-        self.lstm = nn.LSTM(E, H, L, batch_first=True, dropout=dropout)
+        self.lstm = nn.LSTM(E, H, L, batch_first=True, dropout=dropout,
+                            bidirectional=bidirectional)
         self.pool = pool
+        self.bidirectional = bidirectional
 
     def forward(self, ids, lengths):
         packed = pack_padded_sequence(self.embedding(ids), lengths,
                                       batch_first=True, enforce_sorted=False)
         out, (hn, _) = self.lstm(packed)
+        if self.pool == "last" and self.bidirectional:
+            return torch.cat([hn[-2], hn[-1]], dim=1)
         if self.pool == "last":
             return hn[-1]
         out, _ = pad_packed_sequence(out, batch_first=True,
@@ -92,11 +96,13 @@ class LSTMBlock(nn.Module):
 
 class Classifier(nn.Module):
     def __init__(self, V, E, H, L, C, dropout=0.2, pool="last",
-                 mlp=(512, 256)):
+                 mlp=(512, 256), bidirectional=False):
         super().__init__()
-        self.lstm = LSTMBlock(V, E, H, L, dropout, pool)
+        self.lstm = LSTMBlock(V, E, H, L, dropout, pool, bidirectional)
+        D = 2 if bidirectional else 1
         self.classifier = nn.Sequential(
-            nn.Flatten(), nn.Linear(H, mlp[0]), nn.ReLU(), nn.Dropout(dropout),
+            nn.Flatten(), nn.Linear(D * H, mlp[0]), nn.ReLU(),
+            nn.Dropout(dropout),
             nn.Linear(mlp[0], mlp[1]), nn.ReLU(), nn.Dropout(dropout),
             nn.Linear(mlp[1], C), nn.LogSoftmax(dim=1))
 
@@ -244,7 +250,8 @@ def cmd_check(a):
     cfg = json.loads(meta["config"])
     model = Classifier(len(tokens), cfg["embed_dim"], cfg["hidden"],
                        cfg["layers"], len(classes), cfg["dropout"],
-                       cfg.get("pool", "last"), tuple(cfg["mlp"]))
+                       cfg.get("pool", "last"), tuple(cfg["mlp"]),
+                       cfg.get("bidirectional", False))
     missing, unexpected = model.load_state_dict(tensors, strict=True)
     model.eval()
     vocab = {t: i for i, t in enumerate(tokens)}
