@@ -219,8 +219,8 @@ static int set_flag(options *o, const flagdef *f, const char *v)
                 if (*c != '|')
                     list[n++] = *c;
                 else
-                    n += (size_t)sprintf(list + n, strchr(c + 1, '|') ? ", "
-                                                                       : " or ");
+                    n += (size_t)sprintf(list + n,
+                                         strchr(c + 1, '|') ? ", " : " or ");
             list[n] = '\0';
             return usage_error("bad value for %s: '%s' (%s)", f->flag, v, list);
         }
@@ -315,7 +315,8 @@ static void config_of(lstm_classifier_config *cfg, const options *o, size_t V,
 {
     *cfg = (lstm_classifier_config){
         .V = V, .E = (size_t)o->embed, .H = (size_t)o->hidden,
-        .L = (size_t)o->layers, .C = C, .n_mlp = 2, .dropout = (float)o->dropout,
+        .L = (size_t)o->layers, .C = C, .n_mlp = 2,
+        .dropout = (float)o->dropout,
         .mlp = {512, 256}};  /* the notebook's head: Linear(H,512), (512,256) */
     cfg->bidirectional = o->bidir != 0;
     lstm_pool_parse(o->pool, &cfg->pool);  /* both checked by set_flag */
@@ -638,8 +639,9 @@ static int preflight(const options *o, const lstm_classifier_config *cfg,
                    : o->max_mem > 0 ? "--max-memory allows"
                                     : "this machine has");
     struct statvfs fs;  /* an atomic write holds the new file beside the old */
-    double avail = statvfs(o->out, &fs) ? HUGE_VAL
-                                        : (double)fs.f_bavail * (double)fs.f_frsize;
+    double avail = statvfs(o->out, &fs)
+                       ? HUGE_VAL
+                       : (double)fs.f_bavail * (double)fs.f_frsize;
     if (avail < b.state + b.checkpoint)
         return die("%s: %.1f MiB free, a checkpoint needs %.1f MiB (%s and "
                    "model.safetensors); free some space or choose another "
@@ -776,7 +778,7 @@ static int prepare(lstm_textset *ts, const options *o)
     printf("data: %s, %zu rows, %zu classes; split %zu/%zu/%zu (seed %ld%s)\n",
            o->data, ts->ds.n, C, n[0], n[1], n[2], o->seed,
            o->resume ? ", resumed" : o->split ? ", from --split" : "");
-    for (size_t k = 0; k < C; k++) {  /* a class never seen is never predicted */
+    for (size_t k = 0; k < C; k++) {  /* a class never seen: never predicted */
         size_t i = 0;
         while (i < n[0] && (size_t)ts->ds.label[ts->split.idx[0][i]] != k)
             i++;

@@ -37,7 +37,8 @@ static int task_running(const char *name)
     if (fp)
         fclose(fp);
     buf[n] = '\0';
-    const char *p = strrchr(buf, ')');  /* "tid (comm) S ...": comm may hold ) */
+    /* "tid (comm) S ...", and comm may hold a ')' */
+    const char *p = strrchr(buf, ')');
     return p && p[1] == ' ' && p[2] == 'R';
 }
 
@@ -151,6 +152,11 @@ static void gemm_rows(lstm__gemm_fn *fn, int ta, int tb, size_t M, size_t N,
     const size_t work = M * N * K, chunks = (M + 15) / 16;
     size_t parts = work < 65536 ? 1 : (size_t)lstm_get_threads();
     parts = parts > M / 16 ? (M / 16 ? M / 16 : 1) : parts;
+    if (parts == 1) {  /* no parallel region at all */
+        lstm__ftz();
+        fn(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
     int nt = lstm__threads_for(work);
     nt = (size_t)nt > parts ? (int)parts : nt;
 #pragma omp parallel for num_threads(nt) schedule(static)

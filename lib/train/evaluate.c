@@ -71,7 +71,8 @@ int lstm_predictions_csv(const char *path, const lstm_dataset *ds,
         lstm_buf_csv(&b, t.s, t.len, 1);
         lstm_buf_puts(&b, "\n");
     }
-    int err = b.err || t.err ? LSTM_ENOMEM : lstm_write_atomic(path, b.s, b.len);
+    int err = b.err || t.err ? LSTM_ENOMEM
+                             : lstm_write_atomic(path, b.s, b.len);
     lstm_buf_free(&b);
     lstm_buf_free(&t);
     return err;
