@@ -3,14 +3,10 @@
  * shapes (1, 3, 7, 17, 65 and one large case), and the vectorisable
  * exp/sigmoid/tanh against libm.
  */
-#define _DEFAULT_SOURCE  /* usleep */
 #include <math.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include "testutil.h"
 #include "../lib/internal.h"  /* the kernels, lstm__share */
@@ -486,24 +482,12 @@ END_TEST
  * region with it. */
 START_TEST(threads_yield_to_busy_cpus)
 {
-    const long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    pid_t kids[64];
-    long n = ncpu < 64 ? ncpu : 64;
-    for (long i = 0; i < n; i++) {
-        kids[i] = fork();
-        ck_assert(kids[i] >= 0);
-        if (kids[i] == 0)
-            for (volatile unsigned long x = 0;; x++)
-                ;
-    }
-    usleep(50000);  /* past the 10 ms the library keeps a reading */
+    int kids[64];
+    const long n = busy_start(kids);
     lstm_set_threads(4);
     int got = lstm__threads_for((size_t)1 << 30);
     lstm_set_threads(0);
-    for (long i = 0; i < n; i++) {
-        kill(kids[i], SIGKILL);
-        waitpid(kids[i], NULL, 0);
-    }
+    busy_stop(kids, n);
     ck_assert_int_eq(got, 1);
     ck_assert_int_eq(lstm__threads_for(1000), 1);  /* too little work */
 }

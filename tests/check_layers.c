@@ -4,13 +4,9 @@
  * lengths behave as pack_padded_sequence; the same seed gives the same
  * training, bit for bit, and so does another thread count.
  */
-#define _DEFAULT_SOURCE  /* usleep */
 #include <math.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include "testutil.h"
 #include "../lib/internal.h"  /* lstm__k, lstm__round_bf16 */
@@ -402,22 +398,10 @@ START_TEST(load_changes_no_bit)
     static float a[200000], b[200000];
     size_t na, nb;
     bi_run(2, LSTM_FP32, 3, a, &na);
-    const long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    pid_t kids[64];
-    const long n = ncpu < 64 ? ncpu : 64;
-    for (long i = 0; i < n; i++) {
-        kids[i] = fork();
-        ck_assert(kids[i] >= 0);
-        if (kids[i] == 0)
-            for (volatile unsigned long x = 0;; x++)
-                ;
-    }
-    usleep(50000);
+    int kids[64];
+    const long n = busy_start(kids);
     bi_run(2, LSTM_FP32, 3, b, &nb);
-    for (long i = 0; i < n; i++) {
-        kill(kids[i], SIGKILL);
-        waitpid(kids[i], NULL, 0);
-    }
+    busy_stop(kids, n);
     ck_assert_uint_eq(na, nb);
     ck_assert_msg(memcmp(a, b, na * sizeof *a) == 0, "%s: the load changed "
                   "the result", lstm_kernels_name());

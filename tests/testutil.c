@@ -1,10 +1,14 @@
 /*
  * testutil.c - fixture reader and comparison helpers for the suites.
  */
+#define _DEFAULT_SOURCE  /* usleep */
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "testutil.h"
 
@@ -148,4 +152,27 @@ void st_patch(const char *path, const char *from, const char *to)
     fwrite(at + lf, 1, n - (size_t)(at + lf - b), fp);
     ck_assert(fclose(fp) == 0);
     free(b);
+}
+
+long busy_start(int *kids)
+{
+    const long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    const long n = ncpu < 1 ? 1 : ncpu < 64 ? ncpu : 64;
+    for (long i = 0; i < n; i++) {
+        kids[i] = (int)fork();
+        ck_assert(kids[i] >= 0);
+        if (kids[i] == 0)
+            for (volatile unsigned long x = 0;; x++)
+                ;
+    }
+    usleep(50000);
+    return n;
+}
+
+void busy_stop(const int *kids, long n)
+{
+    for (long i = 0; i < n; i++) {
+        kill(kids[i], SIGKILL);
+        waitpid(kids[i], NULL, 0);
+    }
 }

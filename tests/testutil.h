@@ -45,6 +45,12 @@ double close_ratio(const float *a, const float *b, size_t n, double atol,
                       (what), w_, (double)(a)[w_], (double)(b)[w_], r_);      \
     } while (0)
 
+/* Keeps every CPU busy with spinning child processes (at most 64) until
+ * busy_stop; waits past the 10 ms for which the library keeps its reading
+ * of the free CPUs. Returns how many it started. */
+long busy_start(int *kids);
+void busy_stop(const int *kids, long n);
+
 /* Replaces the first `from` in the JSON header of the safetensors file at
  * path with `to` (the header's length follows; tensor offsets are relative
  * to the data, so the file stays valid): a tampered checkpoint. Fails the
