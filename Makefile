@@ -95,7 +95,7 @@ $(BUILD)/tests/%.o: tests/%.c | checkdeps checkdeps-test
 # both sides of vmath.h's selects (-fno-trapping-math: the library never
 # reads floating-point exception flags). No fast-math: NaNs, infinities,
 # signed zeros and the order of operations stay IEEE.
-$(BUILD)/kernels/lstm_cell.o: ALL_CFLAGS += -ffp-contract=fast -fno-trapping-math
+$(BUILD)/kernels/lstm_cell.o $(BUILD)/kernels/gru_cell.o: ALL_CFLAGS += -ffp-contract=fast -fno-trapping-math
 
 $(ARCHIVE): $(LIB_OBJ)
 	@mkdir -p $(dir $@)

@@ -310,11 +310,15 @@ float lstm_bce_logits_loss(float *dx, const float *x, const float *t,
  * numbers a bf16 x bf16 -> fp32 unit gives, but no faster than
  * LSTM_FP32. */
 enum { LSTM_FP32 = 0, LSTM_BF16_MIXED = 1 };
+/* The recurrent cell of an lstm_lstm: the LSTM's, or the GRU's
+ * (lstm_gru_init). */
+enum { LSTM_CELL_LSTM = 0, LSTM_CELL_GRU = 1 };
 
 typedef struct {
     lstm_params *ps;
     size_t I, H, L;
     size_t D;           /* directions: 1, or 2 (bidirectional) */
+    int cell;           /* LSTM_CELL_LSTM or LSTM_CELL_GRU; G = 4H or 3H */
     float dropout;
     int precision;      /* LSTM_FP32 or LSTM_BF16_MIXED */
     size_t *off;        /* 4 offsets per run (layer k, direction d at
@@ -324,8 +328,10 @@ typedef struct {
     int train;
     const float *x;
     float *ws;          /* one allocation holding all the arrays below */
-    float *gates;       /* L*D x (B,T,G): gate activations i,f,g,o */
-    float *hs, *cs;     /* L*D x (B,T+1,H): state, slot 0 = h0/c0 */
+    float *gates;       /* L*D x (B,T,G): gate activations i,f,g,o
+                           (GRU: r,z,n) */
+    float *hs, *cs;     /* L*D x (B,T+1,H): state, slot 0 = h0/c0 (GRU: cs
+                           holds (B,T,H) W_hn h + b_hn per run) */
     float *ys;          /* L*D x (B,T,H): run outputs, zero past len (the
                            reverse direction's in its own time order) */
     float *cat;         /* D=2: L x (B,T,2H): layer outputs [fwd, rev] */
@@ -333,7 +339,8 @@ typedef struct {
     float *mask;        /* (L-1) x (B,T,D*H): dropout masks between layers */
     float *xin;         /* (L-1) x (B,T,D*H): inputs of layers 1.. */
     float *dA;          /* (B,T,G) backward scratch */
-    float *dbs;         /* (B,G) each sequence's sum of dA over t */
+    float *dAh;         /* GRU: (B,T,G) the hidden side's gate gradients */
+    float *dbs;         /* LSTM: (B,G) each sequence's sum of dA over t */
     float *dbuf;        /* (B,T,D*H) backward scratch */
     float *dyd;         /* D=2: (2,B,T,H) output gradient per direction */
     float *dhc;         /* (2,B,H) backward state gradients */
@@ -358,6 +365,21 @@ int lstm_lstm_init(lstm_lstm *l, lstm_params *ps, const char *name,
 int lstm_lstm_init_bidirectional(lstm_lstm *l, lstm_params *ps,
                                  const char *name, size_t I, size_t H,
                                  size_t L, float dropout);
+/* nn.GRU(I, H, L, batch_first=True, dropout[, bidirectional=True]) in an
+ * lstm_lstm: the same parameter names, with 3H gate rows in the order
+ * r, z, n, and PyTorch's equations (s = W_hh h + b_hh):
+ *   r = sigmoid(W_ir x + b_ir + s_r)   z = sigmoid(W_iz x + b_iz + s_z)
+ *   n = tanh(W_in x + b_in + r * s_n)  h' = (1 - z) * n + z * h.
+ * Every lstm_lstm function takes it; there is no cell state, so c0, dcn,
+ * dc0 must be NULL and cn is NULL after a forward. fp32 only (a forward in
+ * LSTM_BF16_MIXED fails), no streaming (lstm_stream_init refuses it), and
+ * its recurrence splits the batch by rows only: a batch of one sequence
+ * runs on one thread. */
+int lstm_gru_init(lstm_lstm *l, lstm_params *ps, const char *name, size_t I,
+                  size_t H, size_t L, float dropout);
+int lstm_gru_init_bidirectional(lstm_lstm *l, lstm_params *ps,
+                                const char *name, size_t I, size_t H,
+                                size_t L, float dropout);
 void lstm_lstm_reset(lstm_lstm *l, lstm_rng *r);
 /* x (B,T,I); len (B) true lengths (NULL: all T; each in [0,T]);
  * h0, c0 (L,B,H) or NULL for zeros. train != 0 applies dropout between

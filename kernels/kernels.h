@@ -73,6 +73,46 @@ typedef void lstm__lstm_bwd_fn(size_t nb, size_t T, size_t H, size_t k0,
                                float *db, float *scratch, int bf16,
                                void (*sync)(void));
 
+/* One GRU layer (nn.GRU's equations, gate rows in the order r, z, n) over
+ * all T steps, for nb sequences of a batch slice (whole rows, all units):
+ *   gates (nb,T,G)  G = 3H; in: x W_ih^T (no bias); out: the activations
+ *                   r, z, n (zero at t >= len[b])
+ *   b_ih, b_hh (G)  the biases, kept apart: b_hn sits inside r * (...)
+ *   hs (nb,T+1,H)   in: slot 0 holds h0; out: slot t+1 the state after
+ *                   step t (carried unchanged past len[b])
+ *   hn (nb,T,H)     out: W_hn h_{t-1} + b_hn, which the backward needs
+ *                   (zero at t >= len[b])
+ *   y (nb,T,H)      out: h_t, zero at t >= len[b]
+ *   w_hh (G,H); w_pk: lstm__pack_gru_fwd(w_pk, w_hh, H) (the tuned kernel
+ *   reads only this, the reference only w_hh)
+ *   scratch: nb*G floats.
+ * Per step, in PyTorch's order, with s = W_hh h + b_hh:
+ *   r = sigmoid(a_r + b_ir + s_r)   z = sigmoid(a_z + b_iz + s_z)
+ *   n = tanh(a_n + b_in + r * s_n)  h' = n + z * (h - n). */
+typedef void lstm__gru_fwd_fn(size_t nb, size_t T, size_t H,
+                              const size_t *len, float *gates,
+                              const float *b_ih, const float *b_hh,
+                              float *hs, float *hn, float *y,
+                              const float *w_hh, const float *w_pk,
+                              float *scratch);
+
+/* Backward through time of the GRU forward above, for the same slice.
+ *   dA (nb,T,G)     out: gradient of the input side's pre-activations
+ *                   (x W_ih^T + b_ih), zero past len[b]
+ *   dAh (nb,T,G)    out: gradient of the hidden side's (W_hh h + b_hh):
+ *                   equal to dA in r and z, r times it in n
+ *   dh (nb,H)       in: gradient at the final state; out: at h0
+ *   dy (nb,T,H)     gradient of y, or NULL; ignored past len[b]
+ *   gates, hs, hn   as the forward left them
+ *   w_hh (G,H); w_pk: lstm__pack_gru_bwd(w_pk, w_hh, H)
+ *   scratch: nb*H floats. */
+typedef void lstm__gru_bwd_fn(size_t nb, size_t T, size_t H,
+                              const size_t *len, float *dA, float *dAh,
+                              float *dh, const float *dy, const float *gates,
+                              const float *hs, const float *hn,
+                              const float *w_hh, const float *w_pk,
+                              float *scratch);
+
 /* dst[k] = src[k] rounded to the nearest bfloat16 (lstm__vbf16 in vmath.h);
  * dst may be src. */
 void lstm__round_bf16(float *dst, const float *src, size_t n);
@@ -92,6 +132,12 @@ void lstm__pack_fwd(float *dst, const float *w_hh, size_t H, size_t k0,
                     size_t k1);
 void lstm__pack_bwd(float *dst, const float *w_hh, size_t H, size_t k0,
                     size_t k1);
+/* The GRU's W_hh (3H,H) packed whole, in the same panels: forward its
+ * transpose (H,3H), backward itself. */
+size_t lstm__pack_gru_fwd_size(size_t H);
+size_t lstm__pack_gru_bwd_size(size_t H);
+void lstm__pack_gru_fwd(float *dst, const float *w_hh, size_t H);
+void lstm__pack_gru_bwd(float *dst, const float *w_hh, size_t H);
 
 /* AdamW over n parameters, with PyTorch's scalars precomputed:
  *   w = w*decay;  m = m*b1 + omb1*g;  v = v*b2 + omb2*g*g;
@@ -113,6 +159,8 @@ typedef struct {
     lstm__gemm_fn *gemm_bf16;
     lstm__lstm_fwd_fn *lstm_fwd;
     lstm__lstm_bwd_fn *lstm_bwd;
+    lstm__gru_fwd_fn *gru_fwd;
+    lstm__gru_bwd_fn *gru_bwd;
     lstm__adamw_fn *adamw;
 } lstm__kernels;
 
@@ -136,11 +184,15 @@ const lstm__kernels *lstm__kernels_best(void);
 lstm__gemm_fn lstm__gemm_ref, lstm__gemm_blas;
 lstm__lstm_fwd_fn lstm__lstm_fwd_ref, lstm__lstm_fwd_generic;
 lstm__lstm_bwd_fn lstm__lstm_bwd_ref, lstm__lstm_bwd_generic;
+lstm__gru_fwd_fn lstm__gru_fwd_ref, lstm__gru_fwd_generic;
+lstm__gru_bwd_fn lstm__gru_bwd_ref, lstm__gru_bwd_generic;
 lstm__adamw_fn lstm__adamw_ref, lstm__adamw_generic;
 #if LSTM_X86
 lstm__gemm_fn lstm__gemm_avx512, lstm__gemm_bf16_avx512;
 lstm__lstm_fwd_fn lstm__lstm_fwd_avx2, lstm__lstm_fwd_avx512;
 lstm__lstm_bwd_fn lstm__lstm_bwd_avx2, lstm__lstm_bwd_avx512;
+lstm__gru_fwd_fn lstm__gru_fwd_avx2, lstm__gru_fwd_avx512;
+lstm__gru_bwd_fn lstm__gru_bwd_avx2, lstm__gru_bwd_avx512;
 lstm__adamw_fn lstm__adamw_avx2, lstm__adamw_avx512;
 #endif
 

@@ -65,8 +65,9 @@ static void check_grads(const lstm_params *ps, const fx_file *f,
     }
 }
 
-/* One fixture of nn.LSTM (bidirectional when its output is 2H wide):
- * outputs, states and every gradient. */
+/* One fixture of nn.LSTM, or of nn.GRU when it has no cell state
+ * (bidirectional when its output is 2H wide): outputs, states and every
+ * gradient. */
 static void lstm_case(const char *file, int use_ref)
 {
     fx_file f;
@@ -77,25 +78,30 @@ static void lstm_case(const char *file, int use_ref)
     const size_t B = x->shape[0], T = x->shape[1], I = x->shape[2];
     const size_t H = hn->shape[2], D = o->shape[2] / H, L = hn->shape[0] / D;
     const size_t S = L * D * B * H;  /* the states, (L*D,B,H) */
-    const int state = fx_has(&f, "h0");
+    const int state = fx_has(&f, "h0"), gru = !fx_has(&f, "cn");
 
     lstm_params ps;
     lstm_lstm net;
     lstm_params_init(&ps);
-    ck_assert_int_eq(D == 2 ? lstm_lstm_init_bidirectional(&net, &ps, "lstm",
-                                                           I, H, L, 0.0f)
-                            : lstm_lstm_init(&net, &ps, "lstm", I, H, L, 0.0f),
-                     0);
+    int (*init)(lstm_lstm *, lstm_params *, const char *, size_t, size_t,
+                size_t, float) =
+        gru ? (D == 2 ? lstm_gru_init_bidirectional : lstm_gru_init)
+            : (D == 2 ? lstm_lstm_init_bidirectional : lstm_lstm_init);
+    ck_assert_int_eq(init(&net, &ps, "lstm", I, H, L, 0.0f), 0);
     ck_assert_int_eq(lstm_params_alloc(&ps), 0);
     load_params(&ps, &f, "lstm.");
     int32_t *len = to_i32(fx_get(&f, "len", B), B);
     const float *h0 = state ? fx_get(&f, "h0", S) : NULL;
-    const float *c0 = state ? fx_get(&f, "c0", S) : NULL;
+    const float *c0 = state && !gru ? fx_get(&f, "c0", S) : NULL;
     ck_assert_int_eq(lstm_lstm_forward(&net, x->data, len, h0, c0, B, T, 1,
                                        NULL), 0);
     assert_close(net.out, o->data, B * T * D * H, GOLD_ATOL, GOLD_RTOL, "out");
     assert_close(net.hn, hn->data, S, GOLD_ATOL, GOLD_RTOL, "hn");
-    assert_close(net.cn, fx_get(&f, "cn", S), S, GOLD_ATOL, GOLD_RTOL, "cn");
+    if (gru)
+        ck_assert_ptr_null(net.cn);
+    else
+        assert_close(net.cn, fx_get(&f, "cn", S), S, GOLD_ATOL, GOLD_RTOL,
+                     "cn");
 
     float *dx = calloc(B * T * I, sizeof *dx);
     float *dh0 = calloc(S, sizeof *dh0);
@@ -103,7 +109,8 @@ static void lstm_case(const char *file, int use_ref)
     lstm_params_zero_grad(&ps);
     ck_assert_int_eq(lstm_lstm_backward(&net, fx_get(&f, "dout", B * T * D * H),
                                         fx_get(&f, "dhn", S),
-                                        fx_get(&f, "dcn", S), dx, dh0, dc0),
+                                        gru ? NULL : fx_get(&f, "dcn", S), dx,
+                                        dh0, gru ? NULL : dc0),
                      0);
     check_grads(&ps, &f, "grad.");
     assert_close(dx, fx_get(&f, "dx", B * T * I), B * T * I, GOLD_ATOL,
@@ -111,8 +118,9 @@ static void lstm_case(const char *file, int use_ref)
     if (state) {
         assert_close(dh0, fx_get(&f, "dh0", S), S, GOLD_ATOL, GOLD_RTOL,
                      "dh0");
-        assert_close(dc0, fx_get(&f, "dc0", S), S, GOLD_ATOL, GOLD_RTOL,
-                     "dc0");
+        if (!gru)
+            assert_close(dc0, fx_get(&f, "dc0", S), S, GOLD_ATOL, GOLD_RTOL,
+                         "dc0");
     }
     free(dx);
     free(dh0);
@@ -134,6 +142,15 @@ START_TEST(lstm_bi_2layer_state) { lstm_case("lstm_bi_2layer_state.bin", _i); }
 END_TEST
 
 START_TEST(lstm_bi_1layer_wide) { lstm_case("lstm_bi_1layer_wide.bin", _i); }
+END_TEST
+
+START_TEST(gru_2layer_state) { lstm_case("gru_2layer_state.bin", _i); }
+END_TEST
+
+START_TEST(gru_1layer_wide) { lstm_case("gru_1layer_wide.bin", _i); }
+END_TEST
+
+START_TEST(gru_bi_2layer_state) { lstm_case("gru_bi_2layer_state.bin", _i); }
 END_TEST
 
 static void classifier_case(const char *file, int pool, int bi, int use_ref)
@@ -217,6 +234,9 @@ Suite *golden_suite(void)
     tcase_add_loop_test(tc, lstm_1layer_wide, 0, 2);
     tcase_add_loop_test(tc, lstm_bi_2layer_state, 0, 2);
     tcase_add_loop_test(tc, lstm_bi_1layer_wide, 0, 2);
+    tcase_add_loop_test(tc, gru_2layer_state, 0, 2);
+    tcase_add_loop_test(tc, gru_1layer_wide, 0, 2);
+    tcase_add_loop_test(tc, gru_bi_2layer_state, 0, 2);
     tcase_add_loop_test(tc, classifier_last, 0, 2);
     tcase_add_loop_test(tc, classifier_mean, 0, 2);
     tcase_add_loop_test(tc, classifier_bi_last, 0, 2);

@@ -39,39 +39,49 @@ def save(path, tensors):
 
 
 def run_lstm(lstm, x, lengths, h0, c0):
+    """nn.LSTM or nn.GRU over packed sequences; cn is None for a GRU."""
     T = x.shape[1]
     packed = pack_padded_sequence(x, lengths, batch_first=True,
                                   enforce_sorted=False)
-    hc = None if h0 is None else (h0, c0)
-    out, (hn, cn) = lstm(packed, hc)
+    if isinstance(lstm, nn.GRU):
+        out, hn = lstm(packed, h0)
+        cn = None
+    else:
+        out, (hn, cn) = lstm(packed, None if h0 is None else (h0, c0))
     out, _ = pad_packed_sequence(out, batch_first=True, total_length=T)
     return out, hn, cn
 
 
 def lstm_case(name, B, T, I, H, L, lengths, with_state, seed,
-              bidirectional=False):
+              bidirectional=False, gru=False):
+    """nn.LSTM, or nn.GRU (no cell state: no c0, cn, dcn, dc0)."""
     torch.manual_seed(seed)
     D = 2 if bidirectional else 1
-    lstm = nn.LSTM(I, H, L, batch_first=True,  # float32 init, PyTorch's
-                   bidirectional=bidirectional)
+    lstm = (nn.GRU if gru else nn.LSTM)(I, H, L, batch_first=True,  # float32
+                                        bidirectional=bidirectional)
     lstm = lstm.double()
     x = torch.randn(B, T, I, dtype=torch.float64).float().double()
     x.requires_grad_(True)
     h0 = c0 = None
     if with_state:
         h0 = torch.randn(L * D, B, H).double().requires_grad_(True)
-        c0 = torch.randn(L * D, B, H).double().requires_grad_(True)
+        c0 = torch.randn(L * D, B, H).double().requires_grad_(not gru)
     lens = torch.tensor(lengths)
     out, hn, cn = run_lstm(lstm, x, lens, h0, c0)
     dout = torch.randn(B, T, D * H).double()
     dhn = torch.randn(L * D, B, H).double()
     dcn = torch.randn(L * D, B, H).double()
-    loss = (out * dout).sum() + (hn * dhn).sum() + (cn * dcn).sum()
+    loss = (out * dout).sum() + (hn * dhn).sum()
+    if not gru:
+        loss = loss + (cn * dcn).sum()
     loss.backward()
     t = {"x": x, "len": lens.double(), "out": out, "hn": hn, "cn": cn,
          "dout": dout, "dhn": dhn, "dcn": dcn, "dx": x.grad}
     if with_state:
         t.update({"h0": h0, "c0": c0, "dh0": h0.grad, "dc0": c0.grad})
+    if gru:  # no cell state
+        for n in ("cn", "dcn", "c0", "dc0"):
+            t.pop(n, None)
     for n, p in lstm.named_parameters():
         t["lstm." + n] = p
         t["grad.lstm." + n] = p.grad
@@ -195,6 +205,13 @@ def main():
     lstm_case("lstm_bi_1layer_wide", B=4, T=9, I=33, H=17, L=1,
               lengths=[3, 9, 1, 7], with_state=False, seed=7,
               bidirectional=True)
+    lstm_case("gru_2layer_state", B=3, T=6, I=7, H=5, L=2,
+              lengths=[6, 4, 1], with_state=True, seed=11, gru=True)
+    lstm_case("gru_1layer_wide", B=5, T=9, I=33, H=17, L=1,
+              lengths=[3, 9, 1, 7, 9], with_state=False, seed=12, gru=True)
+    lstm_case("gru_bi_2layer_state", B=3, T=6, I=7, H=5, L=2,
+              lengths=[6, 4, 1], with_state=True, seed=13, bidirectional=True,
+              gru=True)
     classifier_case("classifier_last", "last", seed=3)
     classifier_case("classifier_mean", "mean", seed=4)
     classifier_case("classifier_bi_last", "last", seed=8, bidirectional=True)

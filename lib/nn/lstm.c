@@ -29,8 +29,11 @@
 
 enum { W_IH, W_HH, B_IH, B_HH };
 
+/* Gate rows per hidden unit: 4 (i, f, g, o) or 3 (r, z, n). */
+static size_t gates_per_unit(int cell) { return cell == LSTM_CELL_GRU ? 3 : 4; }
+
 static int init(lstm_lstm *l, lstm_params *ps, const char *name, size_t I,
-                size_t H, size_t L, float dropout, size_t D)
+                size_t H, size_t L, float dropout, size_t D, int cell)
 {
     memset(l, 0, sizeof *l);
     if (I == 0 || H == 0 || L == 0)
@@ -44,6 +47,7 @@ static int init(lstm_lstm *l, lstm_params *ps, const char *name, size_t I,
     l->H = H;
     l->L = L;
     l->D = D;
+    l->cell = cell;
     l->dropout = dropout;
     l->off = lstm_alloc(4 * L * D * sizeof *l->off);
     if (!l->off)
@@ -53,8 +57,9 @@ static int init(lstm_lstm *l, lstm_params *ps, const char *name, size_t I,
                                  "%s.bias_ih_l%zu%s", "%s.bias_hh_l%zu%s"};
     for (size_t k = 0; k < L; k++)
         for (size_t d = 0; d < D; d++) {
-            size_t shapes[4][2] = {{4 * H, k ? D * H : I}, {4 * H, H},
-                                   {4 * H, 0}, {4 * H, 0}};
+            const size_t G = gates_per_unit(cell) * H;
+            size_t shapes[4][2] = {{G, k ? D * H : I}, {G, H}, {G, 0},
+                                   {G, 0}};
             for (int j = 0; j < 4; j++) {
                 char full[128];
                 if ((size_t)snprintf(full, sizeof full, fmt[j], name, k,
@@ -76,21 +81,34 @@ static int init(lstm_lstm *l, lstm_params *ps, const char *name, size_t I,
 int lstm_lstm_init(lstm_lstm *l, lstm_params *ps, const char *name, size_t I,
                    size_t H, size_t L, float dropout)
 {
-    return init(l, ps, name, I, H, L, dropout, 1);
+    return init(l, ps, name, I, H, L, dropout, 1, LSTM_CELL_LSTM);
 }
 
 int lstm_lstm_init_bidirectional(lstm_lstm *l, lstm_params *ps,
                                  const char *name, size_t I, size_t H,
                                  size_t L, float dropout)
 {
-    return init(l, ps, name, I, H, L, dropout, 2);
+    return init(l, ps, name, I, H, L, dropout, 2, LSTM_CELL_LSTM);
+}
+
+int lstm_gru_init(lstm_lstm *l, lstm_params *ps, const char *name, size_t I,
+                  size_t H, size_t L, float dropout)
+{
+    return init(l, ps, name, I, H, L, dropout, 1, LSTM_CELL_GRU);
+}
+
+int lstm_gru_init_bidirectional(lstm_lstm *l, lstm_params *ps,
+                                const char *name, size_t I, size_t H,
+                                size_t L, float dropout)
+{
+    return init(l, ps, name, I, H, L, dropout, 2, LSTM_CELL_GRU);
 }
 
 void lstm_lstm_reset(lstm_lstm *l, lstm_rng *r)
 {
     LSTM__WEIGHTS_READY(l->ps, "lstm_lstm_reset");
     const float k = 1.0f / sqrtf((float)l->H);
-    const size_t G = 4 * l->H;
+    const size_t G = gates_per_unit(l->cell) * l->H;
     for (size_t n = 0; n < l->L * l->D; n++) {
         size_t in = n >= l->D ? l->D * l->H : l->I;
         lstm_fill_uniform(l->ps->w + l->off[4 * n + W_IH], G * in, -k, k, r);
@@ -107,10 +125,19 @@ void lstm_lstm_free(lstm_lstm *l)
     memset(l, 0, sizeof *l);
 }
 
+/* Floats of one run's W_hh packed for the forward recurrence. */
+static size_t pack_fwd_size(const lstm_lstm *l)
+{
+    return l->cell == LSTM_CELL_GRU ? lstm__pack_gru_fwd_size(l->H)
+                                    : lstm__pack_fwd_size(l->H, l->H);
+}
+
 /* Lays the workspace out for (B,T); with c->base NULL it only measures. */
 static void layout(lstm_lstm *l, lstm__carver *c, size_t B, size_t T)
 {
-    const size_t H = l->H, G = 4 * H, L = l->L, D = l->D, R = L * D;
+    const size_t H = l->H, G = gates_per_unit(l->cell) * H, L = l->L;
+    const size_t D = l->D, R = L * D;
+    const int gru = l->cell == LSTM_CELL_GRU;
     const size_t in_max = l->I > D * H ? l->I : D * H;
     l->gates = lstm__carve(c, R * B * T * G);
     l->hs = lstm__carve(c, R * B * (T + 1) * H);
@@ -121,19 +148,21 @@ static void layout(lstm_lstm *l, lstm__carver *c, size_t B, size_t T)
     l->mask = lstm__carve(c, (L - 1) * B * T * D * H);
     l->xin = lstm__carve(c, (L - 1) * B * T * D * H);
     l->dA = lstm__carve(c, B * T * G);
-    l->dbs = lstm__carve(c, B * G);
+    l->dAh = gru ? lstm__carve(c, B * T * G) : NULL;
+    l->dbs = gru ? NULL : lstm__carve(c, B * G);
     l->dbuf = lstm__carve(c, B * T * D * H);
     l->dyd = D > 1 ? lstm__carve(c, D * B * T * H) : NULL;
     l->dhc = lstm__carve(c, 2 * B * H);
-    l->wpk = lstm__carve(c, R * lstm__pack_fwd_size(H, H));
-    l->wpk_bwd = lstm__carve(c, lstm__pack_bwd_size(H, H));
+    l->wpk = lstm__carve(c, R * pack_fwd_size(l));
+    l->wpk_bwd = lstm__carve(c, gru ? lstm__pack_gru_bwd_size(H)
+                                    : lstm__pack_bwd_size(H, H));
     l->scratch = lstm__carve(c, B * G);
     const int bf16 = l->precision == LSTM_BF16_MIXED;
     l->xr = bf16 ? lstm__carve(c, B * T * l->I) : NULL;
     l->wr = lstm__carve(c, G * in_max);
     l->len = (size_t *)(void *)lstm__carve(c, B * sizeof(size_t) / sizeof(float));
     l->hn = lstm__carve(c, R * B * H);
-    l->cn = lstm__carve(c, R * B * H);
+    l->cn = gru ? NULL : lstm__carve(c, R * B * H);
 }
 
 size_t lstm_lstm_workspace_bytes(const lstm_lstm *l, size_t B, size_t T)
@@ -146,7 +175,7 @@ size_t lstm_lstm_workspace_bytes(const lstm_lstm *l, size_t B, size_t T)
 
 static int reserve(lstm_lstm *l, size_t B, size_t T)
 {
-    const size_t H = l->H, G = 4 * H;
+    const size_t H = l->H, G = gates_per_unit(l->cell) * H;
     /* guard the size arithmetic below against overflow */
     if (B > SIZE_MAX / 64 / (T + 1) ||
         B * (T + 1) > SIZE_MAX / 64 / G / l->L / l->D)
@@ -185,7 +214,7 @@ static int rec_plan(const lstm_lstm *l, size_t B, size_t T, int *units)
     const size_t H = l->H;
     int nt = lstm__threads_for(B * T * 4 * H * H);
     *units = nt > 1 && H % 16 == 0 && H >= 32 && B < (size_t)nt &&
-             strcmp(lstm__k()->name, "ref") != 0;
+             l->cell == LSTM_CELL_LSTM && strcmp(lstm__k()->name, "ref") != 0;
     if (*units)
         return nt > (int)(H / 16) ? (int)(H / 16) : nt;
     return nt > (int)B ? (int)B : nt;
@@ -229,7 +258,7 @@ static size_t in_dim_of(const lstm_lstm *l, size_t k)
  * tuned GEMM reads it, row by row. */
 static const float *transposed(lstm_lstm *l, size_t r, int bf16)
 {
-    const size_t G = 4 * l->H, in_dim = in_dim_of(l, r / l->D);
+    const size_t G = gates_per_unit(l->cell) * l->H, in_dim = in_dim_of(l, r / l->D);
     const float *w = l->ps->w + l->off[4 * r + W_IH];
     for (size_t j = 0; j < G; j++)
         for (size_t i = 0; i < in_dim; i++)
@@ -242,7 +271,7 @@ static const float *transposed(lstm_lstm *l, size_t r, int bf16)
 /* Run r's W_ih rounded to bf16, in l->wr (valid until the next call). */
 static const float *rounded(lstm_lstm *l, size_t r)
 {
-    const size_t n = 4 * l->H * in_dim_of(l, r / l->D);
+    const size_t n = gates_per_unit(l->cell) * l->H * in_dim_of(l, r / l->D);
     round_bf16(l->wr, l->ps->w + l->off[4 * r + W_IH], n);
     return l->wr;
 }
@@ -294,12 +323,131 @@ static void reverse_steps(float *dst, const float *src, const lstm_lstm *l,
         }
 }
 
+/* Run ri's weights and buffers (layer ri / D, direction ri % D). */
+typedef struct {
+    const float *w_hh, *b_ih, *b_hh;
+    float *gates, *hs, *cs, *ys, *wpk;
+} run_bufs;
+
+static run_bufs bufs_of(const lstm_lstm *l, size_t ri)
+{
+    const size_t B = l->B, T = l->T, H = l->H;
+    const size_t G = gates_per_unit(l->cell) * H;
+    const float *w = l->ps->w;
+    return (run_bufs){w + l->off[4 * ri + W_HH], w + l->off[4 * ri + B_IH],
+                      w + l->off[4 * ri + B_HH], l->gates + ri * B * T * G,
+                      l->hs + ri * B * (T + 1) * H,
+                      l->cs + ri * B * (T + 1) * H, l->ys + ri * B * T * H,
+                      l->wpk + ri * pack_fwd_size(l)};
+}
+
+/* The recurrence of LSTM run ri over the gates its input projection left
+ * in l->gates, from h0, c0 (or zeros); its final states into hn, cn. */
+static void lstm_run_fwd(lstm_lstm *l, size_t ri, const float *h0,
+                         const float *c0, int nt, int units, int bf16)
+{
+    const size_t B = l->B, T = l->T, H = l->H, G = 4 * H;
+    const lstm__kernels *kern = lstm__k();
+    const run_bufs r = bufs_of(l, ri);
+    const float *w_hh = r.w_hh, *b_ih = r.b_ih, *b_hh = r.b_hh;
+    float *gates = r.gates, *hs = r.hs, *cs = r.cs, *ys = r.ys, *wpk = r.wpk;
+    for (size_t j = 0; j < G; j++)
+        l->scratch[j] = b_ih[j] + b_hh[j];
+    if (!units) {  /* one pack for all; in the units plan, one each */
+        lstm__pack_fwd(wpk, w_hh, H, 0, H);
+        if (bf16)
+            round_bf16(wpk, wpk, lstm__pack_fwd_size(H, H));
+    }
+    for (size_t b = 0; b < B; b++) {
+        float *h = hs + b * (T + 1) * H, *c = cs + b * (T + 1) * H;
+        if (h0)
+            memcpy(h, h0 + (ri * B + b) * H, H * sizeof *h);
+        else
+            memset(h, 0, H * sizeof *h);
+        if (c0)
+            memcpy(c, c0 + (ri * B + b) * H, H * sizeof *c);
+        else
+            memset(c, 0, H * sizeof *c);
+        if (bf16)  /* h0 is an operand of the first product */
+            lstm__round_bf16(h, h, H);
+    }
+#pragma omp parallel num_threads(nt)
+    {
+        lstm__ftz();
+        if (units) {
+            size_t k0, k1;
+            unit_share(H, &k0, &k1);
+            float *pk = wpk + lstm__pack_fwd_size(H, k0);
+            lstm__pack_fwd(pk, w_hh, H, k0, k1);
+            if (bf16)
+                lstm__round_bf16(pk, pk,
+                                 lstm__pack_fwd_size(H, k1 - k0));
+            kern->lstm_fwd(B, T, H, k0, k1, l->len, gates, l->scratch,
+                           hs, cs, ys, w_hh, pk, bf16, team_barrier);
+        } else {
+            size_t b0, b1;
+            lstm__share(B, &b0, &b1);
+            if (b1 > b0)
+                kern->lstm_fwd(b1 - b0, T, H, 0, H, l->len + b0,
+                               gates + b0 * T * G, l->scratch,
+                               hs + b0 * (T + 1) * H,
+                               cs + b0 * (T + 1) * H, ys + b0 * T * H,
+                               w_hh, wpk, bf16, NULL);
+        }
+    }
+    for (size_t b = 0; b < B; b++) {
+        size_t at = (b * (T + 1) + l->len[b]) * H;
+        /* bf16: hs holds h rounded; hn is the float h (y, or h0) */
+        const float *hn = hs + at;
+        if (bf16 && l->len[b] > 0)
+            hn = ys + (b * T + l->len[b] - 1) * H;
+        else if (bf16 && h0)
+            hn = h0 + (ri * B + b) * H;
+        memcpy(l->hn + (ri * B + b) * H, hn, H * sizeof(float));
+        memcpy(l->cn + (ri * B + b) * H, cs + at, H * sizeof(float));
+    }
+}
+
+/* The same for GRU run ri: l->cs holds, per run, the n gate's hidden part
+ * W_hn h + b_hn (B,T,H) for the backward; hn gets the final states. */
+static void gru_run_fwd(lstm_lstm *l, size_t ri, const float *h0, int nt)
+{
+    const size_t B = l->B, T = l->T, H = l->H, G = 3 * H;
+    const lstm__kernels *kern = lstm__k();
+    const run_bufs r = bufs_of(l, ri);
+    const float *w_hh = r.w_hh;
+    float *hs = r.hs, *sn = r.cs, *wpk = r.wpk;
+    lstm__pack_gru_fwd(wpk, w_hh, H);
+    for (size_t b = 0; b < B; b++) {
+        float *h = hs + b * (T + 1) * H;
+        if (h0)
+            memcpy(h, h0 + (ri * B + b) * H, H * sizeof *h);
+        else
+            memset(h, 0, H * sizeof *h);
+    }
+#pragma omp parallel num_threads(nt)
+    {
+        lstm__ftz();
+        size_t b0, b1;
+        lstm__share(B, &b0, &b1);
+        if (b1 > b0)
+            kern->gru_fwd(b1 - b0, T, H, l->len + b0, r.gates + b0 * T * G,
+                          r.b_ih, r.b_hh, hs + b0 * (T + 1) * H,
+                          sn + b0 * T * H, r.ys + b0 * T * H, w_hh, wpk,
+                          l->scratch + b0 * G);
+    }
+    for (size_t b = 0; b < B; b++)
+        memcpy(l->hn + (ri * B + b) * H, hs + (b * (T + 1) + l->len[b]) * H,
+               H * sizeof(float));
+}
+
 int lstm_lstm_forward(lstm_lstm *l, const float *x, const int32_t *len,
                       const float *h0, const float *c0, size_t B, size_t T,
                       int train, lstm_rng *r)
 {
     LSTM__WEIGHTS_READY(l->ps, "lstm_lstm_forward");
-    const size_t H = l->H, G = 4 * H, L = l->L;
+    const size_t H = l->H, G = gates_per_unit(l->cell) * H, L = l->L;
+    const int gru = l->cell == LSTM_CELL_GRU;
     if (!x || B == 0 || T == 0)
         return lstm_error(LSTM_EINVAL, "lstm: empty input (B=%zu T=%zu)", B, T);
     if (train && l->dropout > 0.0f && L > 1 && !r)
@@ -307,6 +455,12 @@ int lstm_lstm_forward(lstm_lstm *l, const float *x, const int32_t *len,
     if (l->precision != LSTM_FP32 && l->precision != LSTM_BF16_MIXED)
         return lstm_error(LSTM_EINVAL, "lstm: unknown precision %d",
                           l->precision);
+    if (gru && l->precision != LSTM_FP32)
+        return lstm_error(LSTM_EINVAL, "gru: bf16-mixed precision is not "
+                          "implemented for the GRU (fp32 only)");
+    if (gru && c0)
+        return lstm_error(LSTM_EINVAL, "gru: a GRU has no cell state (c0 "
+                          "must be NULL)");
     if (len)
         for (size_t b = 0; b < B; b++)
             if (len[b] < 0 || (size_t)len[b] > T)
@@ -324,7 +478,6 @@ int lstm_lstm_forward(lstm_lstm *l, const float *x, const int32_t *len,
     for (size_t b = 0; b < B; b++)
         l->len[b] = len ? (size_t)len[b] : T;
 
-    const lstm__kernels *kern = lstm__k();
     int units;
     const int nt = rec_plan(l, B, T, &units);
     const int bf16 = l->precision == LSTM_BF16_MIXED;
@@ -336,78 +489,21 @@ int lstm_lstm_forward(lstm_lstm *l, const float *x, const int32_t *len,
         for (size_t d = 0; d < D; d++) {
             const size_t ri = k * D + d;  /* the run: layer k, direction d */
             const float *w_iht = transposed(l, ri, bf16);
-            const float *w_hh = l->ps->w + l->off[4 * ri + W_HH];
-            const float *b_ih = l->ps->w + l->off[4 * ri + B_IH];
-            const float *b_hh = l->ps->w + l->off[4 * ri + B_HH];
             float *gates = l->gates + ri * B * T * G;
-            float *hs = l->hs + ri * B * (T + 1) * H;
-            float *cs = l->cs + ri * B * (T + 1) * H;
             float *ys = l->ys + ri * B * T * H;
-            float *wpk = l->wpk + ri * lstm__pack_fwd_size(H, H);
             const float *in = layer_input(l, k);
             if (d) {  /* the reverse direction reads each sequence backwards */
                 reverse_steps(l->rev, in, l, in_dim, 0);
                 in = l->rev;
             }
             /* gates = in W_ih^T, every step at once; the recurrence adds the
-             * biases, summed here, as it reads them */
-            for (size_t j = 0; j < G; j++)
-                l->scratch[j] = b_ih[j] + b_hh[j];
+             * biases as it reads them */
             gemm(0, 0, B * T, G, in_dim, 1.0f, in, in_dim, w_iht, G, 0.0f,
                  gates, G);
-            if (!units) {  /* one pack for all; in the units plan, one each */
-                lstm__pack_fwd(wpk, w_hh, H, 0, H);
-                if (bf16)
-                    round_bf16(wpk, wpk, lstm__pack_fwd_size(H, H));
-            }
-            for (size_t b = 0; b < B; b++) {
-                float *h = hs + b * (T + 1) * H, *c = cs + b * (T + 1) * H;
-                if (h0)
-                    memcpy(h, h0 + (ri * B + b) * H, H * sizeof *h);
-                else
-                    memset(h, 0, H * sizeof *h);
-                if (c0)
-                    memcpy(c, c0 + (ri * B + b) * H, H * sizeof *c);
-                else
-                    memset(c, 0, H * sizeof *c);
-                if (bf16)  /* h0 is an operand of the first product */
-                    lstm__round_bf16(h, h, H);
-            }
-#pragma omp parallel num_threads(nt)
-            {
-                lstm__ftz();
-                if (units) {
-                    size_t k0, k1;
-                    unit_share(H, &k0, &k1);
-                    float *pk = wpk + lstm__pack_fwd_size(H, k0);
-                    lstm__pack_fwd(pk, w_hh, H, k0, k1);
-                    if (bf16)
-                        lstm__round_bf16(pk, pk,
-                                         lstm__pack_fwd_size(H, k1 - k0));
-                    kern->lstm_fwd(B, T, H, k0, k1, l->len, gates, l->scratch,
-                                   hs, cs, ys, w_hh, pk, bf16, team_barrier);
-                } else {
-                    size_t b0, b1;
-                    lstm__share(B, &b0, &b1);
-                    if (b1 > b0)
-                        kern->lstm_fwd(b1 - b0, T, H, 0, H, l->len + b0,
-                                       gates + b0 * T * G, l->scratch,
-                                       hs + b0 * (T + 1) * H,
-                                       cs + b0 * (T + 1) * H, ys + b0 * T * H,
-                                       w_hh, wpk, bf16, NULL);
-                }
-            }
-            for (size_t b = 0; b < B; b++) {
-                size_t at = (b * (T + 1) + l->len[b]) * H;
-                /* bf16: hs holds h rounded; hn is the float h (y, or h0) */
-                const float *hn = hs + at;
-                if (bf16 && l->len[b] > 0)
-                    hn = ys + (b * T + l->len[b] - 1) * H;
-                else if (bf16 && h0)
-                    hn = h0 + (ri * B + b) * H;
-                memcpy(l->hn + (ri * B + b) * H, hn, H * sizeof(float));
-                memcpy(l->cn + (ri * B + b) * H, cs + at, H * sizeof(float));
-            }
+            if (gru)
+                gru_run_fwd(l, ri, h0, nt);
+            else
+                lstm_run_fwd(l, ri, h0, c0, nt, units, bf16);
             if (D > 1) {  /* into its half of the layer's output, in order */
                 float *cat = layer_output(l, k);
                 for (size_t b = 0; b < B; b++)
@@ -432,17 +528,119 @@ int lstm_lstm_forward(lstm_lstm *l, const float *x, const int32_t *len,
     return LSTM_OK;
 }
 
+/* Backward through the recurrence of LSTM run ri: dA, each sequence's
+ * bias share in dbs, and dh0, dc0 (unless NULL). */
+static void lstm_run_bwd(lstm_lstm *l, size_t ri, const float *dy,
+                         const float *dhn, const float *dcn, float *dh0,
+                         float *dc0, int nt, int units, int bf16)
+{
+    const size_t B = l->B, T = l->T, H = l->H, G = 4 * H;
+    const lstm__kernels *kern = lstm__k();
+    const run_bufs r = bufs_of(l, ri);
+    const float *w_hh = r.w_hh, *gates = r.gates, *cs = r.cs;
+    float *dh = l->dhc, *dc = l->dhc + B * H;
+    if (!units) {
+        lstm__pack_bwd(l->wpk_bwd, w_hh, H, 0, H);
+        if (bf16)
+            round_bf16(l->wpk_bwd, l->wpk_bwd,
+                       lstm__pack_bwd_size(H, H));
+    }
+    if (dhn)
+        memcpy(dh, dhn + ri * B * H, B * H * sizeof *dh);
+    else
+        memset(dh, 0, B * H * sizeof *dh);
+    if (dcn)
+        memcpy(dc, dcn + ri * B * H, B * H * sizeof *dc);
+    else
+        memset(dc, 0, B * H * sizeof *dc);
+#pragma omp parallel num_threads(nt)
+    {
+        lstm__ftz();
+        if (units) {
+            size_t k0, k1;
+            unit_share(H, &k0, &k1);
+            float *pk = l->wpk_bwd + lstm__pack_bwd_size(H, k0);
+            lstm__pack_bwd(pk, w_hh, H, k0, k1);
+            if (bf16)
+                lstm__round_bf16(pk, pk,
+                                 lstm__pack_bwd_size(H, k1 - k0));
+            kern->lstm_bwd(B, T, H, k0, k1, l->len, l->dA, dh, dc, dy,
+                           gates, cs, w_hh, pk, l->dbs, l->scratch,
+                           bf16, team_barrier);
+        } else {
+            size_t b0, b1;
+            lstm__share(B, &b0, &b1);
+            if (b1 > b0)
+                kern->lstm_bwd(b1 - b0, T, H, 0, H, l->len + b0,
+                               l->dA + b0 * T * G, dh + b0 * H,
+                               dc + b0 * H, dy ? dy + b0 * T * H : NULL,
+                               gates + b0 * T * G,
+                               cs + b0 * (T + 1) * H, w_hh, l->wpk_bwd,
+                               l->dbs + b0 * G, l->scratch + b0 * G,
+                               bf16, NULL);
+        }
+    }
+    if (dh0)
+        memcpy(dh0 + ri * B * H, dh, B * H * sizeof *dh);
+    if (dc0)
+        memcpy(dc0 + ri * B * H, dc, B * H * sizeof *dc);
+}
+
+/* The same for GRU run ri: dA and dAh, and dh0 (unless NULL). */
+static void gru_run_bwd(lstm_lstm *l, size_t ri, const float *dy,
+                        const float *dhn, float *dh0, int nt)
+{
+    const size_t B = l->B, T = l->T, H = l->H, G = 3 * H;
+    const lstm__kernels *kern = lstm__k();
+    const run_bufs r = bufs_of(l, ri);
+    float *dh = l->dhc;
+    lstm__pack_gru_bwd(l->wpk_bwd, r.w_hh, H);
+    if (dhn)
+        memcpy(dh, dhn + ri * B * H, B * H * sizeof *dh);
+    else
+        memset(dh, 0, B * H * sizeof *dh);
+#pragma omp parallel num_threads(nt)
+    {
+        lstm__ftz();
+        size_t b0, b1;
+        lstm__share(B, &b0, &b1);
+        if (b1 > b0)
+            kern->gru_bwd(b1 - b0, T, H, l->len + b0, l->dA + b0 * T * G,
+                          l->dAh + b0 * T * G, dh + b0 * H,
+                          dy ? dy + b0 * T * H : NULL, r.gates + b0 * T * G,
+                          r.hs + b0 * (T + 1) * H, r.cs + b0 * T * H, r.w_hh,
+                          l->wpk_bwd, l->scratch + b0 * H);
+    }
+    if (dh0)
+        memcpy(dh0 + ri * B * H, dh, B * H * sizeof *dh);
+}
+
+/* g[j] += the sum over all rows of dA's column j, rows in order (the same
+ * order on any thread count). */
+static void add_column_sums(float *g, const float *dA, size_t rows, size_t G)
+{
+    for (size_t j = 0; j < G; j++) {
+        float acc = 0.0f;
+        for (size_t i = 0; i < rows; i++)
+            acc += dA[i * G + j];
+        g[j] += acc;
+    }
+}
+
 int lstm_lstm_backward(lstm_lstm *l, const float *dout, const float *dhn,
                        const float *dcn, float *dx, float *dh0, float *dc0)
 {
-    const size_t B = l->B, T = l->T, H = l->H, G = 4 * H, L = l->L, D = l->D;
+    const size_t B = l->B, T = l->T, H = l->H, L = l->L, D = l->D;
+    const size_t G = gates_per_unit(l->cell) * H;
+    const int gru = l->cell == LSTM_CELL_GRU;
     if (!l->out)
         return lstm_error(LSTM_EINVAL, "lstm: backward before forward");
-    const lstm__kernels *kern = lstm__k();
+    if (gru && (dcn || dc0))
+        return lstm_error(LSTM_EINVAL, "gru: a GRU has no cell state (dcn "
+                          "and dc0 must be NULL)");
     int units;
     const int nt = rec_plan(l, B, T, &units);
     const int bf16 = l->precision == LSTM_BF16_MIXED;
-    float *dh = l->dhc, *dc = l->dhc + B * H;
     const float *dyl = dout;  /* gradient of layer k's output (B,T,D*H) */
     for (size_t k = L; k-- > 0;) {
         const size_t in_dim = in_dim_of(l, k);
@@ -464,14 +662,11 @@ int lstm_lstm_backward(lstm_lstm *l, const float *dout, const float *dhn,
             /* W_ih only feeds dX, which layer 0 skips without dx */
             const float *w_ih = !bf16 ? l->ps->w + l->off[4 * ri + W_IH]
                                 : dxk ? rounded(l, ri) : NULL;
-            const float *w_hh = l->ps->w + l->off[4 * ri + W_HH];
             float *g_ih = l->ps->g + l->off[4 * ri + W_IH];
             float *g_hh = l->ps->g + l->off[4 * ri + W_HH];
             float *gb_ih = l->ps->g + l->off[4 * ri + B_IH];
             float *gb_hh = l->ps->g + l->off[4 * ri + B_HH];
-            const float *gates = l->gates + ri * B * T * G;
             const float *hs = l->hs + ri * B * (T + 1) * H;
-            const float *cs = l->cs + ri * B * (T + 1) * H;
             const float *in = layer_input(l, k);
             const float *dy = !dyl ? NULL : D > 1 ? l->dyd + d * B * T * H
                                                   : dyl;
@@ -479,67 +674,28 @@ int lstm_lstm_backward(lstm_lstm *l, const float *dout, const float *dhn,
                 reverse_steps(l->rev, in, l, in_dim, 0);
                 in = l->rev;
             }
-            if (!units) {
-                lstm__pack_bwd(l->wpk_bwd, w_hh, H, 0, H);
-                if (bf16)
-                    round_bf16(l->wpk_bwd, l->wpk_bwd,
-                               lstm__pack_bwd_size(H, H));
-            }
-            if (dhn)
-                memcpy(dh, dhn + ri * B * H, B * H * sizeof *dh);
+            if (gru)
+                gru_run_bwd(l, ri, dy, dhn, dh0, nt);
             else
-                memset(dh, 0, B * H * sizeof *dh);
-            if (dcn)
-                memcpy(dc, dcn + ri * B * H, B * H * sizeof *dc);
-            else
-                memset(dc, 0, B * H * sizeof *dc);
-#pragma omp parallel num_threads(nt)
-            {
-                lstm__ftz();
-                if (units) {
-                    size_t k0, k1;
-                    unit_share(H, &k0, &k1);
-                    float *pk = l->wpk_bwd + lstm__pack_bwd_size(H, k0);
-                    lstm__pack_bwd(pk, w_hh, H, k0, k1);
-                    if (bf16)
-                        lstm__round_bf16(pk, pk,
-                                         lstm__pack_bwd_size(H, k1 - k0));
-                    kern->lstm_bwd(B, T, H, k0, k1, l->len, l->dA, dh, dc, dy,
-                                   gates, cs, w_hh, pk, l->dbs, l->scratch,
-                                   bf16, team_barrier);
-                } else {
-                    size_t b0, b1;
-                    lstm__share(B, &b0, &b1);
-                    if (b1 > b0)
-                        kern->lstm_bwd(b1 - b0, T, H, 0, H, l->len + b0,
-                                       l->dA + b0 * T * G, dh + b0 * H,
-                                       dc + b0 * H, dy ? dy + b0 * T * H : NULL,
-                                       gates + b0 * T * G,
-                                       cs + b0 * (T + 1) * H, w_hh, l->wpk_bwd,
-                                       l->dbs + b0 * G, l->scratch + b0 * G,
-                                       bf16, NULL);
-                }
-            }
-            if (dh0)
-                memcpy(dh0 + ri * B * H, dh, B * H * sizeof *dh);
-            if (dc0)
-                memcpy(dc0 + ri * B * H, dc, B * H * sizeof *dc);
+                lstm_run_bwd(l, ri, dy, dhn, dcn, dh0, dc0, nt, units, bf16);
 
             /* dW_ih += dA^T in;  dW_hh += dA_b^T h_{b,t-1} per sequence */
             gemm(1, 0, G, in_dim, B * T, 1.0f, l->dA, G, in, in_dim, 1.0f,
                  g_ih, in_dim);
+            const float *dAh = gru ? l->dAh : l->dA;  /* the hidden side's */
             for (size_t b = 0; b < B; b++)
-                gemm(1, 0, G, H, T, 1.0f, l->dA + b * T * G, G,
+                gemm(1, 0, G, H, T, 1.0f, dAh + b * T * G, G,
                      hs + b * (T + 1) * H, H, 1.0f, g_hh, H);
-            /* db_ih = db_hh = column sums of dA: the kernel summed each
-             * sequence over t, here the sequences are summed in order (the
-             * same order on any thread count) */
-            for (size_t j = 0; j < G; j++) {
-                float acc = 0.0f;
-                for (size_t b = 0; b < B; b++)
-                    acc += l->dbs[b * G + j];
-                gb_ih[j] += acc;
-                gb_hh[j] += acc;
+            /* db_ih, db_hh = column sums of dA, dAh. LSTM: they are equal,
+             * and the kernel summed each sequence over t; here the
+             * sequences are summed in order (the same order on any thread
+             * count) */
+            if (gru) {
+                add_column_sums(gb_ih, l->dA, B * T, G);
+                add_column_sums(gb_hh, l->dAh, B * T, G);
+            } else {
+                add_column_sums(gb_ih, l->dbs, B, G);
+                add_column_sums(gb_hh, l->dbs, B, G);
             }
             /* this run's share of the layer's input gradient: the reverse
              * direction's comes back in time order and adds to the
@@ -575,6 +731,7 @@ int lstm_lstm_share(lstm_lstm *dst, const lstm_lstm *src)
     dst->H = src->H;
     dst->L = src->L;
     dst->D = src->D;
+    dst->cell = src->cell;
     dst->dropout = src->dropout;
     dst->precision = src->precision;
     return LSTM_OK;

@@ -43,6 +43,9 @@ int lstm_stream_init(lstm_stream *s, const lstm_lstm *l, size_t Bmax)
         return lstm_error(LSTM_EINVAL, "lstm_stream: a bidirectional LSTM "
                           "reads each sequence to its end; it cannot run step "
                           "by step");
+    if (l->cell != LSTM_CELL_LSTM)
+        return lstm_error(LSTM_EINVAL, "lstm_stream: streaming runs LSTM "
+                          "layers only, not a GRU");
     s->l = l;
     s->Bmax = Bmax;
     lstm__carver c = {NULL, 0};

@@ -1,0 +1,163 @@
+/*
+ * rowmm.h - the register-blocked product the tuned recurrences (lstm_cell.c,
+ * gru_cell.c) and the tuned GEMM are made of. Everything here is static
+ * and always inlined, so each caller compiles it for its own instruction
+ * set (kernels.h's LSTM_ISA_* attributes).
+ */
+#ifndef LSTM_ROWMM_H
+#define LSTM_ROWMM_H
+
+#include <stddef.h>
+#include <string.h>
+
+typedef float v16 __attribute__((vector_size(64), aligned(4)));
+typedef float v8 __attribute__((vector_size(32), aligned(4)));
+typedef float v4 __attribute__((vector_size(16), aligned(4)));
+
+/* A vector of copies of s: one broadcast load (adding s to a zero vector
+ * would cost a float add first, to turn -0 into +0). */
+#define SPLAT1(s) ((v16){(s), (s), (s), (s), (s), (s), (s), (s),            \
+                         (s), (s), (s), (s), (s), (s), (s), (s)})
+#define SPLAT2(s) ((v8){(s), (s), (s), (s), (s), (s), (s), (s)})
+#define SPLAT4(s) ((v4){(s), (s), (s), (s)})
+
+/* The product both the recurrence and the tuned GEMM are made of:
+ *   out (nb,N) (+)= in (nb,M) x W (M,N)
+ * in[b][m] at in[b*irs + m*ics] (any strides: each element is broadcast,
+ * never loaded as a vector, so in needs no packing, transposed or not); W
+ * as panels of 16 columns, panel j at w + j*wps and its row m at + m*ldw:
+ * pack16's panels (ldw 16, wps 16M, zero-padded) or a row-major matrix as
+ * it lies (ldw its row length, wps 16; N a multiple of 16 then).
+ *
+ * With add, out's old values start the sums, plus bias (N) unless NULL.
+ *
+ * The register tile: nb rows x 16*P columns (P panels side by side), as
+ * NV*P vectors of type V per row: one of 16 floats per panel with AVX-512
+ * (32 registers), two of 8 with AVX2, four of 4 on baseline SIMD (16
+ * registers of 4 floats, which would spill an 8-float tile). Each
+ * accumulator depends on itself once per m, so a tile needs about latency
+ * x FMA ports (8 on current cores) of them to keep the units busy: few rows
+ * take more panels at once (rowmm). Every element is still summed over m
+ * in order, whatever nb and P: results do not depend on how the rows are
+ * split. */
+#define ROWMM_TILE(name, V, NV, MAXB, MAXV)                                  \
+    static inline __attribute__((always_inline)) void name(                 \
+        size_t nb, size_t P, size_t M, size_t nn, const float *in,           \
+        size_t irs, size_t ics, const float *w, size_t ldw, size_t wps,      \
+        float *out, size_t ldo, int add, const float *bias)                  \
+    {                                                                        \
+        const size_t W = 16 / NV; /* floats per vector */                    \
+        const size_t full = nn == 16 * P; /* else P == 1, nn < 16 */         \
+        V acc[MAXB][MAXV];                                                   \
+        _Pragma("GCC unroll 12") for (size_t b = 0; b < nb; b++)             \
+            _Pragma("GCC unroll 16") for (size_t v = 0; v < NV * P; v++)     \
+                acc[b][v] = !(add && full) ? (V){0}                          \
+                            : bias ? *(const V *)(out + b * ldo + v * W) +   \
+                                         *(const V *)(bias + v * W)          \
+                                   : *(const V *)(out + b * ldo + v * W);    \
+        for (size_t m = 0; m < M; m++) {                                     \
+            V wv[MAXV];                                                      \
+            _Pragma("GCC unroll 16") for (size_t v = 0; v < NV * P; v++)     \
+                wv[v] = *(const V *)(w + (v / NV) * wps + m * ldw +          \
+                                     (v % NV) * W);                          \
+            _Pragma("GCC unroll 12") for (size_t b = 0; b < nb; b++) {       \
+                const V x = SPLAT##NV(in[b * irs + m * ics]);                \
+                _Pragma("GCC unroll 16") for (size_t v = 0; v < NV * P; v++) \
+                    acc[b][v] += x * wv[v];                                  \
+            }                                                                \
+        }                                                                    \
+        if (full) {                                                          \
+            _Pragma("GCC unroll 12") for (size_t b = 0; b < nb; b++)         \
+                _Pragma("GCC unroll 16") for (size_t v = 0; v < NV * P; v++) \
+                    *(V *)(out + b * ldo + v * W) = acc[b][v];               \
+        } else { /* the last, partial panel */                               \
+            for (size_t b = 0; b < nb; b++) {                                \
+                float tile[16];                                              \
+                memcpy(tile, acc[b], sizeof tile);                           \
+                for (size_t j = 0; j < nn; j++)                              \
+                    out[b * ldo + j] =                                       \
+                        (!add ? 0.0f                                         \
+                         : bias ? out[b * ldo + j] + bias[j]                 \
+                                : out[b * ldo + j]) + tile[j];               \
+            }                                                                \
+        }                                                                    \
+    }
+
+ROWMM_TILE(rowmm_tile16, v16, 1, 12, 8)
+ROWMM_TILE(rowmm_tile8, v8, 2, 6, 8)
+ROWMM_TILE(rowmm_tile4, v4, 4, 3, 16)
+
+/* nb rows (a constant after inlining) against all N columns: P panels per
+ * tile while P whole panels remain, then one at a time. vw: floats per
+ * vector, 16, 8 or 4 (a constant too). */
+static inline __attribute__((always_inline)) void
+rowmm_block(int vw, size_t nb, size_t P, size_t M, size_t N,
+            const float *in, size_t irs, size_t ics, const float *w,
+            size_t ldw, size_t wps, float *out, size_t ldo, int add,
+            const float *bias)
+{
+    size_t n = 0;
+#define TILE(p, nn)                                                          \
+    (vw == 16 ? rowmm_tile16(nb, p, M, nn, in, irs, ics, w + n / 16 * wps,   \
+                             ldw, wps, out + n, ldo, add, bias ? bias + n : 0)\
+     : vw == 8 ? rowmm_tile8(nb, p, M, nn, in, irs, ics, w + n / 16 * wps,   \
+                             ldw, wps, out + n, ldo, add, bias ? bias + n : 0)\
+               : rowmm_tile4(nb, p, M, nn, in, irs, ics, w + n / 16 * wps,   \
+                             ldw, wps, out + n, ldo, add, bias ? bias + n : 0))
+    if (P > 1)
+        for (; n + 16 * P <= N; n += 16 * P)
+            TILE(P, 16 * P);
+    for (; n < N; n += 16)
+        TILE(1, N - n < 16 ? N - n : 16);
+#undef TILE
+}
+
+/* The product above, rows in blocks of the most a tile holds: 12 with
+ * 16-float vectors (24 accumulators of 32 registers), 6 with 8-float ones
+ * (12 of 16), 3 with 4-float ones; each block size a constant the compiler
+ * unrolls, and small blocks take more panels at once to keep 8
+ * accumulators or more without spilling (accumulators, P weight vectors
+ * and a broadcast fit the register file). */
+static inline __attribute__((always_inline)) void
+rowmm(int vw, size_t nb, size_t M, size_t N, const float *in, size_t irs,
+      size_t ics, const float *w, size_t ldw, size_t wps, float *out,
+      size_t ldo, int add, const float *bias)
+{
+    const size_t maxb = vw == 16 ? 12 : vw == 8 ? 6 : 3;
+#define ROWS(k, p)                                                           \
+    rowmm_block(vw, k, p, M, N, i, irs, ics, w, ldw, wps, o, ldo, add, bias)
+    for (size_t b = 0; b < nb; b += maxb) {
+        const float *i = in + b * irs;
+        float *o = out + b * ldo;
+        const size_t r = nb - b >= maxb ? maxb : nb - b;
+        if (vw == 16) {
+            switch (r) {
+            case 12: ROWS(12, 2); break;
+            case 11: ROWS(11, 2); break;
+            case 10: ROWS(10, 2); break;
+            case 9: ROWS(9, 2); break;
+            case 8: ROWS(8, 2); break;
+            case 7: ROWS(7, 2); break;
+            case 6: ROWS(6, 4); break;
+            case 5: ROWS(5, 4); break;
+            case 4: ROWS(4, 4); break;
+            case 3: ROWS(3, 4); break;
+            case 2: ROWS(2, 8); break;
+            default: ROWS(1, 8); break;
+            }
+        } else {
+            const int wide = vw == 8;
+            switch (r) {
+            case 6: ROWS(6, 1); break;
+            case 5: ROWS(5, 1); break;
+            case 4: ROWS(4, 1); break;
+            case 3: ROWS(3, wide ? 2 : 1); break;
+            case 2: ROWS(2, wide ? 2 : 1); break;
+            default: ROWS(1, wide ? 4 : 2); break;
+            }
+        }
+    }
+#undef ROWS
+}
+
+#endif
