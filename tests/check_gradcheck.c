@@ -128,8 +128,8 @@ START_TEST(grad_mlp)
 }
 END_TEST
 
-/* ---- the LSTM: 2 layers, unequal lengths, h0/c0, dropout; one and two
- * directions ---- */
+/* ---- the LSTM and the GRU: 2 layers, unequal lengths, h0/c0, dropout;
+ * one and two directions ---- */
 
 enum { LB = 3, LT = 5, LI = 4, LH = 3, LL = 2 };
 
@@ -137,6 +137,7 @@ typedef struct {
     lstm_params ps;
     lstm_lstm net;
     size_t D;
+    int gru;
     float x[LB * LT * LI], h0[2 * LL * LB * LH], c0[2 * LL * LB * LH];
     float r_out[LB * LT * 2 * LH], r_hn[2 * LL * LB * LH];
     float r_cn[2 * LL * LB * LH];
@@ -148,28 +149,30 @@ static double rnn_loss(void *p)
     rnn_ctx *c = p;
     lstm_rng rng;
     lstm_rng_seed(&rng, 11);  /* the same dropout mask every time */
-    ck_assert_int_eq(lstm_lstm_forward(&c->net, c->x, c->len, c->h0, c->c0,
-                                       LB, LT, 1, &rng), 0);
+    ck_assert_int_eq(lstm_lstm_forward(&c->net, c->x, c->len, c->h0,
+                                       c->gru ? NULL : c->c0, LB, LT, 1, &rng),
+                     0);
     return dot_d(c->r_out, c->net.out, LB * LT * c->D * LH) +
            dot_d(c->r_hn, c->net.hn, c->D * LL * LB * LH) +
-           dot_d(c->r_cn, c->net.cn, c->D * LL * LB * LH);
+           (c->gru ? 0.0 : dot_d(c->r_cn, c->net.cn, c->D * LL * LB * LH));
 }
 
-/* _i: bit 0 the references, bit 1 bidirectional */
+/* _i: bit 0 the references, bit 1 bidirectional, bit 2 GRU */
 START_TEST(grad_lstm)
 {
     lstm_kernels_use_ref(_i & 1);
     static rnn_ctx c = {.len = {5, 2, 4}};
     c.D = _i & 2 ? 2 : 1;
+    c.gru = (_i & 4) != 0;
     const size_t S = c.D * LL * LB * LH;
     lstm_rng rng;
     lstm_rng_seed(&rng, 5);
     lstm_params_init(&c.ps);
-    ck_assert_int_eq(c.D == 2 ? lstm_lstm_init_bidirectional(&c.net, &c.ps,
-                                                             "rnn", LI, LH, LL,
-                                                             0.25f)
-                              : lstm_lstm_init(&c.net, &c.ps, "rnn", LI, LH,
-                                               LL, 0.25f), 0);
+    int (*init)(lstm_lstm *, lstm_params *, const char *, size_t, size_t,
+                size_t, float) =
+        c.gru ? (c.D == 2 ? lstm_gru_init_bidirectional : lstm_gru_init)
+              : (c.D == 2 ? lstm_lstm_init_bidirectional : lstm_lstm_init);
+    ck_assert_int_eq(init(&c.net, &c.ps, "rnn", LI, LH, LL, 0.25f), 0);
     ck_assert_int_eq(lstm_params_alloc(&c.ps), 0);
     /* larger than PyTorch's init so that every gate saturates somewhere */
     lstm_fill_uniform(c.ps.w, c.ps.n, -1.0f, 1.0f, &rng);
@@ -182,12 +185,14 @@ START_TEST(grad_lstm)
     float dx[LB * LT * LI], dh0[2 * LL * LB * LH], dc0[2 * LL * LB * LH];
     rnn_loss(&c);
     lstm_params_zero_grad(&c.ps);
-    ck_assert_int_eq(lstm_lstm_backward(&c.net, c.r_out, c.r_hn, c.r_cn, dx,
-                                        dh0, dc0), 0);
-    fd_check(c.ps.w, c.ps.g, c.ps.n, rnn_loss, &c, "lstm weights");
-    fd_check(c.x, dx, LB * LT * LI, rnn_loss, &c, "lstm dx");
-    fd_check(c.h0, dh0, S, rnn_loss, &c, "lstm dh0");
-    fd_check(c.c0, dc0, S, rnn_loss, &c, "lstm dc0");
+    ck_assert_int_eq(lstm_lstm_backward(&c.net, c.r_out, c.r_hn,
+                                        c.gru ? NULL : c.r_cn, dx, dh0,
+                                        c.gru ? NULL : dc0), 0);
+    fd_check(c.ps.w, c.ps.g, c.ps.n, rnn_loss, &c, "rnn weights");
+    fd_check(c.x, dx, LB * LT * LI, rnn_loss, &c, "rnn dx");
+    fd_check(c.h0, dh0, S, rnn_loss, &c, "rnn dh0");
+    if (!c.gru)
+        fd_check(c.c0, dc0, S, rnn_loss, &c, "rnn dc0");
     /* input gradient past each sequence's end is exactly zero */
     for (size_t b = 0; b < LB; b++)
         for (size_t t = (size_t)c.len[b]; t < LT; t++)
@@ -263,7 +268,7 @@ Suite *gradcheck_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, grad_embedding);
     tcase_add_loop_test(tc, grad_mlp, 0, 2);
-    tcase_add_loop_test(tc, grad_lstm, 0, 4);
+    tcase_add_loop_test(tc, grad_lstm, 0, 8);
     tcase_add_loop_test(tc, grad_classifier_direction, 0, 6);
     suite_add_tcase(s, tc);
     return s;

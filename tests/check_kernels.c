@@ -339,6 +339,88 @@ START_TEST(lstm_rec_ref_vs_tuned_large)
 }
 END_TEST
 
+/* The GRU's recurrence, tuned set k against the reference, forward and
+ * backward (with and without dy), nb sequences of random lengths. */
+static void gru_compare(const lstm__kernels *k, size_t nb, size_t T, size_t H,
+                        uint64_t seed)
+{
+    const size_t G = 3 * H;
+    size_t *len = malloc(nb * sizeof *len);
+    lstm_rng r;
+    lstm_rng_seed(&r, seed);
+    for (size_t b = 0; b < nb; b++)  /* full, empty and partial sequences */
+        len[b] = b == 0 ? T : lstm_rng_below(&r, T + 1);
+    float *w = malloc(G * H * 4), *bi = malloc(G * 4), *bh = malloc(G * 4);
+    float *pf = malloc(lstm__pack_gru_fwd_size(H) * 4);
+    float *pb = malloc(lstm__pack_gru_bwd_size(H) * 4);
+    lstm_fill_uniform(w, G * H, -0.4f, 0.4f, &r);
+    fill_randn(bi, G, seed + 1);
+    fill_randn(bh, G, seed + 2);
+    lstm__pack_gru_fwd(pf, w, H);
+    lstm__pack_gru_bwd(pb, w, H);
+    float *dy = malloc(nb * T * H * 4), *dh0 = malloc(nb * H * 4);
+    fill_randn(dy, nb * T * H, seed + 3);
+    fill_randn(dh0, nb * H, seed + 4);
+    float *g[2], *hs[2], *sn[2], *y[2], *dA[2], *dAh[2], *dh[2], *sc[2];
+    for (int v = 0; v < 2; v++) {  /* 0: reference, 1: tuned */
+        g[v] = malloc(nb * T * G * 4);
+        hs[v] = calloc(nb * (T + 1) * H, 4);
+        sn[v] = malloc(nb * T * H * 4);
+        y[v] = malloc(nb * T * H * 4);
+        dA[v] = malloc(nb * T * G * 4);
+        dAh[v] = malloc(nb * T * G * 4);
+        dh[v] = malloc(nb * H * 4);
+        sc[v] = malloc(nb * G * 4);
+        fill_randn(g[v], nb * T * G, seed + 5);
+        for (size_t b = 0; b < nb; b++)
+            fill_randn(hs[v] + b * (T + 1) * H, H, seed + 6 + b);
+    }
+    lstm__gru_fwd_ref(nb, T, H, len, g[0], bi, bh, hs[0], sn[0], y[0], w,
+                      NULL, sc[0]);
+    k->gru_fwd(nb, T, H, len, g[1], bi, bh, hs[1], sn[1], y[1], w, pf, sc[1]);
+    assert_close(g[1], g[0], nb * T * G, 1e-5, 1e-5, "gru fwd gates");
+    assert_close(hs[1], hs[0], nb * (T + 1) * H, 1e-5, 1e-5, "gru fwd h");
+    assert_close(sn[1], sn[0], nb * T * H, 1e-5, 1e-5, "gru fwd s_n");
+    assert_close(y[1], y[0], nb * T * H, 1e-5, 1e-5, "gru fwd y");
+    for (int with_dy = 0; with_dy < 2; with_dy++) {
+        memcpy(dh[0], dh0, nb * H * 4);
+        memcpy(dh[1], dh0, nb * H * 4);
+        lstm__gru_bwd_ref(nb, T, H, len, dA[0], dAh[0], dh[0],
+                          with_dy ? dy : NULL, g[0], hs[0], sn[0], w, NULL,
+                          sc[0]);
+        k->gru_bwd(nb, T, H, len, dA[1], dAh[1], dh[1], with_dy ? dy : NULL,
+                   g[1], hs[1], sn[1], w, pb, sc[1]);
+        assert_close(dA[1], dA[0], nb * T * G, 1e-5, 1e-4, "gru bwd dA");
+        assert_close(dAh[1], dAh[0], nb * T * G, 1e-5, 1e-4, "gru bwd dAh");
+        assert_close(dh[1], dh[0], nb * H, 1e-5, 1e-4, "gru bwd dh0");
+        for (size_t b = 0; b < nb; b++)  /* nothing past a sequence's end */
+            for (size_t t = len[b]; t < T; t++)
+                for (size_t j = 0; j < G; j++)
+                    ck_assert(dA[1][(b * T + t) * G + j] == 0.0f &&
+                              dAh[1][(b * T + t) * G + j] == 0.0f);
+    }
+    for (int v = 0; v < 2; v++) {
+        free(g[v]); free(hs[v]); free(sn[v]); free(y[v]); free(dA[v]);
+        free(dAh[v]); free(dh[v]); free(sc[v]);
+    }
+    free(len); free(w); free(bi); free(bh); free(pf); free(pb); free(dy);
+    free(dh0);
+}
+
+/* _i = set * 4 + index of T; then one large case per set */
+START_TEST(gru_rec_ref_vs_tuned)
+{
+    const lstm__kernels *k = tuned(_i / 4);
+    if (!k)
+        return;
+    for (size_t a = 0; a < NODD; a++)
+        for (size_t c = 0; c < NODD; c++)
+            gru_compare(k, odd[a], odd[_i % 4], odd[c], a * 31 + c);
+    if (_i % 4 == 0)
+        gru_compare(k, 8, quick() ? 32 : 128, 128, 77);
+}
+END_TEST
+
 static void team_barrier(void)
 {
 #pragma omp barrier
@@ -575,6 +657,7 @@ Suite *kernels_suite(void)
     /* every tuned set the CPU runs: generic, avx2, avx512 */
     tcase_add_loop_test(tc, lstm_rec_ref_vs_tuned, 0, 2 * 4 * NSETS);
     tcase_add_loop_test(tc, lstm_rec_ref_vs_tuned_large, 0, 2 * NSETS);
+    tcase_add_loop_test(tc, gru_rec_ref_vs_tuned, 0, 4 * NSETS);
     tcase_add_loop_test(tc, lstm_rec_units_same_bits, 0, NSETS);
     tcase_add_loop_test(tc, gemm_sets_vs_ref, 0, NSETS);
     tcase_add_loop_test(tc, gemm_bf16_sets_vs_ref, 0, NSETS);

@@ -390,6 +390,71 @@ START_TEST(bilstm_threads_and_bf16)
 }
 END_TEST
 
+/* A 2-layer bidirectional GRU's forward and backward on 1 and 2 threads:
+ * the same results (the same bits with the library's own GEMM); and what
+ * a GRU refuses: a cell state, bf16-mixed, streaming. */
+START_TEST(gru_threads_and_refusals)
+{
+    enum { B = 5, T = 9, I = 6, H = 20, L = 2 };
+    static float x[B * T * I], dout[B * T * 2 * H], dx[2][B * T * I];
+    static float out[2][B * T * 2 * H], g[2][40000];
+    const int32_t len[B] = {9, 3, 7, 1, 9};
+    const int exact = lstm__k()->gemm != lstm__gemm_blas;
+    fill_randn(x, B * T * I, 1);
+    fill_randn(dout, B * T * 2 * H, 2);
+    size_t n = 0;
+    for (int nt = 1; nt <= 2; nt++) {
+        lstm_set_threads(nt);
+        lstm_params ps;
+        lstm_lstm net;
+        lstm_rng rng;
+        lstm_rng_seed(&rng, 3);
+        lstm_params_init(&ps);
+        ck_assert_int_eq(lstm_gru_init_bidirectional(&net, &ps, "g", I, H, L,
+                                                     0.3f), 0);
+        ck_assert_int_eq(lstm_params_alloc(&ps), 0);
+        lstm_lstm_reset(&net, &rng);
+        n = ps.n;
+        ck_assert_uint_le(n, sizeof g[0] / sizeof g[0][0]);
+        ck_assert_int_eq(lstm_lstm_forward(&net, x, len, NULL, NULL, B, T, 1,
+                                           &rng), 0);
+        ck_assert_ptr_null(net.cn);
+        memcpy(out[nt - 1], net.out, sizeof out[0]);
+        lstm_params_zero_grad(&ps);
+        ck_assert_int_eq(lstm_lstm_backward(&net, dout, NULL, NULL,
+                                            dx[nt - 1], NULL, NULL), 0);
+        memcpy(g[nt - 1], ps.g, n * sizeof *ps.g);
+        if (nt == 2) {
+            float c0[2 * L * B * H] = {0};
+            ck_assert_int_eq(lstm_lstm_forward(&net, x, len, NULL, c0, B, T,
+                                               0, NULL), LSTM_EINVAL);
+            ck_assert(strstr(lstm_errmsg(), "no cell state") != NULL);
+            ck_assert_int_eq(lstm_lstm_backward(&net, dout, NULL, c0, NULL,
+                                                NULL, NULL), LSTM_EINVAL);
+            lstm_stream st;
+            ck_assert_int_eq(lstm_stream_init(&st, &net, 1), LSTM_EINVAL);
+            net.precision = LSTM_BF16_MIXED;
+            ck_assert_int_eq(lstm_lstm_forward(&net, x, len, NULL, NULL, B, T,
+                                               0, NULL), LSTM_EINVAL);
+            ck_assert(strstr(lstm_errmsg(), "fp32 only") != NULL);
+        }
+        lstm_lstm_free(&net);
+        lstm_params_free(&ps);
+    }
+    lstm_set_threads(0);
+    const float *a[3] = {out[0], dx[0], g[0]}, *b[3] = {out[1], dx[1], g[1]};
+    const size_t sz[3] = {B * T * 2 * H, B * T * I, n};
+    for (int k = 0; k < 3; k++)
+        if (exact)
+            ck_assert_msg(memcmp(a[k], b[k], sz[k] * sizeof(float)) == 0,
+                          "array %d: 1 and 2 threads differ", k);
+        else
+            ck_assert_msg(rel_dist(a[k], b[k], sz[k]) < 1e-6,
+                          "array %d: 1 and 2 threads %g apart", k,
+                          rel_dist(a[k], b[k], sz[k]));
+}
+END_TEST
+
 /* Other processes keeping every CPU busy make the library run fewer
  * threads than configured; that never changes a bit, whatever the kernel
  * set (the GEMMs' row blocks follow the configured count). */
@@ -559,6 +624,7 @@ Suite *layers_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, embedding_errors);
     tcase_add_test(tc, bilstm_threads_and_bf16);
+    tcase_add_test(tc, gru_threads_and_refusals);
     tcase_add_test(tc, load_changes_no_bit);
     tcase_add_test(tc, logsoftmax_properties);
     tcase_add_test(tc, lstm_errors);
