@@ -1,16 +1,16 @@
 /*
- * lstm_step.c - LSTM throughput: forward (infer) and forward + full BPTT
- * backward with every weight gradient (train), per batch size.
+ * lstm_step.c - LSTM (or GRU) throughput: forward (infer) and forward +
+ * full BPTT backward with every weight gradient (train), per batch size.
  *
  *   bench/lstm_step [--batch 4,12,32,64] [--seq 512] [--input 256]
  *                   [--hidden 128] [--layers 2] [--threads N]
  *                   [--mode infer|train|both] [--reps N] [--json]
- *                   [--precision fp32|bf16-mixed]
+ *                   [--precision fp32|bf16-mixed] [--cell lstm|gru]
  *
  * Defaults are the notebook's LSTM in fp32. Before timing anything it
  * checks the tuned kernels against the references on a small case (in
  * fp32, and in bf16-mixed when that is timed) and refuses to time a wrong
- * kernel. FLOPs: forward 2*B*T*4H*(I+H) per layer (input size H
+ * kernel. FLOPs: forward 2*B*T*G*(I+H) per layer, G = 4H (GRU: 3H), input size H
  * above the first), backward counted as twice the forward. The FMA peak is
  * measured by a register-only FMA loop on every thread in the same run,
  * before each batch size; the rows are printed at the end against the best
@@ -124,6 +124,8 @@ static double fma_peak(int threads, const char **isa)
 
 /* ---- one LSTM set up for (B,T,I,H,L) ---- */
 
+static int cell = LSTM_CELL_LSTM;  /* --cell */
+
 typedef struct {
     lstm_params ps;
     lstm_lstm net;
@@ -140,7 +142,8 @@ static int bench_init(bench *b, size_t B, size_t T, size_t I, size_t H,
     lstm_rng r;
     lstm_rng_seed(&r, seed);
     lstm_params_init(&b->ps);
-    int err = lstm_lstm_init(&b->net, &b->ps, "lstm", I, H, L, 0.0f);
+    int err = (cell == LSTM_CELL_GRU ? lstm_gru_init : lstm_lstm_init)(
+        &b->net, &b->ps, "lstm", I, H, L, 0.0f);
     if (!err)
         err = lstm_params_alloc(&b->ps);
     if (err)
@@ -231,7 +234,7 @@ static void usage(void)
             "usage: lstm_step [--batch 4,12,32,64] [--seq 512] [--input 256]\n"
             "                 [--hidden 128] [--layers 2] [--threads N]\n"
             "                 [--mode infer|train|both] [--reps N] [--json]\n"
-            "                 [--precision fp32|bf16-mixed]\n");
+            "                 [--precision fp32|bf16-mixed] [--cell lstm|gru]\n");
 }
 
 static int arg_size(const char *flag, const char *v, size_t *out)
@@ -285,6 +288,14 @@ int main(int argc, char **argv)
                 return 2;
             }
             mode = v;
+        } else if (!strcmp(a, "--cell")) {
+            if (v && (!strcmp(v, "lstm") || !strcmp(v, "gru")))
+                cell = !strcmp(v, "gru") ? LSTM_CELL_GRU : LSTM_CELL_LSTM;
+            else {
+                fprintf(stderr, "lstm_step: bad value for --cell: '%s' (lstm "
+                        "or gru)\n", v ? v : "");
+                return 2;
+            }
         } else if (!strcmp(a, "--precision")) {
             if (v && !strcmp(v, "fp32"))
                 precision = LSTM_FP32;
@@ -320,6 +331,7 @@ int main(int argc, char **argv)
         return 1;
     }
     const char *pname = precision == LSTM_FP32 ? "fp32" : "bf16-mixed";
+    const char *cname = cell == LSTM_CELL_GRU ? "gru" : "lstm";
     const char *isa = "none";
     double peak = 0, peak1 = 0;
     struct { const char *mode; size_t B; double ms, tps, gf, rss; } row[32];
@@ -336,7 +348,7 @@ int main(int argc, char **argv)
         }
         double fwd = 0;
         for (size_t l = 0; l < L; l++)
-            fwd += 2.0 * (double)(B * T) * 4.0 * (double)H *
+            fwd += 2.0 * (double)(B * T) * (cell ? 3.0 : 4.0) * (double)H *
                    (double)((l ? H : I) + H);
         for (int train = 0; train < 2; train++) {
             if ((train && !strcmp(mode, "infer")) ||
@@ -375,9 +387,10 @@ int main(int argc, char **argv)
     if (low)
         peak = nt * peak1;
     if (!json) {
-        printf("# lstm_step on %s: T=%zu I=%zu H=%zu L=%zu, %s, %d threads, "
-               "%s kernels (match the references: max error %.1e)\n",
-               bench_cpu(), T, I, H, L, pname, nt, lstm_kernels_name(),
+        printf("# lstm_step on %s: %s, T=%zu I=%zu H=%zu L=%zu, %s, %d "
+               "threads, %s kernels (match the references: max error "
+               "%.1e)\n", bench_cpu(), cname, T, I, H, L, pname, nt,
+               lstm_kernels_name(),
                precision == LSTM_FP32 ? err : err16);
         printf("# FMA peak (%s, %d threads): %.1f GFLOP/s, the best of %zu "
                "measurements%s\n", isa, nt, peak, nb,
@@ -391,12 +404,12 @@ int main(int argc, char **argv)
     }
     for (size_t k = 0; k < nrow; k++) {
         if (json)
-            printf("{\"mode\":\"%s\",\"batch\":%zu,\"seq\":%zu,\"input\":%zu,"
+            printf("{\"cell\":\"%s\",\"mode\":\"%s\",\"batch\":%zu,\"seq\":%zu,\"input\":%zu,"
                    "\"hidden\":%zu,\"layers\":%zu,\"threads\":%d,"
                    "\"precision\":\"%s\",\"kernels\":\"%s\",\"cpu\":\"%s\","
                    "\"ms_median\":%.3f,\"tokens_per_s\":%.0f,"
                    "\"gflops\":%.2f,\"peak_gflops\":%.1f,"
-                   "\"peak_rss_mb\":%.1f}\n", row[k].mode, row[k].B, T, I, H, L,
+                   "\"peak_rss_mb\":%.1f}\n", cname, row[k].mode, row[k].B, T, I, H, L,
                    nt, pname, lstm_kernels_name(), bench_cpu(), row[k].ms, row[k].tps, row[k].gf, peak,
                    row[k].rss);
         else

@@ -616,15 +616,16 @@ static void gru_run_bwd(lstm_lstm *l, size_t ri, const float *dy,
 }
 
 /* g[j] += the sum over all rows of dA's column j, rows in order (the same
- * order on any thread count). */
-static void add_column_sums(float *g, const float *dA, size_t rows, size_t G)
+ * order on any thread count), read row by row; acc: G floats of scratch. */
+static void add_column_sums(float *g, const float *dA, size_t rows, size_t G,
+                            float *acc)
 {
-    for (size_t j = 0; j < G; j++) {
-        float acc = 0.0f;
-        for (size_t i = 0; i < rows; i++)
-            acc += dA[i * G + j];
-        g[j] += acc;
-    }
+    memset(acc, 0, G * sizeof *acc);
+    for (size_t i = 0; i < rows; i++)
+        for (size_t j = 0; j < G; j++)
+            acc[j] += dA[i * G + j];
+    for (size_t j = 0; j < G; j++)
+        g[j] += acc[j];
 }
 
 int lstm_lstm_backward(lstm_lstm *l, const float *dout, const float *dhn,
@@ -691,11 +692,11 @@ int lstm_lstm_backward(lstm_lstm *l, const float *dout, const float *dhn,
              * sequences are summed in order (the same order on any thread
              * count) */
             if (gru) {
-                add_column_sums(gb_ih, l->dA, B * T, G);
-                add_column_sums(gb_hh, l->dAh, B * T, G);
+                add_column_sums(gb_ih, l->dA, B * T, G, l->scratch);
+                add_column_sums(gb_hh, l->dAh, B * T, G, l->scratch);
             } else {
-                add_column_sums(gb_ih, l->dbs, B, G);
-                add_column_sums(gb_hh, l->dbs, B, G);
+                add_column_sums(gb_ih, l->dbs, B, G, l->scratch);
+                add_column_sums(gb_hh, l->dbs, B, G, l->scratch);
             }
             /* this run's share of the layer's input gradient: the reverse
              * direction's comes back in time order and adds to the
