@@ -9,9 +9,10 @@
 # of other load can slow any one run. KERNELS (default: the library's
 # choice) runs liblstm with each kernel set named, PRECISIONS (default fp32)
 # with each precision: one liblstm column each, oneDNN compared with every
-# one.
+# one. CELL=gru compares GRUs instead (PyTorch's nn.GRU, oneDNN's
+# linear-before-reset GRU).
 #
-#   [KERNELS="avx2 avx512"] [PRECISIONS="fp32 bf16-mixed"] \
+#   [CELL=gru] [KERNELS="avx2 avx512"] [PRECISIONS="fp32 bf16-mixed"] \
 #   bench/compare.sh [THREADS] [REPS] [BATCHES] [ROUNDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,6 +22,7 @@ BATCHES=${3:-4 12 32 64}
 ROUNDS=${4:-1}
 KERNELS=${KERNELS:-}
 PRECISIONS=${PRECISIONS:-fp32}
+CELL=${CELL:-lstm}
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 for round in $(seq "$ROUNDS"); do
@@ -28,17 +30,18 @@ for round in $(seq "$ROUNDS"); do
     for k in ${KERNELS:-default}; do
       for p in $PRECISIONS; do
         env ${KERNELS:+LSTM_KERNELS=$k} bench/lstm_step --batch "$B" \
-          --reps "$REPS" --threads "$THREADS" --precision "$p" --json \
+          --reps "$REPS" --threads "$THREADS" --precision "$p" --cell "$CELL" --json \
           | sed 's/^{/{"impl":"liblstm",/' >> "$out"
       done
     done
-    OMP_NUM_THREADS=$THREADS bench/dnnl_lstm --batch "$B" --reps "$REPS" >> "$out"
+    OMP_NUM_THREADS=$THREADS bench/dnnl_lstm --batch "$B" --reps "$REPS" --cell "$CELL" \
+      >> "$out"
     # PyTorch's best setting: each thread count (inside the script), with
     # OpenBLAS's own threads on and off (they can fight with OpenMP's)
     for blas in "" 1; do
       env ${blas:+OPENBLAS_NUM_THREADS=$blas} /usr/bin/python3 \
         bench/torch_lstm.py --batch "$B" --reps "$REPS" --threads "$THREADS" \
-        >> "$out"
+        --cell "$CELL" >> "$out"
     done
   done
 done
@@ -55,7 +58,7 @@ def ms(impl, mode, b, v=None):  # the best of an implementation's settings
 peak = max(r.get("peak_gflops", 0) for r in ours)
 names = {r["impl"].split()[0]: r["impl"] for r in rows}
 label = {v: f"{v[0]}/{v[1]}" for v in variants}
-print(f"# {ours[0]['cpu']}; ms per batch (best of {sys.argv[3]} round(s)), "
+print(f"# {ours[0]['cell']}: {ours[0]['cpu']}; ms per batch (best of {sys.argv[3]} round(s)), "
       f"T=512 I=256 H=128 L=2, {sys.argv[2]} threads; liblstm kernels/"
       f"precision: {', '.join(label.values())}; "
       f"{names.get('oneDNN', 'oneDNN')}, {names.get('PyTorch', 'PyTorch')}")

@@ -1,6 +1,7 @@
 /*
- * dnnl_lstm.c - oneDNN's LSTM primitive on the shapes of bench/lstm_step,
- * for bench/compare.sh: forward inference (infer), and forward training +
+ * dnnl_lstm.c - oneDNN's LSTM primitive (or, with --cell gru, its
+ * linear-before-reset GRU, whose equations are PyTorch's nn.GRU) on the
+ * shapes of bench/lstm_step, for bench/compare.sh: forward inference (infer), and forward training +
  * backward with every weight gradient (train). One primitive per layer
  * (oneDNN stacks layers in one primitive only when input and hidden sizes
  * are equal). Weights are created directly in the formats the primitives
@@ -8,7 +9,7 @@
  * timed: the comparison favours oneDNN.
  *
  *   bench/dnnl_lstm [--batch 4,12,32,64] [--seq 512] [--input 256]
- *                   [--hidden 128] [--layers 2] [--reps N]
+ *                   [--hidden 128] [--layers 2] [--reps N] [--cell lstm|gru]
  *
  * Prints one JSON object per configuration, as lstm_step --json. Threads:
  * OMP_NUM_THREADS (oneDNN's OpenMP runtime).
@@ -37,6 +38,7 @@
     } while (0)
 
 static dnnl_engine_t engine;
+static int gru;  /* --cell gru: 3 gates, and 4 bias rows (b_hn apart) */
 static dnnl_stream_t stream;
 
 static void fill(dnnl_memory_t m, const dnnl_memory_desc_t *md)
@@ -116,15 +118,22 @@ static void make_layer(step *fwd, step *bwd, int train, long B, long T,
 {
     dnnl_memory_desc_t src, wl, wi, bias, dst, dsrc, dwl, dwi, dbias, ddst;
     md(&src, 3, (dnnl_dims_t){T, B, I}, dnnl_tnc);
-    md(&wl, 5, (dnnl_dims_t){1, 1, I, 4, H}, dnnl_format_tag_any);
-    md(&wi, 5, (dnnl_dims_t){1, 1, H, 4, H}, dnnl_format_tag_any);
+    const long G = gru ? 3 : 4;
+    md(&wl, 5, (dnnl_dims_t){1, 1, I, G, H}, dnnl_format_tag_any);
+    md(&wi, 5, (dnnl_dims_t){1, 1, H, G, H}, dnnl_format_tag_any);
     md(&bias, 4, (dnnl_dims_t){1, 1, 4, H}, dnnl_ldgo);
     md(&dst, 3, (dnnl_dims_t){T, B, H}, dnnl_tnc);
     dnnl_rnn_desc_t fd;
-    CHECK(dnnl_lstm_forward_desc_init(
-        &fd, train ? dnnl_forward_training : dnnl_forward_inference,
-        dnnl_unidirectional_left2right, &src, NULL, NULL, &wl, &wi, &bias,
-        &dst, NULL, NULL, 0));
+    const dnnl_prop_kind_t kind =
+        train ? dnnl_forward_training : dnnl_forward_inference;
+    if (gru)
+        CHECK(dnnl_lbr_gru_forward_desc_init(
+            &fd, kind, dnnl_unidirectional_left2right, &src, NULL, &wl, &wi,
+            &bias, &dst, NULL, 0));
+    else
+        CHECK(dnnl_lstm_forward_desc_init(
+            &fd, kind, dnnl_unidirectional_left2right, &src, NULL, NULL, &wl,
+            &wi, &bias, &dst, NULL, NULL, 0));
     dnnl_primitive_desc_t fpd;
     CHECK(dnnl_primitive_desc_create(&fpd, &fd, NULL, engine, NULL));
     static const int fwd_ids[] = {DNNL_ARG_SRC_LAYER, DNNL_ARG_WEIGHTS_LAYER,
@@ -138,15 +147,21 @@ static void make_layer(step *fwd, step *bwd, int train, long B, long T,
         return;
     }
     md(&dsrc, 3, (dnnl_dims_t){T, B, I}, dnnl_tnc);
-    md(&dwl, 5, (dnnl_dims_t){1, 1, I, 4, H}, dnnl_format_tag_any);
-    md(&dwi, 5, (dnnl_dims_t){1, 1, H, 4, H}, dnnl_format_tag_any);
+    md(&dwl, 5, (dnnl_dims_t){1, 1, I, G, H}, dnnl_format_tag_any);
+    md(&dwi, 5, (dnnl_dims_t){1, 1, H, G, H}, dnnl_format_tag_any);
     md(&dbias, 4, (dnnl_dims_t){1, 1, 4, H}, dnnl_ldgo);
     md(&ddst, 3, (dnnl_dims_t){T, B, H}, dnnl_tnc);
     dnnl_rnn_desc_t bd;
-    CHECK(dnnl_lstm_backward_desc_init(
-        &bd, dnnl_backward, dnnl_unidirectional_left2right, &src, NULL, NULL,
-        &wl, &wi, &bias, &dst, NULL, NULL, &dsrc, NULL, NULL, &dwl, &dwi,
-        &dbias, &ddst, NULL, NULL, 0));
+    if (gru)
+        CHECK(dnnl_lbr_gru_backward_desc_init(
+            &bd, dnnl_backward, dnnl_unidirectional_left2right, &src, NULL,
+            &wl, &wi, &bias, &dst, NULL, &dsrc, NULL, &dwl, &dwi, &dbias,
+            &ddst, NULL, 0));
+    else
+        CHECK(dnnl_lstm_backward_desc_init(
+            &bd, dnnl_backward, dnnl_unidirectional_left2right, &src, NULL,
+            NULL, &wl, &wi, &bias, &dst, NULL, NULL, &dsrc, NULL, NULL, &dwl,
+            &dwi, &dbias, &ddst, NULL, NULL, 0));
     dnnl_primitive_desc_t bpd;
     CHECK(dnnl_primitive_desc_create(&bpd, &bd, NULL, engine, fpd));
     static const int bwd_ids[] = {
@@ -188,9 +203,10 @@ int main(int argc, char **argv)
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             printf("usage: dnnl_lstm [--batch 4,12,32,64] [--seq 512] "
                    "[--input 256]\n                 [--hidden 128] "
-                   "[--layers 2] [--reps N]\n"
-                   "oneDNN's LSTM on lstm_step's shapes, one JSON line per "
-                   "mode and batch;\nthreads: OMP_NUM_THREADS\n");
+                   "[--layers 2] [--reps N] [--cell lstm|gru]\n"
+                   "oneDNN's LSTM (or LBR GRU) on lstm_step's shapes, one "
+                   "JSON line per\nmode and batch; threads: "
+                   "OMP_NUM_THREADS\n");
             return 0;
         }
         if (i + 1 == argc) {
@@ -209,6 +225,9 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--hidden")) H = atol(v);
         else if (!strcmp(a, "--layers")) L = atol(v);
         else if (!strcmp(a, "--reps")) reps = atoi(v);
+        else if (!strcmp(a, "--cell") &&
+                 (!strcmp(v, "gru") || !strcmp(v, "lstm")))
+            gru = !strcmp(v, "gru");
         else {
             fprintf(stderr, "dnnl_lstm: unknown flag %s (see --help)\n", a);
             return 2;
@@ -242,10 +261,11 @@ int main(int argc, char **argv)
                     ms[r] = (bench_now() - t0) * 1e3;
             }
             double med = bench_median(ms, (size_t)reps);
-            printf("{\"mode\":\"%s\",\"batch\":%ld,\"seq\":%ld,\"input\":%ld,"
+            printf("{\"cell\":\"%s\",\"mode\":\"%s\",\"batch\":%ld,\"seq\":%ld,\"input\":%ld,"
                    "\"hidden\":%ld,\"layers\":%ld,\"threads\":%d,"
                    "\"ms_median\":%.3f,\"impl\":\"oneDNN %d.%d\"}\n",
-                   train ? "train" : "infer", B, T, I, H, L, threads, med,
+                   gru ? "gru" : "lstm", train ? "train" : "infer", B, T, I,
+                   H, L, threads, med,
                    dnnl_version()->major, dnnl_version()->minor);
             fflush(stdout);
             free(ms);

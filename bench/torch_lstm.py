@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""PyTorch's nn.LSTM on the shapes of bench/lstm_step, for bench/compare.sh.
+"""PyTorch's nn.LSTM (or nn.GRU, --cell gru) on the shapes of
+bench/lstm_step, for bench/compare.sh.
 
 infer: forward under no_grad; train: forward + backward of sum(out * r)
 with every weight gradient and the input gradient, as lstm_step times it.
@@ -34,9 +35,11 @@ def main():
     p.add_argument("--layers", type=int, default=2)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--reps", type=int, default=5)
+    p.add_argument("--cell", choices=("lstm", "gru"), default="lstm")
     a = p.parse_args()
     torch.manual_seed(0)
-    lstm = torch.nn.LSTM(a.input, a.hidden, a.layers, batch_first=True)
+    cls = torch.nn.GRU if a.cell == "gru" else torch.nn.LSTM
+    lstm = cls(a.input, a.hidden, a.layers, batch_first=True)
     for B in [int(b) for b in a.batch.split(",")]:
         x = torch.randn(B, a.seq, a.input, requires_grad=True)
         r = torch.randn(B, a.seq, a.hidden)
@@ -59,7 +62,7 @@ def main():
                 if best is None or ms < best:
                     best, best_t = ms, t
             print(json.dumps({
-                "mode": mode, "batch": B, "seq": a.seq, "input": a.input,
+                "cell": a.cell, "mode": mode, "batch": B, "seq": a.seq, "input": a.input,
                 "hidden": a.hidden, "layers": a.layers, "threads": best_t,
                 "ms_median": round(best, 3),
                 "impl": f"PyTorch {torch.__version__}"}), flush=True)
