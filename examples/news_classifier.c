@@ -41,7 +41,7 @@
 
 typedef struct {
     const char *data, *model, *out, *split, *resume, *monitor, *pool,
-        *precision;
+        *precision, *cell;
     long epochs, batch, max_len, vocab, embed, hidden, layers, patience;
     long threads, seed, json, bidir;
     double dropout, lr, wd, clip, max_mem;
@@ -93,13 +93,14 @@ static const flagdef flags[] = {
     {"--precision", "precision", 'e', O(precision), 0, 0, "fp32|bf16-mixed",
      OPTIONAL},
     {"--bidirectional", "bidirectional", 'b', O(bidir), 0, 1, NULL, OPTIONAL},
+    {"--cell", "cell", 'e', O(cell), 0, 0, "lstm|gru", OPTIONAL},
 };
 #define NFLAGS (sizeof flags / sizeof *flags)
 
 static const options defaults = {
     .out = "runs", .monitor = "train-loss", .pool = "last",
-    .precision = "fp32", .epochs = 10, .batch = 4, .max_len = 512,
-    .vocab = 50000, .embed = 256, .hidden = 128, .layers = 2, .patience = 3,
+    .precision = "fp32", .cell = "lstm", .epochs = 10, .batch = 4,
+    .max_len = 512, .vocab = 50000, .embed = 256, .hidden = 128, .layers = 2, .patience = 3,
     .seed = 42, .dropout = 0.2, .lr = 1e-3, .wd = 1e-5};
 
 #define FIELD(o, f, T) ((T *)(void *)((char *)(o) + (f)->off))
@@ -150,6 +151,8 @@ static void usage(FILE *fp)
 "                       length, or the mean/max of the outputs (last)\n"
 "  --bidirectional      a second LSTM direction reads each text backwards;\n"
 "                       the feature is both directions' (off)\n"
+"  --cell lstm|gru      the recurrent layer: nn.LSTM's or nn.GRU's (lstm;\n"
+"                       gru: fp32 only)\n"
 "  --precision P        fp32 or bf16-mixed: the LSTM's matrix products on\n"
 "                       bfloat16-rounded operands with float sums, float\n"
 "                       master weights (fp32; eval and predict: the\n"
@@ -319,6 +322,7 @@ static void config_of(lstm_classifier_config *cfg, const options *o, size_t V,
         .dropout = (float)o->dropout,
         .mlp = {512, 256}};  /* the notebook's head: Linear(H,512), (512,256) */
     cfg->bidirectional = o->bidir != 0;
+    cfg->cell = strcmp(o->cell, "gru") ? LSTM_CELL_LSTM : LSTM_CELL_GRU;
     lstm_pool_parse(o->pool, &cfg->pool);  /* both checked by set_flag */
     lstm_precision_parse(o->precision, &cfg->precision);
 }
@@ -867,10 +871,10 @@ static int cmd_train(const options *opts)
     tc.data_crc = lstm_dataset_crc(&ts.ds);
     lstm_monitor_parse(o->monitor, &tc.monitor);
     const int keep_best = tc.monitor != LSTM_MONITOR_TRAIN_LOSS;
-    printf("model: vocabulary %zu, embedding %zu, %sLSTM %zux%zu, head "
+    printf("model: vocabulary %zu, embedding %zu, %s%s %zux%zu, head "
            "%zu-%zu-%zu, pool %s; %zu parameters; %s, %d threads, %s "
            "kernels\n", cfg.V, cfg.E, cfg.bidirectional ? "bidirectional " : "",
-           cfg.L, cfg.H, cfg.mlp[0], cfg.mlp[1], cfg.C,
+           cfg.cell == LSTM_CELL_GRU ? "GRU" : "LSTM", cfg.L, cfg.H, cfg.mlp[0], cfg.mlp[1], cfg.C,
            lstm_pool_name(cfg.pool), lstm_classifier_params(&cfg),
            lstm_precision_name(cfg.precision), lstm_get_threads(),
            lstm_kernels_name());

@@ -70,18 +70,22 @@ def encode(vocab, text, max_len):
 # ---- the notebook's module structure ----
 
 class LSTMBlock(nn.Module):
-    def __init__(self, V, E, H, L, dropout, pool, bidirectional=False):
+    def __init__(self, V, E, H, L, dropout, pool, bidirectional=False,
+                 cell="lstm"):
         super().__init__()
         self.embedding = nn.Embedding(V, E, padding_idx=0)
-        self.lstm = nn.LSTM(E, H, L, batch_first=True, dropout=dropout,
-                            bidirectional=bidirectional)
+        rnn = nn.GRU if cell == "gru" else nn.LSTM
+        self.lstm = rnn(E, H, L, batch_first=True, dropout=dropout,
+                        bidirectional=bidirectional)
         self.pool = pool
         self.bidirectional = bidirectional
 
     def forward(self, ids, lengths):
         packed = pack_padded_sequence(self.embedding(ids), lengths,
                                       batch_first=True, enforce_sorted=False)
-        out, (hn, _) = self.lstm(packed)
+        out, hn = self.lstm(packed)
+        if isinstance(hn, tuple):  # an LSTM's (h_n, c_n)
+            hn = hn[0]
         if self.pool == "last" and self.bidirectional:
             return torch.cat([hn[-2], hn[-1]], dim=1)
         if self.pool == "last":
@@ -96,9 +100,9 @@ class LSTMBlock(nn.Module):
 
 class Classifier(nn.Module):
     def __init__(self, V, E, H, L, C, dropout=0.2, pool="last",
-                 mlp=(512, 256), bidirectional=False):
+                 mlp=(512, 256), bidirectional=False, cell="lstm"):
         super().__init__()
-        self.lstm = LSTMBlock(V, E, H, L, dropout, pool, bidirectional)
+        self.lstm = LSTMBlock(V, E, H, L, dropout, pool, bidirectional, cell)
         D = 2 if bidirectional else 1
         self.classifier = nn.Sequential(
             nn.Flatten(), nn.Linear(D * H, mlp[0]), nn.ReLU(),
@@ -251,7 +255,8 @@ def cmd_check(a):
     model = Classifier(len(tokens), cfg["embed_dim"], cfg["hidden"],
                        cfg["layers"], len(classes), cfg["dropout"],
                        cfg.get("pool", "last"), tuple(cfg["mlp"]),
-                       cfg.get("bidirectional", False))
+                       cfg.get("bidirectional", False),
+                       cfg.get("cell", "lstm"))
     missing, unexpected = model.load_state_dict(tensors, strict=True)
     model.eval()
     vocab = {t: i for i, t in enumerate(tokens)}

@@ -454,7 +454,7 @@ void lstm_adamw_free(lstm_adamw *o);
 void lstm_sgd_step(float *w, const float *g, size_t n, float lr);
 
 /* ---- the text classifier -------------------------------------------------
- * Embedding(V,E,pad 0) -> LSTM(E,H,L,dropout) -> pooled features ->
+ * Embedding(V,E,pad 0) -> LSTM(E,H,L,dropout) (or GRU) -> pooled features ->
  * [Linear -> ReLU -> Dropout] per hidden size -> Linear(.,C) -> LogSoftmax,
  * NLL loss. The parameter names are those of the reference notebook's
  * LightningModule ("lstm.embedding.weight", "lstm.lstm.weight_ih_l0", ...,
@@ -478,6 +478,8 @@ typedef struct {
     int precision;            /* the LSTM's: LSTM_FP32 or LSTM_BF16_MIXED */
     int bidirectional;        /* a bidirectional LSTM: the feature is 2H
                                  (last: both directions' final states) */
+    int cell;                 /* LSTM_CELL_LSTM, or LSTM_CELL_GRU (fp32
+                                 only): the recurrent layer's cell */
 } lstm_classifier_config;
 
 typedef struct {

@@ -247,7 +247,8 @@ END_TEST
 START_TEST(cli_checkpoint_disagrees)
 {
     /* a checkpoint whose tensors do not match its own metadata */
-    lstm_classifier_config cfg = {10, 4, 3, 1, 2, {5, 4}, 2, 0.0f, 0, LSTM_FP32, 0};
+    lstm_classifier_config cfg = {10, 4, 3, 1, 2, {5, 4}, 2, 0.0f, 0, LSTM_FP32, 0,
+                                  LSTM_CELL_LSTM};
     lstm_classifier m;
     ck_assert_int_eq(lstm_classifier_init(&m, &cfg), 0);
     const char *keys[3] = {"vocab", "classes", "config"};
@@ -589,12 +590,54 @@ START_TEST(cli_bidirectional)
 }
 END_TEST
 
+/* --cell gru: trains and is recorded (the checkpoint, the run's options),
+ * eval, predict and --resume take it, and bf16-mixed is refused. */
+START_TEST(cli_gru)
+{
+    make_corpus("news.csv", 300, 7);
+    const char *o = "--embed-dim 16 --hidden 16 --max-len 32 --batch-size 8 "
+                    "--lr 0.01 --epochs 3 --pool mean --cell gru --seed 3 "
+                    "--threads 2";
+    int st = run("train --data %s --out %s %s", path_in("news.csv"),
+                 path_in("g"), o);
+    ck_assert_msg(st == 0, "train failed: %s", err);
+    ck_assert(strstr(out, " GRU 2x16") != NULL);
+    double acc = number_after(out, "test accuracy ");
+    ck_assert_msg(acc > 0.8, "test accuracy %.3f", acc);
+    lstm_model m;
+    ck_assert_int_eq(lstm_model_load(&m, path_in("g/model.safetensors")), 0);
+    ck_assert(m.net.cfg.cell == LSTM_CELL_GRU &&
+              m.net.rnn.cell == LSTM_CELL_GRU);
+    const lstm_param *p = lstm_params_find(&m.net.ps,
+                                           "lstm.lstm.weight_hh_l1");
+    ck_assert(p && p->shape[0] == 3 * 16 && p->shape[1] == 16);
+    lstm_model_free(&m);
+    st = run("eval --model %s --data %s --split %s",
+             path_in("g/model.safetensors"), path_in("news.csv"),
+             path_in("g/split.json"));
+    ck_assert_msg(st == 0, "eval failed: %s", err);
+    ck_assert(fabs(number_after(out, "accuracy ") - acc) < 1e-9);
+    write_text("a.txt", "el gol del equipo en el estadio de la liga");
+    st = run("predict --model %s %s", path_in("g/model.safetensors"),
+             path_in("a.txt"));
+    ck_assert_msg(st == 0 && strstr(out, ": sport"), "%s %s", out, err);
+    st = run("train --resume %s --epochs 4", path_in("g"));
+    ck_assert_msg(st == 0 && strstr(out, " GRU 2x16"), "%s", err);
+    FAILS(2, "bad value for --cell: 'rnn' (lstm or gru)",
+          "train --data %s --cell rnn", path_in("news.csv"));
+    st = run("train --data %s --out %s %s --precision bf16-mixed",
+             path_in("news.csv"), path_in("g16"), o);
+    ck_assert_msg(st != 0 && strstr(err, "fp32 only"), "%d %s", st, err);
+}
+END_TEST
+
 /* A small model with the given metadata (NULL: a valid default), and
  * optionally a NaN in one weight. */
 static void tiny_model(const char *name, const char *vocab,
                        const char *classes, const char *config, int nan)
 {
-    lstm_classifier_config cfg = {4, 4, 3, 1, 2, {5, 4}, 2, 0.0f, 0, LSTM_FP32, 0};
+    lstm_classifier_config cfg = {4, 4, 3, 1, 2, {5, 4}, 2, 0.0f, 0, LSTM_FP32, 0,
+                                  LSTM_CELL_LSTM};
     lstm_classifier m;
     ck_assert_int_eq(lstm_classifier_init(&m, &cfg), 0);
     lstm_rng r;
@@ -754,6 +797,7 @@ Suite *cli_suite(void)
     tcase_add_test(tc, cli_limits);
     tcase_add_test(tc, cli_hostile_models);
     tcase_add_test(tc, cli_bidirectional);
+    tcase_add_test(tc, cli_gru);
     tcase_add_test(tc, cli_hostile_runs);
     suite_add_tcase(s, tc);
     return s;

@@ -230,7 +230,7 @@ START_TEST(grad_classifier_direction)
     cls_ctx c = {.ids = {2, 5, 7, 1, 3, 4, 6, 2, 0, 0, 0, 0, 9, 8, 3, 3, 0, 0},
                  .len = {6, 2, 4}, .y = {1, 0, 2}};
     lstm_classifier_config cfg = {10, 4, 3, 2, 3, {8, 5}, 2, 0.2f,
-                                  pools[_i / 2], LSTM_FP32, 0};
+                                  pools[_i / 2], LSTM_FP32, 0, LSTM_CELL_LSTM};
     ck_assert_int_eq(lstm_classifier_init(&c.m, &cfg), 0);
     lstm_rng rng;
     lstm_rng_seed(&rng, 21);

@@ -54,7 +54,8 @@ static void toy_make(toy *d)
 static lstm_classifier_config toy_config(void)
 {
     lstm_classifier_config cfg = {VOCAB, 8, 16, 2, NCLS, {12, 8}, 2, 0.3f,
-                                  LSTM_POOL_LAST, LSTM_FP32, 0};
+                                  LSTM_POOL_LAST, LSTM_FP32, 0,
+                                  LSTM_CELL_LSTM};
     return cfg;
 }
 

@@ -91,11 +91,12 @@ def lstm_case(name, B, T, I, H, L, lengths, with_state, seed,
 class LSTMBlock(nn.Module):
     """The notebook's LSTMBlock, made right: packed by true lengths."""
 
-    def __init__(self, V, E, H, L, pool, bidirectional=False):
+    def __init__(self, V, E, H, L, pool, bidirectional=False, gru=False):
         super().__init__()
         self.embedding = nn.Embedding(V, E, padding_idx=0)
-        self.lstm = nn.LSTM(E, H, L, batch_first=True, dropout=0.2,
-                            bidirectional=bidirectional)
+        self.lstm = (nn.GRU if gru else nn.LSTM)(
+            E, H, L, batch_first=True, dropout=0.2,
+            bidirectional=bidirectional)
         self.pool = pool
         self.bidirectional = bidirectional
 
@@ -114,9 +115,10 @@ class LSTMBlock(nn.Module):
 
 
 class Classifier(nn.Module):
-    def __init__(self, V, E, H, L, C, mlp, pool, bidirectional=False):
+    def __init__(self, V, E, H, L, C, mlp, pool, bidirectional=False,
+                 gru=False):
         super().__init__()
-        self.lstm = LSTMBlock(V, E, H, L, pool, bidirectional)
+        self.lstm = LSTMBlock(V, E, H, L, pool, bidirectional, gru)
         D = 2 if bidirectional else 1
         self.classifier = nn.Sequential(
             nn.Flatten(), nn.Linear(D * H, mlp[0]), nn.ReLU(), nn.Dropout(0.2),
@@ -127,11 +129,11 @@ class Classifier(nn.Module):
         return self.classifier(self.lstm(ids, lengths))
 
 
-def classifier_case(name, pool, seed, bidirectional=False):
+def classifier_case(name, pool, seed, bidirectional=False, gru=False):
     V, E, H, L, C, mlp = 20, 6, 5, 2, 4, (16, 8)
     B, T = 4, 7
     torch.manual_seed(seed)
-    model = Classifier(V, E, H, L, C, mlp, pool, bidirectional).double()
+    model = Classifier(V, E, H, L, C, mlp, pool, bidirectional, gru).double()
     model.eval()  # dropout off: the C side runs with train = 0
     lengths = torch.tensor([7, 5, 3, 1])
     ids = torch.randint(2, V, (B, T))
@@ -216,6 +218,9 @@ def main():
     classifier_case("classifier_mean", "mean", seed=4)
     classifier_case("classifier_bi_last", "last", seed=8, bidirectional=True)
     classifier_case("classifier_bi_max", "max", seed=9, bidirectional=True)
+    classifier_case("classifier_gru_bi_last", "last", seed=14,
+                    bidirectional=True, gru=True)
+    classifier_case("classifier_gru_mean", "mean", seed=15, gru=True)
     losses_case("losses", seed=5)
     print("torch", torch.__version__, file=sys.stderr)
 

@@ -1,6 +1,6 @@
 /*
  * classifier.c - the text classifier of the reference notebook, with its
- * parameter names, on top of the layers: embedding -> LSTM -> pooling ->
+ * parameter names, on top of the layers: embedding -> LSTM (or GRU) -> pooling ->
  * MLP head -> log-softmax, NLL loss. All parameters live in one block
  * (m->ps), so zeroing gradients is one memset and AdamW one loop.
  *
@@ -67,16 +67,26 @@ int lstm_classifier_init(lstm_classifier *m, const lstm_classifier_config *cfg)
     if (cfg->precision != LSTM_FP32 && cfg->precision != LSTM_BF16_MIXED)
         return lstm_error(LSTM_EINVAL, "classifier: unknown precision %d",
                           cfg->precision);
+    if (cfg->cell != LSTM_CELL_LSTM && cfg->cell != LSTM_CELL_GRU)
+        return lstm_error(LSTM_EINVAL, "classifier: unknown cell %d",
+                          cfg->cell);
+    if (cfg->cell == LSTM_CELL_GRU && cfg->precision != LSTM_FP32)
+        return lstm_error(LSTM_EINVAL, "classifier: the GRU runs in fp32 "
+                          "only, not bf16-mixed");
     m->cfg = *cfg;
     lstm_params_init(&m->ps);
     int err = lstm_embedding_init(&m->emb, &m->ps, "lstm.embedding", cfg->V,
                                   cfg->E, 0);
+    int (*rnn_init)(lstm_lstm *, lstm_params *, const char *, size_t,
+                    size_t, size_t, float) =
+        cfg->cell == LSTM_CELL_GRU
+            ? (cfg->bidirectional ? lstm_gru_init_bidirectional
+                                  : lstm_gru_init)
+            : (cfg->bidirectional ? lstm_lstm_init_bidirectional
+                                  : lstm_lstm_init);
     if (!err)
-        err = (cfg->bidirectional ? lstm_lstm_init_bidirectional
-                                  : lstm_lstm_init)(&m->rnn, &m->ps,
-                                                    "lstm.lstm", cfg->E,
-                                                    cfg->H, cfg->L,
-                                                    cfg->dropout);
+        err = rnn_init(&m->rnn, &m->ps, "lstm.lstm", cfg->E, cfg->H, cfg->L,
+                       cfg->dropout);
     m->rnn.precision = cfg->precision;
     /* nn.Sequential(Flatten, [Linear, ReLU, Dropout] x n, Linear,
      * LogSoftmax): the Linear layers sit at indices 1, 4, 7, ... */
@@ -139,7 +149,8 @@ static void layout(lstm_classifier *m, lstm__carver *c, size_t B, size_t T)
 static double param_walk(const lstm_classifier_config *c, double *block)
 {
     double n = 0, b = 0, in = (double)c->E;
-    const double H = (double)c->H, G = 4.0 * H, DH = (double)feat_width(c);
+    const double H = (double)c->H, DH = (double)feat_width(c);
+    const double G = (c->cell == LSTM_CELL_GRU ? 3.0 : 4.0) * H;
 #define ADD(x) (n += (x), b = ceil(b / 16.0) * 16.0 + (x))
     ADD((double)c->V * (double)c->E);
     for (size_t l = 0; l < c->L && l < 4096; l++, in = DH)
@@ -186,6 +197,7 @@ size_t lstm_classifier_memory(const lstm_classifier_config *cfg, size_t B,
     tmp.rnn.H = cfg->H;
     tmp.rnn.L = cfg->L;
     tmp.rnn.D = dirs(cfg);
+    tmp.rnn.cell = cfg->cell;
     tmp.rnn.precision = cfg->precision;
     lstm__carver c = {NULL, 0};
     layout(&tmp, &c, B, T);

@@ -37,10 +37,11 @@ int lstm_model_save(const char *path, const lstm_classifier *net,
         lstm_buf_printf(&cfg, "%s%zu", i ? "," : "", c->mlp[i]);
     lstm_buf_printf(&cfg,
                     "],\"max_len\":%zu,\"dropout\":%g,\"pool\":\"%s\","
-                    "\"precision\":\"%s\"%s}",
+                    "\"precision\":\"%s\"%s%s}",
                     max_len, (double)c->dropout, lstm_pool_name(c->pool),
                     lstm_precision_name(c->precision),
-                    c->bidirectional ? ",\"bidirectional\":true" : "");
+                    c->bidirectional ? ",\"bidirectional\":true" : "",
+                    c->cell == LSTM_CELL_GRU ? ",\"cell\":\"gru\"" : "");
     int err;
     if (voc.err || cls.err || cfg.err) {
         err = lstm_error(LSTM_ENOMEM, "out of memory saving the model");
@@ -166,6 +167,14 @@ static int read_config(const lstm_json *cfg, const char *path,
         return lstm_error(LSTM_EFORMAT, "%s: config \"bidirectional\" is not "
                           "true or false", path);
     c->bidirectional = bi && bi->num != 0;
+    /* absent: an LSTM */
+    const lstm_json *cell = lstm_json_get(cfg, "cell");
+    if (cell && (cell->type != LSTM_JSON_STR ||
+                 (strcmp(cell->str, "lstm") && strcmp(cell->str, "gru"))))
+        return lstm_error(LSTM_EFORMAT, "%s: config \"cell\" is not \"lstm\" "
+                          "or \"gru\"", path);
+    c->cell = cell && !strcmp(cell->str, "gru") ? LSTM_CELL_GRU
+                                                : LSTM_CELL_LSTM;
     if (prec && (prec->type != LSTM_JSON_STR ||
                  lstm_precision_parse(prec->str, &c->precision)))
         return lstm_error(LSTM_EFORMAT, "%s: config \"precision\" is not "
