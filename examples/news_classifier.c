@@ -41,10 +41,10 @@
 
 typedef struct {
     const char *data, *model, *out, *split, *resume, *monitor, *pool,
-        *precision, *cell;
+        *precision, *cell, *lr_schedule;
     long epochs, batch, max_len, vocab, embed, hidden, layers, patience;
-    long threads, seed, json, bidir;
-    double dropout, lr, wd, clip, max_mem;
+    long threads, seed, json, bidir, min_freq;
+    double dropout, lr, wd, clip, max_mem, warmup, word_dropout;
     unsigned char given[32];  /* by index in flags[] */
     const char *first_setting;  /* a flag --resume does not take */
     const char **inputs;
@@ -94,12 +94,20 @@ static const flagdef flags[] = {
      OPTIONAL},
     {"--bidirectional", "bidirectional", 'b', O(bidir), 0, 1, NULL, OPTIONAL},
     {"--cell", "cell", 'e', O(cell), 0, 0, "lstm|gru", OPTIONAL},
+    {"--min-freq", "min_freq", 'l', O(min_freq), 1, 1000000000, NULL,
+     OPTIONAL},
+    {"--word-dropout", "word_dropout", 'd', O(word_dropout), 0, 0.99, NULL,
+     OPTIONAL},
+    {"--lr-schedule", "lr_schedule", 'e', O(lr_schedule), 0, 0,
+     "constant|cosine|onecycle", OPTIONAL},
+    {"--warmup", "warmup", 'd', O(warmup), 0, 0.99, NULL, OPTIONAL},
 };
 #define NFLAGS (sizeof flags / sizeof *flags)
 
 static const options defaults = {
     .out = "runs", .monitor = "train-loss", .pool = "last",
-    .precision = "fp32", .cell = "lstm", .epochs = 10, .batch = 4,
+    .precision = "fp32", .cell = "lstm", .lr_schedule = "constant",
+    .min_freq = 1, .epochs = 10, .batch = 4,
     .max_len = 512, .vocab = 50000, .embed = 256, .hidden = 128, .layers = 2, .patience = 3,
     .seed = 42, .dropout = 0.2, .lr = 1e-3, .wd = 1e-5};
 
@@ -163,6 +171,13 @@ static void usage(FILE *fp)
 "  --lr X               AdamW learning rate (1e-3)\n"
 "  --weight-decay X     AdamW decoupled weight decay (1e-5)\n"
 "  --clip-grad-norm X   scale gradients down to this 2-norm (0: off)\n"
+"  --lr-schedule S      constant, cosine or onecycle (constant)\n"
+"  --warmup F           warm-up over this fraction of all steps (0;\n"
+"                       onecycle: 0 means 0.3)\n"
+"  --word-dropout P     each training token becomes [UNK] with\n"
+"                       probability P (0)\n"
+"  --min-freq N         vocabulary: only words seen N times or more in\n"
+"                       the training rows (1)\n"
 "  --patience N         early stopping: epochs without improvement (3)\n"
 "  --monitor M          train-loss, val-loss or val-acc (train-loss); the\n"
 "                       best weights are restored for val-* metrics\n"
@@ -776,7 +791,8 @@ static int test_and_save(lstm_trainer *t, run *r)
 static int prepare(lstm_textset *ts, const options *o)
 {
     if (lstm_textset_load(ts, o->data, o->split, (uint64_t)o->seed,
-                          (size_t)o->vocab, (size_t)o->max_len))
+                          (size_t)o->vocab, (size_t)o->min_freq,
+                          (size_t)o->max_len))
         return die("%s", lstm_errmsg());
     const size_t C = ts->ds.n_classes, *n = ts->split.n;
     printf("data: %s, %zu rows, %zu classes; split %zu/%zu/%zu (seed %ld%s)\n",
@@ -865,6 +881,9 @@ static int cmd_train(const options *opts)
     tc.lr = o->lr;
     tc.weight_decay = o->wd;
     tc.clip_grad_norm = o->clip;
+    tc.warmup = o->warmup;
+    tc.word_dropout = o->word_dropout;
+    lstm_lr_schedule_parse(o->lr_schedule, &tc.lr_schedule);  /* checked */
     tc.patience = o->patience;
     tc.seed = (uint64_t)o->seed;
     tc.data_rows = ts.ds.n;
@@ -996,7 +1015,8 @@ static int cmd_eval(const options *o)
     lstm_textset ts;
     const size_t C = m.n_classes;
     int rc = 0;
-    if (lstm_textset_load(&ts, o->data, o->split, (uint64_t)o->seed, 0, 0))
+    if (lstm_textset_load(&ts, o->data, o->split, (uint64_t)o->seed, 0, 0,
+                          0))
         rc = die("%s", lstm_errmsg());
     const size_t n = rc ? 0 : o->split ? ts.split.n[2] : ts.ds.n;
     size_t *rows = rc ? NULL : malloc((ts.ds.n + 1) * sizeof *rows);
@@ -1097,7 +1117,7 @@ static int cmd_stats(const options *o)
         return usage_error("stats needs --data FILE");
     lstm_textset ts;
     if (lstm_textset_load(&ts, o->data, o->split, (uint64_t)o->seed,
-                          (size_t)o->vocab, 0))
+                          (size_t)o->vocab, (size_t)o->min_freq, 0))
         return die("%s", lstm_errmsg());
     const lstm_dataset *ds = &ts.ds;
     const lstm_vocab *v = &ts.vocab;

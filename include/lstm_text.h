@@ -84,6 +84,10 @@ typedef struct {
  * Counter.most_common). */
 int lstm_vocab_build(lstm_vocab *v, const lstm_dataset *ds,
                      const size_t *rows, size_t nrows, size_t max_size);
+/* The same, keeping only words seen at least min_count times. */
+int lstm_vocab_build_min(lstm_vocab *v, const lstm_dataset *ds,
+                         const size_t *rows, size_t nrows, size_t max_size,
+                         size_t min_count);
 /* A vocabulary from an id-ordered token list (a checkpoint's). */
 int lstm_vocab_from_list(lstm_vocab *v, char *const *tokens, size_t n);
 int32_t lstm_vocab_id(const lstm_vocab *v, const char *w, size_t n);
@@ -154,11 +158,12 @@ typedef struct {
 
 /* Loads the CSV at path; splits it as split_path says (a split.json) or,
  * when NULL, at random 80/10/10 by seed. With vocab_size > 0, builds the
- * vocabulary from the training rows (LSTM_EINVAL when there are none), and
- * with max_len > 0 too, encodes every row with at most max_len tokens. */
+ * vocabulary from the training rows (LSTM_EINVAL when there are none) of
+ * the words seen at least min_count times (0 or 1: all), and with
+ * max_len > 0 too, encodes every row with at most max_len tokens. */
 int lstm_textset_load(lstm_textset *t, const char *path,
                       const char *split_path, uint64_t seed,
-                      size_t vocab_size, size_t max_len);
+                      size_t vocab_size, size_t min_count, size_t max_len);
 void lstm_textset_free(lstm_textset *t);
 
 /* CRC-32C over every row's text and class name: a resumed run checks it

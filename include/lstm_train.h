@@ -118,12 +118,33 @@ enum { LSTM_MONITOR_TRAIN_LOSS = 0, LSTM_MONITOR_VAL_LOSS = 1,
 const char *lstm_monitor_name(int monitor);
 int lstm_monitor_parse(const char *s, int *monitor);
 
+/* The learning rate of each step, from the step's place k in the run's
+ * N = epochs x steps-per-epoch steps (so a resumed run follows it too),
+ * and W = warmup x N warm-up steps:
+ *   constant  lr, after a linear warm-up from lr/W over the first W steps
+ *   cosine    the same warm-up, then lr * (1 + cos(pi (k-W)/(N-W))) / 2
+ *   onecycle  PyTorch's OneCycleLR (cosine annealing): from lr/25 up to lr
+ *             over the first W steps (warmup 0: 0.3), then down to
+ *             lr/25/1e4 at the last step.
+ * Early stopping ends a run before N; the schedule does not shorten. */
+enum { LSTM_LR_CONSTANT = 0, LSTM_LR_COSINE = 1, LSTM_LR_ONECYCLE = 2 };
+const char *lstm_lr_schedule_name(int schedule);
+int lstm_lr_schedule_parse(const char *s, int *schedule);
+/* The learning rate at step k (from 0) of n. */
+double lstm_lr_at(int schedule, double lr, double warmup, size_t k,
+                  size_t n);
+
 typedef struct {
     long epochs;              /* at most this many epochs (10) */
     size_t batch;             /* rows per step (4) */
     double lr, beta1, beta2, eps, weight_decay;  /* AdamW (1e-3, 0.9,
                                                     0.999, 1e-8, 1e-5) */
     double clip_grad_norm;    /* > 0: clip_grad_norm_ before each step (0) */
+    int lr_schedule;          /* LSTM_LR_* (constant) */
+    double warmup;            /* warm-up, a fraction of all steps (0) */
+    double word_dropout;      /* each token of a training text becomes
+                                 [UNK] with this probability (0), drawn
+                                 from the dropout generator */
     int monitor;              /* LSTM_MONITOR_* (train-loss) */
     long patience;            /* epochs without improvement (3) */
     uint64_t seed;            /* weights: seed, order: seed+1, dropout:

@@ -78,7 +78,7 @@ static int setup_life(void)
                                       LSTM_CELL_LSTM};
         const char *keys[1] = {"note"}, *vals[1] = {"[1, {\"a\": \"b\"}]"};
         lstm_textset ts;
-        if (!(err = lstm_textset_load(&ts, csv, spl, 1, 100, 8)))
+        if (!(err = lstm_textset_load(&ts, csv, spl, 1, 100, 1, 8)))
             lstm_textset_free(&ts);
         if (!err && !(err = lstm_classifier_init(&m, &cfg)) &&
             !(err = lstm_safetensors_save(st, &m.ps, keys, vals, 1)) &&

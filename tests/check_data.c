@@ -604,7 +604,7 @@ START_TEST(textset_and_labels)
                        "uno dos,a\ntres,b\nuno,a\ncuatro cinco,b\nseis,a\n";
     const char *path = put_file("ts.csv", csv, sizeof csv - 1);
     lstm_textset t;
-    ck_assert_int_eq(lstm_textset_load(&t, path, NULL, 7, 100, 3), 0);
+    ck_assert_int_eq(lstm_textset_load(&t, path, NULL, 7, 100, 1, 3), 0);
     lstm_split sp;
     ck_assert_int_eq(lstm_split_random(&sp, 5, (double[3]){0.8, 0.1, 0.1}, 7),
                      0);
@@ -635,14 +635,34 @@ START_TEST(textset_and_labels)
     ck_assert_str_eq(lstm_errmsg(), "ts.csv: line 3: category 'b' is not one "
                                     "of the model's 1 classes");
     lstm_vocab_free(&v);
+    /* --min-freq 2: only the words seen twice or more */
+    ck_assert_int_eq(lstm_vocab_build_min(&v, &t.ds, sp.idx[0], sp.n[0], 100,
+                                          2), 0);
+    size_t twice = 0;
+    for (size_t i = 2; i < t.vocab.n; i++) {
+        size_t seen = 0;
+        for (size_t r = 0; r < sp.n[0]; r++) {
+            const size_t row = sp.idx[0][r];
+            size_t m = lstm_encode(&t.vocab, t.ds.text[row],
+                                   t.ds.text_len[row], ids, 3);
+            for (size_t k = 0; k < m; k++)
+                seen += ids[k] == (int32_t)i;
+        }
+        twice += seen >= 2;
+        ck_assert_int_eq(lstm_vocab_id(&v, t.vocab.tok[i],
+                                       strlen(t.vocab.tok[i])) > 1,
+                         seen >= 2);
+    }
+    ck_assert_uint_eq(v.n, 2 + twice);
+    lstm_vocab_free(&v);
     lstm_split_free(&sp);
     lstm_textset_free(&t);
     /* without a vocabulary: nothing encoded; a bad split file: an error */
-    ck_assert_int_eq(lstm_textset_load(&t, path, NULL, 7, 0, 0), 0);
+    ck_assert_int_eq(lstm_textset_load(&t, path, NULL, 7, 0, 0, 0), 0);
     ck_assert(t.vocab.n == 0 && t.tok.n == 0 && t.ds.n == 5);
     lstm_textset_free(&t);
     const char *bad = put_file("split.json", "{\"train\":[9]}", 13);
-    ck_assert_int_lt(lstm_textset_load(&t, path, bad, 7, 100, 3), 0);
+    ck_assert_int_lt(lstm_textset_load(&t, path, bad, 7, 100, 1, 3), 0);
     ck_assert(t.ds.n == 0);  /* freed on failure */
 }
 END_TEST

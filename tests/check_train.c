@@ -191,12 +191,19 @@ START_TEST(trainer_guard_names_step_and_parameter)
 }
 END_TEST
 
+/* _i = 1: with a one-cycle schedule and word dropout, which a resumed run
+ * must follow from where it stopped */
 START_TEST(trainer_stop_save_load_continue_same_bits)
 {
     static toy d;
     toy_make(&d);
     lstm_train_config tc;
     lstm_train_config_default(&tc);
+    if (_i) {
+        tc.lr_schedule = LSTM_LR_ONECYCLE;
+        tc.warmup = 0.25;
+        tc.word_dropout = 0.2;
+    }
     tc.lr = 0.01;
     tc.epochs = 3;
     tc.batch = 5;
@@ -263,6 +270,47 @@ START_TEST(trainer_stop_save_load_continue_same_bits)
     lstm_classifier_free(&c);
     lstm_trainer_free(&ta);
     lstm_classifier_free(&a);
+}
+END_TEST
+
+/* The schedules' rates at their ends and joints (onecycle's against
+ * torch.optim.lr_scheduler.OneCycleLR: 50 steps, max_lr 1e-2, pct_start
+ * 0.3 gives 4e-4 at step 0, 1e-2 at step 14, 4e-8 at step 49, and
+ * 5.224e-3 at step 31), and the checks of the configuration. */
+START_TEST(lr_schedules)
+{
+    const double lr = 1e-2;
+    ck_assert(lstm_lr_at(LSTM_LR_CONSTANT, lr, 0, 7, 50) == lr);
+    ck_assert(fabs(lstm_lr_at(LSTM_LR_CONSTANT, lr, 0.1, 0, 50) - lr / 5) <
+              1e-15);
+    ck_assert(lstm_lr_at(LSTM_LR_CONSTANT, lr, 0.1, 5, 50) == lr);
+    ck_assert(fabs(lstm_lr_at(LSTM_LR_COSINE, lr, 0, 0, 50) - lr) < 1e-15);
+    ck_assert(fabs(lstm_lr_at(LSTM_LR_COSINE, lr, 0, 25, 50) - lr / 2) <
+              1e-15);
+    ck_assert(lstm_lr_at(LSTM_LR_COSINE, lr, 0, 49, 50) < 1e-5);
+    ck_assert(fabs(lstm_lr_at(LSTM_LR_ONECYCLE, lr, 0, 0, 50) - 4e-4) < 1e-15);
+    ck_assert(fabs(lstm_lr_at(LSTM_LR_ONECYCLE, lr, 0, 14, 50) - lr) < 1e-15);
+    ck_assert(fabs(lstm_lr_at(LSTM_LR_ONECYCLE, lr, 0, 49, 50) - 4e-8) <
+              1e-18);
+    ck_assert(fabs(lstm_lr_at(LSTM_LR_ONECYCLE, lr, 0, 31, 50) -
+                   0.005224343254455968) < 1e-12);
+    int s;
+    ck_assert_int_eq(lstm_lr_schedule_parse("cosine", &s), 0);
+    ck_assert_int_eq(s, LSTM_LR_COSINE);
+    ck_assert_int_eq(lstm_lr_schedule_parse("linear", &s), LSTM_EINVAL);
+    ck_assert_str_eq(lstm_lr_schedule_name(LSTM_LR_ONECYCLE), "onecycle");
+    static toy d;
+    toy_make(&d);
+    lstm_train_config tc;
+    lstm_train_config_default(&tc);
+    tc.word_dropout = 1.0;
+    lstm_classifier m;
+    lstm_trainer t;
+    lstm_classifier_config cfg = toy_config();
+    ck_assert_int_eq(lstm_classifier_init(&m, &cfg), 0);
+    ck_assert_int_eq(lstm_trainer_init(&t, &m, &tc), LSTM_EINVAL);
+    ck_assert(strstr(lstm_errmsg(), "word dropout 1") != NULL);
+    lstm_classifier_free(&m);
 }
 END_TEST
 
@@ -726,7 +774,8 @@ Suite *train_suite(void)
     tcase_add_test(tc, trainer_early_stopping);
     tcase_add_test(tc, trainer_learns_and_restores_best);
     tcase_add_test(tc, trainer_guard_names_step_and_parameter);
-    tcase_add_test(tc, trainer_stop_save_load_continue_same_bits);
+    tcase_add_loop_test(tc, trainer_stop_save_load_continue_same_bits, 0, 2);
+    tcase_add_test(tc, lr_schedules);
     tcase_add_test(tc, model_file_round_trip);
     tcase_add_test(tc, adamw_checkpoint_round_trip);
     tcase_add_test(tc, safetensors_refuses_repeats_and_overlaps);

@@ -9,7 +9,7 @@
 
 int lstm_textset_load(lstm_textset *t, const char *path,
                       const char *split_path, uint64_t seed,
-                      size_t vocab_size, size_t max_len)
+                      size_t vocab_size, size_t min_count, size_t max_len)
 {
     memset(t, 0, sizeof *t);
     int err = lstm_dataset_load(&t->ds, path);
@@ -21,8 +21,8 @@ int lstm_textset_load(lstm_textset *t, const char *path,
         err = lstm_error(LSTM_EINVAL, "%s: the training split is empty (%zu "
                          "rows)", path, t->ds.n);
     if (!err && vocab_size)
-        err = lstm_vocab_build(&t->vocab, &t->ds, t->split.idx[0],
-                               t->split.n[0], vocab_size);
+        err = lstm_vocab_build_min(&t->vocab, &t->ds, t->split.idx[0],
+                                   t->split.n[0], vocab_size, min_count);
     if (!err && vocab_size && max_len)
         err = lstm_corpus_encode(&t->tok, &t->vocab, t->ds.text,
                                  t->ds.text_len, t->ds.n, max_len);

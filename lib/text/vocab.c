@@ -124,6 +124,13 @@ static int vocab_index(lstm_vocab *v)
 int lstm_vocab_build(lstm_vocab *v, const lstm_dataset *ds,
                      const size_t *rows, size_t nrows, size_t max_size)
 {
+    return lstm_vocab_build_min(v, ds, rows, nrows, max_size, 1);
+}
+
+int lstm_vocab_build_min(lstm_vocab *v, const lstm_dataset *ds,
+                         const size_t *rows, size_t nrows, size_t max_size,
+                         size_t min_count)
+{
     memset(v, 0, sizeof *v);
     if (max_size < 2)
         return lstm_error(LSTM_EINVAL, "vocabulary: size %zu, at least 2 "
@@ -150,6 +157,8 @@ int lstm_vocab_build(lstm_vocab *v, const lstm_dataset *ds,
     if (!err) {
         qsort(list, total, sizeof *list, by_count);
         m = total < max_size - 2 ? total : max_size - 2;
+        while (m > 0 && list[m - 1].count < min_count)  /* by count */
+            m--;
         v->tok = lstm_alloc((m + 2) * sizeof *v->tok);
         if (!v->tok)
             err = LSTM_ENOMEM;

@@ -53,6 +53,41 @@ void lstm_train_config_default(lstm_train_config *c)
     c->seed = 42;
 }
 
+static const char *schedules[3] = {"constant", "cosine", "onecycle"};
+
+const char *lstm_lr_schedule_name(int s)
+{
+    return s >= 0 && s < 3 ? schedules[s] : "?";
+}
+
+int lstm_lr_schedule_parse(const char *s, int *schedule)
+{
+    for (int i = 0; i < 3; i++)
+        if (!strcmp(s, schedules[i]))
+            return *schedule = i, LSTM_OK;
+    return LSTM_EINVAL;
+}
+
+double lstm_lr_at(int schedule, double lr, double warmup, size_t k, size_t n)
+{
+    const double pi = 3.14159265358979323846;
+    if (schedule == LSTM_LR_ONECYCLE) {  /* OneCycleLR, anneal_strategy cos */
+        const double lo = lr / 25.0, end = lo / 1e4;
+        const double up = (warmup > 0 ? warmup : 0.3) * (double)n - 1.0;
+        const double last = (double)n - 1.0, x = (double)k;
+        if (x <= up && up > 0)  /* lo -> lr */
+            return lr + (lo - lr) * (1 + cos(pi * x / up)) / 2;
+        const double p = last > up ? (x - up) / (last - up) : 1.0;
+        return end + (lr - end) * (1 + cos(pi * p)) / 2;  /* lr -> end */
+    }
+    const double w = warmup * (double)n;
+    if ((double)k < w)
+        return lr * ((double)k + 1) / w;
+    if (schedule == LSTM_LR_COSINE && (double)n > w)
+        return lr * (1 + cos(pi * ((double)k - w) / ((double)n - w))) / 2;
+    return lr;
+}
+
 /* Whether the monitor minimises, and whether best weights are kept. */
 static int minimises(int monitor) { return monitor != LSTM_MONITOR_VAL_ACC; }
 static int keeps_best(int monitor)
@@ -72,6 +107,12 @@ int lstm_trainer_init(lstm_trainer *t, lstm_classifier *m,
                           "patience %ld, lr %g or clip %g out of range",
                           cfg->epochs, cfg->batch, cfg->patience, cfg->lr,
                           cfg->clip_grad_norm);
+    if (cfg->lr_schedule < 0 || cfg->lr_schedule > 2 ||
+        !(cfg->warmup >= 0 && cfg->warmup < 1) ||
+        !(cfg->word_dropout >= 0 && cfg->word_dropout < 1))
+        return lstm_error(LSTM_EINVAL, "trainer: lr schedule %d, warm-up %g "
+                          "or word dropout %g out of range", cfg->lr_schedule,
+                          cfg->warmup, cfg->word_dropout);
     t->cfg = *cfg;
     t->model = m;
     t->epoch = 1;
@@ -152,6 +193,11 @@ static int train_step(lstm_trainer *t, const size_t *r, size_t B)
     lstm_batch *b = &t->batch;
     const size_t C = m->cfg.C;
     lstm_batch_gather(b, t->corpus, r, B, t->labels);
+    if (t->cfg.word_dropout > 0)  /* tokens to [UNK], inside each text */
+        for (size_t i = 0; i < B; i++)
+            for (int32_t k = 0; k < b->len[i]; k++)
+                if (lstm_rng_uniform(&t->rng_dropout) < t->cfg.word_dropout)
+                    b->ids[i * b->T + (size_t)k] = 1;
     float loss;
     lstm_params_zero_grad(&m->ps);
     int err = lstm_classifier_forward(m, b->ids, b->len, B, b->T, b->y, &loss,
@@ -167,6 +213,10 @@ static int train_step(lstm_trainer *t, const size_t *r, size_t B)
     if (!isfinite(loss) || !isfinite(gnorm))
         return non_finite(t, isfinite(loss) ? "gradient norm" : "loss",
                           isfinite(loss) ? gnorm : (double)loss);
+    const size_t steps = lstm_trainer_steps(t);
+    t->opt.lr = lstm_lr_at(t->cfg.lr_schedule, t->cfg.lr, t->cfg.warmup,
+                           (size_t)(t->epoch - 1) * steps + t->step,
+                           (size_t)t->cfg.epochs * steps);
     double t0 = now();
     size_t nbad = lstm_adamw_step(&t->opt, m->ps.w, m->ps.g);
     t->t_opt += now() - t0;
