@@ -15,6 +15,9 @@
 #   make fuzz       libFuzzer harnesses of the loaders, FUZZ_SECONDS each
 #   make install PREFIX=/usr/local   (make uninstall PREFIX=... removes it)
 #   make WERROR=1 ...  warnings are errors (CI)
+#   make MPI=1 ...  built with mpicc, with data-parallel training over MPI
+#                   (lstm_mpi.h; news_classifier under mpirun)
+#   make bench-mpi  epoch time of 1 process x 2 threads against 2 x 1
 
 CC      ?= cc
 CFLAGS  ?= -O2 -g
@@ -24,7 +27,7 @@ ARCHIVE ?= lib/liblstm.a
 
 # Debian packages the build and the tests need.
 DEBS = gcc libc6-dev make libopenblas-dev check pkg-config zlib1g-dev valgrind \
-       curl ca-certificates
+       curl ca-certificates libopenmpi-dev openmpi-bin
 
 WARN = -std=c11 -Wall -Wextra -Wpedantic -Wshadow -Wdouble-promotion
 ifeq ($(WERROR),1)
@@ -38,13 +41,18 @@ ALL_CFLAGS = $(CFLAGS) $(WARN) -fopenmp -fno-math-errno -MMD -MP -fPIC \
              -Iinclude -Ilib $(BLAS_CFLAGS)
 LIBS = $(ARCHIVE) $(BLAS_LIBS) -fopenmp -lz -lm
 
-LIB_SRC = $(wildcard lib/*/*.c) $(wildcard kernels/*.c)
+LIB_SRC = $(filter-out lib/mpi/%,$(wildcard lib/*/*.c)) $(wildcard kernels/*.c)
+ifeq ($(MPI),1)
+CC = mpicc
+WARN += -DLSTM_MPI=1
+LIB_SRC += lib/mpi/mpi.c
+endif
 LIB_OBJ = $(LIB_SRC:%.c=$(BUILD)/%.o)
 TEST_SRC = $(wildcard tests/*.c)
 TEST_OBJ = $(TEST_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN = $(BUILD)/tests/run_tests
 
-.PHONY: all test check-run check-link uninstall asan valgrind deps checkdeps checkdeps-test install run data bench bench-compare fuzz clean liblstm.pc
+.PHONY: all test check-run check-link mpi-cli bench-mpi uninstall asan valgrind deps checkdeps checkdeps-test install run data bench bench-compare fuzz clean liblstm.pc
 
 # Example programs; sanitizer and valgrind builds keep theirs under BUILD.
 EXDIR ?= examples
@@ -114,10 +122,22 @@ $(TEST_BIN): $(TEST_OBJ) $(ARCHIVE)
 # The suites find their fixtures relative to the top folder.
 check-run: $(TEST_BIN) $(EXAMPLES)
 	$(EXDIR)/lstm_example >/dev/null
-	LSTM_CLI=$(EXDIR)/news_classifier LSTM_CHAR_LM=$(EXDIR)/char_lm $(TEST_BIN)
+	LSTM_CLI=$(EXDIR)/news_classifier LSTM_CHAR_LM=$(EXDIR)/char_lm \
+	    LSTM_MPI_CLI=$(LSTM_MPI_CLI) $(TEST_BIN)
+
+# news_classifier built with MPI=1, for the MPI tests of `make test` (which
+# say they are skipped when Open MPI is not installed).
+MPI_CLI = build/mpi/examples/news_classifier
+mpi-cli:
+	@if command -v mpicc >/dev/null && command -v mpirun >/dev/null; then \
+	  $(MAKE) --no-print-directory MPI=1 BUILD=build/mpi \
+	    ARCHIVE=build/mpi/liblstm.a EXDIR=build/mpi/examples $(MPI_CLI); \
+	fi
 
 test: deps
-	@$(MAKE) --no-print-directory check-run
+	@$(MAKE) --no-print-directory mpi-cli
+	@$(MAKE) --no-print-directory check-run \
+	    LSTM_MPI_CLI=$$([ -x $(MPI_CLI) ] && echo $(MPI_CLI))
 	@$(MAKE) --no-print-directory check-link
 
 # The README's two ways to link a program: its plain line against the

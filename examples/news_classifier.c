@@ -11,6 +11,11 @@
  *   news_classifier stats   --data FILE
  *
  * Errors are one line on stderr and exit status 1 (2 for usage errors).
+ *
+ * Built with `make MPI=1`, it also runs under mpirun: train splits every
+ * batch across the processes (lstm_mpi.h); only rank 0 prints the report
+ * and writes files; the others say only what goes wrong, prefixed with
+ * their rank.
  */
 #define _DEFAULT_SOURCE  /* flock, isatty, clock_gettime */
 #include <dirent.h>
@@ -34,8 +39,15 @@
 
 #include "lstm.h"
 #include "lstm_data.h"
+#ifdef LSTM_MPI
+#include "lstm_mpi.h"
+static lstm_mpi mpi;
+#endif
 
 #define PROG "news_classifier"
+
+/* Processes of the run (mpirun -np), this one's rank; rank 0 writes. */
+static int nproc = 1, rank;
 
 /* ---- options: one table for the flags and the saved run's options ---- */
 
@@ -204,6 +216,8 @@ static int die(const char *fmt, ...)
     va_list ap;
     va_start(ap, fmt);
     fprintf(stderr, PROG ": ");
+    if (rank)
+        fprintf(stderr, "rank %d: ", rank);
     vfprintf(stderr, fmt, ap);
     fprintf(stderr, "\n");
     va_end(ap);
@@ -462,6 +476,8 @@ static void progress_step(const lstm_trainer *t, size_t step, size_t steps,
     run *r = user;
     const int final = step == steps;
     double tn = now(), el = tn - r->t0;
+    if (rank)
+        return;
     if (!final && tn - r->last < (r->tty ? 0.2 : 10.0))
         return;
     r->last = tn;
@@ -515,6 +531,8 @@ static int leaves(const char *rel)
  * metrics.csv so far. */
 static int save_state(const lstm_trainer *t, run *r)
 {
+    if (rank)
+        return 0;
     lstm_buf op = {0};
     for (size_t k = 0; k < NFLAGS; k++) {
         const flagdef *f = &flags[k];
@@ -537,11 +555,14 @@ static int save_state(const lstm_trainer *t, run *r)
     char path[1200], sum[40];
     snprintf(path, sizeof path, "%s/" STATE_FILE, r->o->out);
     split_sum(sum, sizeof sum, &r->ts->split);
-    const char *keys[3] = {"options", "metrics_csv", "split"};
-    const char *vals[3] = {op.s, r->metrics.s ? r->metrics.s : "", sum};
+    char procs[16];
+    snprintf(procs, sizeof procs, "%d", nproc);
+    const char *keys[4] = {"options", "metrics_csv", "split", "processes"};
+    const char *vals[4] = {op.s, r->metrics.s ? r->metrics.s : "", sum,
+                           procs};
     int rc = op.err || r->metrics.err
                  ? die("out of memory saving the training state")
-             : lstm_trainer_save(t, path, keys, vals, 3)
+             : lstm_trainer_save(t, path, keys, vals, 4)
                  ? die("%s", lstm_errmsg())
                  : 0;
     lstm_buf_free(&op);
@@ -677,6 +698,8 @@ static int preflight(const options *o, const lstm_classifier_config *cfg,
 
 static int save_model(const lstm_trainer *t, const run *r)
 {
+    if (rank)
+        return 0;
     char path[1200];
     snprintf(path, sizeof path, "%s/model.safetensors", r->o->out);
     return lstm_model_save(path, t->model, &r->ts->vocab, r->ts->ds.classes,
@@ -697,7 +720,7 @@ static int epoch_end(lstm_trainer *t, const lstm_epoch_stats *s, void *user)
     const char *tag[4] = {"train-loss", "train-acc", "val-loss", "val-acc"};
     const double val[4] = {s->train_loss, s->train_acc, s->val_loss,
                            s->val_acc};
-    for (int k = 0; k < (t->nval ? 4 : 2); k++)
+    for (int k = 0; !rank && k < (t->nval ? 4 : 2); k++)
         lstm_tblog_scalar(&r->tb, tag[k], (float)val[k], s->epoch);
     lstm_buf_printf(&r->metrics, "%ld,%.6f,%.6f,%.6f,%.6f,%.2f,%.2f\n",
                     s->epoch, s->train_loss, s->train_acc, s->val_loss,
@@ -705,7 +728,7 @@ static int epoch_end(lstm_trainer *t, const lstm_epoch_stats *s, void *user)
     char path[1200];
     snprintf(path, sizeof path, "%s/metrics.csv", r->o->out);
     int rc = save_state(t, r);
-    if (!rc && !r->metrics.err &&
+    if (!rc && !rank && !r->metrics.err &&
         lstm_write_atomic(path, r->metrics.s, r->metrics.len))
         rc = die("%s", lstm_errmsg());
     rc = rc ? rc : save_model(t, r);
@@ -767,12 +790,12 @@ static int test_and_save(lstm_trainer *t, run *r)
     else {
         printf("\ntest accuracy %.4f (%zu texts), macro f1 %.4f\n", acc, nt,
                mt.macro_f1);
-        lstm_tblog_scalar(&r->tb, "test-acc", (float)acc,
-                          t->epoch - 1);
+        if (!rank)
+            lstm_tblog_scalar(&r->tb, "test-acc", (float)acc, t->epoch - 1);
         print_results(&mt, ts, &ts->vocab, rows, nt, ts->ds.label, pred,
                       ts->ds.classes);
         snprintf(path, sizeof path, "%s/predictions.csv", r->o->out);
-        if (lstm_predictions_csv(path, &ts->ds, rows, nt, ts->ds.label, pred,
+        if (!rank && lstm_predictions_csv(path, &ts->ds, rows, nt, ts->ds.label, pred,
                                  probs, ts->ds.classes, C))
             rc = die("%s", lstm_errmsg());
     }
@@ -814,6 +837,8 @@ static int prepare(lstm_textset *ts, const options *o)
  * mid-write) removed. */
 static int claim_out(const char *out)
 {
+    if (rank)
+        return 0;
     char path[1200];
     snprintf(path, sizeof path, "%s/train.lock", out);
     if (lstm_mkdirs(out))
@@ -914,7 +939,7 @@ static int cmd_train(const options *opts)
                  saved_sum);
         goto out;
     }
-    if (lstm_split_save(&ts.split, split)) {
+    if (!rank && lstm_split_save(&ts.split, split)) {
         rc = die("%s", lstm_errmsg());
         goto out;
     }
@@ -924,7 +949,21 @@ static int cmd_train(const options *opts)
         rc = die("%s", lstm_errmsg());
         goto out;
     }
+#ifdef LSTM_MPI
+    if (nproc > 1 && lstm_trainer_distribute(&t, &mpi.dist)) {
+        rc = die("%s", lstm_errmsg());
+        goto out;
+    }
+#endif
     if (o->resume) {
+        /* the batches' split across processes is part of the run */
+        const char *np = lstm_safetensors_meta(&st, "processes");
+        if ((np ? atoi(np) : 1) != nproc) {
+            rc = die("%s: the run trained on %s process%s; resume it with "
+                     "as many (mpirun -np %s), not %d", spath, np ? np : "1",
+                     np && strcmp(np, "1") ? "es" : "", np ? np : "1", nproc);
+            goto out;
+        }
         int err = lstm_trainer_load(&t, &st, spath);
         if (err) {  /* LSTM_EINVAL: other data than the run's */
             rc = die("%s%s", lstm_errmsg(), err == LSTM_EINVAL
@@ -937,7 +976,7 @@ static int cmd_train(const options *opts)
         printf("resumed %s at epoch %ld, step %zu of %zu\n", spath, t.epoch,
                t.step, lstm_trainer_steps(&t));
         lstm_safetensors_close(&st);
-        if (lstm_mkdirs(r.tbdir)) {
+        if (!rank && lstm_mkdirs(r.tbdir)) {
             rc = die("%s", lstm_errmsg());
             goto out;
         }
@@ -946,12 +985,12 @@ static int cmd_train(const options *opts)
                                   "val_acc,seconds,items_per_s\n");
         char root[1100];
         snprintf(root, sizeof root, "%s/tb_logs/LSTMClassifier", o->out);
-        if (lstm_tblog_next_dir(r.tbdir, sizeof r.tbdir, root)) {
+        if (!rank && lstm_tblog_next_dir(r.tbdir, sizeof r.tbdir, root)) {
             rc = die("%s", lstm_errmsg());
             goto out;
         }
     }
-    if (lstm_tblog_open(&r.tb, r.tbdir)) {
+    if (!rank && lstm_tblog_open(&r.tb, r.tbdir)) {
         rc = die("%s", lstm_errmsg());
         goto out;
     }
@@ -976,6 +1015,10 @@ static int cmd_train(const options *opts)
                t.t_opt / ne, (t_steps - m.t_embed - m.t_lstm_fwd -
                               m.t_lstm_bwd - m.t_head - t.t_opt) / ne,
                t.t_eval / ne);
+    if (t.epochs_run && nproc > 1)  /* part of "other" above */
+        printf("gradient sums across %d processes: %.2f s per epoch, %.2f ms "
+               "per step\n", nproc, t.t_sum / ne,
+               1e3 * t.t_sum / ne / (double)lstm_trainer_steps(&t));
     else
         printf("training: finished before (epoch %ld); testing\n",
                t.epoch - 1);
@@ -1208,8 +1251,24 @@ int main(int argc, char **argv)
             open("/dev/null", fd ? O_WRONLY : O_RDONLY) != fd)
             return 1;
     setvbuf(stdout, NULL, _IOLBF, 0);  /* keep lines in order with stderr */
+#ifdef LSTM_MPI
+    MPI_Init(&argc, &argv);
+    if (lstm_mpi_init(&mpi, MPI_COMM_WORLD))
+        return die("%s", lstm_errmsg());
+    nproc = mpi.dist.size;
+    rank = mpi.dist.rank;
+    if (rank && !freopen("/dev/null", "w", stdout))  /* rank 0 reports */
+        return die("/dev/null: %s", strerror(errno));
+#endif
     int rc = run_command(argc, argv);
     if ((fflush(stdout) != 0 || ferror(stdout)) && rc == 0)
         rc = die("standard output: write error: %s", strerror(errno));
+#ifdef LSTM_MPI
+    /* a process that fails alone must not leave the others waiting in a
+     * sum: its error ends them all */
+    if (rc && nproc > 1)
+        MPI_Abort(MPI_COMM_WORLD, rc);
+    MPI_Finalize();
+#endif
     return rc;
 }

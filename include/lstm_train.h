@@ -166,6 +166,27 @@ typedef struct {
 
 typedef struct lstm_trainer lstm_trainer;
 
+/* Data-parallel training across processes: each of `size` processes holds
+ * the whole model and takes its share of every global batch (rows
+ * [B*rank/size, B*(rank+1)/size) of it, the batch order the one-process
+ * order); the gradients, scaled by share/B, are summed across the
+ * processes, then every process takes the same clipped AdamW step. The
+ * loss and accuracy sums are summed too, so every process sees the same
+ * epoch lines and makes the same early-stopping decision (each validates
+ * on all validation rows). Dropout and word dropout: each step draws a
+ * seed from the shared dropout generator, and process `rank` draws its
+ * masks from a generator seeded with seed + rank, so a run depends on
+ * the number of processes but is the same for the same number. The
+ * transport is the caller's: two sums (lstm_mpi.h has MPI's). */
+typedef struct {
+    int rank, size;
+    /* buf[0..n) summed across the processes, in place, the same on every
+     * process; 0 or an error (lstm_error set) */
+    int (*sum_floats)(float *buf, size_t n, void *ctx);
+    int (*sum_doubles)(double *buf, size_t n, void *ctx);
+    void *ctx;
+} lstm_dist;
+
 /* Callbacks, each may be NULL; user is passed back. */
 typedef struct {
     void *user;
@@ -211,6 +232,8 @@ struct lstm_trainer {
     int restored;             /* fit put the best weights back */
     long epochs_run;          /* epochs completed by fit in this process */
     double t_opt, t_eval;     /* seconds in AdamW and in validation */
+    const lstm_dist *dist;    /* NULL: one process (lstm_trainer_distribute) */
+    double t_sum;             /* seconds in the gradient sum */
     /* scratch */
     size_t *order;
     int32_t *vpred;
@@ -226,6 +249,9 @@ int lstm_trainer_init(lstm_trainer *t, lstm_classifier *m,
 int lstm_trainer_data(lstm_trainer *t, const lstm_corpus *c,
                       const int32_t *labels, const size_t *train,
                       size_t ntrain, const size_t *val, size_t nval);
+/* Trains data-parallel with d (caller-owned, valid during fit) from the
+ * next step on; NULL goes back to one process. */
+int lstm_trainer_distribute(lstm_trainer *t, const lstm_dist *d);
 /* Steps in an epoch. */
 size_t lstm_trainer_steps(const lstm_trainer *t);
 /* Trains from the current position until cfg.epochs are done or early

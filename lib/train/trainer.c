@@ -160,6 +160,16 @@ int lstm_trainer_data(lstm_trainer *t, const lstm_corpus *c,
     return LSTM_OK;
 }
 
+int lstm_trainer_distribute(lstm_trainer *t, const lstm_dist *d)
+{
+    if (d && (d->size < 1 || d->rank < 0 || d->rank >= d->size ||
+              !d->sum_floats || !d->sum_doubles))
+        return lstm_error(LSTM_EINVAL, "trainer: process %d of %d, or a sum "
+                          "missing", d->rank, d->size);
+    t->dist = d;
+    return LSTM_OK;
+}
+
 size_t lstm_trainer_steps(const lstm_trainer *t)
 {
     return (t->ntrain + t->cfg.batch - 1) / t->cfg.batch;
@@ -186,26 +196,57 @@ static int non_finite(const lstm_trainer *t, const char *what, double value)
                       bad ? bad->name : "");
 }
 
-/* One training step on rows r[0..B); 0 or an error. */
+/* One training step on the global batch r[0..B): this process's share of
+ * it (all of it alone); 0 or an error. */
 static int train_step(lstm_trainer *t, const size_t *r, size_t B)
 {
     lstm_classifier *m = t->model;
     lstm_batch *b = &t->batch;
     const size_t C = m->cfg.C;
-    lstm_batch_gather(b, t->corpus, r, B, t->labels);
-    if (t->cfg.word_dropout > 0)  /* tokens to [UNK], inside each text */
-        for (size_t i = 0; i < B; i++)
-            for (int32_t k = 0; k < b->len[i]; k++)
-                if (lstm_rng_uniform(&t->rng_dropout) < t->cfg.word_dropout)
-                    b->ids[i * b->T + (size_t)k] = 1;
-    float loss;
+    const lstm_dist *d = t->dist && t->dist->size > 1 ? t->dist : NULL;
+    size_t i0 = 0, i1 = B;
+    lstm_rng mine, *rng = &t->rng_dropout;
+    if (d) {  /* rows [i0,i1), dropout from a generator of this step's own */
+        i0 = B * (size_t)d->rank / (size_t)d->size;
+        i1 = B * (size_t)(d->rank + 1) / (size_t)d->size;
+        lstm_rng_seed(&mine, lstm_rng_next(&t->rng_dropout) +
+                                 (uint64_t)d->rank);
+        rng = &mine;
+    }
+    const size_t n = i1 - i0;
+    float loss = 0.0f;
+    double hits = 0;
     lstm_params_zero_grad(&m->ps);
-    int err = lstm_classifier_forward(m, b->ids, b->len, B, b->T, b->y, &loss,
-                                      1, &t->rng_dropout);
-    if (!err)
-        err = lstm_classifier_backward(m, b->y);
-    if (err)
-        return err;
+    if (n) {
+        lstm_batch_gather(b, t->corpus, r + i0, n, t->labels);
+        if (t->cfg.word_dropout > 0)  /* tokens to [UNK], inside each text */
+            for (size_t i = 0; i < n; i++)
+                for (int32_t k = 0; k < b->len[i]; k++)
+                    if (lstm_rng_uniform(rng) < t->cfg.word_dropout)
+                        b->ids[i * b->T + (size_t)k] = 1;
+        int err = lstm_classifier_forward(m, b->ids, b->len, n, b->T, b->y,
+                                          &loss, 1, rng);
+        if (!err)
+            err = lstm_classifier_backward(m, b->y);
+        if (err)
+            return err;
+        for (size_t i = 0; i < n; i++)
+            hits += (int32_t)lstm_argmax(m->logp + i * C, C) == b->y[i];
+    }
+    if (d) {  /* the sum of the shares' gradients is the batch's */
+        const float w = (float)n / (float)B;
+        for (size_t i = 0; i < m->ps.n; i++)
+            m->ps.g[i] *= w;
+        double sums[2] = {(double)loss * (double)n, hits}, t0 = now();
+        int err = d->sum_floats(m->ps.g, m->ps.n, d->ctx);
+        if (!err)
+            err = d->sum_doubles(sums, 2, d->ctx);
+        t->t_sum += now() - t0;
+        if (err)
+            return err;
+        loss = (float)(sums[0] / (double)B);
+        hits = sums[1];
+    }
     double gnorm = t->cfg.clip_grad_norm > 0
                        ? lstm_params_clip_grad_norm(&m->ps,
                                                     t->cfg.clip_grad_norm)
@@ -224,8 +265,7 @@ static int train_step(lstm_trainer *t, const size_t *r, size_t B)
         return non_finite(t, "count of non-finite gradients", (double)nbad);
     t->lsum += (double)loss * (double)B;
     t->seen += B;
-    for (size_t i = 0; i < B; i++)
-        t->correct += (int32_t)lstm_argmax(m->logp + i * C, C) == b->y[i];
+    t->correct += (size_t)hits;
     return LSTM_OK;
 }
 
