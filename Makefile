@@ -42,10 +42,14 @@ ALL_CFLAGS = $(CFLAGS) $(WARN) -fopenmp -fno-math-errno -MMD -MP -fPIC \
 LIBS = $(ARCHIVE) $(BLAS_LIBS) -fopenmp -lz -lm
 
 LIB_SRC = $(filter-out lib/mpi/%,$(wildcard lib/*/*.c)) $(wildcard kernels/*.c)
+# MPI=1: its own build tree (build/mpi: objects, liblstm.a, examples/)
 ifeq ($(MPI),1)
 CC = mpicc
 WARN += -DLSTM_MPI=1
 LIB_SRC += lib/mpi/mpi.c
+BUILD = build/mpi
+ARCHIVE = build/mpi/liblstm.a
+EXDIR = build/mpi/examples
 endif
 LIB_OBJ = $(LIB_SRC:%.c=$(BUILD)/%.o)
 TEST_SRC = $(wildcard tests/*.c)
@@ -67,7 +71,11 @@ VERSION := $(shell sed -n 's/^\#define LSTM_VERSION_\(MAJOR\|MINOR\|PATCH\) //p'
 MAJOR := $(firstword $(subst ., ,$(VERSION)))
 SHARED = lib/liblstm.so.$(VERSION)
 
+ifeq ($(MPI),1)
+all: $(ARCHIVE) $(EXAMPLES)
+else
 all: $(ARCHIVE) $(SHARED) $(EXAMPLES) $(BENCHES)
+endif
 
 bench/%: bench/%.c $(ARCHIVE)
 	$(CC) $(ALL_CFLAGS) $< -o $@ $(LIBS) $(LDFLAGS)
@@ -81,6 +89,11 @@ ROUNDS ?= 1
 
 bench/dnnl_lstm: bench/dnnl_lstm.c
 	$(CC) $(CFLAGS) -std=c11 -Wall -Wextra -fopenmp $< -o $@ -ldnnl $(LDFLAGS)
+
+bench-mpi:
+	@$(MAKE) --no-print-directory DEBS="libopenmpi-dev openmpi-bin" deps
+	@$(MAKE) --no-print-directory mpi-cli
+	bench/mpi_epoch.sh $(or $(ROWS),2000) $(ROUNDS)
 
 bench-compare: $(BENCHES)
 	@$(MAKE) --no-print-directory DEBS="$(BENCH_DEBS)" deps
@@ -130,8 +143,7 @@ check-run: $(TEST_BIN) $(EXAMPLES)
 MPI_CLI = build/mpi/examples/news_classifier
 mpi-cli:
 	@if command -v mpicc >/dev/null && command -v mpirun >/dev/null; then \
-	  $(MAKE) --no-print-directory MPI=1 BUILD=build/mpi \
-	    ARCHIVE=build/mpi/liblstm.a EXDIR=build/mpi/examples $(MPI_CLI); \
+	  $(MAKE) --no-print-directory MPI=1 $(MPI_CLI); \
 	fi
 
 test: deps
