@@ -566,36 +566,49 @@ START_TEST(cli_limits)
 }
 END_TEST
 
+/* Trains into OUT with opts (3 epochs; its model line shows `shown`),
+ * learns, and eval and predict reload the model, and --resume keeps it;
+ * the model loaded into *m for the caller's checks (lstm_model_free). */
+static void train_reload_resume(const char *opts, const char *to,
+                                const char *shown, lstm_model *m)
+{
+    char model[64], split[64];
+    snprintf(model, sizeof model, "%.20s/model.safetensors", to);
+    snprintf(split, sizeof split, "%.20s/split.json", to);
+    make_corpus("news.csv", 300, 7);
+    int st = run("train --data %s --out %s --epochs 3 %s", path_in("news.csv"),
+                 path_in(to), opts);
+    ck_assert_msg(st == 0, "train failed: %s", err);
+    ck_assert_msg(strstr(out, shown) != NULL, "%s", out);
+    double acc = number_after(out, "test accuracy ");
+    ck_assert_msg(acc > 0.8, "test accuracy %.3f", acc);
+    ck_assert_int_eq(lstm_model_load(m, path_in(model)), 0);
+    st = run("eval --model %s --data %s --split %s", path_in(model),
+             path_in("news.csv"), path_in(split));
+    ck_assert_msg(st == 0, "eval failed: %s", err);
+    ck_assert(fabs(number_after(out, "accuracy ") - acc) < 1e-9);
+    write_text("a.txt", "el gol del equipo en el estadio de la liga");
+    st = run("predict --model %s %s", path_in(model), path_in("a.txt"));
+    ck_assert_msg(st == 0 && strstr(out, ": sport"), "%s %s", out, err);
+    st = run("train --resume %s --epochs 4", path_in(to));
+    ck_assert_msg(st == 0 && strstr(out, shown), "%s", err);
+}
+
+static const char *small_opts =
+    "--embed-dim 16 --hidden 16 --max-len 32 --batch-size 8 --lr 0.01 "
+    "--seed 3 --threads 2";
+
 /* A bidirectional model: trains, learns, is saved as such, and eval and
  * predict reload it (and --resume keeps it). */
 START_TEST(cli_bidirectional)
 {
-    make_corpus("news.csv", 300, 7);
-    const char *o = "--embed-dim 16 --hidden 16 --max-len 32 --batch-size 8 "
-                    "--lr 0.01 --epochs 4 --pool max --bidirectional --seed 3 "
-                    "--threads 2";
-    int st = run("train --data %s --out %s %s", path_in("news.csv"),
-                 path_in("bi"), o);
-    ck_assert_msg(st == 0, "train failed: %s", err);
-    ck_assert(strstr(out, "bidirectional LSTM 2x16") != NULL);
-    double acc = number_after(out, "test accuracy ");
-    ck_assert_msg(acc > 0.8, "test accuracy %.3f", acc);
+    char o[256];
+    snprintf(o, sizeof o, "%s --pool max --bidirectional", small_opts);
     lstm_model m;
-    ck_assert_int_eq(lstm_model_load(&m, path_in("bi/model.safetensors")), 0);
+    train_reload_resume(o, "bi", "bidirectional LSTM 2x16", &m);
     ck_assert(m.net.cfg.bidirectional && m.net.rnn.D == 2);
     ck_assert(lstm_params_find(&m.net.ps, "lstm.lstm.weight_hh_l1_reverse"));
     lstm_model_free(&m);
-    st = run("eval --model %s --data %s --split %s",
-             path_in("bi/model.safetensors"), path_in("news.csv"),
-             path_in("bi/split.json"));
-    ck_assert_msg(st == 0, "eval failed: %s", err);
-    ck_assert(fabs(number_after(out, "accuracy ") - acc) < 1e-9);
-    write_text("a.txt", "el gol del equipo en el estadio de la liga");
-    st = run("predict --model %s %s", path_in("bi/model.safetensors"),
-             path_in("a.txt"));
-    ck_assert_msg(st == 0 && strstr(out, ": sport"), "%s %s", out, err);
-    st = run("train --resume %s --epochs 5", path_in("bi"));
-    ck_assert_msg(st == 0 && strstr(out, "bidirectional LSTM"), "%s", err);
 }
 END_TEST
 
@@ -603,39 +616,20 @@ END_TEST
  * eval, predict and --resume take it, and bf16-mixed is refused. */
 START_TEST(cli_gru)
 {
-    make_corpus("news.csv", 300, 7);
-    const char *o = "--embed-dim 16 --hidden 16 --max-len 32 --batch-size 8 "
-                    "--lr 0.01 --epochs 3 --pool mean --cell gru --seed 3 "
-                    "--threads 2";
-    int st = run("train --data %s --out %s %s", path_in("news.csv"),
-                 path_in("g"), o);
-    ck_assert_msg(st == 0, "train failed: %s", err);
-    ck_assert(strstr(out, " GRU 2x16") != NULL);
-    double acc = number_after(out, "test accuracy ");
-    ck_assert_msg(acc > 0.8, "test accuracy %.3f", acc);
+    char o[256];
+    snprintf(o, sizeof o, "%s --pool mean --cell gru", small_opts);
     lstm_model m;
-    ck_assert_int_eq(lstm_model_load(&m, path_in("g/model.safetensors")), 0);
+    train_reload_resume(o, "g", " GRU 2x16", &m);
     ck_assert(m.net.cfg.cell == LSTM_CELL_GRU &&
               m.net.rnn.cell == LSTM_CELL_GRU);
     const lstm_param *p = lstm_params_find(&m.net.ps,
                                            "lstm.lstm.weight_hh_l1");
     ck_assert(p && p->shape[0] == 3 * 16 && p->shape[1] == 16);
     lstm_model_free(&m);
-    st = run("eval --model %s --data %s --split %s",
-             path_in("g/model.safetensors"), path_in("news.csv"),
-             path_in("g/split.json"));
-    ck_assert_msg(st == 0, "eval failed: %s", err);
-    ck_assert(fabs(number_after(out, "accuracy ") - acc) < 1e-9);
-    write_text("a.txt", "el gol del equipo en el estadio de la liga");
-    st = run("predict --model %s %s", path_in("g/model.safetensors"),
-             path_in("a.txt"));
-    ck_assert_msg(st == 0 && strstr(out, ": sport"), "%s %s", out, err);
-    st = run("train --resume %s --epochs 4", path_in("g"));
-    ck_assert_msg(st == 0 && strstr(out, " GRU 2x16"), "%s", err);
     FAILS(2, "bad value for --cell: 'rnn' (lstm or gru)",
           "train --data %s --cell rnn", path_in("news.csv"));
-    st = run("train --data %s --out %s %s --precision bf16-mixed",
-             path_in("news.csv"), path_in("g16"), o);
+    int st = run("train --data %s --out %s %s --precision bf16-mixed",
+                 path_in("news.csv"), path_in("g16"), o);
     ck_assert_msg(st != 0 && strstr(err, "fp32 only"), "%d %s", st, err);
 }
 END_TEST
