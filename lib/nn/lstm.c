@@ -1,5 +1,5 @@
 /*
- * lstm.c - the multi-layer LSTM: PyTorch's nn.LSTM (batch_first, lengths as
+ * lstm.c - the multi-layer LSTM (and GRU): PyTorch's nn.LSTM (batch_first, lengths as
  * pack_padded_sequence gives them, dropout between layers) with full
  * backpropagation through time. The shape of the computation, per layer:
  *
@@ -14,6 +14,12 @@
  *
  * docs/lstm-backward.md derives the formulas. With LSTM_BF16_MIXED every
  * operand of those products is first rounded to bfloat16 (lstm.h).
+ *
+ * GRU (lstm_gru_init): the same layer code with G = 3H gate rows and the
+ * GRU's kernels (gru_cell.c); its backward gives two gate gradients, dA
+ * for the input side (dW_ih, dX, db_ih) and dAh for the hidden side (dW_hh,
+ * db_hh), which differ only in the n gate (kernels.h). The cs arrays hold
+ * W_hn h + b_hn instead of a cell state.
  *
  * Bidirectional (D = 2): each layer has two runs, the reverse one over
  * each sequence's first len[b] steps reversed (reverse_steps), so both
@@ -258,7 +264,8 @@ static size_t in_dim_of(const lstm_lstm *l, size_t k)
  * tuned GEMM reads it, row by row. */
 static const float *transposed(lstm_lstm *l, size_t r, int bf16)
 {
-    const size_t G = gates_per_unit(l->cell) * l->H, in_dim = in_dim_of(l, r / l->D);
+    const size_t G = gates_per_unit(l->cell) * l->H;
+    const size_t in_dim = in_dim_of(l, r / l->D);
     const float *w = l->ps->w + l->off[4 * r + W_IH];
     for (size_t j = 0; j < G; j++)
         for (size_t i = 0; i < in_dim; i++)
