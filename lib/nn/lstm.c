@@ -1,7 +1,7 @@
 /*
- * lstm.c - the multi-layer LSTM (and GRU): PyTorch's nn.LSTM (batch_first, lengths as
- * pack_padded_sequence gives them, dropout between layers) with full
- * backpropagation through time. The shape of the computation, per layer:
+ * lstm.c - the multi-layer LSTM and GRU: PyTorch's nn.LSTM and nn.GRU
+ * (batch_first, lengths as pack_padded_sequence gives them, dropout between
+ * layers) with full backpropagation through time. The shape of the computation, per layer:
  *
  *   forward:  gates = X W_ih^T + b_ih + b_hh   one GEMM over all B*T rows
  *             recurrence over t                kernel, batch split across
