@@ -644,8 +644,9 @@ static int mpi_missing(void)
 {
     static int said;
     if (!mpi_bin() && !said++)
-        printf("cli: no MPI build of news_classifier (LSTM_MPI_CLI; Open MPI "
-               "is not installed): the MPI tests are skipped here\n");
+        printf("cli: no MPI build of news_classifier given (LSTM_MPI_CLI; "
+               "make test builds one where Open MPI is installed): the MPI "
+               "tests are skipped here\n");
     return !mpi_bin();
 }
 
