@@ -641,7 +641,7 @@ START_TEST(sampling)
     for (int i = 0; i < 6; i++)
         ck_assert_uint_eq(idx[i], want[i]);
     lstm_topk(x, 6, 0, idx);
-    ck_assert_str_eq(lstm_version(), "0.3.0");
+    ck_assert_str_eq(lstm_version(), "0.4.0");
 }
 END_TEST
 
