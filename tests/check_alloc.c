@@ -213,6 +213,7 @@ Suite *alloc_suite(void)
 {
     Suite *s = suite_create("alloc");
     TCase *tc = tcase_create("failure injection");
+    tcase_set_timeout(tc, 120);  /* under ASan, on a busy machine: > 4 s */
     tcase_add_test(tc, every_allocation_fails_cleanly);
     tcase_add_test(tc, loaders_fail_cleanly);
     suite_add_tcase(s, tc);
