@@ -867,6 +867,7 @@ Suite *data_suite(void)
 {
     Suite *s = suite_create("data");
     TCase *tc = tcase_create("text side");
+    tcase_set_timeout(tc, 120);
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, csv_rfc4180);
     tcase_add_test(tc, csv_gzip_and_long_field);

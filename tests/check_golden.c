@@ -248,6 +248,7 @@ Suite *golden_suite(void)
 {
     Suite *s = suite_create("golden (PyTorch 1.13)");
     TCase *tc = tcase_create("fixtures");
+    tcase_set_timeout(tc, 120);
     /* _i = 0: tuned kernels, 1: references */
     tcase_add_loop_test(tc, lstm_2layer_state, 0, 2);
     tcase_add_loop_test(tc, lstm_1layer_wide, 0, 2);

@@ -169,6 +169,7 @@ Suite *tensor_suite(void)
 {
     Suite *s = suite_create("tensor");
     TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 120);
     tcase_add_test(tc, rng_deterministic);
     tcase_add_test(tc, rng_distributions);
     tcase_add_test(tc, rng_shuffle_is_permutation);
