@@ -622,16 +622,19 @@ static void gru_run_bwd(lstm_lstm *l, size_t ri, const float *dy,
         memcpy(dh0 + ri * B * H, dh, B * H * sizeof *dh);
 }
 
-/* g[j] += the sum over all rows of dA's column j, rows in order (the same
- * order on any thread count), read row by row; acc: G floats of scratch. */
-static void add_column_sums(float *g, const float *dA, size_t rows, size_t G,
-                            float *acc)
+/* acc[j] = the sum over all rows of dA's column j, rows in order (the same
+ * order on any thread count), read row by row. */
+static void column_sums(float *acc, const float *dA, size_t rows, size_t G)
 {
     memset(acc, 0, G * sizeof *acc);
     for (size_t i = 0; i < rows; i++)
         for (size_t j = 0; j < G; j++)
             acc[j] += dA[i * G + j];
-    for (size_t j = 0; j < G; j++)
+}
+
+static void add_to(float *g, const float *acc, size_t n)
+{
+    for (size_t j = 0; j < n; j++)
         g[j] += acc[j];
 }
 
@@ -698,13 +701,11 @@ int lstm_lstm_backward(lstm_lstm *l, const float *dout, const float *dhn,
              * and the kernel summed each sequence over t; here the
              * sequences are summed in order (the same order on any thread
              * count) */
-            if (gru) {
-                add_column_sums(gb_ih, l->dA, B * T, G, l->scratch);
-                add_column_sums(gb_hh, l->dAh, B * T, G, l->scratch);
-            } else {
-                add_column_sums(gb_ih, l->dbs, B, G, l->scratch);
-                add_column_sums(gb_hh, l->dbs, B, G, l->scratch);
-            }
+            column_sums(l->scratch, gru ? l->dA : l->dbs, gru ? B * T : B, G);
+            add_to(gb_ih, l->scratch, G);
+            if (gru)
+                column_sums(l->scratch, l->dAh, B * T, G);
+            add_to(gb_hh, l->scratch, G);
             /* this run's share of the layer's input gradient: the reverse
              * direction's comes back in time order and adds to the
              * forward's */
