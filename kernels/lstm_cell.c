@@ -253,9 +253,11 @@ bwd_body(int vw, size_t nb, size_t T, size_t H, size_t k0, size_t k1,
  * with B read where it lies (no packing: its 16-column panels are rows of
  * B) and A broadcast element by element, transposed or not. K in blocks
  * of GEMM_KC, so that a row block's share of B stays in L2 across its
- * panels; C accumulates over the blocks. What this does not cover (B
- * transposed, alpha other than 1, beta other than 0 or 1) goes to BLAS, as
- * do the columns past the last multiple of 16. */
+ * panels; C accumulates over the blocks. The columns past the last
+ * multiple of 16 go through a zero-padded copy of their part of B, so
+ * every column is this code's, whatever rows a call is given. What this
+ * does not cover (B transposed, alpha other than 1, beta other than 0 or
+ * 1) goes to BLAS. */
 enum { GEMM_KC = 512 };
 
 static inline __attribute__((always_inline)) void
@@ -263,25 +265,34 @@ gemm_body(int vw, int ta, int tb, size_t M, size_t N, size_t K, float alpha,
           const float *A, size_t lda, const float *B, size_t ldb, float beta,
           float *C, size_t ldc)
 {
-    const size_t N16 = N / 16 * 16;
-    if (tb || alpha != 1.0f || (beta != 0.0f && beta != 1.0f) || N16 == 0 ||
-        K == 0) {
+    const size_t N16 = N / 16 * 16, nt = N - N16;
+    if (tb || alpha != 1.0f || (beta != 0.0f && beta != 1.0f) || K == 0) {
         lstm__gemm_blas(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
     for (size_t k0 = 0; k0 < K; k0 += GEMM_KC) {
         const size_t kc = K - k0 < GEMM_KC ? K - k0 : GEMM_KC;
         const int add = k0 > 0 || beta != 0.0f;
-        if (ta)  /* two copies: the strides of A constants in each */
-            rowmm(vw, M, kc, N16, A + k0 * lda, 1, lda, B + k0 * ldb, ldb, 16,
-                  C, ldc, add, NULL);
-        else
-            rowmm(vw, M, kc, N16, A + k0, lda, 1, B + k0 * ldb, ldb, 16, C,
-                  ldc, add, NULL);
+        const float *a = ta ? A + k0 * lda : A + k0;
+        if (N16) {  /* two copies: the strides of A constants in each */
+            if (ta)
+                rowmm(vw, M, kc, N16, a, 1, lda, B + k0 * ldb, ldb, 16, C,
+                      ldc, add, NULL);
+            else
+                rowmm(vw, M, kc, N16, a, lda, 1, B + k0 * ldb, ldb, 16, C,
+                      ldc, add, NULL);
+        }
+        if (nt) {
+            float tail[GEMM_KC * 16];
+            for (size_t k = 0; k < kc; k++) {
+                memcpy(tail + k * 16, B + (k0 + k) * ldb + N16,
+                       nt * sizeof *tail);
+                memset(tail + k * 16 + nt, 0, (16 - nt) * sizeof *tail);
+            }
+            rowmm(vw, M, kc, nt, a, ta ? 1 : lda, ta ? lda : 1, tail, 16,
+                  16 * kc, C + N16, ldc, add, NULL);
+        }
     }
-    if (N16 < N)
-        lstm__gemm_blas(ta, 0, M, N - N16, K, 1.0f, A, lda, B + N16, ldb, beta,
-                        C + N16, ldc);
 }
 
 /* One copy of each kernel per instruction set; kernels.h's LSTM_ISA_*

@@ -456,18 +456,18 @@ static void gemm_case(lstm__gemm_fn *fn, const char *name, int ta, int tb,
 
 /* Each set's GEMM against the reference: A and B transposed or not, alpha
  * and beta as the library uses them and not, K across the tuned kernel's
- * blocks, N with and without a multiple of 16. _i = set. */
+ * blocks, N below 16 and with and without a multiple of 16. _i = set. */
 START_TEST(gemm_sets_vs_ref)
 {
     const lstm__kernels *k = tuned(_i);
     if (!k)
         return;
-    static const size_t Ms[] = {1, 5, 13, 29}, Ns[] = {16, 17, 48, 100};
+    static const size_t Ms[] = {1, 5, 13, 29}, Ns[] = {5, 16, 17, 48, 100};
     static const size_t Ks[] = {1, 7, 300, 600};
     static const float ab[][2] = {{1, 0}, {1, 1}, {0.5f, 0.75f}};
     for (int t = 0; t < 4; t++)
         for (size_t a = 0; a < 4; a++)
-            for (size_t b = 0; b < 4; b++)
+            for (size_t b = 0; b < 5; b++)
                 for (size_t c = 0; c < 4; c++)
                     for (size_t s = 0; s < 3; s++)
                         gemm_case(k->gemm, k->name, t & 1, t >> 1, Ms[a],
