@@ -404,13 +404,15 @@ void lstm_lstm_free(lstm_lstm *l);
 /* Streaming inference: one time step at a time, the state in the
  * caller's buffers. lstm_stream_init packs each layer's W_hh once (and, in
  * bf16-mixed, rounds the weights once); after the weights change (a
- * training step, a load), call lstm_stream_sync before the next step.
+ * training step, a load, a change of kernel set), call lstm_stream_sync
+ * before the next step: steps run the kernel set of the last init or sync.
  * lstm_lstm_step is bit for bit the full forward (train = 0) over the same
  * steps, with the same precision and kernels (tested). */
 typedef struct {
     const lstm_lstm *l;
     size_t Bmax;
     float *ws;          /* one allocation for all below */
+    const void *kern;   /* the kernel set wpk is packed for */
     float *wpk;         /* L x W_hh packed (rounded in bf16-mixed) */
     float *wih;         /* bf16-mixed: L x W_ih rounded */
     float *bias;        /* L x (G) b_ih + b_hh */

@@ -3,13 +3,10 @@
  * units (AVX512-BF16's vdpbf16ps): operands that are bfloat16 values (the
  * library rounds them before), products exact, sums in float.
  *
- * vdpbf16ps multiplies pairs: each of its 16 float lanes adds
- * a[2j]*b[2j] + a[2j+1]*b[2j+1]. So both operands go into pair layouts,
- * k and k+1 side by side in 32 bits: a block of A (MB rows x KB of K) as
- * pairs per row, a panel of B (KB x 32 columns) as two vectors of 16
- * column pairs per pair of rows; an odd K gets a zero partner. The tile is
- * rowmm's shape in lstm_cell.c: up to 12 rows x 32 columns in 24
- * accumulators, each row's pair broadcast from the packed A.
+ * The operands go into pairmm.h's pair layouts: a block of A (MB rows x
+ * KB of K) as pairs per row, a panel of B (KB x 32 columns) as two
+ * 16-column panels interleaved pair by pair; pairmm's tiles (up to 12
+ * rows x 32 columns in 24 accumulators) broadcast each row's pair.
  *
  * Measured with register-only loops on an AMD Zen 5 (1 thread): vdpbf16ps
  * 437 GFLOP/s against 237 for fp32 FMAs; on Intel Sapphire Rapids it runs
@@ -18,62 +15,26 @@
  * differs from the float kernels' (pairs), so results differ from them in
  * the last bits of the sums.
  */
-#include <string.h>
-
 #include "kernels.h"
 
 #if LSTM_X86
-#include <immintrin.h>
-
-#define BF16_ISA                                                             \
-    __attribute__((target("arch=x86-64-v4,avx512bf16,"                       \
-                          "prefer-vector-width=512")))
+#include "pairmm.h"
 
 enum { MB = 96, KB = 512 };  /* rows and K of a packed block of A */
-
-/* 16 pairs (lo[j], hi[j]) of bfloat16 from two vectors of 16 floats (RNE:
- * the identity on the bfloat16 values the library passes). */
-BF16_ISA static inline __m512i pair16(__m512 lo, __m512 hi)
-{
-    static const short order[32] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21,
-                                    6, 22, 7, 23, 8, 24, 9, 25, 10, 26, 11, 27,
-                                    12, 28, 13, 29, 14, 30, 15, 31};
-    __m512i t = (__m512i)_mm512_cvtne2ps_pbh(hi, lo);  /* lo then hi */
-    return _mm512_permutexvar_epi16(_mm512_loadu_si512(order), t);
-}
-
-/* One float as bfloat16 bits (RNE), for the scalar edges. */
-BF16_ISA static inline unsigned bf16_bits(float x)
-{
-    return (unsigned)(unsigned short)_mm_cvtsi128_si32(
-        (__m128i)_mm_cvtneps_pbh(_mm_set_ss(x)));
-}
 
 /* op(A) rows [0,mb) x K [0,kc) as pairs, pair p of row r at
  * ap[r*kp + p] (ta = 0: each row's pairs together) or ap[p*mb + r] (ta =
  * 1: each pair's rows together); either way read in whole vectors. */
-BF16_ISA static void pack_a(unsigned *ap, size_t kp, int ta, const float *A,
+BF16_ISA static void pack_a(uint32_t *ap, size_t kp, int ta, const float *A,
                             size_t lda, size_t mb, size_t kc)
 {
     if (!ta) {
-        for (size_t r = 0; r < mb; r++) {
-            const float *row = A + r * lda;
-            size_t k = 0;
-            for (; k + 32 <= kc; k += 32)  /* 32 floats: 16 pairs */
-                _mm512_storeu_si512(ap + r * kp + k / 2,
-                                    (__m512i)_mm512_cvtne2ps_pbh(
-                                        _mm512_loadu_ps(row + k + 16),
-                                        _mm512_loadu_ps(row + k)));
-            for (; k < kc; k += 2)
-                ap[r * kp + k / 2] =
-                    bf16_bits(row[k]) |
-                    (k + 1 < kc ? bf16_bits(row[k + 1]) << 16 : 0);
-        }
+        pair_rows(ap, kp, A, lda, mb, kc);
         return;
     }
     for (size_t k = 0; k < kc; k += 2) {
         const float *r0 = A + k * lda, *r1 = k + 1 < kc ? r0 + lda : NULL;
-        unsigned *dst = ap + k / 2 * mb;
+        uint32_t *dst = ap + k / 2 * mb;
         size_t r = 0;
         for (; r + 16 <= mb; r += 16)
             _mm512_storeu_si512(dst + r,
@@ -102,60 +63,6 @@ BF16_ISA static void pack_b(unsigned short *bp, const float *B, size_t ldb,
     }
 }
 
-/* C rows [0,nb) x 32 columns (+)= the packed block times the packed panel,
- * over kp pairs. nb <= 12, a constant after inlining. */
-BF16_ISA static inline __attribute__((always_inline)) void
-tile(size_t nb, size_t kp, const unsigned *ap, size_t rs, size_t ps,
-     const unsigned short *bp, float *C, size_t ldc, int add)
-{
-    __m512 acc[12][2];
-#pragma GCC unroll 12
-    for (size_t r = 0; r < nb; r++)
-        for (int h = 0; h < 2; h++)
-            acc[r][h] = add ? _mm512_loadu_ps(C + r * ldc + 16 * h)
-                            : _mm512_setzero_ps();
-    for (size_t p = 0; p < kp; p++) {
-        const __m512bh w0 = (__m512bh)_mm512_loadu_si512(bp + 64 * p);
-        const __m512bh w1 = (__m512bh)_mm512_loadu_si512(bp + 64 * p + 32);
-#pragma GCC unroll 12
-        for (size_t r = 0; r < nb; r++) {
-            const __m512bh a =
-                (__m512bh)_mm512_set1_epi32((int)ap[r * rs + p * ps]);
-            acc[r][0] = _mm512_dpbf16_ps(acc[r][0], a, w0);
-            acc[r][1] = _mm512_dpbf16_ps(acc[r][1], a, w1);
-        }
-    }
-#pragma GCC unroll 12
-    for (size_t r = 0; r < nb; r++)
-        for (int h = 0; h < 2; h++)
-            _mm512_storeu_ps(C + r * ldc + 16 * h, acc[r][h]);
-}
-
-/* The block's rows in tiles of 12; (rs, ps) as pack_a laid them out. */
-BF16_ISA static void tiles(size_t mb, size_t kp, const unsigned *ap,
-                           size_t rs, size_t ps, const unsigned short *bp,
-                           float *C, size_t ldc, int add)
-{
-#define T(n) tile(n, kp, ap + r * rs, rs, ps, bp, C + r * ldc, ldc, add)
-    for (size_t r = 0; r < mb; r += 12) {
-        switch (mb - r >= 12 ? 12 : mb - r) {
-        case 12: T(12); break;
-        case 11: T(11); break;
-        case 10: T(10); break;
-        case 9: T(9); break;
-        case 8: T(8); break;
-        case 7: T(7); break;
-        case 6: T(6); break;
-        case 5: T(5); break;
-        case 4: T(4); break;
-        case 3: T(3); break;
-        case 2: T(2); break;
-        default: T(1); break;
-        }
-    }
-#undef T
-}
-
 /* C (+)= op(A) x B in blocks: K by KB, rows by MB (A packed once per
  * block), 32 columns at a time (B's panel packed once per row block);
  * columns past the last multiple of 32, and what the tile does not cover
@@ -173,7 +80,7 @@ BF16_ISA void lstm__gemm_bf16_avx512(int ta, int tb, size_t M, size_t N,
                           ldc);
         return;
     }
-    unsigned ap[MB * KB / 2];
+    uint32_t ap[MB * KB / 2];
     unsigned short bp[KB * 32];
     for (size_t k0 = 0; k0 < K; k0 += KB) {
         const size_t kc = K - k0 < KB ? K - k0 : KB, kp = (kc + 1) / 2;
@@ -184,8 +91,9 @@ BF16_ISA void lstm__gemm_bf16_avx512(int ta, int tb, size_t M, size_t N,
                    ta ? A + k0 * lda + m0 : A + m0 * lda + k0, lda, mb, kc);
             for (size_t n0 = 0; n0 < N32; n0 += 32) {
                 pack_b(bp, B + k0 * ldb + n0, ldb, kc);
-                tiles(mb, kp, ap, ta ? 1 : kp, ta ? mb : 1, bp,
-                      C + m0 * ldc + n0, ldc, add);
+                pairmm(mb, kp, 32, ap, ta ? 1 : kp, ta ? mb : 1,
+                       (const uint32_t *)bp, 32, 16, C + m0 * ldc + n0, ldc,
+                       add, NULL);
             }
         }
     }

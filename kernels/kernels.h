@@ -34,14 +34,15 @@ typedef void lstm__gemm_fn(int ta, int tb, size_t M, size_t N, size_t K,
  *   hs, cs (nb,T+1,H)  in: slot 0 holds h0, c0; out: slot t+1 the state
  *                   after step t (carried unchanged past len[b])
  *   y (nb,T,H)      out: h_t, zero at t >= len[b]
- *   w_hh (G,H); w_pk: lstm__pack_fwd(w_pk, w_hh, H, k0, k1)
+ *   w_hh (G,H); w_pk: the set's pack_fwd(w_pk, w_hh, H, k0, k1, bf16)
  *   (the tuned kernel reads only this, the reference only w_hh).
  * Per step, in PyTorch's order:
  *   i = sigmoid(a_i)  f = sigmoid(a_f)  g = tanh(a_g)  o = sigmoid(a_o)
  *   c' = f*c + i*g    h' = o*tanh(c')   with a = gates + bias + W_hh h.
  * bf16 != 0 (bf16-mixed precision): the product's operands are bfloat16
  * values, its sums float: W_hh is used rounded to bf16 (the tuned kernel
- * gets w_pk packed from rounded weights, the reference rounds w_hh as it
+ * gets w_pk packed from rounded weights, as float panels or, in the
+ * avx512bf16 set, as bfloat16 pairs; the reference rounds w_hh as it
  * reads it) and h is stored in hs rounded (it feeds the next product and
  * dW_hh); y, cs and the gate math stay float. */
 typedef void lstm__lstm_fwd_fn(size_t nb, size_t T, size_t H, size_t k0,
@@ -58,7 +59,7 @@ typedef void lstm__lstm_fwd_fn(size_t nb, size_t T, size_t H, size_t k0,
  *                   out: gradient at h0, c0
  *   dy (nb,T,H)     gradient of y, or NULL; ignored past len[b]
  *   gates, cs       as the forward left them
- *   w_hh (G,H); w_pk: lstm__pack_bwd(w_pk, w_hh, H, k0, k1)
+ *   w_hh (G,H); w_pk: the set's pack_bwd(w_pk, w_hh, H, k0, k1, bf16)
  *   db (nb,G)       out: for each sequence, the sum of its dA rows over t
  *                   (from t = len[b]-1 down to 0): the bias gradient's
  *                   share of that sequence, summed while dA is in cache
@@ -132,6 +133,15 @@ void lstm__pack_fwd(float *dst, const float *w_hh, size_t H, size_t k0,
                     size_t k1);
 void lstm__pack_bwd(float *dst, const float *w_hh, size_t H, size_t k0,
                     size_t k1);
+/* W_hh as a set's lstm_fwd (pack_fwd) or lstm_bwd (pack_bwd) reads it,
+ * for bf16-mixed (bf16 != 0) or not, in at most the floats of
+ * lstm__pack_fwd_size(H, k1 - k0) (lstm__pack_bwd_size): lstm__wpack_*
+ * packs the panels above, rounded to bfloat16 values for bf16;
+ * lstm__wpack_*_pairs (avx512bf16) bfloat16 pairs for vdpbf16ps instead
+ * (half the bytes; lstm_cell.c) where H allows. */
+typedef void lstm__wpack_fn(float *dst, const float *w_hh, size_t H,
+                            size_t k0, size_t k1, int bf16);
+lstm__wpack_fn lstm__wpack_fwd, lstm__wpack_bwd;
 /* The GRU's W_hh (3H,H) packed whole, in the same panels: forward its
  * transpose (H,3H), backward itself. */
 size_t lstm__pack_gru_fwd_size(size_t H);
@@ -159,6 +169,7 @@ typedef struct {
     lstm__gemm_fn *gemm_bf16;
     lstm__lstm_fwd_fn *lstm_fwd;
     lstm__lstm_bwd_fn *lstm_bwd;
+    lstm__wpack_fn *pack_fwd, *pack_bwd;  /* W_hh for the two above */
     lstm__gru_fwd_fn *gru_fwd;
     lstm__gru_bwd_fn *gru_bwd;
     lstm__adamw_fn *adamw;
@@ -166,7 +177,8 @@ typedef struct {
 
 /* The kernel sets: "ref" (the references), and the tuned kernels compiled
  * for "generic" (baseline) code, "avx2" (AVX2 + FMA), "avx512", and
- * "avx512bf16" (avx512's, with the bf16-mixed GEMM on AVX512-BF16).
+ * "avx512bf16" (avx512's, with the bf16-mixed GEMM and recurrence on
+ * AVX512-BF16).
  * Returns NULL for a name this build or this CPU cannot run. */
 const lstm__kernels *lstm__kernels_get(const char *name);
 /* The fastest tuned set this CPU runs. */
@@ -189,8 +201,11 @@ lstm__gru_bwd_fn lstm__gru_bwd_ref, lstm__gru_bwd_generic;
 lstm__adamw_fn lstm__adamw_ref, lstm__adamw_generic;
 #if LSTM_X86
 lstm__gemm_fn lstm__gemm_avx512, lstm__gemm_bf16_avx512;
-lstm__lstm_fwd_fn lstm__lstm_fwd_avx2, lstm__lstm_fwd_avx512;
-lstm__lstm_bwd_fn lstm__lstm_bwd_avx2, lstm__lstm_bwd_avx512;
+lstm__lstm_fwd_fn lstm__lstm_fwd_avx2, lstm__lstm_fwd_avx512,
+    lstm__lstm_fwd_avx512bf16;
+lstm__lstm_bwd_fn lstm__lstm_bwd_avx2, lstm__lstm_bwd_avx512,
+    lstm__lstm_bwd_avx512bf16;
+lstm__wpack_fn lstm__wpack_fwd_pairs, lstm__wpack_bwd_pairs;
 lstm__gru_fwd_fn lstm__gru_fwd_avx2, lstm__gru_fwd_avx512;
 lstm__gru_bwd_fn lstm__gru_bwd_avx2, lstm__gru_bwd_avx512;
 lstm__adamw_fn lstm__adamw_avx2, lstm__adamw_avx512;

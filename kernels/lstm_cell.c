@@ -19,6 +19,9 @@
 #include "kernels.h"
 #include "rowmm.h"
 #include "vmath.h"
+#if LSTM_X86
+#include "pairmm.h"
+#endif
 
 
 /* ---- the tuned recurrence ----
@@ -78,6 +81,106 @@ void lstm__pack_bwd(float *dst, const float *w_hh, size_t H, size_t k0,
 {
     pack16(dst, w_hh + k0, H, 4 * H, k1 - k0, 0);
 }
+
+/* The sets' packs (kernels.h's lstm__wpack_fn): the float panels, rounded
+ * to bfloat16 values for bf16-mixed. */
+void lstm__wpack_fwd(float *dst, const float *w_hh, size_t H, size_t k0,
+                     size_t k1, int bf16)
+{
+    lstm__pack_fwd(dst, w_hh, H, k0, k1);
+    if (bf16)
+        lstm__round_bf16(dst, dst, lstm__pack_fwd_size(H, k1 - k0));
+}
+
+void lstm__wpack_bwd(float *dst, const float *w_hh, size_t H, size_t k0,
+                     size_t k1, int bf16)
+{
+    lstm__pack_bwd(dst, w_hh, H, k0, k1);
+    if (bf16)
+        lstm__round_bf16(dst, dst, lstm__pack_bwd_size(H, k1 - k0));
+}
+
+#if LSTM_X86
+/* The bf16-mixed recurrence on AVX512-BF16 (the "avx512bf16" set): W_hh
+ * packed once as bfloat16 pairs (half the bytes of the float panels to
+ * stream every step), and the product on vdpbf16ps. Each step turns the
+ * rows' left operand (h, or dA: bfloat16 values already) into pairs in
+ * blocks of 12 rows on the stack, hence a bound on its length M (H for
+ * the forward, 4H for the backward); past it the float panels serve. */
+enum { PAIRS_MAX_M = 2048 };
+
+static int pairs_ok(size_t H) { return 4 * H <= PAIRS_MAX_M; }
+
+/* op(W) (M,N) as pairmm.h's right operand: 16-column panels of
+ * ceil(M/2) pairs each, zero-padded in both directions, rounded (RNE);
+ * op(W)[m][n] as pack16's. */
+static void pack16_pairs(uint32_t *dst, const float *W, size_t ld, size_t M,
+                         size_t N, int trans)
+{
+    for (size_t n = 0; n < N; n += 16)
+        for (size_t m = 0; m < M; m += 2)
+            for (size_t j = 0; j < 16; j++, dst++) {
+                uint32_t half[2] = {0, 0};
+                for (size_t h = 0; h < 2 && m + h < M && n + j < N; h++) {
+                    const float x = lstm__vbf16(
+                        trans ? W[(n + j) * ld + m + h] : W[(m + h) * ld + n + j]);
+                    uint32_t u;
+                    memcpy(&u, &x, sizeof u);
+                    half[h] = u >> 16;
+                }
+                *dst = half[0] | half[1] << 16;
+            }
+}
+
+static size_t pairs16_size(size_t M, size_t N)
+{
+    return (M + 1) / 2 * ((N + 15) / 16) * 16;
+}
+
+void lstm__wpack_fwd_pairs(float *dst, const float *w_hh, size_t H,
+                           size_t k0, size_t k1, int bf16)
+{
+    if (!bf16 || !pairs_ok(H)) {
+        lstm__wpack_fwd(dst, w_hh, H, k0, k1, bf16);
+        return;
+    }
+    for (size_t q = 0; q < 4; q++)  /* one matrix per gate, as pack_fwd */
+        pack16_pairs((uint32_t *)dst + q * pairs16_size(H, k1 - k0),
+                     w_hh + (q * H + k0) * H, H, H, k1 - k0, 1);
+}
+
+void lstm__wpack_bwd_pairs(float *dst, const float *w_hh, size_t H,
+                           size_t k0, size_t k1, int bf16)
+{
+    if (!bf16 || !pairs_ok(H)) {
+        lstm__wpack_bwd(dst, w_hh, H, k0, k1, bf16);
+        return;
+    }
+    pack16_pairs((uint32_t *)dst, w_hh + k0, H, 4 * H, k1 - k0, 0);
+}
+
+/* out (+)= in x W for nq matrices side by side (W's q-th at w + q*wqs
+ * words, its output at out + q*oqs, bias + q*oqs): in is nb rows of M
+ * bfloat16 values in floats (row b at in + b*irs), W as pack16_pairs
+ * packed it for N columns. Not inlined: it is the only code of the
+ * recurrence that needs AVX512-BF16. */
+BF16_ISA __attribute__((noinline)) static void
+rec_pairs(size_t nb, size_t M, size_t N, size_t nq, const float *in,
+          size_t irs, const float *w, size_t wqs, float *out, size_t ldo,
+          size_t oqs, int add, const float *bias)
+{
+    const size_t kp = (M + 1) / 2;
+    uint32_t rows[12 * (PAIRS_MAX_M / 2)];
+    for (size_t b = 0; b < nb; b += 12) {
+        const size_t mb = nb - b < 12 ? nb - b : 12;
+        pair_rows(rows, kp, in + b * irs, irs, mb, M);
+        for (size_t q = 0; q < nq; q++)
+            pairmm(mb, kp, N, rows, kp, 1, (const uint32_t *)w + q * wqs, 16,
+                   16 * kp, out + b * ldo + q * oqs, ldo, add,
+                   bias ? bias + q * oqs : NULL);
+    }
+}
+#endif
 
 size_t lstm__pack_gru_fwd_size(size_t H) { return lstm__pack16_size(H, 3 * H); }
 
@@ -161,9 +264,10 @@ zero_gates(float *a, size_t H, size_t n)
 }
 
 static inline __attribute__((always_inline)) void
-fwd_body(int vw, size_t nb, size_t T, size_t H, size_t k0, size_t k1,
-         const size_t *len, float *gates, const float *bias, float *hs,
-         float *cs, float *y, const float *w_pk, int bf16, void (*sync)(void))
+fwd_body(int vw, int pairs, size_t nb, size_t T, size_t H, size_t k0,
+         size_t k1, const size_t *len, float *gates, const float *bias,
+         float *hs, float *cs, float *y, const float *w_pk, int bf16,
+         void (*sync)(void))
 {
     const size_t G = 4 * H, n = k1 - k0, pq = lstm__pack16_size(H, n);
     for (size_t t = 0; t < T; t++) {
@@ -173,10 +277,17 @@ fwd_body(int vw, size_t nb, size_t T, size_t H, size_t k0, size_t k1,
         size_t live = nb;
         while (live > 0 && t >= len[live - 1])
             live--;
-        for (size_t q = 0; q < 4; q++)
-            rowmm(vw, live, H, n, hs + t * H, (T + 1) * H, 1, w_pk + q * pq,
-                  16, 16 * H, gates + t * G + q * H + k0, T * G, 1,
-                  bias + q * H + k0);
+#if LSTM_X86
+        if (pairs)
+            rec_pairs(live, H, n, 4, hs + t * H, (T + 1) * H, w_pk,
+                      pairs16_size(H, n), gates + t * G + k0, T * G, H, 1,
+                      bias + k0);
+        else
+#endif
+            for (size_t q = 0; q < 4; q++)
+                rowmm(vw, live, H, n, hs + t * H, (T + 1) * H, 1,
+                      w_pk + q * pq, 16, 16 * H, gates + t * G + q * H + k0,
+                      T * G, 1, bias + q * H + k0);
         for (size_t b = 0; b < nb; b++) {
             float *a = gates + (b * T + t) * G + k0;
             float *hp = hs + (b * (T + 1) + t) * H + k0;
@@ -200,10 +311,11 @@ fwd_body(int vw, size_t nb, size_t T, size_t H, size_t k0, size_t k1,
 }
 
 static inline __attribute__((always_inline)) void
-bwd_body(int vw, size_t nb, size_t T, size_t H, size_t k0, size_t k1,
-         const size_t *len, float *dA, float *dh, float *dc, const float *dy,
-         const float *gates, const float *cs, const float *w_pk, float *db,
-         float *scratch, int bf16, void (*sync)(void))
+bwd_body(int vw, int pairs, size_t nb, size_t T, size_t H, size_t k0,
+         size_t k1, const size_t *len, float *dA, float *dh, float *dc,
+         const float *dy, const float *gates, const float *cs,
+         const float *w_pk, float *db, float *scratch, int bf16,
+         void (*sync)(void))
 {
     const size_t G = 4 * H, n = k1 - k0;
     for (size_t b = 0; b < nb; b++)
@@ -241,8 +353,14 @@ bwd_body(int vw, size_t nb, size_t T, size_t H, size_t k0, size_t k1,
         size_t live = nb;
         while (live > 0 && t >= len[live - 1])
             live--;
-        rowmm(vw, live, G, n, dA + t * G, T * G, 1, w_pk, 16, 16 * G,
-              scratch + k0, H, 0, NULL);
+#if LSTM_X86
+        if (pairs)
+            rec_pairs(live, G, n, 1, dA + t * G, T * G, w_pk, 0, scratch + k0,
+                      H, 0, 0, NULL);
+        else
+#endif
+            rowmm(vw, live, G, n, dA + t * G, T * G, 1, w_pk, 16, 16 * G,
+                  scratch + k0, H, 0, NULL);
         for (size_t b = 0; b < nb; b++)
             if (t < len[b])
                 memcpy(dh + b * H + k0, scratch + b * H + k0, n * sizeof *dh);
@@ -297,7 +415,7 @@ gemm_body(int vw, int ta, int tb, size_t M, size_t N, size_t K, float alpha,
 
 /* One copy of each kernel per instruction set; kernels.h's LSTM_ISA_*
  * attributes, dispatch.c picks one at run time. */
-#define RECURRENCE(isa, attr, vw)                                         \
+#define RECURRENCE(isa, attr, vw, pairs)                                  \
     attr void lstm__lstm_fwd_##isa(                                         \
         size_t nb, size_t T, size_t H, size_t k0, size_t k1,                \
         const size_t *len, float *gates, const float *bias, float *hs,      \
@@ -305,8 +423,8 @@ gemm_body(int vw, int ta, int tb, size_t M, size_t N, size_t K, float alpha,
         void (*sync)(void))                                                 \
     {                                                                       \
         (void)w_hh;                                                         \
-        fwd_body(vw, nb, T, H, k0, k1, len, gates, bias, hs, cs, y, w_pk,   \
-                 bf16, sync);                                               \
+        fwd_body(vw, pairs, nb, T, H, k0, k1, len, gates, bias, hs, cs, y,  \
+                 w_pk, bf16, sync);                                         \
     }                                                                       \
     attr void lstm__lstm_bwd_##isa(                                         \
         size_t nb, size_t T, size_t H, size_t k0, size_t k1,                \
@@ -316,14 +434,15 @@ gemm_body(int vw, int ta, int tb, size_t M, size_t N, size_t K, float alpha,
         void (*sync)(void))                                                 \
     {                                                                       \
         (void)w_hh;                                                         \
-        bwd_body(vw, nb, T, H, k0, k1, len, dA, dh, dc, dy, gates, cs,    \
-                 w_pk, db, scratch, bf16, sync);                            \
+        bwd_body(vw, pairs, nb, T, H, k0, k1, len, dA, dh, dc, dy, gates,   \
+                 cs, w_pk, db, scratch, bf16, sync);                        \
     }
 
-RECURRENCE(generic, , 4)
+RECURRENCE(generic, , 4, 0)
 #if LSTM_X86
-RECURRENCE(avx2, LSTM_ISA_AVX2, 8)
-RECURRENCE(avx512, LSTM_ISA_AVX512, 16)
+RECURRENCE(avx2, LSTM_ISA_AVX2, 8, 0)
+RECURRENCE(avx512, LSTM_ISA_AVX512, 16, 0)
+RECURRENCE(avx512bf16, LSTM_ISA_AVX512, 16, bf16 && pairs_ok(H))
 
 /* The tuned GEMM for AVX-512 only: with AVX2 it measured the same as
  * OpenBLAS's kernels (bench/lstm_step, LSTM_KERNELS=avx2, on a Zen 5), so

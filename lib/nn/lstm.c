@@ -360,11 +360,8 @@ static void lstm_run_fwd(lstm_lstm *l, size_t ri, const float *h0,
     float *gates = r.gates, *hs = r.hs, *cs = r.cs, *ys = r.ys, *wpk = r.wpk;
     for (size_t j = 0; j < G; j++)
         l->scratch[j] = b_ih[j] + b_hh[j];
-    if (!units) {  /* one pack for all; in the units plan, one each */
-        lstm__pack_fwd(wpk, w_hh, H, 0, H);
-        if (bf16)
-            round_bf16(wpk, wpk, lstm__pack_fwd_size(H, H));
-    }
+    if (!units)  /* one pack for all; in the units plan, one each */
+        kern->pack_fwd(wpk, w_hh, H, 0, H, bf16);
     for (size_t b = 0; b < B; b++) {
         float *h = hs + b * (T + 1) * H, *c = cs + b * (T + 1) * H;
         if (h0)
@@ -385,10 +382,7 @@ static void lstm_run_fwd(lstm_lstm *l, size_t ri, const float *h0,
             size_t k0, k1;
             unit_share(H, &k0, &k1);
             float *pk = wpk + lstm__pack_fwd_size(H, k0);
-            lstm__pack_fwd(pk, w_hh, H, k0, k1);
-            if (bf16)
-                lstm__round_bf16(pk, pk,
-                                 lstm__pack_fwd_size(H, k1 - k0));
+            kern->pack_fwd(pk, w_hh, H, k0, k1, bf16);
             kern->lstm_fwd(B, T, H, k0, k1, l->len, gates, l->scratch,
                            hs, cs, ys, w_hh, pk, bf16, team_barrier);
         } else {
@@ -546,12 +540,8 @@ static void lstm_run_bwd(lstm_lstm *l, size_t ri, const float *dy,
     const run_bufs r = bufs_of(l, ri);
     const float *w_hh = r.w_hh, *gates = r.gates, *cs = r.cs;
     float *dh = l->dhc, *dc = l->dhc + B * H;
-    if (!units) {
-        lstm__pack_bwd(l->wpk_bwd, w_hh, H, 0, H);
-        if (bf16)
-            round_bf16(l->wpk_bwd, l->wpk_bwd,
-                       lstm__pack_bwd_size(H, H));
-    }
+    if (!units)
+        kern->pack_bwd(l->wpk_bwd, w_hh, H, 0, H, bf16);
     if (dhn)
         memcpy(dh, dhn + ri * B * H, B * H * sizeof *dh);
     else
@@ -567,10 +557,7 @@ static void lstm_run_bwd(lstm_lstm *l, size_t ri, const float *dy,
             size_t k0, k1;
             unit_share(H, &k0, &k1);
             float *pk = l->wpk_bwd + lstm__pack_bwd_size(H, k0);
-            lstm__pack_bwd(pk, w_hh, H, k0, k1);
-            if (bf16)
-                lstm__round_bf16(pk, pk,
-                                 lstm__pack_bwd_size(H, k1 - k0));
+            kern->pack_bwd(pk, w_hh, H, k0, k1, bf16);
             kern->lstm_bwd(B, T, H, k0, k1, l->len, l->dA, dh, dc, dy,
                            gates, cs, w_hh, pk, l->dbs, l->scratch,
                            bf16, team_barrier);

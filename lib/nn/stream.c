@@ -72,15 +72,16 @@ void lstm_stream_sync(lstm_stream *s)
     const float *w = l->ps->w;
     const int bf16 = l->precision == LSTM_BF16_MIXED;
     float *wih = s->wih;
+    const lstm__kernels *kern = lstm__k();
+    s->kern = kern;
     for (size_t k = 0; k < l->L; k++) {
         float *pk = s->wpk + k * lstm__pack_fwd_size(H, H);
-        lstm__pack_fwd(pk, w + l->off[4 * k + W_HH], H, 0, H);
+        kern->pack_fwd(pk, w + l->off[4 * k + W_HH], H, 0, H, bf16);
         for (size_t j = 0; j < G; j++)
             s->bias[k * G + j] = w[l->off[4 * k + B_IH] + j] +
                                  w[l->off[4 * k + B_HH] + j];
         if (bf16) {
             const size_t n = G * (k ? H : l->I);
-            lstm__round_bf16(pk, pk, lstm__pack_fwd_size(H, H));
             lstm__round_bf16(wih, w + l->off[4 * k + W_IH], n);
             wih += n;
         }
@@ -96,7 +97,7 @@ int lstm_lstm_step(lstm_stream *s, const float *x, float *h, float *c,
     if (B == 0 || B > s->Bmax)
         return lstm_error(LSTM_EINVAL, "lstm_step: batch %zu outside [1,%zu]",
                           B, s->Bmax);
-    const lstm__kernels *kern = lstm__k();
+    const lstm__kernels *kern = s->kern;
     const int bf16 = l->precision == LSTM_BF16_MIXED;
     const float *in = x, *wih = s->wih;
     for (size_t k = 0; k < L; k++) {
