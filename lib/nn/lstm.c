@@ -267,9 +267,15 @@ static const float *transposed(lstm_lstm *l, size_t r, int bf16)
     const size_t G = gates_per_unit(l->cell) * l->H;
     const size_t in_dim = in_dim_of(l, r / l->D);
     const float *w = l->ps->w + l->off[4 * r + W_IH];
-    for (size_t j = 0; j < G; j++)
-        for (size_t i = 0; i < in_dim; i++)
-            l->wr[i * G + j] = w[j * in_dim + i];
+    enum { TB = 16 };  /* in tiles, so that neither side strides in cache */
+    for (size_t j0 = 0; j0 < G; j0 += TB)
+        for (size_t i0 = 0; i0 < in_dim; i0 += TB) {
+            const size_t j1 = j0 + TB < G ? j0 + TB : G;
+            const size_t i1 = i0 + TB < in_dim ? i0 + TB : in_dim;
+            for (size_t i = i0; i < i1; i++)
+                for (size_t j = j0; j < j1; j++)
+                    l->wr[i * G + j] = w[j * in_dim + i];
+        }
     if (bf16)
         round_bf16(l->wr, l->wr, G * in_dim);
     return l->wr;
