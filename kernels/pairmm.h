@@ -19,6 +19,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "rowmm.h"  /* ROWS_OF_16, PANEL_WALK */
+
 #define BF16_ISA                                                             \
     __attribute__((target("arch=x86-64-v4,avx512bf16,"                       \
                           "prefer-vector-width=512")))
@@ -124,15 +126,10 @@ pair_block(size_t nb, size_t P, size_t kp, size_t N, const uint32_t *in,
            size_t irs, size_t ics, const uint32_t *w, size_t ldw, size_t wps,
            float *out, size_t ldo, int add, const float *bias)
 {
-    size_t n = 0;
-#define TILE(p, nn)                                                          \
+#define TILE(n, p, nn)                                                       \
     pair_tile(nb, p, kp, nn, in, irs, ics, w + n / 16 * wps, ldw, wps,       \
               out + n, ldo, add, bias ? bias + n : NULL)
-    if (P > 1)
-        for (; n + 16 * P <= N; n += 16 * P)
-            TILE(P, 16 * P);
-    for (; n < N; n += 16)
-        TILE(1, N - n < 16 ? N - n : 16);
+    PANEL_WALK(P, N, TILE);
 #undef TILE
 }
 
@@ -147,20 +144,7 @@ pairmm(size_t nb, size_t kp, size_t N, const uint32_t *in, size_t irs,
     pair_block(k, p, kp, N, in + b * irs, irs, ics, w, ldw, wps,             \
                out + b * ldo, ldo, add, bias)
     for (size_t b = 0; b < nb; b += 12) {
-        switch (nb - b >= 12 ? 12 : nb - b) {
-        case 12: ROWS(12, 2); break;
-        case 11: ROWS(11, 2); break;
-        case 10: ROWS(10, 2); break;
-        case 9: ROWS(9, 2); break;
-        case 8: ROWS(8, 2); break;
-        case 7: ROWS(7, 2); break;
-        case 6: ROWS(6, 4); break;
-        case 5: ROWS(5, 4); break;
-        case 4: ROWS(4, 4); break;
-        case 3: ROWS(3, 4); break;
-        case 2: ROWS(2, 8); break;
-        default: ROWS(1, 8); break;
-        }
+        ROWS_OF_16(nb - b >= 12 ? 12 : nb - b, ROWS);
     }
 #undef ROWS
 }

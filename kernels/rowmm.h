@@ -87,6 +87,19 @@ ROWMM_TILE(rowmm_tile16, v16, 1, 12, 8)
 ROWMM_TILE(rowmm_tile8, v8, 2, 6, 8)
 ROWMM_TILE(rowmm_tile4, v4, 4, 3, 16)
 
+/* N columns as TILE(first column, panels, columns) calls: P panels of 16
+ * at a time while P whole panels remain, then one at a time (the last
+ * maybe partial). Also pairmm.h's. */
+#define PANEL_WALK(P, N, TILE)                                               \
+    do {                                                                     \
+        size_t n_ = 0;                                                       \
+        if ((P) > 1)                                                         \
+            for (; n_ + 16 * (P) <= (N); n_ += 16 * (P))                     \
+                TILE(n_, (P), 16 * (P));                                     \
+        for (; n_ < (N); n_ += 16)                                           \
+            TILE(n_, 1, (N) - n_ < 16 ? (N) - n_ : 16);                      \
+    } while (0)
+
 /* nb rows (a constant after inlining) against all N columns: P panels per
  * tile while P whole panels remain, then one at a time. vw: floats per
  * vector, 16, 8 or 4 (a constant too). */
@@ -96,21 +109,36 @@ rowmm_block(int vw, size_t nb, size_t P, size_t M, size_t N,
             size_t ldw, size_t wps, float *out, size_t ldo, int add,
             const float *bias)
 {
-    size_t n = 0;
-#define TILE(p, nn)                                                          \
+#define TILE(n, p, nn)                                                       \
     (vw == 16 ? rowmm_tile16(nb, p, M, nn, in, irs, ics, w + n / 16 * wps,   \
                              ldw, wps, out + n, ldo, add, bias ? bias + n : 0)\
      : vw == 8 ? rowmm_tile8(nb, p, M, nn, in, irs, ics, w + n / 16 * wps,   \
                              ldw, wps, out + n, ldo, add, bias ? bias + n : 0)\
                : rowmm_tile4(nb, p, M, nn, in, irs, ics, w + n / 16 * wps,   \
                              ldw, wps, out + n, ldo, add, bias ? bias + n : 0))
-    if (P > 1)
-        for (; n + 16 * P <= N; n += 16 * P)
-            TILE(P, 16 * P);
-    for (; n < N; n += 16)
-        TILE(1, N - n < 16 ? N - n : 16);
+    PANEL_WALK(P, N, TILE);
 #undef TILE
 }
+
+/* A block of r <= 12 rows (16-float vectors: 32 registers) as
+ * ROWS(rows, panels), each row count a constant: 8 or more accumulators
+ * with the panels' vectors and a broadcast in the register file. Also
+ * pairmm.h's. */
+#define ROWS_OF_16(r, ROWS)                                                  \
+    switch (r) {                                                             \
+    case 12: ROWS(12, 2); break;                                             \
+    case 11: ROWS(11, 2); break;                                             \
+    case 10: ROWS(10, 2); break;                                             \
+    case 9: ROWS(9, 2); break;                                               \
+    case 8: ROWS(8, 2); break;                                               \
+    case 7: ROWS(7, 2); break;                                               \
+    case 6: ROWS(6, 4); break;                                               \
+    case 5: ROWS(5, 4); break;                                               \
+    case 4: ROWS(4, 4); break;                                               \
+    case 3: ROWS(3, 4); break;                                               \
+    case 2: ROWS(2, 8); break;                                               \
+    default: ROWS(1, 8); break;                                              \
+    }
 
 /* The product above, rows in blocks of the most a tile holds: 12 with
  * 16-float vectors (24 accumulators of 32 registers), 6 with 8-float ones
@@ -131,20 +159,7 @@ rowmm(int vw, size_t nb, size_t M, size_t N, const float *in, size_t irs,
         float *o = out + b * ldo;
         const size_t r = nb - b >= maxb ? maxb : nb - b;
         if (vw == 16) {
-            switch (r) {
-            case 12: ROWS(12, 2); break;
-            case 11: ROWS(11, 2); break;
-            case 10: ROWS(10, 2); break;
-            case 9: ROWS(9, 2); break;
-            case 8: ROWS(8, 2); break;
-            case 7: ROWS(7, 2); break;
-            case 6: ROWS(6, 4); break;
-            case 5: ROWS(5, 4); break;
-            case 4: ROWS(4, 4); break;
-            case 3: ROWS(3, 4); break;
-            case 2: ROWS(2, 8); break;
-            default: ROWS(1, 8); break;
-            }
+            ROWS_OF_16(r, ROWS);
         } else {
             const int wide = vw == 8;
             switch (r) {
