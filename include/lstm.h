@@ -405,7 +405,8 @@ void lstm_lstm_free(lstm_lstm *l);
  * caller's buffers. lstm_stream_init packs each layer's W_hh once (and, in
  * bf16-mixed, rounds the weights once); after the weights change (a
  * training step, a load, a change of kernel set), call lstm_stream_sync
- * before the next step: steps run the kernel set of the last init or sync.
+ * before the next step (the recurrence runs on the kernel set that packed
+ * W_hh, the one in use at the last init or sync).
  * lstm_lstm_step is bit for bit the full forward (train = 0) over the same
  * steps, with the same precision and kernels (tested). */
 typedef struct {
