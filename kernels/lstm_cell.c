@@ -111,25 +111,26 @@ enum { PAIRS_MAX_M = 2048 };
 
 static int pairs_ok(size_t H) { return 4 * H <= PAIRS_MAX_M; }
 
-/* op(W) (M,N) as pairmm.h's right operand: 16-column panels of
- * ceil(M/2) pairs each, zero-padded in both directions, rounded (RNE);
- * op(W)[m][n] as pack16's. */
-static void pack16_pairs(uint32_t *dst, const float *W, size_t ld, size_t M,
-                         size_t N, int trans)
+/* pack16's panels of an (M,N) matrix of bfloat16 values, in place, into
+ * pairmm.h's right operand: each panel's rows m and m+1 interleaved as
+ * 16 column pairs (m the low half; a zero partner for an odd M), the
+ * panels then ceil(M/2) pairs long. Every word is written at or before
+ * the first float it is made of, so going forward reads nothing already
+ * overwritten. */
+static void pairs_in_place(float *pk, size_t M, size_t N)
 {
-    for (size_t n = 0; n < N; n += 16)
+    uint32_t *dst = (uint32_t *)pk;
+    for (size_t n = 0; n < N; n += 16) {
+        const float *panel = pk + n / 16 * M * 16;
         for (size_t m = 0; m < M; m += 2)
             for (size_t j = 0; j < 16; j++, dst++) {
-                uint32_t half[2] = {0, 0};
-                for (size_t h = 0; h < 2 && m + h < M && n + j < N; h++) {
-                    const float x = lstm__vbf16(
-                        trans ? W[(n + j) * ld + m + h] : W[(m + h) * ld + n + j]);
-                    uint32_t u;
-                    memcpy(&u, &x, sizeof u);
-                    half[h] = u >> 16;
-                }
-                *dst = half[0] | half[1] << 16;
+                uint32_t lo, hi = 0;
+                memcpy(&lo, panel + m * 16 + j, sizeof lo);
+                if (m + 1 < M)
+                    memcpy(&hi, panel + (m + 1) * 16 + j, sizeof hi);
+                *dst = lo >> 16 | (hi & 0xffff0000u);
             }
+    }
 }
 
 static size_t pairs16_size(size_t M, size_t N)
@@ -144,9 +145,16 @@ void lstm__wpack_fwd_pairs(float *dst, const float *w_hh, size_t H,
         lstm__wpack_fwd(dst, w_hh, H, k0, k1, bf16);
         return;
     }
-    for (size_t q = 0; q < 4; q++)  /* one matrix per gate, as pack_fwd */
-        pack16_pairs((uint32_t *)dst + q * pairs16_size(H, k1 - k0),
-                     w_hh + (q * H + k0) * H, H, H, k1 - k0, 1);
+    /* the rounded float panels, then each gate's matrix in turn into
+     * pairs, moving forward: the q-th lands at q * pairs16_size words */
+    lstm__wpack_fwd(dst, w_hh, H, k0, k1, 1);
+    const size_t n = k1 - k0;
+    for (size_t q = 0; q < 4; q++) {
+        float *from = dst + q * lstm__pack16_size(H, n);
+        pairs_in_place(from, H, n);
+        memmove((uint32_t *)dst + q * pairs16_size(H, n), from,
+                pairs16_size(H, n) * sizeof(uint32_t));
+    }
 }
 
 void lstm__wpack_bwd_pairs(float *dst, const float *w_hh, size_t H,
@@ -156,12 +164,13 @@ void lstm__wpack_bwd_pairs(float *dst, const float *w_hh, size_t H,
         lstm__wpack_bwd(dst, w_hh, H, k0, k1, bf16);
         return;
     }
-    pack16_pairs((uint32_t *)dst, w_hh + k0, H, 4 * H, k1 - k0, 0);
+    lstm__wpack_bwd(dst, w_hh, H, k0, k1, 1);
+    pairs_in_place(dst, 4 * H, k1 - k0);
 }
 
 /* out (+)= in x W for nq matrices side by side (W's q-th at w + q*wqs
  * words, its output at out + q*oqs, bias + q*oqs): in is nb rows of M
- * bfloat16 values in floats (row b at in + b*irs), W as pack16_pairs
+ * bfloat16 values in floats (row b at in + b*irs), W as pairs_in_place
  * packed it for N columns. Not inlined: it is the only code of the
  * recurrence that needs AVX512-BF16. */
 BF16_ISA __attribute__((noinline)) static void
