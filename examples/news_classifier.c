@@ -17,12 +17,10 @@
  * and writes files; the others say only what goes wrong, prefixed with
  * their rank.
  */
-#define _DEFAULT_SOURCE  /* flock, isatty, clock_gettime */
-#include <dirent.h>
+#define _DEFAULT_SOURCE  /* isatty, clock_gettime */
 #include <errno.h>
 #include <fcntl.h>
 #include <float.h>
-#include <limits.h>
 #include <math.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -30,10 +28,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
-#include <sys/resource.h>
-#include <sys/stat.h>
-#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -57,27 +51,16 @@ typedef struct {
     long epochs, batch, max_len, vocab, embed, hidden, layers, patience;
     long threads, seed, json, bidir, min_freq;
     double dropout, lr, wd, clip, max_mem, warmup, word_dropout;
-    unsigned char given[32];  /* by index in flags[] */
-    const char *first_setting;  /* a flag --resume does not take */
-    const char **inputs;
+    char **inputs;
     int ninputs;
 } options;
 
-enum { KEEP = 1,  /* may go with --resume: given, it wins over the saved */
-       OPTIONAL = 2 };  /* may be absent from saved options (fp32 then) */
-
-typedef struct {
-    const char *flag, *key;   /* key: its name in the saved options */
-    char type;                /* s string, e one of choices, l long, d double,
-                                 z byte count, b switch */
-    size_t off;
-    double lo, hi;
-    const char *choices;      /* "a|b|c" */
-    int how;
-} flagdef;
+/* KEEP: may go with --resume (given, it wins over the saved value);
+ * OPTIONAL: may be absent from saved options (the default then) */
+enum { KEEP = LSTM_OPT_KEEP, OPTIONAL = LSTM_OPT_OPTIONAL };
 
 #define O(f) offsetof(options, f)
-static const flagdef flags[] = {
+static const lstm_opt flags[] = {
     {"--data", "data", 's', O(data), 0, 0, NULL, KEEP},
     {"--epochs", "epochs", 'l', O(epochs), 1, 100000, NULL, KEEP},
     {"--threads", NULL, 'l', O(threads), 1, 1024, NULL, KEEP},
@@ -90,7 +73,8 @@ static const flagdef flags[] = {
     {"--max-memory", NULL, 'z', O(max_mem), 1, 1e18, NULL, 0},
     {"--batch-size", "batch_size", 'l', O(batch), 1, 65536, NULL, 0},
     {"--max-len", "max_len", 'l', O(max_len), 1, 1000000, NULL, 0},
-    {"--vocab-size", "vocab_size", 'l', O(vocab), 2, 100000000, NULL, 0},
+    {"--vocab-size", "vocab_size", 'l', O(vocab), 2, 100000000,
+     "2 or more: the vocabulary always holds [PAD] and [UNK]", 0},
     {"--embed-dim", "embed_dim", 'l', O(embed), 1, 65536, NULL, 0},
     {"--hidden", "hidden", 'l', O(hidden), 1, 65536, NULL, 0},
     {"--layers", "layers", 'l', O(layers), 1, 64, NULL, 0},
@@ -122,26 +106,6 @@ static const options defaults = {
     .min_freq = 1, .epochs = 10, .batch = 4,
     .max_len = 512, .vocab = 50000, .embed = 256, .hidden = 128, .layers = 2, .patience = 3,
     .seed = 42, .dropout = 0.2, .lr = 1e-3, .wd = 1e-5};
-
-#define FIELD(o, f, T) ((T *)(void *)((char *)(o) + (f)->off))
-
-static int given(const options *o, const char *flag)
-{
-    for (size_t k = 0; k < NFLAGS; k++)
-        if (!strcmp(flags[k].flag, flag))
-            return o->given[k];
-    return 0;
-}
-
-/* Whether v is one of choices "a|b|c". */
-static int is_choice(const char *choices, const char *v)
-{
-    const size_t n = strlen(v);
-    for (const char *c = choices; n && c; c = strchr(c, '|'), c = c ? c + 1 : c)
-        if (!strncmp(c, v, n) && (c[n] == '|' || c[n] == '\0'))
-            return 1;
-    return 0;
-}
 
 static void usage(FILE *fp)
 {
@@ -235,101 +199,6 @@ static int usage_error(const char *fmt, ...)
     return 2;
 }
 
-/* Sets f from the command line's v, or says in one line why not. */
-static int set_flag(options *o, const flagdef *f, const char *v)
-{
-    char *end = NULL;
-    double x = 0;
-    errno = 0;
-    if (f->type == 's' || f->type == 'e') {
-        if (!*v)
-            return usage_error("bad value for %s: '' (empty)", f->flag);
-        if (f->type == 'e' && !is_choice(f->choices, v)) {
-            char list[80];  /* "a|b|c" as "a, b or c" */
-            size_t n = 0;
-            for (const char *c = f->choices; *c; c++)
-                if (*c != '|')
-                    list[n++] = *c;
-                else
-                    n += (size_t)sprintf(list + n,
-                                         strchr(c + 1, '|') ? ", " : " or ");
-            list[n] = '\0';
-            return usage_error("bad value for %s: '%s' (%s)", f->flag, v, list);
-        }
-        *FIELD(o, f, const char *) = v;
-        return 0;
-    }
-    if (f->type == 'l') {
-        long l = strtol(v, &end, 10);
-        if (!strcmp(f->flag, "--vocab-size") && *v && !*end && l < 2)
-            return usage_error("bad value for --vocab-size: '%s' (2 or more: "
-                               "the vocabulary always holds [PAD] and [UNK])",
-                               v);
-        if (errno || !*v || *end || l < (long)f->lo || l > (long)f->hi)
-            return usage_error("bad value for %s: '%s' (an integer from %ld "
-                               "to %ld)", f->flag, v, (long)f->lo, (long)f->hi);
-        *FIELD(o, f, long) = l;
-        return 0;
-    }
-    x = strtod(v, &end);
-    if (f->type == 'z') {  /* bytes, with a K, M, G or T (binary) suffix */
-        const char *u = *end ? strchr("KMGT", *end) : NULL;
-        for (const char *q = "KMGT"; u && q <= u; q++)
-            x *= 1024.0;
-        if (errno || end == v || (*end && (!u || end[1])) ||
-            !(x >= f->lo && x <= f->hi))
-            return usage_error("bad value for %s: '%s' (bytes, with K, M, G "
-                               "or T for KiB, MiB, GiB, TiB)", f->flag, v);
-        *FIELD(o, f, double) = floor(x);
-        return 0;
-    }
-    if (errno || !*v || *end || !(x >= f->lo && x <= f->hi))
-        return usage_error("bad value for %s: '%s' (a number from %g to %g)",
-                           f->flag, v, f->lo, f->hi);
-    *FIELD(o, f, double) = x;
-    return 0;
-}
-
-static int parse_args(int argc, char **argv, options *o)
-{
-    static const char *inputs[4096];
-    o->inputs = inputs;
-    for (int i = 2; i < argc; i++) {
-        const char *a = argv[i], *eq = strchr(a, '=');
-        if (strncmp(a, "--", 2) != 0) {
-            if (o->ninputs == 4096)
-                return usage_error("too many input files");
-            inputs[o->ninputs++] = a;
-            continue;
-        }
-        size_t fl = eq ? (size_t)(eq - a) : strlen(a), k = 0;
-        if (fl == 6 && !strncmp(a, "--help", 6)) {
-            usage(stdout);
-            exit(0);
-        }
-        while (k < NFLAGS && (strlen(flags[k].flag) != fl ||
-                              strncmp(flags[k].flag, a, fl)))
-            k++;
-        if (k == NFLAGS)
-            return usage_error("unknown flag %.*s", fl < 64 ? (int)fl : 40, a);
-        const flagdef *f = &flags[k];
-        o->given[k] = 1;
-        if (!(f->how & KEEP) && !o->first_setting)
-            o->first_setting = f->flag;
-        if (f->type == 'b') {
-            *FIELD(o, f, long) = 1;
-            continue;
-        }
-        const char *v = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
-        if (!v)
-            return usage_error("%s needs a value", f->flag);
-        int e = set_flag(o, f, v);
-        if (e)
-            return e;
-    }
-    return 0;
-}
-
 /* ---- small helpers ---- */
 
 
@@ -363,52 +232,20 @@ static void print_buf(lstm_buf *b)
 }
 
 /* The report of mt, then the notebook's two tables: the first 15 test
- * predictions, then the first 15 errors, with each row's text and first
- * tokens as the vocabulary v sees them. */
+ * predictions, then the first 15 errors. */
 static void print_results(const lstm_metrics *mt, const lstm_textset *ts,
                           const lstm_vocab *v, const size_t *rows, size_t n,
                           const int32_t *labels, const int32_t *pred,
                           char *const *classes)
 {
-    lstm_buf b = {0}, t = {0}, u = {0};  /* t, u: scratch */
+    lstm_buf b = {0};
     lstm_metrics_report(&b, mt, classes);
-    for (int errors_only = 0; errors_only < 2; errors_only++) {
-        lstm_buf_printf(&b, "\n%s\n%6s  %-42s %-36s %-14s %s\n",
-                        errors_only ? "first 15 errors"
-                                    : "first 15 test predictions",
-                        "row", "text", "tokens", "category", "prediction");
-        size_t shown = 0;
-        for (size_t i = 0; i < n && shown < 15; i++) {
-            size_t r = rows[i], len = (size_t)ts->tok.len[r];
-            if (errors_only && labels[r] == pred[i])
-                continue;
-            t.len = u.len = 0;
-            lstm_buf_excerpt(&t, ts->ds.text[r], ts->ds.text_len[r], 40);
-            lstm_buf_printf(&b, "%6zu  ", r);
-            lstm_buf_pad(&b, t.s, 42);
-            t.len = 0;
-            for (size_t k = 0; k < len && k < 4; k++)
-                lstm_buf_printf(&t, "%s%s", k ? " " : "",
-                                v->tok[ts->tok.ids[ts->tok.off[r] + k]]);
-            lstm_buf_puts(&t, len > 4 ? " ..." : "");
-            lstm_buf_excerpt(&u, t.s, t.len, 34);
-            lstm_buf_puts(&b, " ");
-            lstm_buf_pad(&b, u.s, 36);
-            lstm_buf_puts(&b, " ");
-            lstm_buf_pad(&b, classes[labels[r]], 14);
-            lstm_buf_printf(&b, " %s\n", classes[pred[i]]);
-            shown++;
-        }
-        lstm_buf_puts(&b, shown ? "" : "  (none)\n");
-    }
-    lstm_buf_free(&t);
-    lstm_buf_free(&u);
+    lstm_metrics_examples(&b, &ts->ds, &ts->tok, v, rows, n, labels, pred,
+                          classes, 15);
     print_buf(&b);
 }
 
 /* ---- train ---- */
-
-#define STATE_FILE "train_state.safetensors"
 
 static volatile sig_atomic_t stop_signal;
 
@@ -453,10 +290,7 @@ static void catch_signals(void)
 /* What the hooks of a run share. */
 typedef struct {
     const options *o;
-    const lstm_textset *ts;
-    lstm_tblog tb;
-    char tbdir[1100];
-    lstm_buf metrics;         /* metrics.csv so far */
+    lstm_run run;             /* its folder */
     int tty;
     double t0, last;          /* progress: epoch start, last shown */
     size_t first;             /* the epoch's first step run here */
@@ -506,148 +340,6 @@ static int should_stop(void *user)
     return stop_signal != 0;
 }
 
-/* The split's checksum, as the state records it. */
-static void split_sum(char *dst, size_t cap, const lstm_split *sp)
-{
-    snprintf(dst, cap, "%08x %08x %08x",
-             lstm_crc32c(sp->idx[0], sp->n[0] * sizeof(size_t)),
-             lstm_crc32c(sp->idx[1], sp->n[1] * sizeof(size_t)),
-             lstm_crc32c(sp->idx[2], sp->n[2] * sizeof(size_t)));
-}
-
-/* Whether a relative path leaves its folder: absolute, or a ".." part. */
-static int leaves(const char *rel)
-{
-    if (rel[0] == '/')
-        return 1;
-    for (const char *p = rel; p; p = strchr(p, '/'), p = p ? p + 1 : p)
-        if (!strncmp(p, "..", 2) && (p[2] == '/' || p[2] == '\0'))
-            return 1;
-    return 0;
-}
-
-/* OUT/train_state.safetensors: the trainer's state; as metadata the run's
- * options (those with a key in flags[]) and its TensorBoard folder, and
- * metrics.csv so far. */
-static int save_state(const lstm_trainer *t, run *r)
-{
-    if (rank)
-        return 0;
-    lstm_buf op = {0};
-    for (size_t k = 0; k < NFLAGS; k++) {
-        const flagdef *f = &flags[k];
-        if (!f->key)
-            continue;
-        lstm_buf_printf(&op, "%s\"%s\":", op.len ? "," : "{", f->key);
-        if (f->type == 'l' || f->type == 'b')
-            lstm_buf_printf(&op, "%ld", *FIELD(r->o, f, const long));
-        else if (f->type == 'd')
-            lstm_buf_printf(&op, "%.17g", *FIELD(r->o, f, const double));
-        else
-            lstm_buf_json_str(&op, *FIELD(r->o, f, char *const),
-                              strlen(*FIELD(r->o, f, char *const)));
-    }
-    /* the TensorBoard folder relative to OUT, which may move */
-    const char *tb = r->tbdir + strlen(r->o->out) + 1;
-    lstm_buf_puts(&op, ",\"tb_dir\":");
-    lstm_buf_json_str(&op, tb, strlen(tb));
-    lstm_buf_puts(&op, "}");
-    char path[1200], sum[40];
-    snprintf(path, sizeof path, "%s/" STATE_FILE, r->o->out);
-    split_sum(sum, sizeof sum, &r->ts->split);
-    char procs[16];
-    snprintf(procs, sizeof procs, "%d", nproc);
-    const char *keys[4] = {"options", "metrics_csv", "split", "processes"};
-    const char *vals[4] = {op.s, r->metrics.s ? r->metrics.s : "", sum,
-                           procs};
-    int rc = op.err || r->metrics.err
-                 ? die("out of memory saving the training state")
-             : lstm_trainer_save(t, path, keys, vals, 4)
-                 ? die("%s", lstm_errmsg())
-                 : 0;
-    lstm_buf_free(&op);
-    return rc;
-}
-
-/* The saved run's options replace o's, except those given that go with
- * --resume; tbdir gets its TensorBoard folder (in the options; in the
- * "state" of format-1 files). Strings are kept in a static store. */
-static int state_options(const lstm_safetensors *st, const char *path,
-                         options *o, char *tbdir, size_t tbcap)
-{
-    static char store[8192];
-    size_t used = 0;
-    const char *s = lstm_safetensors_meta(st, "options");
-    const char *ss = lstm_safetensors_meta(st, "state");
-    lstm_json j = {0}, sj = {0};
-    const int valid = s && !lstm_json_parse(&j, s, strlen(s)) &&
-                      j.type == LSTM_JSON_OBJ;
-    int bad = !valid;
-    const lstm_json *tb = bad ? NULL : lstm_json_get(&j, "tb_dir");
-    if (!bad && !tb && ss && !lstm_json_parse(&sj, ss, strlen(ss)))
-        tb = lstm_json_get(&sj, "tb_dir");
-    bad = bad || !tb || tb->type != LSTM_JSON_STR;
-    /* tb_dir: relative to OUT; older states held a path from their working
-     * directory, re-rooted here at its tb_logs/. Nothing may leave OUT. */
-    const char *rel = bad ? "" : tb->str;
-    rel = strstr(rel, "tb_logs/") ? strstr(rel, "tb_logs/") : rel;
-    const int escapes = !bad && leaves(rel);
-    bad = bad || escapes ||
-          snprintf(tbdir, tbcap, "%s/%s", o->resume, rel) >= (int)tbcap;
-    for (size_t k = 0; k < NFLAGS && !bad; k++) {
-        const flagdef *f = &flags[k];
-        const lstm_json *v = f->key ? lstm_json_get(&j, f->key) : NULL;
-        if (!f->key || (!v && (f->how & OPTIONAL)))
-            continue;
-        int keep = (f->how & KEEP) && o->given[k];
-        long l;
-        double x;
-        if (f->type == 'l' || f->type == 'b')
-            bad = lstm_json_long(&j, f->key, (long)f->lo, (long)f->hi,
-                                 keep ? &l : FIELD(o, f, long));
-        else if (f->type == 'd')
-            bad = lstm_json_num(&j, f->key, f->lo, f->hi,
-                                keep ? &x : FIELD(o, f, double));
-        else if (!v || v->type != LSTM_JSON_STR ||
-                 used + v->len >= sizeof store ||
-                 (f->type == 'e' && !is_choice(f->choices, v->str)))
-            bad = 1;
-        else if (!keep) {
-            memcpy(store + used, v->str, v->len + 1);
-            *FIELD(o, f, const char *) = store + used;
-            used += v->len + 1;
-        }
-    }
-    lstm_json_free(&j);
-    lstm_json_free(&sj);
-    return !bad     ? 0
-           : escapes ? die("%s: the saved TensorBoard folder leaves --out",
-                           path)
-           : die("%s: %s", path, valid ? "the saved options are incomplete or "
-                                         "out of range"
-                                       : "no valid \"options\" in the "
-                                         "metadata");
-}
-
-/* The address space (ulimit -v) below which Debian's OpenBLAS 0.3.21 may
- * retry its buffer allocation for ever at its first call: measured,
- * predict needs about 350 MiB with it; 512 leaves a margin. */
-#define AS_FLOOR (512.0 * 1024 * 1024)
-
-/* The address-space limit in bytes, HUGE_VAL without one. */
-static double address_limit(void)
-{
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_AS, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
-        return HUGE_VAL;
-    return (double)rl.rlim_cur;
-}
-
-static double mib(double bytes)
-{
-    return bytes / (1024.0 * 1024.0);
-}
-
 /* Memory against --max-memory (default: the machine's), and the space a
  * checkpoint needs in OUT against the free space and the file size limit:
  * better refused now than after an hour. */
@@ -657,59 +349,23 @@ static int preflight(const options *o, const lstm_classifier_config *cfg,
     lstm_train_budget b;
     lstm_train_budget_of(&b, cfg, (size_t)o->batch, (size_t)o->max_len,
                          keep_best, &ts->ds, &ts->tok, &ts->vocab);
-    double limit = o->max_mem;
-    if (!(o->max_mem > 0)) {
-        long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGE_SIZE);
-        limit = pages > 0 && psz > 0 ? (double)pages * (double)psz : HUGE_VAL;
-    }
-    const double room = address_limit() - AS_FLOOR;  /* ulimit -v */
-    const int by_as = room < limit && !(o->max_mem > 0 && o->max_mem < room);
-    limit = by_as ? room : limit;
+    const double mib = 1024.0 * 1024.0;
     printf("memory: about %.0f MiB (weights, gradients, AdamW moments%s "
            "%.0f MiB; activations for %zu x %ld tokens %.0f MiB; texts and "
-           "tokens %.0f MiB; saving the state %.0f MiB)\n", mib(b.total),
-           keep_best ? ", best weights" : "", mib(b.params), b.rows, o->max_len,
-           mib(b.activations), mib(b.texts), mib(b.state));
-    if (b.total > limit)
-        return die("training needs about %.0f MiB of memory, more than the "
-                   "%.0f MiB %s; lower --vocab-size, --embed-dim, --hidden, "
-                   "--batch-size or --max-len", mib(b.total), mib(limit),
-                   by_as ? "the address-space limit (ulimit -v) leaves "
-                           "beside OpenBLAS's reserve"
-                   : o->max_mem > 0 ? "--max-memory allows"
-                                    : "this machine has");
-    struct statvfs fs;  /* an atomic write holds the new file beside the old */
-    double avail = statvfs(o->out, &fs)
-                       ? HUGE_VAL
-                       : (double)fs.f_bavail * (double)fs.f_frsize;
-    if (avail < b.state + b.checkpoint)
-        return die("%s: %.1f MiB free, a checkpoint needs %.1f MiB (%s and "
-                   "model.safetensors); free some space or choose another "
-                   "--out", o->out, mib(avail), mib(b.state + b.checkpoint),
-                   STATE_FILE);
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_FSIZE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
-        (double)rl.rlim_cur < b.state)
-        return die("the file size limit (ulimit -f) is %.0f KiB, the "
-                   "training state needs %.0f KiB", (double)rl.rlim_cur / 1024,
-                   b.state / 1024);
-    return 0;
+           "tokens %.0f MiB; saving the state %.0f MiB)\n", b.total / mib,
+           keep_best ? ", best weights" : "", b.params / mib, b.rows,
+           o->max_len, b.activations / mib, b.texts / mib, b.state / mib);
+    int err = lstm_train_budget_check(&b, o->max_mem, "--max-memory", o->out);
+    return !err ? 0
+           : die("%s%s", lstm_errmsg(), err == LSTM_ENOMEM
+                                            ? "; lower --vocab-size, "
+                                              "--embed-dim, --hidden, "
+                                              "--batch-size or --max-len"
+                                            : "");
 }
 
-static int save_model(const lstm_trainer *t, const run *r)
-{
-    if (rank)
-        return 0;
-    char path[1200];
-    snprintf(path, sizeof path, "%s/model.safetensors", r->o->out);
-    return lstm_model_save(path, t->model, &r->ts->vocab, r->ts->ds.classes,
-                           r->ts->ds.n_classes, r->ts->tok.max_len)
-               ? die("%s", lstm_errmsg())
-               : 0;
-}
-
-/* After each epoch: the line, TensorBoard, then the state (it alone is
- * enough to go on from here), metrics.csv and the model. */
+/* After each epoch: the line, then TensorBoard, the state, metrics.csv
+ * and the model (lstm_run_epoch). */
 static int epoch_end(lstm_trainer *t, const lstm_epoch_stats *s, void *user)
 {
     run *r = user;
@@ -717,26 +373,13 @@ static int epoch_end(lstm_trainer *t, const lstm_epoch_stats *s, void *user)
            "  %.1f s (%.1f items/s)\n", s->epoch, s->train_loss, s->train_acc,
            s->val_loss, s->val_acc, s->seconds, s->items_per_s);
     fflush(stdout);
-    const char *tag[4] = {"train-loss", "train-acc", "val-loss", "val-acc"};
-    const double val[4] = {s->train_loss, s->train_acc, s->val_loss,
-                           s->val_acc};
-    for (int k = 0; !rank && k < (t->nval ? 4 : 2); k++)
-        lstm_tblog_scalar(&r->tb, tag[k], (float)val[k], s->epoch);
-    lstm_buf_printf(&r->metrics, "%ld,%.6f,%.6f,%.6f,%.6f,%.2f,%.2f\n",
-                    s->epoch, s->train_loss, s->train_acc, s->val_loss,
-                    s->val_acc, s->seconds, s->items_per_s);
-    char path[1200];
-    snprintf(path, sizeof path, "%s/metrics.csv", r->o->out);
-    int rc = save_state(t, r);
-    if (!rc && !rank && !r->metrics.err &&
-        lstm_write_atomic(path, r->metrics.s, r->metrics.len))
-        rc = die("%s", lstm_errmsg());
-    rc = rc ? rc : save_model(t, r);
-    if (!rc && t->stopped)
+    if (lstm_run_epoch(&r->run, t, s))
+        return die("%s", lstm_errmsg());
+    if (t->stopped)
         printf("early stopping: %s has not improved for %ld epochs "
                "(best %.4f at epoch %ld)\n", r->o->monitor, t->wait,
                t->best_metric, t->best_epoch);
-    return rc;
+    return 0;
 }
 
 /* The end of a run: the trainer's error, a signal, or 0. */
@@ -744,13 +387,12 @@ static int fit_result(int err, const lstm_trainer *t, const options *o,
                       run *r)
 {
     if (err == LSTM_STOPPED) {
-        int rc = save_state(t, r);
-        if (rc)
-            return rc;
+        if (lstm_run_save_state(&r->run, t))
+            return die("%s", lstm_errmsg());
         if (r->tty && t->step)
             fputc('\n', stderr);
         fprintf(stderr, PROG ": %s: stopped at epoch %ld, step %zu of %zu; "
-                "the state is in %s/" STATE_FILE "; continue with: " PROG
+                "the state is in %s/" LSTM_RUN_STATE "; continue with: " PROG
                 " train --resume %s\n",
                 stop_signal == SIGINT ? "interrupted" : "terminated",
                 t->epoch, t->step, lstm_trainer_steps(t), o->out, o->out);
@@ -759,7 +401,7 @@ static int fit_result(int err, const lstm_trainer *t, const options *o,
     if (err == LSTM_ENUMERIC) {  /* the numerical guard */
         char saved[1200] = "nothing was saved";
         if (t->epoch > 1 || o->resume)
-            snprintf(saved, sizeof saved, "%s/" STATE_FILE " holds the last "
+            snprintf(saved, sizeof saved, "%s/" LSTM_RUN_STATE " holds the last "
                      "good state", o->out);
         return die("%s; %s; try a lower --lr (now %g)%s", lstm_errmsg(),
                    saved, o->lr, o->clip > 0 ? "" : " or --clip-grad-norm 1");
@@ -770,43 +412,31 @@ static int fit_result(int err, const lstm_trainer *t, const options *o,
 /* Test rows: accuracy, report, tables, predictions.csv; then the model. */
 static int test_and_save(lstm_trainer *t, run *r)
 {
-    const lstm_textset *ts = r->ts;
-    const size_t nt = ts->split.n[2], C = ts->ds.n_classes,
-                 *rows = ts->split.idx[2];
+    const lstm_textset *ts = r->run.ts;
+    const size_t nt = ts->split.n[2], *rows = ts->split.idx[2];
     int32_t *pred = malloc((nt + 1) * sizeof *pred);
-    float *probs = malloc((nt + 1) * C * sizeof *probs);
     double acc = 0;
-    char path[1200];
     lstm_metrics mt = {0};
-    int rc = 0;
-    if (!pred || !probs)
-        rc = die("out of memory");
-    else if (nt == 0)
+    int rc = !pred ? die("out of memory")
+             : lstm_run_test(&r->run, t, &mt, pred, &acc)
+                 ? die("%s", lstm_errmsg())
+                 : 0;
+    if (!rc && nt == 0)
         printf("\nno test rows\n");
-    else if (lstm_evaluate(t->model, &ts->tok, rows, nt, ts->ds.label, pred,
-                           probs, NULL, &acc) ||
-             lstm_metrics_of(&mt, C, rows, nt, ts->ds.label, pred))
-        rc = die("%s", lstm_errmsg());
-    else {
+    else if (!rc) {
         printf("\ntest accuracy %.4f (%zu texts), macro f1 %.4f\n", acc, nt,
                mt.macro_f1);
-        if (!rank)
-            lstm_tblog_scalar(&r->tb, "test-acc", (float)acc, t->epoch - 1);
         print_results(&mt, ts, &ts->vocab, rows, nt, ts->ds.label, pred,
                       ts->ds.classes);
-        snprintf(path, sizeof path, "%s/predictions.csv", r->o->out);
-        if (!rank && lstm_predictions_csv(path, &ts->ds, rows, nt, ts->ds.label, pred,
-                                 probs, ts->ds.classes, C))
-            rc = die("%s", lstm_errmsg());
     }
     lstm_metrics_free(&mt);
     free(pred);
-    free(probs);
-    if (!rc && !(rc = save_model(t, r)))
+    const char *out = r->o->out;
+    if (!rc)
         printf("\nsaved %s/model.safetensors, %s/metrics.csv, "
-               "%s/predictions.csv, %s/split.json, %s/" STATE_FILE
-               "\nTensorBoard: tensorboard --logdir %s/tb_logs\n", r->o->out,
-               r->o->out, r->o->out, r->o->out, r->o->out, r->o->out);
+               "%s/predictions.csv, %s/split.json, %s/" LSTM_RUN_STATE
+               "\nTensorBoard: tensorboard --logdir %s/tb_logs\n", out, out,
+               out, out, out, out);
     return rc;
 }
 
@@ -832,68 +462,31 @@ static int prepare(lstm_textset *ts, const options *o)
     return 0;
 }
 
-/* OUT made and locked for this run (a second writer is refused; the lock
- * goes with the process), its files' stale temporaries (from a run killed
- * mid-write) removed. */
-static int claim_out(const char *out)
+static int cmd_train(lstm_opts *op)
 {
-    if (rank)
-        return 0;
-    char path[1200];
-    snprintf(path, sizeof path, "%s/train.lock", out);
-    if (lstm_mkdirs(out))
-        return die("%s", lstm_errmsg());
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return die("%s: cannot create: %s", path, strerror(errno));
-    if (flock(fd, LOCK_EX | LOCK_NB) != 0)
-        return die("%s: another run is writing there (%s is locked); wait "
-                   "for it or choose another --out", out, path);
-    static const char *ours[] = {"model.safetensors.tmp.", STATE_FILE ".tmp.",
-                                 "metrics.csv.tmp.", "predictions.csv.tmp.",
-                                 "split.json.tmp."};
-    DIR *d = opendir(out);
-    for (struct dirent *e; d && (e = readdir(d)) != NULL;)
-        for (size_t k = 0; k < sizeof ours / sizeof *ours; k++)
-            if (!strncmp(e->d_name, ours[k], strlen(ours[k]))) {
-                snprintf(path, sizeof path, "%s/%s", out, e->d_name);
-                unlink(path);
-            }
-    if (d)
-        closedir(d);
-    return 0;
-}
-
-static int cmd_train(const options *opts)
-{
-    options ov = *opts, *o = &ov;
-    if (o->resume && o->first_setting)
+    options *o = op->obj;
+    if (o->resume && op->first_setting)
         return usage_error("--resume continues the saved run with its own "
                            "options; %s cannot be given with it (only "
                            "--epochs, --threads, --lr and --data can)",
-                           o->first_setting);
+                           op->first_setting);
     if (!o->resume && !o->data)
         return usage_error("train needs --data FILE");
     o->out = o->resume ? o->resume : o->out;
     if (o->threads)
         lstm_set_threads((int)o->threads);
-    char spath[1200], split[1200];
     lstm_textset ts = {0};
     lstm_classifier m = {0};
     lstm_trainer t = {0};
-    lstm_safetensors st = {0};
-    run r = {.o = o, .ts = &ts, .tty = isatty(2)};
-    int rc = 0;
-    snprintf(spath, sizeof spath, "%s/" STATE_FILE, o->out);
+    run r = {.o = o, .tty = isatty(2)};
+    char split[1100];
     snprintf(split, sizeof split, "%s/split.json", o->out);
-    if (o->resume && lstm_safetensors_open(&st, spath)) {
-        rc = die("%s; is %s the --out of a training run?", lstm_errmsg(),
-                 o->out);
+    int rc = 0;
+    if (lstm_run_init(&r.run, o->out, op, !rank, nproc) ||
+        ((r.run.dir_flag = "--out"), o->resume && lstm_run_resume(&r.run))) {
+        rc = die("%s", lstm_errmsg());
         goto out;
     }
-    if (o->resume &&
-        (rc = state_options(&st, spath, o, r.tbdir, sizeof r.tbdir)))
-        goto out;
     o->split = o->resume ? split : o->split;
     if ((rc = prepare(&ts, o)))
         goto out;
@@ -926,24 +519,14 @@ static int cmd_train(const options *opts)
         rc = die("--monitor %s: no validation rows", o->monitor);
         goto out;
     }
-    if ((rc = claim_out(o->out)) ||
-        (rc = preflight(o, &cfg, &ts, keep_best)))  /* before any weight */
-        goto out;
-    char sum[40];
-    const char *saved_sum = o->resume ? lstm_safetensors_meta(&st, "split")
-                                      : NULL;
-    split_sum(sum, sizeof sum, &ts.split);
-    if (saved_sum && strcmp(saved_sum, sum)) {
-        rc = die("%s differs from the split the run trained on (checksums %s "
-                 "and %s); restore it, or start a new run", split, sum,
-                 saved_sum);
-        goto out;
-    }
-    if (!rank && lstm_split_save(&ts.split, split)) {
+    if (lstm_run_claim(&r.run)) {
         rc = die("%s", lstm_errmsg());
         goto out;
     }
-    if (lstm_classifier_init(&m, &cfg) || lstm_trainer_init(&t, &m, &tc) ||
+    if ((rc = preflight(o, &cfg, &ts, keep_best)))  /* before any weight */
+        goto out;
+    if (lstm_run_split(&r.run, &ts) || lstm_classifier_init(&m, &cfg) ||
+        lstm_trainer_init(&t, &m, &tc) ||
         lstm_trainer_data(&t, &ts.tok, ts.ds.label, ts.split.idx[0],
                           ts.split.n[0], ts.split.idx[1], ts.split.n[1])) {
         rc = die("%s", lstm_errmsg());
@@ -955,45 +538,13 @@ static int cmd_train(const options *opts)
         goto out;
     }
 #endif
-    if (o->resume) {
-        /* the batches' split across processes is part of the run */
-        const char *np = lstm_safetensors_meta(&st, "processes");
-        if ((np ? atoi(np) : 1) != nproc) {
-            rc = die("%s: the run trained on %s process%s; resume it with "
-                     "as many (mpirun -np %s), not %d", spath, np ? np : "1",
-                     np && strcmp(np, "1") ? "es" : "", np ? np : "1", nproc);
-            goto out;
-        }
-        int err = lstm_trainer_load(&t, &st, spath);
-        if (err) {  /* LSTM_EINVAL: other data than the run's */
-            rc = die("%s%s", lstm_errmsg(), err == LSTM_EINVAL
-                                                ? "; resume with the same --data"
-                                                : "");
-            goto out;
-        }
-        const char *mcsv = lstm_safetensors_meta(&st, "metrics_csv");
-        lstm_buf_puts(&r.metrics, mcsv ? mcsv : "");
-        printf("resumed %s at epoch %ld, step %zu of %zu\n", spath, t.epoch,
-               t.step, lstm_trainer_steps(&t));
-        lstm_safetensors_close(&st);
-        if (!rank && lstm_mkdirs(r.tbdir)) {
-            rc = die("%s", lstm_errmsg());
-            goto out;
-        }
-    } else {
-        lstm_buf_puts(&r.metrics, "epoch,train_loss,train_acc,val_loss,"
-                                  "val_acc,seconds,items_per_s\n");
-        char root[1100];
-        snprintf(root, sizeof root, "%s/tb_logs/LSTMClassifier", o->out);
-        if (!rank && lstm_tblog_next_dir(r.tbdir, sizeof r.tbdir, root)) {
-            rc = die("%s", lstm_errmsg());
-            goto out;
-        }
-    }
-    if (!rank && lstm_tblog_open(&r.tb, r.tbdir)) {
+    if (lstm_run_start(&r.run, &t)) {
         rc = die("%s", lstm_errmsg());
         goto out;
     }
+    if (o->resume)
+        printf("resumed %s/" LSTM_RUN_STATE " at epoch %ld, step %zu of %zu\n",
+               o->out, t.epoch, t.step, lstm_trainer_steps(&t));
     catch_signals();
     t.hooks = (lstm_train_hooks){&r, progress_begin, progress_step, epoch_end,
                                  should_stop};
@@ -1024,9 +575,7 @@ static int cmd_train(const options *opts)
                t.epoch - 1);
     rc = test_and_save(&t, &r);
 out:
-    lstm_safetensors_close(&st);
-    lstm_tblog_close(&r.tb);
-    lstm_buf_free(&r.metrics);
+    lstm_run_free(&r.run);
     lstm_trainer_free(&t);
     lstm_classifier_free(&m);
     lstm_textset_free(&ts);
@@ -1036,24 +585,26 @@ out:
 /* ---- eval and predict ---- */
 
 /* Loads --model; --precision, when given, replaces the checkpoint's. */
-static int load_model(lstm_model *m, const options *o)
+static int load_model(lstm_model *m, const lstm_opts *op)
 {
+    const options *o = op->obj;
     if (o->threads)
         lstm_set_threads((int)o->threads);
     if (lstm_model_load(m, o->model))
         return die("%s", lstm_errmsg());
-    if (given(o, "--precision"))
+    if (lstm_opts_given(op, "--precision"))
         lstm_precision_parse(o->precision, &m->net.rnn.precision),
             m->net.cfg.precision = m->net.rnn.precision;
     return 0;
 }
 
-static int cmd_eval(const options *o)
+static int cmd_eval(const lstm_opts *op)
 {
+    const options *o = op->obj;
     if (!o->model || !o->data)
         return usage_error("eval needs --model FILE and --data FILE");
     lstm_model m;
-    if (load_model(&m, o))
+    if (load_model(&m, op))
         return 1;
     lstm_textset ts;
     const size_t C = m.n_classes;
@@ -1096,12 +647,13 @@ static int cmd_eval(const options *o)
     return rc;
 }
 
-static int cmd_predict(const options *o)
+static int cmd_predict(const lstm_opts *op)
 {
+    const options *o = op->obj;
     if (!o->model)
         return usage_error("predict needs --model FILE");
     lstm_model m;
-    if (load_model(&m, o))
+    if (load_model(&m, op))
         return 1;
     const size_t C = m.n_classes, top = C < 3 ? C : 3;
     int rc = 0, n = o->ninputs ? o->ninputs : 1;
@@ -1154,8 +706,9 @@ static int cmd_predict(const options *o)
 
 /* ---- stats ---- */
 
-static int cmd_stats(const options *o)
+static int cmd_stats(const lstm_opts *op)
 {
+    const options *o = op->obj;
     if (!o->data)
         return usage_error("stats needs --data FILE");
     lstm_textset ts;
@@ -1213,32 +766,34 @@ static int cmd_stats(const options *o)
 
 static int run_command(int argc, char **argv)
 {
-    if (address_limit() < AS_FLOOR)
-        return die("the address-space limit (ulimit -v) is %.0f MiB; OpenBLAS "
-                   "may wait for ever below about 350 MiB: raise it to %.0f "
-                   "MiB or more", address_limit() / 1048576,
-                   AS_FLOOR / 1048576);
+    if (lstm_address_check())
+        return die("%s", lstm_errmsg());
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
     options o = defaults;
-    int rc = parse_args(argc, argv, &o);
+    lstm_opts op = {.def = flags, .n = NFLAGS, .obj = &o};
+    int rc = lstm_opts_parse(&op, argc, argv, 2);
+    if (rc == 1)
+        usage(stdout);
     if (rc)
-        return rc;
+        return rc == 1 ? 0 : usage_error("%s", lstm_errmsg());
+    o.inputs = argv + 2;
+    o.ninputs = op.ninputs;
     const char *cmd = argv[1], *ks = getenv("LSTM_KERNELS");
     if (ks && *ks && strcmp(ks, lstm_kernels_name()) != 0)
         fprintf(stderr, PROG ": warning: LSTM_KERNELS=%s is not a kernel set "
                 "this CPU runs (ref, generic, avx2, avx512, avx512bf16); "
                 "using %s\n", ks, lstm_kernels_name());
     if (!strcmp(cmd, "train"))
-        return cmd_train(&o);
+        return cmd_train(&op);
     if (!strcmp(cmd, "eval"))
-        return cmd_eval(&o);
+        return cmd_eval(&op);
     if (!strcmp(cmd, "predict"))
-        return cmd_predict(&o);
+        return cmd_predict(&op);
     if (!strcmp(cmd, "stats"))
-        return cmd_stats(&o);
+        return cmd_stats(&op);
     return usage_error("unknown command '%s'", cmd);
 }
 

@@ -61,7 +61,8 @@ enum {
 const char *lstm_strerror(int err);
 /* The message of the last error set in this thread ("" when none). */
 const char *lstm_errmsg(void);
-/* Sets this thread's message (printf format) and returns err. */
+/* Sets this thread's message (printf format; the arguments may include
+ * lstm_errmsg() to extend the last message) and returns err. */
 int lstm_error(int err, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 2, 3)))

@@ -67,6 +67,53 @@ void lstm_buf_pad(lstm_buf *b, const char *s, size_t width);
 void lstm_buf_excerpt(lstm_buf *b, const char *s, size_t n, size_t nchars);
 void lstm_buf_free(lstm_buf *b);
 
+/* ---- command-line options ------------------------------------------------
+ * A table of flags over the fields of the caller's struct: parsed from
+ * argv with one-line messages naming the flag, saved as JSON members and
+ * restored from a JSON object (a run's options in its training state). */
+enum { LSTM_OPT_KEEP = 1,      /* restore keeps a given value (a flag that
+                                  may change when a run resumes) */
+       LSTM_OPT_OPTIONAL = 2 };/* may be absent from saved options (the
+                                  field keeps its value) */
+typedef struct {
+    const char *flag;         /* "--epochs" */
+    const char *key;          /* its name in saved options; NULL: not saved */
+    char type;                /* 's' string, 'e' one of choices, 'l' long,
+                                 'd' double, 'z' bytes (double; K, M, G, T
+                                 suffixes), 'b' switch (long, set to 1) */
+    size_t off;               /* offsetof(struct, field) */
+    double lo, hi;            /* the range of l, d, z and saved b */
+    const char *choices;      /* e: "a|b|c"; l: what the message says of a
+                                 value below lo (NULL: the range) */
+    int how;                  /* LSTM_OPT_* */
+} lstm_opt;
+
+typedef struct {
+    const lstm_opt *def;      /* the table: n flags, at most 64 */
+    size_t n;
+    void *obj;                /* the struct the offsets point into */
+    unsigned char given[64];  /* by index in def */
+    const char *first_setting;/* the first flag given without KEEP */
+    int ninputs;              /* arguments not starting with "--" */
+} lstm_opts;
+
+/* Parses argv[first..argc): "--flag value", "--flag=value" and switches
+ * into o->obj; string fields point into argv. The other arguments, in
+ * order, are moved to argv[first..first + o->ninputs). Returns 0, 1 when
+ * "--help" is met (parsing stops there), or LSTM_EINVAL naming the flag
+ * and the values it takes. */
+int lstm_opts_parse(lstm_opts *o, int argc, char **argv, int first);
+/* Whether flag was on the command line. */
+int lstm_opts_given(const lstm_opts *o, const char *flag);
+/* Appends the flags with a key as JSON members ("key":value, ...). */
+void lstm_opts_json(lstm_buf *b, const lstm_opts *o);
+/* Sets the fields from the JSON object j, except given KEEP flags (and
+ * absent OPTIONAL ones); string fields point into j, which must outlive
+ * them. LSTM_EFORMAT names the first key missing or out of range. */
+int lstm_opts_restore(lstm_opts *o, const lstm_json *j);
+/* Whether v is one of choices "a|b|c". */
+int lstm_choice(const char *choices, const char *v);
+
 /* ---- files ---------------------------------------------------------------- */
 
 /* Writes data to path atomically: a temporary file in the same folder,
@@ -77,6 +124,14 @@ int lstm_write_atomic(const char *path, const void *data, size_t n);
 int lstm_read_file(const char *path, char **data, size_t *n, size_t max);
 /* Creates the folder path and any missing parents (mkdir -p). */
 int lstm_mkdirs(const char *path);
+/* Creates the folder dir (lstm_mkdirs) and takes an exclusive lock on
+ * dir/lockname: returns its descriptor (>= 0; the lock lasts until it is
+ * closed or the process ends) or an error; a second writer is refused
+ * with a message saying so. Then removes the temporaries that
+ * lstm_write_atomic leaves in dir when killed mid-write ("NAME.tmp." and
+ * six characters, for each NAME of names[0..n)). */
+int lstm_dir_lock(const char *dir, const char *lockname,
+                  const char *const *names, size_t n);
 
 /* ---- safetensors checkpoints --------------------------------------------
  * 8-byte little-endian header length, a JSON header mapping each tensor

@@ -47,6 +47,15 @@ int lstm_metrics_of(lstm_metrics *m, size_t C, const size_t *rows, size_t n,
  * classes[0..C). */
 void lstm_metrics_report(lstm_buf *b, const lstm_metrics *m,
                          char *const *classes);
+/* Appends two tables: the first max of rows[0..n) with their predictions
+ * pred[0..n), then the first max errors; a row each with its number, the
+ * start of its text in ds, its first tokens in c as v spells them, its
+ * true class (labels are by row) and the predicted one. */
+void lstm_metrics_examples(lstm_buf *b, const lstm_dataset *ds,
+                           const lstm_corpus *c, const lstm_vocab *v,
+                           const size_t *rows, size_t n,
+                           const int32_t *labels, const int32_t *pred,
+                           char *const *classes, size_t max);
 
 /* ---- checkpoints of a layer-level run ----------------------------------- */
 /* A layer-level training run's checkpoint: the weights of ps under their
@@ -278,6 +287,69 @@ int lstm_trainer_load(lstm_trainer *t, const lstm_safetensors *st,
                       const char *path);
 void lstm_trainer_free(lstm_trainer *t);
 
+/* ---- a run's folder -----------------------------------------------------------
+ * Where a classifier training run keeps what it made, each file replaced
+ * atomically: train_state.safetensors (the trainer's state, and as
+ * metadata the run's options, metrics.csv so far, the split's checksum
+ * and the number of processes: all a stopped run needs to go on),
+ * metrics.csv, model.safetensors (lstm_model_save) after every epoch;
+ * split.json at the start, predictions.csv of the test rows at the end;
+ * TensorBoard events in tb_logs/LSTMClassifier/version_N. The run holds
+ * train.lock while it writes. The calls go in this order: init, resume
+ * (a stopped run) or nothing, claim, split, start, then epoch (from the
+ * trainer's epoch_end hook), save_state (a stop), test, free. */
+#define LSTM_RUN_STATE "train_state.safetensors"
+
+typedef struct {
+    char dir[1024];           /* the run's folder */
+    char tbdir[1100];         /* its TensorBoard folder (start) */
+    const char *dir_flag;     /* how messages name the folder ("the run's
+                                 folder"; a program may put its flag) */
+    lstm_opts *opts;          /* saved with the state, restored on resume */
+    int writer;               /* 0: writes nothing (every process of a
+                                 distributed run but one) */
+    int nproc;                /* processes training the run */
+    int resumed;
+    const lstm_textset *ts;   /* its data (split) */
+    lstm_tblog tb;            /* open after start (the writer's) */
+    lstm_buf metrics;         /* metrics.csv so far */
+    /* private */
+    lstm_safetensors st;
+    lstm_json saved;
+    int lock;
+    char path[1400];
+} lstm_run;
+
+int lstm_run_init(lstm_run *r, const char *dir, lstm_opts *opts,
+                  int writer, int nproc);
+/* Opens the folder's training state and puts its options into r->opts
+ * (lstm_opts_restore: string options point into r, valid until free) and
+ * its TensorBoard folder into r->tbdir. */
+int lstm_run_resume(lstm_run *r);
+/* Locks the folder for this run and removes stale temporaries of its
+ * files (lstm_dir_lock): before anything is written there. */
+int lstm_run_claim(lstm_run *r);
+/* The run's data; writes split.json. Resumed, first checks that ts's
+ * split is the one the run trained on. */
+int lstm_run_split(lstm_run *r, const lstm_textset *ts);
+/* Resumed: checks the number of processes and loads the state into t
+ * (initialised with its data: LSTM_EINVAL when the data differ); then
+ * opens the TensorBoard log (a new version folder for a new run). */
+int lstm_run_start(lstm_run *r, lstm_trainer *t);
+/* After an epoch s of t: TensorBoard scalars, a metrics.csv line, then
+ * the state, metrics.csv and the model written. */
+int lstm_run_epoch(lstm_run *r, const lstm_trainer *t,
+                   const lstm_epoch_stats *s);
+int lstm_run_save_state(lstm_run *r, const lstm_trainer *t);
+int lstm_run_save_model(lstm_run *r, const lstm_classifier *m);
+/* The test rows: pred (ts->split.n[2]) and *acc, mt (left as it is
+ * without test rows), the test accuracy to TensorBoard, predictions.csv;
+ * then the model written. */
+int lstm_run_test(lstm_run *r, const lstm_trainer *t, lstm_metrics *mt,
+                  int32_t *pred, double *acc);
+/* Closes the files and releases the lock. */
+void lstm_run_free(lstm_run *r);
+
 /* ---- the memory budget ------------------------------------------------------ */
 
 /* Bytes a classifier training run holds, from its configuration and data
@@ -299,6 +371,18 @@ void lstm_train_budget_of(lstm_train_budget *b,
                           size_t max_len, int keep_best,
                           const lstm_dataset *ds, const lstm_corpus *c,
                           const lstm_vocab *v);
+/* Whether the machine has b: its total within limit bytes (0: the
+ * machine's memory; limit_name is how the message names a given limit)
+ * and within the address-space limit (ulimit -v) less OpenBLAS's reserve
+ * (LSTM_ENOMEM); a checkpoint's bytes free in the folder dir and the
+ * state within the file size limit, ulimit -f (LSTM_EIO). Better refused
+ * before the run than after an hour of it. */
+int lstm_train_budget_check(const lstm_train_budget *b, double limit,
+                            const char *limit_name, const char *dir);
+/* LSTM_ENOMEM when the address-space limit (ulimit -v) is below what
+ * OpenBLAS needs to start (it may wait for ever there): a program calls it
+ * before its first matrix product. */
+int lstm_address_check(void);
 
 #ifdef __cplusplus
 }

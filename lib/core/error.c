@@ -3,6 +3,7 @@
  */
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "internal.h"
 
@@ -23,11 +24,15 @@ const char *lstm_strerror(int err)
 
 const char *lstm_errmsg(void) { return errbuf; }
 
+/* The arguments may hold lstm_errmsg() itself (a message prefixed or
+ * extended): formatted aside, then copied. */
 int lstm_error(int err, const char *fmt, ...)
 {
+    char msg[sizeof errbuf];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(errbuf, sizeof errbuf, fmt, ap);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    memcpy(errbuf, msg, sizeof msg);
     return err;
 }

@@ -1,13 +1,16 @@
 /*
  * file.c - whole-file reads and atomic writes (temporary file, fsync,
- * rename).
+ * rename), and a folder locked for one writer.
  */
+#define _DEFAULT_SOURCE    /* flock */
 #define _XOPEN_SOURCE 700  /* mkstemp, fsync */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <dirent.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -132,4 +135,40 @@ int lstm_mkdirs(const char *path)
     }
     lstm_free(tmp);
     return err;
+}
+
+int lstm_dir_lock(const char *dir, const char *lockname,
+                  const char *const *names, size_t n)
+{
+    int err = lstm_mkdirs(dir);
+    size_t cap = strlen(dir) + 300;
+    char *path = err ? NULL : lstm_alloc(cap);
+    if (err || !path)
+        return err ? err : LSTM_ENOMEM;
+    snprintf(path, cap, "%s/%s", dir, lockname);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0)
+        err = lstm_error(LSTM_EIO, "%s: cannot create: %s", path,
+                         strerror(errno));
+    else if (flock(fd, LOCK_EX | LOCK_NB) != 0)
+        err = lstm_error(LSTM_EIO, "%s: another run is writing there (%s is "
+                         "locked); wait for it or choose another folder", dir,
+                         path);
+    DIR *d = err ? NULL : opendir(dir);
+    for (struct dirent *e; d && (e = readdir(d)) != NULL;)
+        for (size_t k = 0; k < n; k++) {
+            size_t l = strlen(names[k]);
+            if (!strncmp(e->d_name, names[k], l) &&
+                !strncmp(e->d_name + l, ".tmp.", 5) &&
+                strlen(e->d_name + l + 5) == 6 && strlen(e->d_name) < 250) {
+                snprintf(path, cap, "%s/%s", dir, e->d_name);
+                unlink(path);
+            }
+        }
+    if (d)
+        closedir(d);
+    lstm_free(path);
+    if (err && fd >= 0)
+        close(fd);
+    return err ? err : fd;
 }

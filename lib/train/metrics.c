@@ -119,3 +119,42 @@ void lstm_metrics_report(lstm_buf *b, const lstm_metrics *m,
         lstm_buf_puts(b, "\n");
     }
 }
+
+void lstm_metrics_examples(lstm_buf *b, const lstm_dataset *ds,
+                           const lstm_corpus *c, const lstm_vocab *v,
+                           const size_t *rows, size_t n,
+                           const int32_t *labels, const int32_t *pred,
+                           char *const *classes, size_t max)
+{
+    lstm_buf t = {0}, u = {0};  /* scratch */
+    for (int errors_only = 0; errors_only < 2; errors_only++) {
+        lstm_buf_printf(b, "\nfirst %zu %s\n%6s  %-42s %-36s %-14s %s\n", max,
+                        errors_only ? "errors" : "test predictions", "row",
+                        "text", "tokens", "category", "prediction");
+        size_t shown = 0;
+        for (size_t i = 0; i < n && shown < max; i++) {
+            size_t r = rows[i], len = (size_t)c->len[r];
+            if (errors_only && labels[r] == pred[i])
+                continue;
+            t.len = u.len = 0;
+            lstm_buf_excerpt(&t, ds->text[r], ds->text_len[r], 40);
+            lstm_buf_printf(b, "%6zu  ", r);
+            lstm_buf_pad(b, t.s, 42);
+            t.len = 0;
+            for (size_t k = 0; k < len && k < 4; k++)
+                lstm_buf_printf(&t, "%s%s", k ? " " : "",
+                                v->tok[c->ids[c->off[r] + k]]);
+            lstm_buf_puts(&t, len > 4 ? " ..." : "");
+            lstm_buf_excerpt(&u, t.s, t.len, 34);
+            lstm_buf_puts(b, " ");
+            lstm_buf_pad(b, u.s, 36);
+            lstm_buf_puts(b, " ");
+            lstm_buf_pad(b, classes[labels[r]], 14);
+            lstm_buf_printf(b, " %s\n", classes[pred[i]]);
+            shown++;
+        }
+        lstm_buf_puts(b, shown ? "" : "  (none)\n");
+    }
+    lstm_buf_free(&t);
+    lstm_buf_free(&u);
+}
