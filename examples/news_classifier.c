@@ -199,9 +199,6 @@ static int usage_error(const char *fmt, ...)
     return 2;
 }
 
-/* ---- small helpers ---- */
-
-
 static double now(void)
 {
     struct timespec ts;
@@ -515,31 +512,21 @@ static int cmd_train(lstm_opts *op)
            lstm_pool_name(cfg.pool), lstm_classifier_params(&cfg),
            lstm_precision_name(cfg.precision), lstm_get_threads(),
            lstm_kernels_name());
-    if (keep_best && ts.split.n[1] == 0) {
+    if (keep_best && ts.split.n[1] == 0)
         rc = die("--monitor %s: no validation rows", o->monitor);
-        goto out;
-    }
-    if (lstm_run_claim(&r.run)) {
+    else if (lstm_run_claim(&r.run))
         rc = die("%s", lstm_errmsg());
-        goto out;
-    }
-    if ((rc = preflight(o, &cfg, &ts, keep_best)))  /* before any weight */
-        goto out;
-    if (lstm_run_split(&r.run, &ts) || lstm_classifier_init(&m, &cfg) ||
+    else
+        rc = preflight(o, &cfg, &ts, keep_best);  /* before any weight */
+    if (rc || lstm_run_split(&r.run, &ts) || lstm_classifier_init(&m, &cfg) ||
         lstm_trainer_init(&t, &m, &tc) ||
         lstm_trainer_data(&t, &ts.tok, ts.ds.label, ts.split.idx[0],
-                          ts.split.n[0], ts.split.idx[1], ts.split.n[1])) {
-        rc = die("%s", lstm_errmsg());
-        goto out;
-    }
+                          ts.split.n[0], ts.split.idx[1], ts.split.n[1]) ||
 #ifdef LSTM_MPI
-    if (nproc > 1 && lstm_trainer_distribute(&t, &mpi.dist)) {
-        rc = die("%s", lstm_errmsg());
-        goto out;
-    }
+        (nproc > 1 && lstm_trainer_distribute(&t, &mpi.dist)) ||
 #endif
-    if (lstm_run_start(&r.run, &t)) {
-        rc = die("%s", lstm_errmsg());
+        lstm_run_start(&r.run, &t)) {
+        rc = rc ? rc : die("%s", lstm_errmsg());
         goto out;
     }
     if (o->resume)
@@ -554,25 +541,9 @@ static int cmd_train(lstm_opts *op)
     if (t.restored)
         printf("restored the weights of epoch %ld (%s %.4f)\n", t.best_epoch,
                o->monitor, t.best_metric);
-    const double t_total = now() - t_train, ne = (double)t.epochs_run,
-                 t_steps = t_total - t.t_eval;
-    if (t.epochs_run)
-        printf("training: %ld epochs in %.1f s (%.1f s per epoch, %.1f s of "
-               "them training steps)\nper epoch: embedding %.2f s, LSTM "
-               "forward %.2f s, LSTM backward %.2f s, head %.2f s, optimizer "
-               "%.2f s, other %.2f s; validation %.2f s\n", t.epochs_run,
-               t_total, t_total / ne, t_steps / ne, m.t_embed / ne,
-               m.t_lstm_fwd / ne, m.t_lstm_bwd / ne, m.t_head / ne,
-               t.t_opt / ne, (t_steps - m.t_embed - m.t_lstm_fwd -
-                              m.t_lstm_bwd - m.t_head - t.t_opt) / ne,
-               t.t_eval / ne);
-    if (t.epochs_run && nproc > 1)  /* part of "other" above */
-        printf("gradient sums across %d processes: %.2f s per epoch, %.2f ms "
-               "per step\n", nproc, t.t_sum / ne,
-               1e3 * t.t_sum / ne / (double)lstm_trainer_steps(&t));
-    else
-        printf("training: finished before (epoch %ld); testing\n",
-               t.epoch - 1);
+    lstm_buf b = {0};
+    lstm_trainer_timing(&b, &t, now() - t_train);
+    print_buf(&b);
     rc = test_and_save(&t, &r);
 out:
     lstm_run_free(&r.run);
@@ -655,12 +626,11 @@ static int cmd_predict(const lstm_opts *op)
     lstm_model m;
     if (load_model(&m, op))
         return 1;
-    const size_t C = m.n_classes, top = C < 3 ? C : 3;
     int rc = 0, n = o->ninputs ? o->ninputs : 1;
     for (int k = 0; k < n && !rc; k++) {
         const char *name = o->ninputs ? o->inputs[k] : "-";
         char *text;
-        size_t len, order[3];
+        size_t len;
         if (lstm_read_file(strcmp(name, "-") ? name : "/dev/stdin", &text,
                            &len, (size_t)64 << 20)) {
             rc = die("%s", lstm_errmsg());
@@ -672,32 +642,8 @@ static int cmd_predict(const lstm_opts *op)
             rc = die("%s: %s", name, lstm_errmsg());
             break;
         }
-        const float *lp = m.net.logp;
         lstm_buf b = {0};
-        if (o->json) {
-            lstm_buf_puts(&b, "{\"input\":");
-            lstm_buf_json_str(&b, name, strlen(name));
-            lstm_buf_puts(&b, ",\"label\":");
-            lstm_buf_json_str(&b, m.classes[best], strlen(m.classes[best]));
-            lstm_buf_puts(&b, ",\"probs\":{");
-            for (size_t i = 0; i < C; i++) {
-                lstm_buf_puts(&b, i ? "," : "");
-                lstm_buf_json_str(&b, m.classes[i], strlen(m.classes[i]));
-                lstm_buf_printf(&b, ":%.6g", (double)expf(lp[i]));
-            }
-            lstm_buf_puts(&b, "},\"logp\":[");
-            for (size_t i = 0; i < C; i++)
-                lstm_buf_printf(&b, "%s%.8g", i ? "," : "", (double)lp[i]);
-            lstm_buf_puts(&b, "]}\n");
-        } else {
-            lstm_topk(lp, C, top, order);  /* the three most probable */
-            lstm_buf_printf(&b, "%s: %s  (", name, m.classes[best]);
-            for (size_t i = 0; i < top; i++)
-                lstm_buf_printf(&b, "%s%s %.3f", i ? ", " : "",
-                                m.classes[order[i]],
-                                (double)expf(lp[order[i]]));
-            lstm_buf_puts(&b, ")\n");
-        }
+        lstm_model_prediction(&b, &m, best, name, o->json != 0);
         print_buf(&b);
     }
     lstm_model_free(&m);
@@ -715,42 +661,15 @@ static int cmd_stats(const lstm_opts *op)
     if (lstm_textset_load(&ts, o->data, o->split, (uint64_t)o->seed,
                           (size_t)o->vocab, (size_t)o->min_freq, 0))
         return die("%s", lstm_errmsg());
-    const lstm_dataset *ds = &ts.ds;
-    const lstm_vocab *v = &ts.vocab;
-    size_t mn = SIZE_MAX, mx = 0;
-    double sum = 0;
-    for (size_t i = 0; i < ds->n; i++) {
-        size_t l = lstm_utf8_len(ds->text[i], ds->text_len[i]);
-        mn = l < mn ? l : mn;
-        mx = l > mx ? l : mx;
-        sum += (double)l;
-    }
-    printf("%s: %zu rows\nshortest text: %zu characters\nlongest text: %zu "
-           "characters\nmean length: %.2f characters\n\n%zu classes:\n",
-           o->data, ds->n, mn, mx, sum / (double)ds->n, ds->n_classes);
-    for (size_t k = 0; k < ds->n_classes; k++) {
-        size_t count = 0;
-        for (size_t i = 0; i < ds->n; i++)
-            count += (size_t)ds->label[i] == k;
-        printf("  %-20s %6zu  %5.1f%%\n", ds->classes[k], count,
-               100.0 * (double)count / (double)ds->n);
-    }
-    size_t words = v->n - 2;
-    printf("\nvocabulary: %zu tokens ([PAD], [UNK] and the %zu most frequent "
-           "words of the %zu training texts", v->n, words, ts.split.n[0]);
+    char from[1100];
     if (o->split)
-        printf(" of %s)\n", o->split);
+        snprintf(from, sizeof from, " of %s", o->split);
     else
-        printf(", split seed %ld)\n", o->seed);
-    const char *title[3] = {"first 15 tokens:", "15 tokens from the middle:",
-                            "last 15 tokens:"};
-    const size_t from[3] = {2, 2 + words / 2, v->n > 17 ? v->n - 15 : 2};
-    for (int s = 0; s < 3; s++) {
-        printf("%s\n  [", title[s]);
-        for (size_t i = from[s]; i < from[s] + 15 && i < v->n; i++)
-            printf("%s'%s'", i > from[s] ? ", " : "", v->tok[i]);
-        printf("]\n");
-    }
+        snprintf(from, sizeof from, ", split seed %ld", o->seed);
+    lstm_buf b = {0};
+    lstm_textset_report(&b, &ts, o->data, from);
+    print_buf(&b);
+    const lstm_vocab *v = &ts.vocab;
     int32_t ids[8];
     size_t n = lstm_encode(v, "hola mundo", 10, ids, 8);
     printf("\n\"hola mundo\" (max length 8, true length %zu):\n  [", n);

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "lstm.h"
+#include "lstm_io.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -165,6 +166,12 @@ int lstm_textset_load(lstm_textset *t, const char *path,
                       const char *split_path, uint64_t seed,
                       size_t vocab_size, size_t min_count, size_t max_len);
 void lstm_textset_free(lstm_textset *t);
+/* Appends a description of t, the data named name: rows, text lengths in
+ * characters, rows per class; then (with a vocabulary) its size, the
+ * number of training texts followed by split_note (how they were chosen),
+ * and 15 tokens from its start, middle and end. */
+void lstm_textset_report(lstm_buf *b, const lstm_textset *t,
+                         const char *name, const char *split_note);
 
 /* CRC-32C over every row's text and class name: a resumed run checks it
  * against the data it trained on. */

@@ -117,6 +117,12 @@ int lstm_model_load(lstm_model *m, const char *path);
  * text is not valid UTF-8); m->net.logp (C) holds the log-probabilities
  * until the next call. */
 int lstm_model_predict(lstm_model *m, const char *text, size_t len);
+/* Appends the last prediction best (lstm_model_predict's return) of the
+ * input named name: "name: class  (a 0.912, b 0.051, c 0.020)" with the
+ * three most probable classes, or with json one object: {"input", "label",
+ * "probs": {class: probability}, "logp": [by class]}; a line either way. */
+void lstm_model_prediction(lstm_buf *b, const lstm_model *m, int best,
+                           const char *name, int json);
 void lstm_model_free(lstm_model *m);
 
 /* ---- the trainer ------------------------------------------------------------ */
@@ -285,6 +291,11 @@ int lstm_trainer_save(const lstm_trainer *t, const char *path,
  * messages. */
 int lstm_trainer_load(lstm_trainer *t, const lstm_safetensors *st,
                       const char *path);
+/* Appends where the time of fit's epochs went, seconds in all (measured
+ * by the caller around fit): per epoch, the model's parts, AdamW, the
+ * rest and validation, and across processes the gradient sums; or, when
+ * fit ran no epoch, that the run had finished before. */
+void lstm_trainer_timing(lstm_buf *b, const lstm_trainer *t, double seconds);
 void lstm_trainer_free(lstm_trainer *t);
 
 /* ---- a run's folder -----------------------------------------------------------

@@ -271,3 +271,34 @@ void lstm_model_free(lstm_model *m)
     lstm_free(m->ids);
     memset(m, 0, sizeof *m);
 }
+
+void lstm_model_prediction(lstm_buf *b, const lstm_model *m, int best,
+                           const char *name, int json)
+{
+    const float *lp = m->net.logp;
+    const size_t C = m->n_classes, top = C < 3 ? C : 3;
+    if (json) {
+        lstm_buf_puts(b, "{\"input\":");
+        lstm_buf_json_str(b, name, strlen(name));
+        lstm_buf_puts(b, ",\"label\":");
+        lstm_buf_json_str(b, m->classes[best], strlen(m->classes[best]));
+        lstm_buf_puts(b, ",\"probs\":{");
+        for (size_t i = 0; i < C; i++) {
+            lstm_buf_puts(b, i ? "," : "");
+            lstm_buf_json_str(b, m->classes[i], strlen(m->classes[i]));
+            lstm_buf_printf(b, ":%.6g", (double)expf(lp[i]));
+        }
+        lstm_buf_puts(b, "},\"logp\":[");
+        for (size_t i = 0; i < C; i++)
+            lstm_buf_printf(b, "%s%.8g", i ? "," : "", (double)lp[i]);
+        lstm_buf_puts(b, "]}\n");
+        return;
+    }
+    size_t order[3];
+    lstm_topk(lp, C, top, order);  /* the three most probable */
+    lstm_buf_printf(b, "%s: %s  (", name, m->classes[best]);
+    for (size_t i = 0; i < top; i++)
+        lstm_buf_printf(b, "%s%s %.3f", i ? ", " : "", m->classes[order[i]],
+                        (double)expf(lp[order[i]]));
+    lstm_buf_puts(b, ")\n");
+}

@@ -362,3 +362,28 @@ void lstm_trainer_free(lstm_trainer *t)
     lstm_batch_free(&t->batch);
     memset(t, 0, sizeof *t);
 }
+
+void lstm_trainer_timing(lstm_buf *b, const lstm_trainer *t, double seconds)
+{
+    const lstm_classifier *m = t->model;
+    const double ne = (double)t->epochs_run, steps = seconds - t->t_eval;
+    if (!t->epochs_run) {
+        lstm_buf_printf(b, "training: finished before (epoch %ld); testing\n",
+                        t->epoch - 1);
+        return;
+    }
+    lstm_buf_printf(b, "training: %ld epochs in %.1f s (%.1f s per epoch, "
+                    "%.1f s of them training steps)\nper epoch: embedding "
+                    "%.2f s, LSTM forward %.2f s, LSTM backward %.2f s, head "
+                    "%.2f s, optimizer %.2f s, other %.2f s; validation %.2f "
+                    "s\n", t->epochs_run, seconds, seconds / ne, steps / ne,
+                    m->t_embed / ne, m->t_lstm_fwd / ne, m->t_lstm_bwd / ne,
+                    m->t_head / ne, t->t_opt / ne,
+                    (steps - m->t_embed - m->t_lstm_fwd - m->t_lstm_bwd -
+                     m->t_head - t->t_opt) / ne, t->t_eval / ne);
+    if (t->dist && t->dist->size > 1)  /* part of "other" above */
+        lstm_buf_printf(b, "gradient sums across %d processes: %.2f s per "
+                        "epoch, %.2f ms per step\n", t->dist->size,
+                        t->t_sum / ne,
+                        1e3 * t->t_sum / ne / (double)lstm_trainer_steps(t));
+}
