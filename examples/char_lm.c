@@ -14,6 +14,7 @@
  * text, the carried state starting again from zeros.
  */
 #include <fcntl.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -293,48 +294,47 @@ static int sample(const options *op)
     return rc;
 }
 
+#define O(f) offsetof(options, f)
+static const lstm_opt flags[] = {
+    {"--text", NULL, 's', O(text), 0, 0, NULL, 0},
+    {"--out", NULL, 's', O(out), 0, 0, NULL, 0},
+    {"--model", NULL, 's', O(model), 0, 0, NULL, 0},
+    {"--prime", NULL, 's', O(prime), 0, 0, NULL, 0},
+    {"--steps", NULL, 'l', O(steps), 1, 1e9, NULL, 0},
+    {"--seq", NULL, 'l', O(seq), 1, 1e6, NULL, 0},
+    {"--batch", NULL, 'l', O(batch), 1, 65536, NULL, 0},
+    {"--hidden", NULL, 'l', O(hidden), 1, 65536, NULL, 0},
+    {"--embed", NULL, 'l', O(embed), 1, 65536, NULL, 0},
+    {"--len", NULL, 'l', O(len), 1, 1e9, NULL, 0},
+    {"--seed", NULL, 'l', O(seed), 0, 0x7fffffffL, NULL, 0},
+    {"--every", NULL, 'l', O(every), 1, 1e9, NULL, 0},
+    {"--resume", NULL, 'b', O(resume), 0, 1, NULL, 0},
+    {"--lr", NULL, 'd', O(lr), 0, 10, NULL, 0},
+    {"--temperature", NULL, 'd', O(temperature), 0, 100, NULL, 0},
+};
+
 static int run(int argc, char **argv)
 {
     options o = {NULL, "char_lm.safetensors", "char_lm.safetensors", NULL,
                  1000, 64, 16, 128, 32, 300, 1, 0, 100, 3e-3, 0.8};
+    lstm_opts op = {flags, sizeof flags / sizeof *flags, &o, {0}, NULL, 0};
     const char *cmd = argc > 1 ? argv[1] : "";
-    for (int i = 2; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        long *num = !strcmp(a, "--steps") ? &o.steps : !strcmp(a, "--seq") ? &o.seq
-                  : !strcmp(a, "--batch") ? &o.batch : !strcmp(a, "--hidden") ? &o.hidden
-                  : !strcmp(a, "--embed") ? &o.embed : !strcmp(a, "--len") ? &o.len
-                  : !strcmp(a, "--seed") ? &o.seed : !strcmp(a, "--every") ? &o.every : NULL;
-        const char **str = !strcmp(a, "--text") ? &o.text : !strcmp(a, "--out") ? &o.out
-                         : !strcmp(a, "--model") ? &o.model : !strcmp(a, "--prime") ? &o.prime
-                         : NULL;
-        double *dbl = !strcmp(a, "--lr") ? &o.lr
-                      : !strcmp(a, "--temperature") ? &o.temperature : NULL;
-        char *end = NULL;
-        if (!strcmp(a, "--resume")) {
-            o.resume = 1;
-            continue;
-        }
-        if ((!num && !str && !dbl) || !v) {
-            fprintf(stderr, "char_lm: %s %s\n", a, v ? "is unknown" : "needs a value");
-            return 2;
-        }
-        i++;
-        if (str)
-            *str = v;
-        else if (num && ((*num = strtol(v, &end, 10)) < (num == &o.seed ? 0 : 1) || *end))
-            return fprintf(stderr, "char_lm: bad value for %s: '%s'\n", a, v), 2;
-        else if (dbl && (!((*dbl = strtod(v, &end)) >= 0) || *end))
-            return fprintf(stderr, "char_lm: bad value for %s: '%s'\n", a, v), 2;
+    int rc = argc < 2 || !strcmp(cmd, "--help") ? 1
+             : lstm_opts_parse(&op, argc, argv, 2);
+    if (rc < 0) {
+        fprintf(stderr, "char_lm: %s\n", lstm_errmsg());
+        return 2;
     }
-    if (!strcmp(cmd, "train") && o.text)
+    if (!rc && op.ninputs == 0 && !strcmp(cmd, "train") && o.text)
         return train(&o);
-    if (!strcmp(cmd, "sample"))
+    if (!rc && op.ninputs == 0 && !strcmp(cmd, "sample"))
         return sample(&o);
-    fprintf(stderr, "usage: char_lm train --text FILE [--out FILE] [--steps N] "
+    fprintf(rc == 1 && argc > 1 ? stdout : stderr,
+            "usage: char_lm train --text FILE [--out FILE] [--steps N] "
             "[--seq N] [--batch N]\n                     [--hidden N] [--embed N] "
             "[--lr X] [--seed N] [--every N] [--resume]\n       char_lm sample "
             "[--model FILE] [--len N] [--temperature T] [--seed N] [--prime TEXT]\n");
-    return 2;
+    return rc == 1 && argc > 1 ? 0 : 2;
 }
 
 int main(int argc, char **argv)

@@ -2,11 +2,13 @@
  * check_alloc.c - allocation failure injected at every allocation of a
  * classifier's life (init, forward, backward, optimizer, a larger second
  * batch) and of everything a training run does before its first step
- * (CSV, split, vocabulary, encoding, checkpoint and state files): each
+ * (CSV, split, vocabulary, encoding, checkpoint and state files) and of
+ * a run in its folder, stopped and resumed: each
  * failure must come back as LSTM_ENOMEM, and once everything is freed no
  * block may be left behind.
  */
 #define _GNU_SOURCE  /* mkdtemp */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -163,6 +165,72 @@ static int train_life(void)
     return err;
 }
 
+/* A run's folder: a run trained through lstm_run and its files, then
+ * resumed from them. */
+typedef struct { long epochs, hidden; } life_opts;
+static const lstm_opt life_flags[] = {
+    {"--epochs", "epochs", 'l', offsetof(life_opts, epochs), 1, 9, NULL, 0},
+    {"--hidden", "hidden", 'l', offsetof(life_opts, hidden), 1, 9, NULL, 0},
+};
+
+static int life_epoch(lstm_trainer *t, const lstm_epoch_stats *s, void *r)
+{
+    return lstm_run_epoch(r, t, s);
+}
+
+static int run_once(const char *csv, const char *out, int resume)
+{
+    life_opts o = {1, 3};
+    lstm_opts op = {life_flags, 2, &o, {0}, NULL, 0};
+    lstm_run r;
+    lstm_textset ts = {0};
+    lstm_classifier m = {0};
+    lstm_trainer t = {0};
+    lstm_metrics mt = {0};
+    int32_t pred[16];
+    double acc;
+    char split[300];
+    snprintf(split, sizeof split, "%s/split.json", out);
+    int err = lstm_run_init(&r, out, &op, 1, 1);
+    if (!err && resume) err = lstm_run_resume(&r);
+    if (!err) err = lstm_run_claim(&r);
+    if (!err) err = lstm_textset_load(&ts, csv, resume ? split : NULL, 3,
+                                      50, 1, 6);
+    lstm_classifier_config cfg = {ts.vocab.n, 4, (size_t)o.hidden, 1,
+                                  ts.ds.n_classes, {5, 4}, 2, 0.0f,
+                                  LSTM_POOL_LAST, LSTM_FP32, 0,
+                                  LSTM_CELL_LSTM};
+    lstm_train_config tc;
+    lstm_train_config_default(&tc);
+    tc.epochs = o.epochs, tc.batch = 4;
+    if (!err) err = lstm_run_split(&r, &ts);
+    if (!err) err = lstm_classifier_init(&m, &cfg);
+    if (!err) err = lstm_trainer_init(&t, &m, &tc);
+    if (!err) err = lstm_trainer_data(&t, &ts.tok, ts.ds.label,
+                                      ts.split.idx[0], ts.split.n[0],
+                                      ts.split.idx[1], ts.split.n[1]);
+    if (!err) err = lstm_run_start(&r, &t);
+    t.hooks = (lstm_train_hooks){&r, NULL, NULL, life_epoch, NULL};
+    if (!err) err = lstm_trainer_fit(&t);
+    if (!err && ts.split.n[2] <= 16)
+        err = lstm_run_test(&r, &t, &mt, pred, &acc);
+    lstm_metrics_free(&mt);
+    lstm_run_free(&r);
+    lstm_trainer_free(&t);
+    lstm_classifier_free(&m);
+    lstm_textset_free(&ts);
+    return err;
+}
+
+static int run_life(void)
+{
+    char csv[300], out[300];
+    snprintf(csv, sizeof csv, "%s/d.csv", dir);
+    snprintf(out, sizeof out, "%s/run", dir);
+    int err = run_once(csv, out, 0);
+    return err ? err : run_once(csv, out, 1);
+}
+
 /* Fails the n-th allocation of fn for n = 1, 2, ... until fn succeeds. */
 static void fail_each(int (*fn)(void), long at_least)
 {
@@ -203,6 +271,7 @@ START_TEST(loaders_fail_cleanly)
     fclose(fp);
     fail_each(setup_life, 20);
     fail_each(train_life, 40);
+    fail_each(run_life, 40);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     ck_assert(system(cmd) == 0);

@@ -3,10 +3,11 @@
  * and restore-best, the numerical guard, a run stopped, saved, loaded and
  * continued bit for bit; the model file; AdamW checkpoints; streaming
  * steps against the full forward; a second LSTM over shared weights; the
- * losses against PyTorch; sampling.
+ * losses against PyTorch; sampling; option tables; a run's folder.
  */
 #define _XOPEN_SOURCE 700  /* mkstemp, mkdtemp, popen */
 #include <math.h>
+#include <stddef.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -702,6 +703,340 @@ START_TEST(call_order_asserts)
 }
 END_TEST
 
+/* ---- option tables ---- */
+
+typedef struct {
+    const char *name, *mode;
+    long n, on;
+    double x, bytes;
+} opt_demo;
+
+#define OD(f) offsetof(opt_demo, f)
+static const lstm_opt demo_flags[] = {
+    {"--name", "name", 's', OD(name), 0, 0, NULL, LSTM_OPT_KEEP},
+    {"--mode", "mode", 'e', OD(mode), 0, 0, "fast|slow|off", 0},
+    {"--n", "n", 'l', OD(n), 2, 50, "2 or more: a pair at least",
+     LSTM_OPT_KEEP},
+    {"--on", "on", 'b', OD(on), 0, 1, NULL, LSTM_OPT_OPTIONAL},
+    {"--x", "x", 'd', OD(x), 0, 1, NULL, 0},
+    {"--bytes", NULL, 'z', OD(bytes), 1, 1e12, NULL, 0},
+};
+
+/* Parses the words of line (at most 15) into o; returns lstm_opts_parse's
+ * value. */
+static int demo_parse(lstm_opts *op, opt_demo *o, char *line, char **argv)
+{
+    int argc = 0;
+    for (char *w = strtok(line, " "); w && argc < 15; w = strtok(NULL, " "))
+        argv[argc++] = w;
+    memset(op, 0, sizeof *op);
+    *op = (lstm_opts){demo_flags, sizeof demo_flags / sizeof *demo_flags, o,
+                      {0}, NULL, 0};
+    return lstm_opts_parse(op, argc, argv, 1);
+}
+
+START_TEST(options_parse_save_restore)
+{
+    static const struct { const char *args, *msg; } bad[] = {
+        {"p --nope 1", "unknown flag --nope"},
+        {"p --n 1", "bad value for --n: '1' (2 or more: a pair at least)"},
+        {"p --n 51", "bad value for --n: '51' (an integer from 2 to 50)"},
+        {"p --n 3x", "(an integer from 2 to 50)"},
+        {"p --mode medium", "bad value for --mode: 'medium' (fast, slow or "
+                            "off)"},
+        {"p --x 2", "bad value for --x: '2' (a number from 0 to 1)"},
+        {"p --x nan", "(a number from 0 to 1)"},
+        {"p --bytes 3Q", "bad value for --bytes: '3Q' (bytes"},
+        {"p --name", "--name needs a value"},
+        {"p --name=", "bad value for --name: '' (empty)"},
+    };
+    char line[256], *argv[16];
+    lstm_opts op;
+    for (size_t k = 0; k < sizeof bad / sizeof *bad; k++) {
+        opt_demo o = {0};
+        snprintf(line, sizeof line, "%s", bad[k].args);
+        ck_assert_int_eq(demo_parse(&op, &o, line, argv), LSTM_EINVAL);
+        ck_assert_msg(strstr(lstm_errmsg(), bad[k].msg) != NULL, "%s: %s",
+                      bad[k].args, lstm_errmsg());
+    }
+    opt_demo o = {"none", "off", 5, 0, 0.5, 0};
+    snprintf(line, sizeof line, "p in1 --name=ana --mode slow in2 --on "
+             "--bytes 2K --n 7 in3");
+    ck_assert_int_eq(demo_parse(&op, &o, line, argv), 0);
+    ck_assert_str_eq(o.name, "ana");
+    ck_assert_str_eq(o.mode, "slow");
+    ck_assert_int_eq(o.n, 7);
+    ck_assert_int_eq(o.on, 1);
+    ck_assert(o.bytes == 2048.0 && o.x == 0.5);
+    ck_assert_int_eq(op.ninputs, 3);  /* moved to argv[1..4) in order */
+    ck_assert_str_eq(argv[1], "in1");
+    ck_assert_str_eq(argv[2], "in2");
+    ck_assert_str_eq(argv[3], "in3");
+    ck_assert(lstm_opts_given(&op, "--mode") && !lstm_opts_given(&op, "--x"));
+    ck_assert_str_eq(op.first_setting, "--mode");  /* --name is KEEP */
+    char line2[64], *argv2[16];  /* o's strings point into line */
+    snprintf(line2, sizeof line2, "p --x 0.25 --help --nope");
+    ck_assert_int_eq(demo_parse(&op, &o, line2, argv2), 1);
+
+    /* saved and restored: a KEEP flag given keeps its value, the others
+     * take the saved ones; an OPTIONAL key may be absent */
+    lstm_buf b = {0};
+    lstm_buf_puts(&b, "{");
+    lstm_opts_json(&b, &op);
+    lstm_buf_puts(&b, "}");
+    ck_assert_str_eq(b.s, "{\"name\":\"ana\",\"mode\":\"slow\",\"n\":7,"
+                          "\"on\":1,\"x\":0.25}");
+    lstm_json j;
+    ck_assert_int_eq(lstm_json_parse(&j, b.s, b.len), 0);
+    opt_demo o2 = {"none", "off", 5, 0, 0.5, 0};
+    snprintf(line2, sizeof line2, "p --n 9");
+    ck_assert_int_eq(demo_parse(&op, &o2, line2, argv2), 0);
+    ck_assert_int_eq(lstm_opts_restore(&op, &j), 0);
+    ck_assert_str_eq(o2.name, "ana");
+    ck_assert_str_eq(o2.mode, "slow");
+    ck_assert_int_eq(o2.n, 9);
+    ck_assert(o2.x == 0.25 && o2.on == 1);
+    lstm_json_free(&j);
+    const char *saved[] = {"{\"name\":\"a\",\"mode\":\"slow\",\"n\":3,"
+                           "\"x\":0.5}",   /* "on" absent: OPTIONAL */
+                           "{\"name\":\"a\",\"mode\":\"slow\",\"n\":3}",
+                           "{\"name\":\"a\",\"mode\":\"warp\",\"n\":3,"
+                           "\"x\":0.5}",
+                           "{\"name\":\"a\",\"mode\":\"slow\",\"n\":1,"
+                           "\"x\":0.5}"};
+    const char *missing[] = {NULL, "\"x\"", "\"mode\"", "\"n\""};
+    for (int k = 0; k < 4; k++) {
+        opt_demo o3 = {0};
+        snprintf(line, sizeof line, "p");
+        ck_assert_int_eq(demo_parse(&op, &o3, line, argv), 0);
+        ck_assert_int_eq(lstm_json_parse(&j, saved[k], strlen(saved[k])), 0);
+        int err = lstm_opts_restore(&op, &j);
+        ck_assert_int_eq(err, missing[k] ? LSTM_EFORMAT : 0);
+        ck_assert(!missing[k] || strstr(lstm_errmsg(), missing[k]));
+        lstm_json_free(&j);
+    }
+    lstm_buf_free(&b);
+}
+END_TEST
+
+/* ---- a run's folder ---- */
+
+static char run_dir[] = "/tmp/lstm_run_XXXXXX";
+static size_t run_steps;  /* steps the last run_train took */
+
+static const char *in_run(const char *name)
+{
+    static char p[4][512];
+    static int k;
+    k = (k + 1) % 4;
+    snprintf(p[k], sizeof p[k], "%s/%s", run_dir, name);
+    return p[k];
+}
+
+/* A CSV of 60 texts in three classes, each class its own words. */
+static void write_news(const char *path)
+{
+    static const char *w[3][3] = {{"gol", "liga", "partido"},
+                                  {"voto", "ley", "senado"},
+                                  {"cine", "serie", "actor"}};
+    FILE *fp = fopen(path, "w");
+    ck_assert(fp != NULL);
+    fprintf(fp, "text,category\n");
+    lstm_rng r;
+    lstm_rng_seed(&r, 3);
+    for (int i = 0; i < 60; i++) {
+        int k = i % 3;
+        for (int t = 0; t < 4; t++)
+            fprintf(fp, "%s%s", t ? " " : "", w[k][lstm_rng_below(&r, 3)]);
+        fprintf(fp, ",%s\n", k == 0 ? "sport" : k == 1 ? "politics" : "film");
+    }
+    fclose(fp);
+}
+
+typedef struct {
+    lstm_run *run;
+    size_t steps, stop_after;
+} run_hooks;
+
+static int run_epoch_end(lstm_trainer *t, const lstm_epoch_stats *s,
+                         void *user)
+{
+    return lstm_run_epoch(((run_hooks *)user)->run, t, s);
+}
+
+static void run_step(const lstm_trainer *t, size_t step, size_t steps,
+                     size_t items, double loss, void *user)
+{
+    (void)t, (void)step, (void)steps, (void)items, (void)loss;
+    ((run_hooks *)user)->steps++;
+}
+
+static int run_stop(void *user)
+{
+    run_hooks *h = user;
+    return h->stop_after && h->steps >= h->stop_after;
+}
+
+typedef struct { const char *data; long epochs, hidden; double lr; } run_opts;
+#define RO(f) offsetof(run_opts, f)
+static const lstm_opt run_flags[] = {
+    {"--data", "data", 's', RO(data), 0, 0, NULL, 0},
+    {"--epochs", "epochs", 'l', RO(epochs), 1, 100, NULL, LSTM_OPT_KEEP},
+    {"--hidden", "hidden", 'l', RO(hidden), 1, 64, NULL, 0},
+    {"--lr", "lr", 'd', RO(lr), 0, 1, NULL, 0},
+};
+
+/* Trains a run in folder sub (resumed when resume) until it stops after
+ * stop_after steps (0: the end); the weights into w (when not NULL). */
+static int run_train(const char *sub, int resume, size_t stop_after,
+                     run_opts *ro, float *w)
+{
+    lstm_opts op = {run_flags, 4, ro, {0}, NULL, 0};
+    op.given[1] = resume;  /* --epochs given on resume */
+    lstm_run r;
+    ck_assert_int_eq(lstm_run_init(&r, in_run(sub), &op, 1, 1), 0);
+    const long epochs = ro->epochs;
+    if (resume) {
+        ro->hidden = 1, ro->lr = 0, ro->data = NULL;  /* from the state */
+        ck_assert_int_eq(lstm_run_resume(&r), 0);
+        ck_assert(ro->hidden == 8 && ro->lr == 0.02 && ro->epochs == epochs);
+    }
+    lstm_textset ts;
+    ck_assert_int_eq(lstm_textset_load(&ts, ro->data, resume ? in_run("r/split.json") : NULL,
+                                       5, 100, 1, 6), 0);
+    lstm_classifier_config cfg = {ts.vocab.n, 6, (size_t)ro->hidden, 1,
+                                  ts.ds.n_classes, {8, 8}, 2, 0.1f,
+                                  LSTM_POOL_MEAN, LSTM_FP32, 0,
+                                  LSTM_CELL_LSTM};
+    lstm_train_config tc;
+    lstm_train_config_default(&tc);
+    tc.epochs = ro->epochs, tc.batch = 4, tc.lr = ro->lr;
+    tc.monitor = LSTM_MONITOR_VAL_LOSS;
+    tc.data_rows = ts.ds.n, tc.data_crc = lstm_dataset_crc(&ts.ds);
+    lstm_classifier m;
+    lstm_trainer t;
+    run_hooks h = {&r, 0, stop_after};
+    ck_assert_int_eq(lstm_run_claim(&r), 0);
+    ck_assert_int_eq(lstm_run_split(&r, &ts), 0);
+    ck_assert_int_eq(lstm_classifier_init(&m, &cfg), 0);
+    ck_assert_int_eq(lstm_trainer_init(&t, &m, &tc), 0);
+    ck_assert_int_eq(lstm_trainer_data(&t, &ts.tok, ts.ds.label,
+                                       ts.split.idx[0], ts.split.n[0],
+                                       ts.split.idx[1], ts.split.n[1]), 0);
+    ck_assert_int_eq(lstm_run_start(&r, &t), 0);
+    t.hooks = (lstm_train_hooks){&h, NULL, run_step, run_epoch_end,
+                                 run_stop};
+    int err = lstm_trainer_fit(&t);
+    if (err == LSTM_STOPPED) {
+        ck_assert_int_eq(lstm_run_save_state(&r, &t), 0);
+        /* a second writer is refused while this one holds the folder */
+        lstm_run r2;
+        ck_assert_int_eq(lstm_run_init(&r2, r.dir, &op, 1, 1), 0);
+        ck_assert_int_eq(lstm_run_claim(&r2), LSTM_EIO);
+        ck_assert(strstr(lstm_errmsg(), "another run is writing there"));
+        lstm_run_free(&r2);
+    } else {
+        ck_assert_int_eq(err, 0);
+        lstm_metrics mt = {0};
+        int32_t pred[64];
+        double acc = 0;
+        ck_assert_uint_le(ts.split.n[2], 64);
+        ck_assert_int_eq(lstm_run_test(&r, &t, &mt, pred, &acc), 0);
+        ck_assert(acc >= 0 && acc <= 1 && mt.total == ts.split.n[2]);
+        lstm_metrics_free(&mt);
+    }
+    if (w)
+        memcpy(w, m.ps.w, m.ps.n * sizeof *w);
+    run_steps = h.steps;
+    lstm_run_free(&r);
+    lstm_trainer_free(&t);
+    lstm_classifier_free(&m);
+    lstm_textset_free(&ts);
+    return err;
+}
+
+/* A run stopped mid-epoch, its folder resumed by a new lstm_run: the same
+ * bits as a run never stopped; the folder's files; the lock; a split that
+ * is not the run's; the budget check. */
+START_TEST(run_folder_resume_same_bits)
+{
+    ck_assert(mkdtemp(run_dir) != NULL);
+    char data[512];
+    snprintf(data, sizeof data, "%s", in_run("news.csv"));
+    write_news(data);
+    static float wa[20000], wb[20000];
+    run_opts ra = {data, 3, 8, 0.02};
+    ck_assert_int_eq(run_train("a", 0, 0, &ra, wa), 0);
+    const size_t all = run_steps;
+    run_opts rb = {data, 3, 8, 0.02};
+    ck_assert_int_eq(run_train("r", 0, 17, &rb, NULL), LSTM_STOPPED);
+    run_opts rc = {NULL, 3, 0, 0};
+    ck_assert_int_eq(run_train("r", 1, 0, &rc, wb), 0);
+    ck_assert_uint_eq(run_steps, all - 17);  /* it went on, not again */
+    ck_assert(memcmp(wa, wb, sizeof wa) == 0);
+    /* the files of a finished run */
+    const char *files[] = {"r/model.safetensors", "r/metrics.csv",
+                           "r/predictions.csv", "r/split.json",
+                           "r/train_state.safetensors", "r/train.lock"};
+    for (int k = 0; k < 6; k++)
+        ck_assert_msg(access(in_run(files[k]), F_OK) == 0, "%s", files[k]);
+    char *csv;
+    size_t n;
+    ck_assert_int_eq(lstm_read_file(in_run("r/metrics.csv"), &csv, &n, 1 << 20), 0);
+    size_t lines = 0;
+    for (size_t i = 0; i < n; i++)
+        lines += csv[i] == '\n';
+    ck_assert_uint_eq(lines, 4);  /* the header and 3 epochs */
+    lstm_free(csv);
+    lstm_model lm;
+    ck_assert_int_eq(lstm_model_load(&lm, in_run("r/model.safetensors")), 0);
+    ck_assert(lstm_model_predict(&lm, "gol liga", 8) >= 0);
+    lstm_buf b = {0};
+    lstm_model_prediction(&b, &lm, 0, "x", 1);
+    ck_assert(b.s && !strncmp(b.s, "{\"input\":\"x\",\"label\":", 21));
+    lstm_buf_free(&b);
+    lstm_model_free(&lm);
+    /* a stale temporary of a killed write goes; another name stays */
+    FILE *fp = fopen(in_run("r/metrics.csv.tmp.AbCdEf"), "w");
+    ck_assert(fp && fclose(fp) == 0);
+    fp = fopen(in_run("r/notes.txt.tmp.AbCdEf"), "w");
+    ck_assert(fp && fclose(fp) == 0);
+    int fd = lstm_dir_lock(in_run("r"), "train.lock",
+                           (const char *const[]){"metrics.csv"}, 1);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    ck_assert(access(in_run("r/metrics.csv.tmp.AbCdEf"), F_OK) != 0);
+    ck_assert(access(in_run("r/notes.txt.tmp.AbCdEf"), F_OK) == 0);
+    /* another split under the run's name is refused on resume */
+    lstm_opts op = {run_flags, 4, &rc, {0}, NULL, 0};
+    lstm_run r;
+    lstm_textset ts;
+    ck_assert_int_eq(lstm_run_init(&r, in_run("r"), &op, 1, 1), 0);
+    ck_assert_int_eq(lstm_run_resume(&r), 0);
+    ck_assert_int_eq(lstm_textset_load(&ts, data, NULL, 99, 100, 1, 6), 0);
+    ck_assert_int_eq(lstm_run_split(&r, &ts), LSTM_EINVAL);
+    ck_assert(strstr(lstm_errmsg(), "differs from the split the run"));
+    /* the budget: memory over the limit, a checkpoint over the space */
+    lstm_train_budget bu = {0};
+    bu.total = 3e6;
+    ck_assert_int_eq(lstm_train_budget_check(&bu, 1e6, "--max", r.dir),
+                     LSTM_ENOMEM);
+    ck_assert(strstr(lstm_errmsg(), "more than the 1 MiB --max allows"));
+    bu.total = 0, bu.checkpoint = 1e30;
+    ck_assert_int_eq(lstm_train_budget_check(&bu, 0, "--max", r.dir),
+                     LSTM_EIO);
+    ck_assert(strstr(lstm_errmsg(), r.dir) && strstr(lstm_errmsg(), "free"));
+    bu.checkpoint = 0;
+    ck_assert_int_eq(lstm_train_budget_check(&bu, 0, "--max", r.dir), 0);
+    ck_assert_int_eq(lstm_address_check(), 0);
+    lstm_textset_free(&ts);
+    lstm_run_free(&r);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", run_dir);
+    ck_assert(system(cmd) == 0);
+}
+END_TEST
+
 /* ---- examples/char_lm, as a user runs it ---- */
 
 static const char *char_lm(void)
@@ -785,6 +1120,8 @@ Suite *train_suite(void)
     tcase_add_test(tc, sampling);
     tcase_add_test(tc, call_order_asserts);
     tcase_add_test(tc, char_lm_learns_and_samples);
+    tcase_add_test(tc, options_parse_save_restore);
+    tcase_add_test(tc, run_folder_resume_same_bits);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -63,8 +63,10 @@ int lstm_run_resume(lstm_run *r)
     r->resumed = 1;
     const char *s = lstm_safetensors_meta(&r->st, "options");
     const char *ss = lstm_safetensors_meta(&r->st, "state");
-    if (!s || lstm_json_parse(&r->saved, s, strlen(s)) ||
-        r->saved.type != LSTM_JSON_OBJ)
+    err = s ? lstm_json_parse(&r->saved, s, strlen(s)) : LSTM_EFORMAT;
+    if (err == LSTM_ENOMEM)
+        return err;
+    if (err || r->saved.type != LSTM_JSON_OBJ)
         return lstm_error(LSTM_EFORMAT, "%s: no valid \"options\" in the "
                           "metadata", path);
     if ((err = lstm_opts_restore(r->opts, &r->saved)))
@@ -74,8 +76,10 @@ int lstm_run_resume(lstm_run *r)
      * its tb_logs/. Nothing may leave the folder. */
     lstm_json sj = {0};
     const lstm_json *tb = lstm_json_get(&r->saved, "tb_dir");
-    if (!tb && ss && !lstm_json_parse(&sj, ss, strlen(ss)))
+    if (!tb && ss && (err = lstm_json_parse(&sj, ss, strlen(ss))) == 0)
         tb = lstm_json_get(&sj, "tb_dir");
+    if (err == LSTM_ENOMEM)
+        return err;
     const char *rel = tb && tb->type == LSTM_JSON_STR ? tb->str : NULL;
     rel = rel && strstr(rel, "tb_logs/") ? strstr(rel, "tb_logs/") : rel;
     err = !rel ? lstm_error(LSTM_EFORMAT, "%s: the saved options hold no "
