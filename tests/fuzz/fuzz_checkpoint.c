@@ -3,8 +3,12 @@
  * training run reads back: a model file through lstm_model_load (its
  * metadata: vocabulary, class names, configuration), and a training state
  * through lstm_trainer_load into a small fixed trainer (position,
- * generator states, optimizer and best-weight tensors).
+ * generator states, optimizer and best-weight tensors), and as a run's
+ * folder through lstm_run_resume (the saved options, the TensorBoard
+ * folder).
  */
+#include <stddef.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "lstm_data.h"
@@ -50,6 +54,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         lstm_trainer_load(&tr, &st, path);
         lstm_safetensors_close(&st);
     }
+    /* the same file as the state of a run's folder */
+    typedef struct { const char *data, *pool; long hidden; double lr; } opts;
+    static const lstm_opt flags[] = {
+        {"--data", "data", 's', offsetof(opts, data), 0, 0, NULL, 0},
+        {"--pool", "pool", 'e', offsetof(opts, pool), 0, 0, "last|mean", 0},
+        {"--hidden", "hidden", 'l', offsetof(opts, hidden), 1, 64, NULL, 0},
+        {"--lr", "lr", 'd', offsetof(opts, lr), 0, 1, NULL, LSTM_OPT_OPTIONAL},
+    };
+    opts o = {0};
+    lstm_opts op = {flags, 4, &o, {0}, NULL, 0};
+    char dir[64], state[128];
+    snprintf(dir, sizeof dir, "/tmp/fuzz_run_%d", (int)getpid());
+    snprintf(state, sizeof state, "%s/" LSTM_RUN_STATE, dir);
+    mkdir(dir, 0700);
+    lstm_run r;
+    if (rename(path, state) == 0 && lstm_run_init(&r, dir, &op, 0, 1) == 0) {
+        lstm_run_resume(&r);
+        lstm_run_free(&r);
+    }
+    unlink(state);
     unlink(path);
     return 0;
 }
