@@ -187,8 +187,15 @@ const lstm__kernels *lstm__kernels_best(void);
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define LSTM_X86 1
 #define LSTM_ISA_AVX2 __attribute__((target("arch=x86-64-v3")))
+/* GCC's auto-vectoriser is told to use whole 512-bit vectors; clang (the
+ * fuzzing build) takes no such target option and keeps its own choice */
+#if defined(__clang__)
+#define LSTM_PVW512 ""
+#else
+#define LSTM_PVW512 ",prefer-vector-width=512"
+#endif
 #define LSTM_ISA_AVX512                                                       \
-    __attribute__((target("arch=x86-64-v4,prefer-vector-width=512")))
+    __attribute__((target("arch=x86-64-v4" LSTM_PVW512)))
 #else
 #define LSTM_X86 0
 #endif

@@ -19,11 +19,11 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "rowmm.h"  /* ROWS_OF_16, PANEL_WALK */
+#include "kernels.h"  /* LSTM_PVW512 */
+#include "rowmm.h"    /* ROWS_OF_16, PANEL_WALK */
 
 #define BF16_ISA                                                             \
-    __attribute__((target("arch=x86-64-v4,avx512bf16,"                       \
-                          "prefer-vector-width=512")))
+    __attribute__((target("arch=x86-64-v4,avx512bf16" LSTM_PVW512)))
 
 /* 16 pairs (lo[j], hi[j]) of bfloat16 from two vectors of 16 floats (RNE:
  * the identity on bfloat16 values). */

@@ -74,6 +74,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         lstm_run_free(&r);
     }
     unlink(state);
+    rmdir(dir);
     unlink(path);
     return 0;
 }
