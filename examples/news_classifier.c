@@ -48,7 +48,7 @@ typedef struct {
     const char *data, *model, *out, *split, *resume, *monitor, *pool,
         *precision, *cell, *lr_schedule;
     long epochs, batch, max_len, vocab, embed, hidden, layers, patience;
-    long threads, seed, json, bidir, min_freq;
+    long threads, seed, json, bidir, min_freq, bag;
     double dropout, lr, wd, clip, max_mem, warmup, word_dropout;
     char **inputs;
     int ninputs;
@@ -89,6 +89,7 @@ static const lstm_opt flags[] = {
      OPTIONAL},
     {"--bidirectional", "bidirectional", 'b', O(bidir), 0, 1, NULL, OPTIONAL},
     {"--cell", "cell", 'e', O(cell), 0, 0, "lstm|gru", OPTIONAL},
+    {"--bag", "bag", 'b', O(bag), 0, 1, NULL, OPTIONAL},
     {"--min-freq", "min_freq", 'l', O(min_freq), 1, 1000000000, NULL,
      OPTIONAL},
     {"--word-dropout", "word_dropout", 'd', O(word_dropout), 0, 0.99, NULL,
@@ -136,6 +137,8 @@ static void usage(FILE *fp)
 "                       the feature is both directions' (off)\n"
 "  --cell lstm|gru      the recurrent layer: nn.LSTM's or nn.GRU's (lstm;\n"
 "                       gru: fp32 only)\n"
+"  --bag                the feature also holds the mean of the text's word\n"
+"                       embeddings: a bag of words beside the LSTM (off)\n"
 "  --precision P        fp32 or bf16-mixed: the LSTM's matrix products on\n"
 "                       bfloat16-rounded operands with float sums, float\n"
 "                       master weights (fp32; eval and predict: the\n"
@@ -216,6 +219,7 @@ static void config_of(lstm_classifier_config *cfg, const options *o, size_t V,
         .dropout = (float)o->dropout,
         .mlp = {512, 256}};  /* the notebook's head: Linear(H,512), (512,256) */
     cfg->bidirectional = o->bidir != 0;
+    cfg->bag = o->bag != 0;
     cfg->cell = strcmp(o->cell, "gru") ? LSTM_CELL_LSTM : LSTM_CELL_GRU;
     lstm_pool_parse(o->pool, &cfg->pool);  /* both checked by set_flag */
     lstm_precision_parse(o->precision, &cfg->precision);
@@ -505,10 +509,11 @@ static int cmd_train(lstm_opts *op)
     lstm_monitor_parse(o->monitor, &tc.monitor);
     const int keep_best = tc.monitor != LSTM_MONITOR_TRAIN_LOSS;
     printf("model: vocabulary %zu, embedding %zu, %s%s %zux%zu, head "
-           "%zu-%zu-%zu, pool %s; %zu parameters; %s, %d threads, %s "
+           "%zu-%zu-%zu, pool %s%s; %zu parameters; %s, %d threads, %s "
            "kernels\n", cfg.V, cfg.E, cfg.bidirectional ? "bidirectional " : "",
-           cfg.cell == LSTM_CELL_GRU ? "GRU" : "LSTM", cfg.L, cfg.H, cfg.mlp[0], cfg.mlp[1], cfg.C,
-           lstm_pool_name(cfg.pool), lstm_classifier_params(&cfg),
+           cfg.cell == LSTM_CELL_GRU ? "GRU" : "LSTM", cfg.L, cfg.H,
+           cfg.mlp[0], cfg.mlp[1], cfg.C, lstm_pool_name(cfg.pool),
+           cfg.bag ? " and a bag of words" : "", lstm_classifier_params(&cfg),
            lstm_precision_name(cfg.precision), lstm_get_threads(),
            lstm_kernels_name());
     if (keep_best && ts.split.n[1] == 0)

@@ -71,7 +71,7 @@ def encode(vocab, text, max_len):
 
 class LSTMBlock(nn.Module):
     def __init__(self, V, E, H, L, dropout, pool, bidirectional=False,
-                 cell="lstm"):
+                 cell="lstm", bag=False):
         super().__init__()
         self.embedding = nn.Embedding(V, E, padding_idx=0)
         rnn = nn.GRU if cell == "gru" else nn.LSTM
@@ -79,9 +79,20 @@ class LSTMBlock(nn.Module):
                         bidirectional=bidirectional)
         self.pool = pool
         self.bidirectional = bidirectional
+        self.bag = bag
 
     def forward(self, ids, lengths):
-        packed = pack_padded_sequence(self.embedding(ids), lengths,
+        x = self.embedding(ids)
+        feat = self.pooled(x, ids, lengths)
+        if not self.bag:
+            return feat
+        # --bag: the mean embedding over the true length beside it
+        mask = torch.arange(ids.shape[1])[None, :] < lengths[:, None]
+        return torch.cat([feat, (x * mask[:, :, None]).sum(1) /
+                          lengths[:, None]], dim=1)
+
+    def pooled(self, x, ids, lengths):
+        packed = pack_padded_sequence(x, lengths,
                                       batch_first=True, enforce_sorted=False)
         out, hn = self.lstm(packed)
         if isinstance(hn, tuple):  # an LSTM's (h_n, c_n)
@@ -100,12 +111,15 @@ class LSTMBlock(nn.Module):
 
 class Classifier(nn.Module):
     def __init__(self, V, E, H, L, C, dropout=0.2, pool="last",
-                 mlp=(512, 256), bidirectional=False, cell="lstm"):
+                 mlp=(512, 256), bidirectional=False, cell="lstm",
+                 bag=False):
         super().__init__()
-        self.lstm = LSTMBlock(V, E, H, L, dropout, pool, bidirectional, cell)
+        self.lstm = LSTMBlock(V, E, H, L, dropout, pool, bidirectional, cell,
+                              bag)
         D = 2 if bidirectional else 1
         self.classifier = nn.Sequential(
-            nn.Flatten(), nn.Linear(D * H, mlp[0]), nn.ReLU(),
+            nn.Flatten(), nn.Linear(D * H + (E if bag else 0), mlp[0]),
+            nn.ReLU(),
             nn.Dropout(dropout),
             nn.Linear(mlp[0], mlp[1]), nn.ReLU(), nn.Dropout(dropout),
             nn.Linear(mlp[1], C), nn.LogSoftmax(dim=1))
@@ -256,7 +270,7 @@ def cmd_check(a):
                        cfg["layers"], len(classes), cfg["dropout"],
                        cfg.get("pool", "last"), tuple(cfg["mlp"]),
                        cfg.get("bidirectional", False),
-                       cfg.get("cell", "lstm"))
+                       cfg.get("cell", "lstm"), cfg.get("bag", False))
     missing, unexpected = model.load_state_dict(tensors, strict=True)
     model.eval()
     vocab = {t: i for i, t in enumerate(tokens)}

@@ -484,6 +484,9 @@ typedef struct {
                                  (last: both directions' final states) */
     int cell;                 /* LSTM_CELL_LSTM, or LSTM_CELL_GRU (fp32
                                  only): the recurrent layer's cell */
+    int bag;                  /* 1: the feature also holds the mean of the
+                                 text's embeddings (E more: a bag of words
+                                 beside the recurrent layer) */
 } lstm_classifier_config;
 
 typedef struct {

@@ -257,7 +257,7 @@ START_TEST(cli_checkpoint_disagrees)
 {
     /* a checkpoint whose tensors do not match its own metadata */
     lstm_classifier_config cfg = {10, 4, 3, 1, 2, {5, 4}, 2, 0.0f, 0, LSTM_FP32, 0,
-                                  LSTM_CELL_LSTM};
+                                  LSTM_CELL_LSTM, 0};
     lstm_classifier m;
     ck_assert_int_eq(lstm_classifier_init(&m, &cfg), 0);
     const char *keys[3] = {"vocab", "classes", "config"};
@@ -790,7 +790,7 @@ static void tiny_model(const char *name, const char *vocab,
                        const char *classes, const char *config, int nan)
 {
     lstm_classifier_config cfg = {4, 4, 3, 1, 2, {5, 4}, 2, 0.0f, 0, LSTM_FP32, 0,
-                                  LSTM_CELL_LSTM};
+                                  LSTM_CELL_LSTM, 0};
     lstm_classifier m;
     ck_assert_int_eq(lstm_classifier_init(&m, &cfg), 0);
     lstm_rng r;

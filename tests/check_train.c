@@ -56,7 +56,7 @@ static lstm_classifier_config toy_config(void)
 {
     lstm_classifier_config cfg = {VOCAB, 8, 16, 2, NCLS, {12, 8}, 2, 0.3f,
                                   LSTM_POOL_LAST, LSTM_FP32, 0,
-                                  LSTM_CELL_LSTM};
+                                  LSTM_CELL_LSTM, 0};
     return cfg;
 }
 
@@ -320,6 +320,7 @@ START_TEST(model_file_round_trip)
     static toy d;
     toy_make(&d);
     lstm_classifier_config cfg = toy_config();
+    cfg.bag = _i;  /* and with the bag of words */
     lstm_classifier m;
     ck_assert_int_eq(lstm_classifier_init(&m, &cfg), 0);
     lstm_rng r;
@@ -346,6 +347,7 @@ START_TEST(model_file_round_trip)
     ck_assert_str_eq(lm.classes[1], "c\"d");
     ck_assert_uint_eq(lm.max_len, TMAX);
     ck_assert_uint_eq(lm.vocab.n, VOCAB);
+    ck_assert_int_eq(lm.net.cfg.bag, _i);
     ck_assert(memcmp(lm.net.ps.w, m.ps.w, m.ps.n * sizeof(float)) == 0);
     /* predict from text = forward over the encoded ids */
     const char *text = "w5 w7 nada w3";
@@ -907,7 +909,7 @@ static int run_train(const char *sub, int resume, size_t stop_after,
     lstm_classifier_config cfg = {ts.vocab.n, 6, (size_t)ro->hidden, 1,
                                   ts.ds.n_classes, {8, 8}, 2, 0.1f,
                                   LSTM_POOL_MEAN, LSTM_FP32, 0,
-                                  LSTM_CELL_LSTM};
+                                  LSTM_CELL_LSTM, 0};
     lstm_train_config tc;
     lstm_train_config_default(&tc);
     tc.epochs = ro->epochs, tc.batch = 4, tc.lr = ro->lr;
@@ -1111,7 +1113,7 @@ Suite *train_suite(void)
     tcase_add_test(tc, trainer_guard_names_step_and_parameter);
     tcase_add_loop_test(tc, trainer_stop_save_load_continue_same_bits, 0, 2);
     tcase_add_test(tc, lr_schedules);
-    tcase_add_test(tc, model_file_round_trip);
+    tcase_add_loop_test(tc, model_file_round_trip, 0, 2);
     tcase_add_test(tc, adamw_checkpoint_round_trip);
     tcase_add_test(tc, safetensors_refuses_repeats_and_overlaps);
     tcase_add_test(tc, step_equals_forward);

@@ -91,7 +91,8 @@ def lstm_case(name, B, T, I, H, L, lengths, with_state, seed,
 class LSTMBlock(nn.Module):
     """The notebook's LSTMBlock, made right: packed by true lengths."""
 
-    def __init__(self, V, E, H, L, pool, bidirectional=False, gru=False):
+    def __init__(self, V, E, H, L, pool, bidirectional=False, gru=False,
+                 bag=False):
         super().__init__()
         self.embedding = nn.Embedding(V, E, padding_idx=0)
         self.lstm = (nn.GRU if gru else nn.LSTM)(
@@ -99,10 +100,20 @@ class LSTMBlock(nn.Module):
             bidirectional=bidirectional)
         self.pool = pool
         self.bidirectional = bidirectional
+        self.bag = bag
 
     def forward(self, ids, lengths):
-        out, hn, _ = run_lstm(self.lstm, self.embedding(ids), lengths, None,
-                              None)
+        x = self.embedding(ids)
+        feat = self.pooled(x, ids, lengths)
+        if not self.bag:
+            return feat
+        # the bag of words: the mean embedding over the true length
+        mask = (torch.arange(ids.shape[1])[None, :] < lengths[:, None])
+        mean = (x * mask[:, :, None]).sum(1) / lengths[:, None].double()
+        return torch.cat([feat, mean], dim=1)
+
+    def pooled(self, x, ids, lengths):
+        out, hn, _ = run_lstm(self.lstm, x, lengths, None, None)
         if self.pool == "last" and self.bidirectional:
             return torch.cat([hn[-2], hn[-1]], dim=1)
         if self.pool == "last":
@@ -116,12 +127,12 @@ class LSTMBlock(nn.Module):
 
 class Classifier(nn.Module):
     def __init__(self, V, E, H, L, C, mlp, pool, bidirectional=False,
-                 gru=False):
+                 gru=False, bag=False):
         super().__init__()
-        self.lstm = LSTMBlock(V, E, H, L, pool, bidirectional, gru)
+        self.lstm = LSTMBlock(V, E, H, L, pool, bidirectional, gru, bag)
         D = 2 if bidirectional else 1
         self.classifier = nn.Sequential(
-            nn.Flatten(), nn.Linear(D * H, mlp[0]), nn.ReLU(), nn.Dropout(0.2),
+            nn.Flatten(), nn.Linear(D * H + (E if bag else 0), mlp[0]), nn.ReLU(), nn.Dropout(0.2),
             nn.Linear(mlp[0], mlp[1]), nn.ReLU(), nn.Dropout(0.2),
             nn.Linear(mlp[1], C), nn.LogSoftmax(dim=1))
 
@@ -129,11 +140,13 @@ class Classifier(nn.Module):
         return self.classifier(self.lstm(ids, lengths))
 
 
-def classifier_case(name, pool, seed, bidirectional=False, gru=False):
+def classifier_case(name, pool, seed, bidirectional=False, gru=False,
+                    bag=False):
     V, E, H, L, C, mlp = 20, 6, 5, 2, 4, (16, 8)
     B, T = 4, 7
     torch.manual_seed(seed)
-    model = Classifier(V, E, H, L, C, mlp, pool, bidirectional, gru).double()
+    model = Classifier(V, E, H, L, C, mlp, pool, bidirectional, gru,
+                       bag).double()
     model.eval()  # dropout off: the C side runs with train = 0
     lengths = torch.tensor([7, 5, 3, 1])
     ids = torch.randint(2, V, (B, T))
@@ -221,6 +234,8 @@ def main():
     classifier_case("classifier_gru_bi_last", "last", seed=14,
                     bidirectional=True, gru=True)
     classifier_case("classifier_gru_mean", "mean", seed=15, gru=True)
+    classifier_case("classifier_bi_max_bag", "max", seed=16,
+                    bidirectional=True, bag=True)
     losses_case("losses", seed=5)
     print("torch", torch.__version__, file=sys.stderr)
 

@@ -36,9 +36,16 @@ static size_t dirs(const lstm_classifier_config *c)
     return c->bidirectional ? 2 : 1;
 }
 
-static size_t feat_width(const lstm_classifier_config *c)
+/* The recurrent layer's output width, and the feature's: the pooled
+ * output, then the mean embedding with bag. */
+static size_t rnn_width(const lstm_classifier_config *c)
 {
     return dirs(c) * c->H;
+}
+
+static size_t feat_width(const lstm_classifier_config *c)
+{
+    return rnn_width(c) + (c->bag ? c->E : 0);
 }
 
 static size_t max_width(const lstm_classifier_config *c)
@@ -70,6 +77,9 @@ int lstm_classifier_init(lstm_classifier *m, const lstm_classifier_config *cfg)
     if (cfg->cell != LSTM_CELL_LSTM && cfg->cell != LSTM_CELL_GRU)
         return lstm_error(LSTM_EINVAL, "classifier: unknown cell %d",
                           cfg->cell);
+    if (cfg->bag != 0 && cfg->bag != 1)
+        return lstm_error(LSTM_EINVAL, "classifier: bag %d is not 0 or 1",
+                          cfg->bag);
     if (cfg->cell == LSTM_CELL_GRU && cfg->precision != LSTM_FP32)
         return lstm_error(LSTM_EINVAL, "classifier: the GRU runs in fp32 "
                           "only, not bf16-mixed");
@@ -126,7 +136,7 @@ static void layout(lstm_classifier *m, lstm__carver *c, size_t B, size_t T)
     m->x = lstm__carve(c, B * T * k->E);
     m->ids = (int32_t *)(void *)lstm__carve(c, B * T);
     m->len = (int32_t *)(void *)lstm__carve(c, B);
-    m->argmax = (int32_t *)(void *)lstm__carve(c, B * feat_width(k));
+    m->argmax = (int32_t *)(void *)lstm__carve(c, B * rnn_width(k));
     m->act[0] = lstm__carve(c, B * feat_width(k));
     for (size_t i = 0; i < k->n_mlp; i++) {
         m->rel[i] = lstm__carve(c, B * k->mlp[i]);
@@ -137,8 +147,8 @@ static void layout(lstm_classifier *m, lstm__carver *c, size_t B, size_t T)
     m->logp = lstm__carve(c, B * k->C);
     m->dlog = lstm__carve(c, B * k->C);
     m->dtmp = lstm__carve(c, 2 * B * max_width(k));
-    m->dhn = lstm__carve(c, k->L * B * feat_width(k));
-    m->dout = lstm__carve(c, B * T * feat_width(k));
+    m->dhn = lstm__carve(c, k->L * B * rnn_width(k));
+    m->dout = lstm__carve(c, B * T * rnn_width(k));
     m->dx = lstm__carve(c, B * T * k->E);
 }
 
@@ -149,7 +159,7 @@ static void layout(lstm_classifier *m, lstm__carver *c, size_t B, size_t T)
 static double param_walk(const lstm_classifier_config *c, double *block)
 {
     double n = 0, b = 0, in = (double)c->E;
-    const double H = (double)c->H, DH = (double)feat_width(c);
+    const double H = (double)c->H, DH = (double)rnn_width(c);
     const double G = (c->cell == LSTM_CELL_GRU ? 3.0 : 4.0) * H;
 #define ADD(x) (n += (x), b = ceil(b / 16.0) * 16.0 + (x))
     ADD((double)c->V * (double)c->E);
@@ -160,7 +170,7 @@ static double param_walk(const lstm_classifier_config *c, double *block)
             ADD(G);
             ADD(G);
         }
-    in = DH;
+    in = (double)feat_width(c);
     for (size_t i = 0; i <= c->n_mlp && i <= LSTM_MLP_MAX; i++) {
         double out = (double)head_width(c, i);
         ADD(in * out);
@@ -228,16 +238,35 @@ static int reserve(lstm_classifier *m, size_t B, size_t T)
     return LSTM_OK;
 }
 
+/* The mean of each row's embeddings over its length, into the feature's
+ * last E columns (row stride F). */
+static void bag_forward(lstm_classifier *m, float *feat, size_t F)
+{
+    const size_t E = m->cfg.E, T = m->T;
+    for (size_t b = 0; b < m->B; b++) {
+        const size_t n = (size_t)m->len[b];
+        float *f = feat + b * F + F - E;
+        memcpy(f, m->x + b * T * E, E * sizeof *f);
+        for (size_t t = 1; t < n; t++)
+            for (size_t e = 0; e < E; e++)
+                f[e] += m->x[(b * T + t) * E + e];
+        for (size_t e = 0; e < E; e++)
+            f[e] /= (float)n;
+    }
+}
+
 static void pool_forward(lstm_classifier *m)
 {
     const size_t B = m->B, T = m->T, D = dirs(&m->cfg), h = m->cfg.H;
-    const size_t H = D * h;  /* the feature's width */
+    const size_t H = D * h, F = feat_width(&m->cfg);  /* widths */
     const float *out = m->rnn.out;
     float *feat = m->act[0];
+    if (m->cfg.bag)
+        bag_forward(m, feat, F);
     if (m->cfg.pool == LSTM_POOL_LAST) {  /* hn of the top layer's runs */
         for (size_t b = 0; b < B; b++)
             for (size_t d = 0; d < D; d++)
-                memcpy(feat + b * H + d * h,
+                memcpy(feat + b * F + d * h,
                        m->rnn.hn + (((m->cfg.L - 1) * D + d) * B + b) * h,
                        h * sizeof *feat);
         return;
@@ -256,7 +285,7 @@ static void pool_forward(lstm_classifier *m)
                     at = (int32_t)t;
                 }
             }
-            feat[b * H + j] = m->cfg.pool == LSTM_POOL_MEAN ? acc / (float)n
+            feat[b * F + j] = m->cfg.pool == LSTM_POOL_MEAN ? acc / (float)n
                                                              : acc;
             m->argmax[b * H + j] = at;
         }
@@ -321,7 +350,7 @@ int lstm_classifier_backward(lstm_classifier *m, const int32_t *y)
 {
     const lstm_classifier_config *k = &m->cfg;
     const size_t B = m->B, T = m->T, L = k->L, D = dirs(k), h = k->H;
-    const size_t H = D * h;  /* the feature's width */
+    const size_t H = D * h, F = feat_width(k);  /* widths */
     if (!m->logp || !m->rnn.out)
         return lstm_error(LSTM_EINVAL, "classifier: backward before forward");
     for (size_t b = 0; b < B; b++)
@@ -343,21 +372,21 @@ int lstm_classifier_backward(lstm_classifier *m, const int32_t *y)
         d = dnext;
         dnext = t;
     }
-    /* d is now the gradient of the pooled feature (B,H) */
+    /* d is now the gradient of the feature (B,F) */
     const float *dout = NULL, *dhn = NULL;
     if (k->pool == LSTM_POOL_LAST) {
         memset(m->dhn, 0, L * B * H * sizeof(float));
         for (size_t b = 0; b < B; b++)
             for (size_t r = 0; r < D; r++)
                 memcpy(m->dhn + (((L - 1) * D + r) * B + b) * h,
-                       d + b * H + r * h, h * sizeof(float));
+                       d + b * F + r * h, h * sizeof(float));
         dhn = m->dhn;
     } else {
         memset(m->dout, 0, B * T * H * sizeof(float));
         for (size_t b = 0; b < B; b++) {
             const size_t n = (size_t)m->len[b];
             for (size_t j = 0; j < H; j++) {
-                float g = d[b * H + j];
+                float g = d[b * F + j];
                 if (k->pool == LSTM_POOL_MEAN)
                     for (size_t t = 0; t < n; t++)
                         m->dout[(b * T + t) * H + j] = g / (float)n;
@@ -372,6 +401,12 @@ int lstm_classifier_backward(lstm_classifier *m, const int32_t *y)
     double t2 = seconds();
     if (err)
         return err;
+    for (size_t b = 0; k->bag && b < B; b++) {  /* the mean embedding's */
+        const size_t n = (size_t)m->len[b], E = k->E;
+        for (size_t t = 0; t < n; t++)
+            for (size_t e = 0; e < E; e++)
+                m->dx[(b * T + t) * E + e] += d[b * F + H + e] / (float)n;
+    }
     lstm_embedding_backward(&m->emb, m->dx, m->ids, B * T);
     if (m->train) {
         m->t_head += t1 - t0;

@@ -37,11 +37,12 @@ int lstm_model_save(const char *path, const lstm_classifier *net,
         lstm_buf_printf(&cfg, "%s%zu", i ? "," : "", c->mlp[i]);
     lstm_buf_printf(&cfg,
                     "],\"max_len\":%zu,\"dropout\":%g,\"pool\":\"%s\","
-                    "\"precision\":\"%s\"%s%s}",
+                    "\"precision\":\"%s\"%s%s%s}",
                     max_len, (double)c->dropout, lstm_pool_name(c->pool),
                     lstm_precision_name(c->precision),
                     c->bidirectional ? ",\"bidirectional\":true" : "",
-                    c->cell == LSTM_CELL_GRU ? ",\"cell\":\"gru\"" : "");
+                    c->cell == LSTM_CELL_GRU ? ",\"cell\":\"gru\"" : "",
+                    c->bag ? ",\"bag\":true" : "");
     int err;
     if (voc.err || cls.err || cfg.err) {
         err = lstm_error(LSTM_ENOMEM, "out of memory saving the model");
@@ -167,6 +168,11 @@ static int read_config(const lstm_json *cfg, const char *path,
         return lstm_error(LSTM_EFORMAT, "%s: config \"bidirectional\" is not "
                           "true or false", path);
     c->bidirectional = bi && bi->num != 0;
+    const lstm_json *bag = lstm_json_get(cfg, "bag");  /* absent: none */
+    if (bag && bag->type != LSTM_JSON_BOOL)
+        return lstm_error(LSTM_EFORMAT, "%s: config \"bag\" is not true or "
+                          "false", path);
+    c->bag = bag && bag->num != 0;
     /* absent: an LSTM */
     const lstm_json *cell = lstm_json_get(cfg, "cell");
     if (cell && (cell->type != LSTM_JSON_STR ||
