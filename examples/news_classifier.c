@@ -221,7 +221,7 @@ static void config_of(lstm_classifier_config *cfg, const options *o, size_t V,
     cfg->bidirectional = o->bidir != 0;
     cfg->bag = o->bag != 0;
     cfg->cell = strcmp(o->cell, "gru") ? LSTM_CELL_LSTM : LSTM_CELL_GRU;
-    lstm_pool_parse(o->pool, &cfg->pool);  /* both checked by set_flag */
+    lstm_pool_parse(o->pool, &cfg->pool);  /* both checked by lstm_opts_parse */
     lstm_precision_parse(o->precision, &cfg->precision);
 }
 
@@ -401,8 +401,8 @@ static int fit_result(int err, const lstm_trainer *t, const options *o,
     if (err == LSTM_ENUMERIC) {  /* the numerical guard */
         char saved[1200] = "nothing was saved";
         if (t->epoch > 1 || o->resume)
-            snprintf(saved, sizeof saved, "%s/" LSTM_RUN_STATE " holds the last "
-                     "good state", o->out);
+            snprintf(saved, sizeof saved, "%s/" LSTM_RUN_STATE " holds the "
+                     "last good state", o->out);
         return die("%s; %s; try a lower --lr (now %g)%s", lstm_errmsg(),
                    saved, o->lr, o->clip > 0 ? "" : " or --clip-grad-norm 1");
     }

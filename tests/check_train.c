@@ -904,8 +904,9 @@ static int run_train(const char *sub, int resume, size_t stop_after,
         ck_assert(ro->hidden == 8 && ro->lr == 0.02 && ro->epochs == epochs);
     }
     lstm_textset ts;
-    ck_assert_int_eq(lstm_textset_load(&ts, ro->data, resume ? in_run("r/split.json") : NULL,
-                                       5, 100, 1, 6), 0);
+    const char *split = resume ? in_run("r/split.json") : NULL;
+    ck_assert_int_eq(lstm_textset_load(&ts, ro->data, split, 5, 100, 1, 6),
+                     0);
     lstm_classifier_config cfg = {ts.vocab.n, 6, (size_t)ro->hidden, 1,
                                   ts.ds.n_classes, {8, 8}, 2, 0.1f,
                                   LSTM_POOL_MEAN, LSTM_FP32, 0,
@@ -984,7 +985,8 @@ START_TEST(run_folder_resume_same_bits)
         ck_assert_msg(access(in_run(files[k]), F_OK) == 0, "%s", files[k]);
     char *csv;
     size_t n;
-    ck_assert_int_eq(lstm_read_file(in_run("r/metrics.csv"), &csv, &n, 1 << 20), 0);
+    ck_assert_int_eq(lstm_read_file(in_run("r/metrics.csv"), &csv, &n,
+                                    1 << 20), 0);
     size_t lines = 0;
     for (size_t i = 0; i < n; i++)
         lines += csv[i] == '\n';

@@ -217,8 +217,8 @@ int lstm_run_test(lstm_run *r, const lstm_trainer *t, lstm_metrics *mt,
                  *rows = ts->split.idx[2];
     float *probs = lstm_alloc((nt + 1) * C * sizeof *probs);
     int err = !probs ? LSTM_ENOMEM
-              : nt ? lstm_evaluate(t->model, &ts->tok, rows, nt, ts->ds.label, pred,
-                                   probs, NULL, acc)
+              : nt ? lstm_evaluate(t->model, &ts->tok, rows, nt, ts->ds.label,
+                                   pred, probs, NULL, acc)
                    : LSTM_OK;
     if (!err && nt)
         err = lstm_metrics_of(mt, C, rows, nt, ts->ds.label, pred);
