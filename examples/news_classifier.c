@@ -481,9 +481,9 @@ static int cmd_train(lstm_opts *op)
     run r = {.o = o, .tty = isatty(2)};
     char split[1100];
     snprintf(split, sizeof split, "%s/split.json", o->out);
-    int rc = 0;
-    if (lstm_run_init(&r.run, o->out, op, !rank, nproc) ||
-        ((r.run.dir_flag = "--out"), o->resume && lstm_run_resume(&r.run))) {
+    int rc = 0, err = lstm_run_init(&r.run, o->out, op, !rank, nproc);
+    r.run.dir_flag = "--out";  /* how its messages name the folder */
+    if (err || (o->resume && lstm_run_resume(&r.run))) {
         rc = die("%s", lstm_errmsg());
         goto out;
     }

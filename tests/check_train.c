@@ -855,28 +855,16 @@ static void write_news(const char *path)
     fclose(fp);
 }
 
+/* The record first: rec_step and rec_stop count and stop a run too. */
 typedef struct {
+    record rec;
     lstm_run *run;
-    size_t steps, stop_after;
 } run_hooks;
 
 static int run_epoch_end(lstm_trainer *t, const lstm_epoch_stats *s,
                          void *user)
 {
     return lstm_run_epoch(((run_hooks *)user)->run, t, s);
-}
-
-static void run_step(const lstm_trainer *t, size_t step, size_t steps,
-                     size_t items, double loss, void *user)
-{
-    (void)t, (void)step, (void)steps, (void)items, (void)loss;
-    ((run_hooks *)user)->steps++;
-}
-
-static int run_stop(void *user)
-{
-    run_hooks *h = user;
-    return h->stop_after && h->steps >= h->stop_after;
 }
 
 typedef struct { const char *data; long epochs, hidden; double lr; } run_opts;
@@ -918,7 +906,7 @@ static int run_train(const char *sub, int resume, size_t stop_after,
     tc.data_rows = ts.ds.n, tc.data_crc = lstm_dataset_crc(&ts.ds);
     lstm_classifier m;
     lstm_trainer t;
-    run_hooks h = {&r, 0, stop_after};
+    run_hooks h = {{.stop_after = stop_after}, &r};
     ck_assert_int_eq(lstm_run_claim(&r), 0);
     ck_assert_int_eq(lstm_run_split(&r, &ts), 0);
     ck_assert_int_eq(lstm_classifier_init(&m, &cfg), 0);
@@ -927,8 +915,8 @@ static int run_train(const char *sub, int resume, size_t stop_after,
                                        ts.split.idx[0], ts.split.n[0],
                                        ts.split.idx[1], ts.split.n[1]), 0);
     ck_assert_int_eq(lstm_run_start(&r, &t), 0);
-    t.hooks = (lstm_train_hooks){&h, NULL, run_step, run_epoch_end,
-                                 run_stop};
+    t.hooks = (lstm_train_hooks){&h, NULL, rec_step, run_epoch_end,
+                                 rec_stop};
     int err = lstm_trainer_fit(&t);
     if (err == LSTM_STOPPED) {
         ck_assert_int_eq(lstm_run_save_state(&r, &t), 0);
@@ -950,7 +938,7 @@ static int run_train(const char *sub, int resume, size_t stop_after,
     }
     if (w)
         memcpy(w, m.ps.w, m.ps.n * sizeof *w);
-    run_steps = h.steps;
+    run_steps = h.rec.steps;
     lstm_run_free(&r);
     lstm_trainer_free(&t);
     lstm_classifier_free(&m);

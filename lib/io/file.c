@@ -67,6 +67,10 @@ int lstm__read_regular(const char *path, char **data, size_t *n, size_t max)
     return lstm_read_file(path, data, n, max);
 }
 
+/* lstm_write_atomic's temporary of NAME: NAME.tmp. and mkstemp's six
+ * characters (lstm_dir_lock removes those a killed write left). */
+#define TMP_SUFFIX ".tmp."
+
 int lstm_write_atomic(const char *path, const void *data, size_t n)
 {
     size_t pl = strlen(path);
@@ -74,7 +78,7 @@ int lstm_write_atomic(const char *path, const void *data, size_t n)
     if (!tmp)
         return LSTM_ENOMEM;
     memcpy(tmp, path, pl);
-    memcpy(tmp + pl, ".tmp.XXXXXX", 12);
+    memcpy(tmp + pl, TMP_SUFFIX "XXXXXX", sizeof TMP_SUFFIX + 6);
     int fd = mkstemp(tmp);
     if (fd < 0) {
         int e = errno;
@@ -141,7 +145,7 @@ int lstm_dir_lock(const char *dir, const char *lockname,
                   const char *const *names, size_t n)
 {
     int err = lstm_mkdirs(dir);
-    size_t cap = strlen(dir) + 300;
+    size_t cap = strlen(dir) + strlen(lockname) + 260;  /* a d_name fits */
     char *path = err ? NULL : lstm_alloc(cap);
     if (err || !path)
         return err ? err : LSTM_ENOMEM;
@@ -158,9 +162,10 @@ int lstm_dir_lock(const char *dir, const char *lockname,
     for (struct dirent *e; d && (e = readdir(d)) != NULL;)
         for (size_t k = 0; k < n; k++) {
             size_t l = strlen(names[k]);
+            const size_t ls = sizeof TMP_SUFFIX - 1;
             if (!strncmp(e->d_name, names[k], l) &&
-                !strncmp(e->d_name + l, ".tmp.", 5) &&
-                strlen(e->d_name + l + 5) == 6 && strlen(e->d_name) < 250) {
+                !strncmp(e->d_name + l, TMP_SUFFIX, ls) &&
+                strlen(e->d_name + l + ls) == 6) {
                 snprintf(path, cap, "%s/%s", dir, e->d_name);
                 unlink(path);
             }

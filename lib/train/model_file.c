@@ -121,6 +121,18 @@ static int meta_size(const lstm_json *cfg, const char *path, const char *key,
 }
 
 /* The classifier's configuration from the metadata "config". */
+/* The optional switch cfg[key] into *on (absent: 0). */
+static int config_switch(const lstm_json *cfg, const char *path,
+                         const char *key, int *on)
+{
+    const lstm_json *v = lstm_json_get(cfg, key);
+    if (v && v->type != LSTM_JSON_BOOL)
+        return lstm_error(LSTM_EFORMAT, "%s: config \"%s\" is not true or "
+                          "false", path, key);
+    *on = v && v->num != 0;
+    return LSTM_OK;
+}
+
 static int read_config(const lstm_json *cfg, const char *path,
                        lstm_classifier_config *c, size_t *max_len,
                        size_t ntok)
@@ -162,17 +174,10 @@ static int read_config(const lstm_json *cfg, const char *path,
     if (meta_size(cfg, path, "vocab_size", &V) == 0 && V != ntok)
         return lstm_error(LSTM_EFORMAT, "%s: config says %zu vocabulary "
                           "entries, the vocabulary has %zu", path, V, ntok);
-    /* absent: unidirectional, fp32 (checkpoints from before the options) */
-    const lstm_json *bi = lstm_json_get(cfg, "bidirectional");
-    if (bi && bi->type != LSTM_JSON_BOOL)
-        return lstm_error(LSTM_EFORMAT, "%s: config \"bidirectional\" is not "
-                          "true or false", path);
-    c->bidirectional = bi && bi->num != 0;
-    const lstm_json *bag = lstm_json_get(cfg, "bag");  /* absent: none */
-    if (bag && bag->type != LSTM_JSON_BOOL)
-        return lstm_error(LSTM_EFORMAT, "%s: config \"bag\" is not true or "
-                          "false", path);
-    c->bag = bag && bag->num != 0;
+    /* absent: unidirectional, no bag, fp32 (files from before the options) */
+    if (config_switch(cfg, path, "bidirectional", &c->bidirectional) ||
+        config_switch(cfg, path, "bag", &c->bag))
+        return LSTM_EFORMAT;
     /* absent: an LSTM */
     const lstm_json *cell = lstm_json_get(cfg, "cell");
     if (cell && (cell->type != LSTM_JSON_STR ||
