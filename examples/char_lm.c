@@ -11,7 +11,8 @@
  *
  * The checkpoint holds the weights, AdamW's moments and step, the alphabet
  * and the sizes; --resume continues from it at the next window of the
- * text, the carried state starting again from zeros.
+ * text, the carried state starting again from zeros. SIGINT or SIGTERM
+ * saves the checkpoint after the step in progress and stops.
  */
 #include <fcntl.h>
 #include <stddef.h>
@@ -21,6 +22,7 @@
 
 #include "lstm.h"
 #include "lstm_data.h"
+#include "lstm_train.h"
 
 typedef struct {
     const char *text, *out, *model, *prime;
@@ -197,6 +199,8 @@ static int train(const options *op)
     int32_t *in = malloc(B * T * sizeof *in), *tg = malloc(B * T * sizeof *tg);
     if (!rc && (!x || !dx || !logits || !logp || !dout || !h || !c || !in || !tg))
         rc = die("out of memory");
+    if (!rc && lstm_run_catch_signals("char_lm", 60))
+        rc = fail("signals");
     double avg = 0;
     const size_t per = span / T;  /* windows in a span: then back to 0 */
     for (long s = 0; !rc && s < op->steps; s++) {
@@ -234,11 +238,17 @@ static int train(const options *op)
             break;
         }
         avg = s ? 0.95 * avg + 0.05 * (double)loss : (double)loss;
-        if ((s + 1) % op->every == 0 || s + 1 == op->steps) {
+        const int sig = lstm_run_stop_signal();
+        if (sig || (s + 1) % op->every == 0 || s + 1 == op->steps) {
             printf("step %ld  loss %.4f nats/char (smoothed %.4f)\n",
                    opt.step, (double)loss, avg);
             fflush(stdout);
             rc = save(op, &m, &opt);
+        }
+        if (sig && !rc) {  /* SIGINT or SIGTERM: saved, stop here */
+            fprintf(stderr, "char_lm: stopped at step %ld; continue with "
+                    "--resume\n", opt.step);
+            rc = 128 + sig;
         }
     }
     free(x), free(dx), free(logits), free(logp), free(dout), free(h), free(c);

@@ -247,45 +247,7 @@ static void print_results(const lstm_metrics *mt, const lstm_textset *ts,
 
 /* ---- train ---- */
 
-static volatile sig_atomic_t stop_signal;
-
 enum { STOP_GRACE = 60 };  /* seconds a stopping run may take */
-
-static void on_signal(int sig)
-{
-    if (!stop_signal)
-        alarm(STOP_GRACE);
-    stop_signal = sig;
-}
-
-static void on_alarm(int sig)
-{
-    static const char msg[] = PROG ": the step in progress did not end within "
-                              "60 s of the signal; stopped without saving\n";
-    (void)sig;
-    ssize_t w = write(2, msg, sizeof msg - 1);
-    (void)w;
-    _exit(128 + stop_signal);
-}
-
-/* SIGINT and SIGTERM end the run between two steps, with its state saved;
- * a second one ends it at once, and so does a step that has not ended
- * STOP_GRACE seconds after the first (the files on disk are whole either
- * way, being replaced atomically). Exceeding a file size limit becomes a
- * write error rather than a kill. */
-static void catch_signals(void)
-{
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = SA_RESETHAND;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    sa.sa_handler = on_alarm;
-    sigaction(SIGALRM, &sa, NULL);
-    signal(SIGXFSZ, SIG_IGN);
-}
 
 /* What the hooks of a run share. */
 typedef struct {
@@ -337,7 +299,7 @@ static void progress_step(const lstm_trainer *t, size_t step, size_t steps,
 static int should_stop(void *user)
 {
     (void)user;
-    return stop_signal != 0;
+    return lstm_run_stop_signal() != 0;
 }
 
 /* Memory against --max-memory (default: the machine's), and the space a
@@ -394,9 +356,10 @@ static int fit_result(int err, const lstm_trainer *t, const options *o,
         fprintf(stderr, PROG ": %s: stopped at epoch %ld, step %zu of %zu; "
                 "the state is in %s/" LSTM_RUN_STATE "; continue with: " PROG
                 " train --resume %s\n",
-                stop_signal == SIGINT ? "interrupted" : "terminated",
+                lstm_run_stop_signal() == SIGINT ? "interrupted"
+                                                 : "terminated",
                 t->epoch, t->step, lstm_trainer_steps(t), o->out, o->out);
-        return 128 + stop_signal;
+        return 128 + lstm_run_stop_signal();
     }
     if (err == LSTM_ENUMERIC) {  /* the numerical guard */
         char saved[1200] = "nothing was saved";
@@ -536,7 +499,10 @@ static int cmd_train(lstm_opts *op)
     if (o->resume)
         printf("resumed %s/" LSTM_RUN_STATE " at epoch %ld, step %zu of %zu\n",
                o->out, t.epoch, t.step, lstm_trainer_steps(&t));
-    catch_signals();
+    if (lstm_run_catch_signals(PROG, STOP_GRACE)) {
+        rc = die("%s", lstm_errmsg());
+        goto out;
+    }
     t.hooks = (lstm_train_hooks){&r, progress_begin, progress_step, epoch_end,
                                  should_stop};
     const double t_train = now();

@@ -361,6 +361,19 @@ int lstm_run_test(lstm_run *r, const lstm_trainer *t, lstm_metrics *mt,
 /* Closes the files and releases the lock. */
 void lstm_run_free(lstm_run *r);
 
+/* Stop signals, for a program's training loop (the process's handlers:
+ * call once, from the main thread). The first SIGINT or SIGTERM asks the
+ * run to stop: lstm_run_stop_signal() returns it from then on (a
+ * trainer's should_stop hook reads it; save the state and exit then). A
+ * second one ends the process at once (the default action), and so does
+ * a step still running `grace` seconds after the first: "PROG: the step
+ * in progress did not end within N s of the signal; stopped without
+ * saving" on stderr, exit status 128 + the signal (files written with
+ * lstm_write_atomic are whole either way). A file size limit becomes a
+ * write error rather than a kill (SIGXFSZ ignored). */
+int lstm_run_catch_signals(const char *prog, unsigned grace);
+int lstm_run_stop_signal(void);
+
 /* ---- the memory budget ------------------------------------------------------ */
 
 /* Bytes a classifier training run holds, from its configuration and data

@@ -3,7 +3,8 @@
  * and restore-best, the numerical guard, a run stopped, saved, loaded and
  * continued bit for bit; the model file; AdamW checkpoints; streaming
  * steps against the full forward; a second LSTM over shared weights; the
- * losses against PyTorch; sampling; option tables; a run's folder.
+ * losses against PyTorch; sampling; option tables; a run's folder; the
+ * stop signals.
  */
 #define _XOPEN_SOURCE 700  /* mkstemp, mkdtemp, popen */
 #include <math.h>
@@ -13,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "lstm_data.h"
@@ -648,6 +650,58 @@ START_TEST(sampling)
 }
 END_TEST
 
+/* A child that catches the stop signals (grace 1 s), receives `signals`
+ * SIGTERMs, then runs a step that never ends: its wait status, or -1 if
+ * it was still running after 20 s (killed then). The first SIGTERM must
+ * be held (lstm_run_stop_signal names it), and the grace must end it. */
+static int stop_child(int signals)
+{
+    int fd[2];
+    ck_assert(pipe(fd) == 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    ck_assert(pid >= 0);
+    if (pid == 0) {
+        close(fd[0]);
+        if (!freopen("/dev/null", "w", stderr) ||
+            lstm_run_catch_signals("t", 1))
+            _exit(2);
+        for (int i = 0; i < signals; i++) {
+            kill(getpid(), SIGTERM);
+            char held = lstm_run_stop_signal() == SIGTERM ? '1' : '0';
+            if (write(fd[1], &held, 1) != 1)
+                _exit(3);
+        }
+        for (volatile unsigned long spin = 0;; spin++)
+            ;  /* the step that never ends */
+    }
+    close(fd[1]);
+    char held = 0;
+    ck_assert(read(fd[0], &held, 1) == 1);
+    ck_assert_int_eq(held, '1');  /* the first SIGTERM did not end it */
+    close(fd[0]);
+    int st;
+    for (int i = 0; i < 200; i++) {
+        if (waitpid(pid, &st, WNOHANG) == pid)
+            return st;
+        nanosleep(&(struct timespec){0, 100000000}, NULL);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, &st, 0);
+    return -1;
+}
+
+START_TEST(stop_signal_grace)
+{
+    int st = stop_child(1);  /* exits after the grace, without saving */
+    ck_assert_msg(st != -1, "a step that never ends kept the process alive");
+    ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 128 + SIGTERM);
+    st = stop_child(2);      /* a second signal ends it at once */
+    ck_assert(st != -1 && WIFSIGNALED(st) && WTERMSIG(st) == SIGTERM);
+    ck_assert_int_eq(lstm_run_catch_signals("t", 0), LSTM_EINVAL);
+}
+END_TEST
+
 /* Runs fn in a child process: whether it died of SIGABRT (an assert). */
 static int aborts(void (*fn)(void))
 {
@@ -1114,6 +1168,7 @@ Suite *train_suite(void)
     tcase_add_test(tc, char_lm_learns_and_samples);
     tcase_add_test(tc, options_parse_save_restore);
     tcase_add_test(tc, run_folder_resume_same_bits);
+    tcase_add_test(tc, stop_signal_grace);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -2,8 +2,10 @@
  * run.c - a classifier training run's folder: its lock, split.json, the
  * training state with the run's options, metrics.csv, model.safetensors
  * and the TensorBoard events, written after every epoch; and a stopped
- * run read back from that folder.
+ * run read back from that folder; and the signals that stop a run.
  */
+#define _POSIX_C_SOURCE 200809L  /* sigaction */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -241,4 +243,58 @@ void lstm_run_free(lstm_run *r)
     if (r->lock >= 0)
         close(r->lock);
     r->lock = -1;
+}
+
+/* ---- stop signals ---- */
+
+static volatile sig_atomic_t stop_sig;
+static char late_msg[256];
+static size_t late_len;
+static unsigned grace_s;
+
+static void on_stop(int sig)
+{
+    if (!stop_sig)
+        alarm(grace_s);
+    stop_sig = sig;
+}
+
+static void on_late(int sig)
+{
+    (void)sig;
+    ssize_t w = write(2, late_msg, late_len);
+    (void)w;
+    _exit(128 + stop_sig);
+}
+
+int lstm_run_catch_signals(const char *prog, unsigned grace)
+{
+    if (!grace)
+        return lstm_error(LSTM_EINVAL, "stop signals: the grace period "
+                          "must be 1 s or more");
+    int n = snprintf(late_msg, sizeof late_msg, "%s: the step in progress "
+                     "did not end within %u s of the signal; stopped "
+                     "without saving\n", prog, grace);
+    if (n < 0 || (size_t)n >= sizeof late_msg)
+        n = (int)sizeof late_msg - 1;
+    late_len = (size_t)n;
+    grace_s = grace;
+    stop_sig = 0;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sigemptyset(&sa.sa_mask);
+    sa.sa_handler = on_stop;
+    sa.sa_flags = SA_RESETHAND;   /* a second signal: the default action */
+    if (sigaction(SIGINT, &sa, NULL) || sigaction(SIGTERM, &sa, NULL))
+        return lstm_error(LSTM_EIO, "stop signals: sigaction failed");
+    sa.sa_handler = on_late;
+    sa.sa_flags = 0;
+    sigaction(SIGALRM, &sa, NULL);
+    signal(SIGXFSZ, SIG_IGN);
+    return 0;
+}
+
+int lstm_run_stop_signal(void)
+{
+    return stop_sig;
 }
