@@ -49,7 +49,7 @@ typedef struct {
         *precision, *cell, *lr_schedule;
     long epochs, batch, max_len, vocab, embed, hidden, layers, patience;
     long threads, seed, json, bidir, min_freq, bag;
-    double dropout, lr, wd, clip, max_mem, warmup, word_dropout;
+    double dropout, lr, wd, clip, max_mem, warmup, word_dropout, wide;
     char **inputs;
     int ninputs;
 } options;
@@ -90,6 +90,7 @@ static const lstm_opt flags[] = {
     {"--bidirectional", "bidirectional", 'b', O(bidir), 0, 1, NULL, OPTIONAL},
     {"--cell", "cell", 'e', O(cell), 0, 0, "lstm|gru", OPTIONAL},
     {"--bag", "bag", 'b', O(bag), 0, 1, NULL, OPTIONAL},
+    {"--wide", "wide", 'd', O(wide), 0, 1e6, NULL, OPTIONAL},
     {"--min-freq", "min_freq", 'l', O(min_freq), 1, 1000000000, NULL,
      OPTIONAL},
     {"--word-dropout", "word_dropout", 'd', O(word_dropout), 0, 0.99, NULL,
@@ -139,10 +140,15 @@ static void usage(FILE *fp)
 "                       gru: fp32 only)\n"
 "  --bag                the feature also holds the mean of the text's word\n"
 "                       embeddings: a bag of words beside the LSTM (off)\n"
+"  --wide S             a linear bag of words beside the network: the logits\n"
+"                       gain S x the mean of a per-word table of logits,\n"
+"                       zero at the start; S acts as that table's learning-\n"
+"                       rate multiplier (0: none)\n"
 "  --precision P        fp32 or bf16-mixed: the LSTM's matrix products on\n"
 "                       bfloat16-rounded operands with float sums, float\n"
 "                       master weights (fp32; eval and predict: the\n"
-"                       checkpoint's)\n"
+"                       checkpoint's)\n");
+    fputs(
 "training:\n"
 "  --epochs N           at most N epochs (10)\n"
 "  --batch-size N       (4)\n"
@@ -174,7 +180,7 @@ static void usage(FILE *fp)
 "plus the texts and 4 bytes per token kept, plus 4 x parameters x 4 while\n"
 "the state is saved;\n"
 "parameters = V x E + 4H x (E + H + 2) + (L-1) x 4H x (2H + 2) + the head.\n"
-"train prints its estimate before it starts.\n");
+"train prints its estimate before it starts.\n", fp);
 }
 
 static int die(const char *fmt, ...)
@@ -220,6 +226,7 @@ static void config_of(lstm_classifier_config *cfg, const options *o, size_t V,
         .mlp = {512, 256}};  /* the notebook's head: Linear(H,512), (512,256) */
     cfg->bidirectional = o->bidir != 0;
     cfg->bag = o->bag != 0;
+    cfg->wide = (float)o->wide;
     cfg->cell = strcmp(o->cell, "gru") ? LSTM_CELL_LSTM : LSTM_CELL_GRU;
     lstm_pool_parse(o->pool, &cfg->pool);  /* both checked by lstm_opts_parse */
     lstm_precision_parse(o->precision, &cfg->precision);
@@ -472,11 +479,13 @@ static int cmd_train(lstm_opts *op)
     lstm_monitor_parse(o->monitor, &tc.monitor);
     const int keep_best = tc.monitor != LSTM_MONITOR_TRAIN_LOSS;
     printf("model: vocabulary %zu, embedding %zu, %s%s %zux%zu, head "
-           "%zu-%zu-%zu, pool %s%s; %zu parameters; %s, %d threads, %s "
+           "%zu-%zu-%zu, pool %s%s%s; %zu parameters; %s, %d threads, %s "
            "kernels\n", cfg.V, cfg.E, cfg.bidirectional ? "bidirectional " : "",
            cfg.cell == LSTM_CELL_GRU ? "GRU" : "LSTM", cfg.L, cfg.H,
            cfg.mlp[0], cfg.mlp[1], cfg.C, lstm_pool_name(cfg.pool),
-           cfg.bag ? " and a bag of words" : "", lstm_classifier_params(&cfg),
+           cfg.bag ? " and a bag of words" : "",
+           cfg.wide > 0 ? ", a wide bag of words" : "",
+           lstm_classifier_params(&cfg),
            lstm_precision_name(cfg.precision), lstm_get_threads(),
            lstm_kernels_name());
     if (keep_best && ts.split.n[1] == 0)

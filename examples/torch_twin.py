@@ -112,8 +112,9 @@ class LSTMBlock(nn.Module):
 class Classifier(nn.Module):
     def __init__(self, V, E, H, L, C, dropout=0.2, pool="last",
                  mlp=(512, 256), bidirectional=False, cell="lstm",
-                 bag=False):
+                 bag=False, wide=0.0):
         super().__init__()
+        self.scale = wide
         self.lstm = LSTMBlock(V, E, H, L, dropout, pool, bidirectional, cell,
                               bag)
         D = 2 if bidirectional else 1
@@ -123,9 +124,16 @@ class Classifier(nn.Module):
             nn.Dropout(dropout),
             nn.Linear(mlp[0], mlp[1]), nn.ReLU(), nn.Dropout(dropout),
             nn.Linear(mlp[1], C), nn.LogSoftmax(dim=1))
+        if wide:  # --wide: a linear bag of words added to the logits
+            self.wide = nn.Embedding(V, C, padding_idx=0)
 
     def forward(self, ids, lengths):
-        return self.classifier(self.lstm(ids, lengths))
+        if not self.scale:
+            return self.classifier(self.lstm(ids, lengths))
+        z = self.classifier[:-1](self.lstm(ids, lengths))
+        mask = torch.arange(ids.shape[1])[None, :] < lengths[:, None]
+        w = (self.wide(ids) * mask[:, :, None]).sum(1) / lengths[:, None]
+        return self.classifier[-1](z + self.scale * w)
 
 
 def batches(encoded, rows, labels=None):
@@ -270,7 +278,8 @@ def cmd_check(a):
                        cfg["layers"], len(classes), cfg["dropout"],
                        cfg.get("pool", "last"), tuple(cfg["mlp"]),
                        cfg.get("bidirectional", False),
-                       cfg.get("cell", "lstm"), cfg.get("bag", False))
+                       cfg.get("cell", "lstm"), cfg.get("bag", False),
+                       cfg.get("wide", 0.0))
     missing, unexpected = model.load_state_dict(tensors, strict=True)
     model.eval()
     vocab = {t: i for i, t in enumerate(tokens)}

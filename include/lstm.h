@@ -487,6 +487,13 @@ typedef struct {
     int bag;                  /* 1: the feature also holds the mean of the
                                  text's embeddings (E more: a bag of words
                                  beside the recurrent layer) */
+    float wide;               /* > 0: a linear bag of words beside the
+                                 network: the logits gain wide times the
+                                 mean, over the text, of the rows of
+                                 "wide.weight" (V,C; zero at reset) for its
+                                 tokens. Under Adam the scale acts as a
+                                 learning-rate multiplier of that table.
+                                 0: none */
 } lstm_classifier_config;
 
 typedef struct {
@@ -495,6 +502,7 @@ typedef struct {
     lstm_embedding emb;
     lstm_lstm rnn;
     lstm_dense fc[LSTM_MLP_MAX + 1];
+    lstm_embedding wide;      /* cfg.wide > 0 */
     /* workspace of the last forward, one allocation */
     size_t B, T, ws_bytes;
     int train;

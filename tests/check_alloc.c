@@ -20,7 +20,7 @@
 static int life(void)
 {
     lstm_classifier_config cfg = {30, 8, 6, 2, 3, {10, 7}, 2, 0.1f,
-                                  LSTM_POOL_MAX, LSTM_FP32, 0, LSTM_CELL_LSTM, 0};
+                                  LSTM_POOL_MAX, LSTM_FP32, 0, LSTM_CELL_LSTM, 0, 0.0f};
     lstm_classifier m;
     lstm_adamw opt;
     lstm_rng rng;
@@ -77,7 +77,7 @@ static int setup_life(void)
             lstm_encode(&v, ds.text[i], ds.text_len[i], ids, 8);
         lstm_classifier_config cfg = {v.n, 4, 3, 1, ds.n_classes, {5, 4}, 2,
                                       0.0f, LSTM_POOL_LAST, LSTM_FP32, 0,
-                                      LSTM_CELL_LSTM, 0};
+                                      LSTM_CELL_LSTM, 0, 0.0f};
         const char *keys[1] = {"note"}, *vals[1] = {"[1, {\"a\": \"b\"}]"};
         lstm_textset ts;
         if (!(err = lstm_textset_load(&ts, csv, spl, 1, 100, 1, 8)))
@@ -124,7 +124,7 @@ static int train_life(void)
     tc.monitor = LSTM_MONITOR_VAL_ACC;
     lstm_classifier_config cfg = {6, 4, 3, 1, 2, {5, 4}, 2, 0.0f,
                                   LSTM_POOL_MEAN, LSTM_FP32, 0,
-                                  LSTM_CELL_LSTM, 0};
+                                  LSTM_CELL_LSTM, 0, 0.0f};
     int err = lstm_vocab_from_list(&v, tok, 6);
     if (!err) err = lstm_corpus_encode(&c, &v, text, tlen, 4, 5);
     if (!err) err = lstm_classifier_init(&m, &cfg);
@@ -199,7 +199,7 @@ static int run_once(const char *csv, const char *out, int resume)
     lstm_classifier_config cfg = {ts.vocab.n, 4, (size_t)o.hidden, 1,
                                   ts.ds.n_classes, {5, 4}, 2, 0.0f,
                                   LSTM_POOL_LAST, LSTM_FP32, 0,
-                                  LSTM_CELL_LSTM, 0};
+                                  LSTM_CELL_LSTM, 0, 0.0f};
     lstm_train_config tc;
     lstm_train_config_default(&tc);
     tc.epochs = o.epochs, tc.batch = 4;

@@ -257,7 +257,7 @@ START_TEST(cli_checkpoint_disagrees)
 {
     /* a checkpoint whose tensors do not match its own metadata */
     lstm_classifier_config cfg = {10, 4, 3, 1, 2, {5, 4}, 2, 0.0f, 0, LSTM_FP32, 0,
-                                  LSTM_CELL_LSTM, 0};
+                                  LSTM_CELL_LSTM, 0, 0.0f};
     lstm_classifier m;
     ck_assert_int_eq(lstm_classifier_init(&m, &cfg), 0);
     const char *keys[3] = {"vocab", "classes", "config"};
@@ -790,7 +790,7 @@ static void tiny_model(const char *name, const char *vocab,
                        const char *classes, const char *config, int nan)
 {
     lstm_classifier_config cfg = {4, 4, 3, 1, 2, {5, 4}, 2, 0.0f, 0, LSTM_FP32, 0,
-                                  LSTM_CELL_LSTM, 0};
+                                  LSTM_CELL_LSTM, 0, 0.0f};
     lstm_classifier m;
     ck_assert_int_eq(lstm_classifier_init(&m, &cfg), 0);
     lstm_rng r;
@@ -841,6 +841,19 @@ START_TEST(cli_hostile_models)
                "\"dropout\":0}", 0);
     FAILS(1, "\"max_len\" is 1000000000, more than 1000000",
           "predict --model %s", path_in("len.safetensors"));
+    /* a wide scale out of range, and a missing wide table */
+    tiny_model("wide.safetensors", NULL, NULL,
+               "{\"vocab_size\":4,\"embed_dim\":4,\"hidden\":3,"
+               "\"layers\":1,\"mlp\":[5,4],\"max_len\":8,"
+               "\"dropout\":0,\"wide\":-2}", 0);
+    FAILS(1, "config \"wide\" is not a number in (0,1e6]",
+          "predict --model %s", path_in("wide.safetensors"));
+    tiny_model("wide1.safetensors", NULL, NULL,
+               "{\"vocab_size\":4,\"embed_dim\":4,\"hidden\":3,"
+               "\"layers\":1,\"mlp\":[5,4],\"max_len\":8,"
+               "\"dropout\":0,\"wide\":1}", 0);
+    FAILS(1, "config describes 186 parameters, the file holds 178",
+          "predict --model %s", path_in("wide1.safetensors"));
     /* reading that cannot end: a size limit, then a clear error */
     FAILS(1, "/dev/zero: larger than", "predict --model %s /dev/zero",
           path_in("ok.safetensors"));

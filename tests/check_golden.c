@@ -154,14 +154,14 @@ START_TEST(gru_bi_2layer_state) { lstm_case("gru_bi_2layer_state.bin", _i); }
 END_TEST
 
 static void classifier_case(const char *file, int pool, int bi, int cell,
-                            int bag, int use_ref)
+                            int bag, float wide, int use_ref)
 {
     fx_file f;
     fx_load(&f, file);
     lstm_kernels_use_ref(use_ref);
     const size_t B = 4, T = 7, C = 4;
     lstm_classifier_config cfg = {20,   6,    5,         2,  C, {16, 8}, 2,
-                                  0.2f, pool, LSTM_FP32, bi, cell, bag};
+                                  0.2f, pool, LSTM_FP32, bi, cell, bag, wide};
     lstm_classifier m;
     ck_assert_int_eq(lstm_classifier_init(&m, &cfg), 0);
     load_params(&m.ps, &f, "");
@@ -205,49 +205,56 @@ static void classifier_case(const char *file, int pool, int bi, int cell,
 START_TEST(classifier_last)
 {
     classifier_case("classifier_last.bin", LSTM_POOL_LAST, 0, LSTM_CELL_LSTM, 0,
-                    _i);
+                    0.0f, _i);
 }
 END_TEST
 
 START_TEST(classifier_mean)
 {
     classifier_case("classifier_mean.bin", LSTM_POOL_MEAN, 0, LSTM_CELL_LSTM, 0,
-                    _i);
+                    0.0f, _i);
 }
 END_TEST
 
 START_TEST(classifier_bi_last)
 {
     classifier_case("classifier_bi_last.bin", LSTM_POOL_LAST, 1,
-                    LSTM_CELL_LSTM, 0, _i);
+                    LSTM_CELL_LSTM, 0, 0.0f, _i);
 }
 END_TEST
 
 START_TEST(classifier_bi_max)
 {
     classifier_case("classifier_bi_max.bin", LSTM_POOL_MAX, 1, LSTM_CELL_LSTM, 0,
-                    _i);
+                    0.0f, _i);
 }
 END_TEST
 
 START_TEST(classifier_gru_bi_last)
 {
     classifier_case("classifier_gru_bi_last.bin", LSTM_POOL_LAST, 1,
-                    LSTM_CELL_GRU, 0, _i);
+                    LSTM_CELL_GRU, 0, 0.0f, _i);
 }
 END_TEST
 
 START_TEST(classifier_gru_mean)
 {
     classifier_case("classifier_gru_mean.bin", LSTM_POOL_MEAN, 0,
-                    LSTM_CELL_GRU, 0, _i);
+                    LSTM_CELL_GRU, 0, 0.0f, _i);
+}
+END_TEST
+
+START_TEST(classifier_mean_wide_bag)
+{
+    classifier_case("classifier_mean_wide_bag.bin", LSTM_POOL_MEAN, 0,
+                    LSTM_CELL_LSTM, 0, 3.0f, _i);
 }
 END_TEST
 
 START_TEST(classifier_bi_max_bag)
 {
     classifier_case("classifier_bi_max_bag.bin", LSTM_POOL_MAX, 1,
-                    LSTM_CELL_LSTM, 1, _i);
+                    LSTM_CELL_LSTM, 1, 0.0f, _i);
 }
 END_TEST
 
@@ -266,6 +273,7 @@ Suite *golden_suite(void)
     tcase_add_loop_test(tc, gru_bi_2layer_state, 0, 2);
     tcase_add_loop_test(tc, classifier_last, 0, 2);
     tcase_add_loop_test(tc, classifier_bi_max_bag, 0, 2);
+    tcase_add_loop_test(tc, classifier_mean_wide_bag, 0, 2);
     tcase_add_loop_test(tc, classifier_mean, 0, 2);
     tcase_add_loop_test(tc, classifier_bi_last, 0, 2);
     tcase_add_loop_test(tc, classifier_bi_max, 0, 2);

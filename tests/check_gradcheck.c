@@ -229,14 +229,18 @@ START_TEST(grad_classifier_direction)
     lstm_kernels_use_ref(_i % 2);
     cls_ctx c = {.ids = {2, 5, 7, 1, 3, 4, 6, 2, 0, 0, 0, 0, 9, 8, 3, 3, 0, 0},
                  .len = {6, 2, 4}, .y = {1, 0, 2}};
-    /* the bag of words beside the mean and max pools */
+    /* the bag of words beside the mean and max pools; the wide bag with
+     * the last and max */
     lstm_classifier_config cfg = {10, 4, 3, 2, 3, {8, 5}, 2, 0.2f,
                                   pools[_i / 2], LSTM_FP32, 0, LSTM_CELL_LSTM,
-                                  _i >= 2};
+                                  _i >= 2, _i / 2 != 1 ? 2.5f : 0.0f};
     ck_assert_int_eq(lstm_classifier_init(&c.m, &cfg), 0);
     lstm_rng rng;
     lstm_rng_seed(&rng, 21);
     lstm_classifier_reset(&c.m, &rng);
+    if (cfg.wide > 0.0f)  /* zero at reset: made random, as trained */
+        lstm_fill_normal(c.m.ps.w + c.m.wide.off_w, cfg.V * cfg.C, 0.0f,
+                         0.3f, &rng);
     lstm_params_zero_grad(&c.m.ps);
     cls_loss(&c);
     ck_assert_int_eq(lstm_classifier_backward(&c.m, c.y), 0);

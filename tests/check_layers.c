@@ -292,10 +292,10 @@ START_TEST(classifier_errors)
 {
     lstm_classifier m;
     lstm_classifier_config bad = {1, 4, 3, 1, 3, {8}, 1, 0.0f, 0, LSTM_FP32, 0,
-                                  LSTM_CELL_LSTM, 0};
+                                  LSTM_CELL_LSTM, 0, 0.0f};
     ck_assert_int_eq(lstm_classifier_init(&m, &bad), LSTM_EINVAL);
     lstm_classifier_config cfg = {10, 4, 3, 1, 3, {8}, 1, 0.0f, 7, LSTM_FP32, 0,
-                                  LSTM_CELL_LSTM, 0};
+                                  LSTM_CELL_LSTM, 0, 0.0f};
     ck_assert_int_eq(lstm_classifier_init(&m, &cfg), LSTM_EINVAL);
     cfg.pool = LSTM_POOL_LAST;
     ck_assert_int_eq(lstm_classifier_init(&m, &cfg), 0);
@@ -483,7 +483,7 @@ static float *train_small(int threads, size_t *n)
     enum { B = 5, T = 40 };
     lstm_classifier_config cfg = {50, 16, 24, 2, 4, {32, 16}, 2, 0.2f,
                                   LSTM_POOL_MEAN, LSTM_FP32, 0,
-                                  LSTM_CELL_LSTM, 0};
+                                  LSTM_CELL_LSTM, 0, 0.0f};
     lstm_classifier m;
     ck_assert_int_eq(lstm_classifier_init(&m, &cfg), 0);
     lstm_rng rng;
@@ -517,17 +517,20 @@ static float *train_small(int threads, size_t *n)
  * is what the classifier then holds after a training step. */
 START_TEST(classifier_memory_known_before)
 {
-    enum { LSTM = LSTM_CELL_LSTM, GRU = LSTM_CELL_GRU, BF16 = LSTM_BF16_MIXED };
-    const lstm_classifier_config cfgs[8] = {
-        {50, 8, 6, 2, 3, {10, 7}, 2, 0.1f, LSTM_POOL_MAX, LSTM_FP32, 0, LSTM, 0},
-        {7, 3, 5, 1, 2, {4, 0}, 1, 0.0f, LSTM_POOL_LAST, LSTM_FP32, 0, LSTM, 0},
-        {20, 5, 4, 3, 4, {0, 0}, 0, 0.2f, LSTM_POOL_MEAN, LSTM_FP32, 0, LSTM, 0},
-        {50, 8, 6, 2, 3, {10, 7}, 2, 0.1f, LSTM_POOL_MAX, BF16, 0, LSTM, 1},
-        {50, 8, 6, 2, 3, {10, 7}, 2, 0.1f, LSTM_POOL_LAST, LSTM_FP32, 1, LSTM, 0},
-        {20, 5, 4, 3, 4, {9, 0}, 1, 0.2f, LSTM_POOL_MAX, BF16, 1, LSTM, 0},
-        {50, 8, 6, 2, 3, {10, 7}, 2, 0.1f, LSTM_POOL_MAX, LSTM_FP32, 0, GRU, 0},
-        {20, 5, 4, 3, 4, {9, 0}, 1, 0.2f, LSTM_POOL_LAST, LSTM_FP32, 1, GRU, 1}};
-    for (int k = 0; k < 8; k++) {
+    enum { LSTM = LSTM_CELL_LSTM, GRU = LSTM_CELL_GRU, BF16 = LSTM_BF16_MIXED,
+           F32 = LSTM_FP32, LAST = LSTM_POOL_LAST, MEAN = LSTM_POOL_MEAN,
+           MAX = LSTM_POOL_MAX };
+    const lstm_classifier_config cfgs[9] = {
+        {50, 8, 6, 2, 3, {10, 7}, 2, 0.1f, MAX, F32, 0, LSTM, 0, 0},
+        {7, 3, 5, 1, 2, {4, 0}, 1, 0.0f, LAST, F32, 0, LSTM, 0, 0},
+        {20, 5, 4, 3, 4, {0, 0}, 0, 0.2f, MEAN, F32, 0, LSTM, 0, 0},
+        {50, 8, 6, 2, 3, {10, 7}, 2, 0.1f, MAX, BF16, 0, LSTM, 1, 0},
+        {50, 8, 6, 2, 3, {10, 7}, 2, 0.1f, LAST, F32, 1, LSTM, 0, 0},
+        {20, 5, 4, 3, 4, {9, 0}, 1, 0.2f, MAX, BF16, 1, LSTM, 0, 0},
+        {50, 8, 6, 2, 3, {10, 7}, 2, 0.1f, MAX, F32, 0, GRU, 0, 0},
+        {20, 5, 4, 3, 4, {9, 0}, 1, 0.2f, LAST, F32, 1, GRU, 1, 0},
+        {30, 4, 3, 1, 5, {6, 0}, 1, 0.0f, MEAN, F32, 0, LSTM, 0, 2.0f}};
+    for (int k = 0; k < 9; k++) {
         const lstm_classifier_config *cfg = &cfgs[k];
         lstm_classifier m;
         lstm_rng r;

@@ -58,7 +58,7 @@ static lstm_classifier_config toy_config(void)
 {
     lstm_classifier_config cfg = {VOCAB, 8, 16, 2, NCLS, {12, 8}, 2, 0.3f,
                                   LSTM_POOL_LAST, LSTM_FP32, 0,
-                                  LSTM_CELL_LSTM, 0};
+                                  LSTM_CELL_LSTM, 0, 0.0f};
     return cfg;
 }
 
@@ -322,12 +322,15 @@ START_TEST(model_file_round_trip)
     static toy d;
     toy_make(&d);
     lstm_classifier_config cfg = toy_config();
-    cfg.bag = _i;  /* and with the bag of words */
+    cfg.bag = _i;         /* and with the bag of words, */
+    cfg.wide = _i * 7.5f; /* and the wide one (its weights made random) */
     lstm_classifier m;
     ck_assert_int_eq(lstm_classifier_init(&m, &cfg), 0);
     lstm_rng r;
     lstm_rng_seed(&r, 3);
     lstm_classifier_reset(&m, &r);
+    if (_i)
+        lstm_fill_normal(m.ps.w + m.wide.off_w, VOCAB * NCLS, 0.0f, 1.0f, &r);
     char *tok[VOCAB];
     char buf[VOCAB][8];
     for (int i = 0; i < VOCAB; i++) {
@@ -350,6 +353,7 @@ START_TEST(model_file_round_trip)
     ck_assert_uint_eq(lm.max_len, TMAX);
     ck_assert_uint_eq(lm.vocab.n, VOCAB);
     ck_assert_int_eq(lm.net.cfg.bag, _i);
+    ck_assert(lm.net.cfg.wide == cfg.wide);
     ck_assert(memcmp(lm.net.ps.w, m.ps.w, m.ps.n * sizeof(float)) == 0);
     /* predict from text = forward over the encoded ids */
     const char *text = "w5 w7 nada w3";
@@ -952,7 +956,7 @@ static int run_train(const char *sub, int resume, size_t stop_after,
     lstm_classifier_config cfg = {ts.vocab.n, 6, (size_t)ro->hidden, 1,
                                   ts.ds.n_classes, {8, 8}, 2, 0.1f,
                                   LSTM_POOL_MEAN, LSTM_FP32, 0,
-                                  LSTM_CELL_LSTM, 0};
+                                  LSTM_CELL_LSTM, 0, 0.0f};
     lstm_train_config tc;
     lstm_train_config_default(&tc);
     tc.epochs = ro->epochs, tc.batch = 4, tc.lr = ro->lr;

@@ -127,26 +127,38 @@ class LSTMBlock(nn.Module):
 
 class Classifier(nn.Module):
     def __init__(self, V, E, H, L, C, mlp, pool, bidirectional=False,
-                 gru=False, bag=False):
+                 gru=False, bag=False, wide=0.0):
         super().__init__()
+        self.scale = wide
         self.lstm = LSTMBlock(V, E, H, L, pool, bidirectional, gru, bag)
         D = 2 if bidirectional else 1
         self.classifier = nn.Sequential(
             nn.Flatten(), nn.Linear(D * H + (E if bag else 0), mlp[0]), nn.ReLU(), nn.Dropout(0.2),
             nn.Linear(mlp[0], mlp[1]), nn.ReLU(), nn.Dropout(0.2),
             nn.Linear(mlp[1], C), nn.LogSoftmax(dim=1))
+        if wide:  # a linear bag of words added to the logits
+            self.wide = nn.Embedding(V, C, padding_idx=0)
+            with torch.no_grad():  # zero in the library; random here
+                self.wide.weight.normal_(0, 0.3)
+                self.wide.weight[0] = 0
 
     def forward(self, ids, lengths):
-        return self.classifier(self.lstm(ids, lengths))
+        if not self.scale:
+            return self.classifier(self.lstm(ids, lengths))
+        z = self.classifier[:-1](self.lstm(ids, lengths))
+        mask = (torch.arange(ids.shape[1])[None, :] < lengths[:, None])
+        w = (self.wide(ids) * mask[:, :, None]).sum(1)
+        z = z + self.scale * w / lengths[:, None].double()
+        return self.classifier[-1](z)
 
 
 def classifier_case(name, pool, seed, bidirectional=False, gru=False,
-                    bag=False):
+                    bag=False, wide=0.0):
     V, E, H, L, C, mlp = 20, 6, 5, 2, 4, (16, 8)
     B, T = 4, 7
     torch.manual_seed(seed)
     model = Classifier(V, E, H, L, C, mlp, pool, bidirectional, gru,
-                       bag).double()
+                       bag, wide).double()
     model.eval()  # dropout off: the C side runs with train = 0
     lengths = torch.tensor([7, 5, 3, 1])
     ids = torch.randint(2, V, (B, T))
@@ -236,6 +248,7 @@ def main():
     classifier_case("classifier_gru_mean", "mean", seed=15, gru=True)
     classifier_case("classifier_bi_max_bag", "max", seed=16,
                     bidirectional=True, bag=True)
+    classifier_case("classifier_mean_wide_bag", "mean", seed=17, wide=3.0)
     losses_case("losses", seed=5)
     print("torch", torch.__version__, file=sys.stderr)
 

@@ -9,6 +9,9 @@
  *         directions' final states, side by side, when bidirectional
  *   mean  the mean of the last layer's outputs
  *   max   their element-wise maximum
+ *
+ * With cfg.wide, a linear bag of words (a table of one logit row per
+ * word, averaged over the text and scaled) adds to the head's logits.
  */
 #define _POSIX_C_SOURCE 200809L  /* clock_gettime */
 #include <stdio.h>
@@ -80,6 +83,9 @@ int lstm_classifier_init(lstm_classifier *m, const lstm_classifier_config *cfg)
     if (cfg->bag != 0 && cfg->bag != 1)
         return lstm_error(LSTM_EINVAL, "classifier: bag %d is not 0 or 1",
                           cfg->bag);
+    if (!(cfg->wide >= 0.0f && cfg->wide <= 1e6f))
+        return lstm_error(LSTM_EINVAL, "classifier: wide %g outside "
+                          "[0,1e6]", (double)cfg->wide);
     if (cfg->cell == LSTM_CELL_GRU && cfg->precision != LSTM_FP32)
         return lstm_error(LSTM_EINVAL, "classifier: the GRU runs in fp32 "
                           "only, not bf16-mixed");
@@ -107,6 +113,8 @@ int lstm_classifier_init(lstm_classifier *m, const lstm_classifier_config *cfg)
         err = lstm_dense_init(&m->fc[i], &m->ps, name, in, head_width(cfg, i));
         in = head_width(cfg, i);
     }
+    if (!err && cfg->wide > 0.0f)
+        err = lstm_embedding_init(&m->wide, &m->ps, "wide", cfg->V, cfg->C, 0);
     if (!err)
         err = lstm_params_alloc(&m->ps);
     if (err)
@@ -120,6 +128,9 @@ void lstm_classifier_reset(lstm_classifier *m, lstm_rng *r)
     lstm_lstm_reset(&m->rnn, r);
     for (size_t i = 0; i <= m->cfg.n_mlp; i++)
         lstm_dense_reset(&m->fc[i], r);
+    if (m->cfg.wide > 0.0f)
+        memset(m->ps.w + m->wide.off_w, 0,
+               m->cfg.V * m->cfg.C * sizeof(float));
 }
 
 void lstm_classifier_free(lstm_classifier *m)
@@ -177,6 +188,8 @@ static double param_walk(const lstm_classifier_config *c, double *block)
         ADD(out);
         in = out;
     }
+    if (c->wide > 0.0f)
+        ADD((double)c->V * (double)c->C);
 #undef ADD
     *block = c->L < 4096 ? b : HUGE_VAL;
     return c->L < 4096 ? n : HUGE_VAL;
@@ -252,6 +265,44 @@ static void bag_forward(lstm_classifier *m, float *feat, size_t F)
                 f[e] += m->x[(b * T + t) * E + e];
         for (size_t e = 0; e < E; e++)
             f[e] /= (float)n;
+    }
+}
+
+/* logits (B,C) += wide * the mean of the text's rows of the wide table;
+ * and its backward, from the gradient of the logits. */
+static void wide_forward(lstm_classifier *m)
+{
+    const size_t C = m->cfg.C, T = m->T;
+    const float *w = m->ps.w + m->wide.off_w;
+    for (size_t b = 0; b < m->B; b++) {
+        const size_t n = (size_t)m->len[b];
+        float *acc = m->dtmp;  /* free until the backward */
+        memset(acc, 0, C * sizeof *acc);
+        for (size_t t = 0; t < n; t++) {
+            const float *row = w + (size_t)m->ids[b * T + t] * C;
+            for (size_t c = 0; c < C; c++)
+                acc[c] += row[c];
+        }
+        for (size_t c = 0; c < C; c++)
+            m->logits[b * C + c] += m->cfg.wide * acc[c] / (float)n;
+    }
+}
+
+static void wide_backward(lstm_classifier *m)
+{
+    const size_t C = m->cfg.C, T = m->T;
+    float *g = m->ps.g + m->wide.off_w;
+    for (size_t b = 0; b < m->B; b++) {
+        const size_t n = (size_t)m->len[b];
+        const float *d = m->dlog + b * C;
+        for (size_t t = 0; t < n; t++) {
+            const int32_t id = m->ids[b * T + t];
+            if (id == m->wide.pad)
+                continue;
+            float *row = g + (size_t)id * C;
+            for (size_t c = 0; c < C; c++)
+                row[c] += m->cfg.wide * d[c] / (float)n;
+        }
     }
 }
 
@@ -340,6 +391,8 @@ int lstm_classifier_forward(lstm_classifier *m, const int32_t *ids,
             memcpy(m->act[i + 1], m->rel[i], n * sizeof(float));
     }
     lstm_dense_forward(&m->fc[k->n_mlp], m->logits, m->act[k->n_mlp], B);
+    if (k->wide > 0.0f)
+        wide_forward(m);
     err = lstm_logsoftmax_nll_forward(m->logp, loss, m->logits, y, B, k->C);
     if (train)
         m->t_head += seconds() - t2;
@@ -359,6 +412,8 @@ int lstm_classifier_backward(lstm_classifier *m, const int32_t *y)
                               "[0,%zu)", (long)y[b], k->C);
     double t0 = seconds();
     lstm_logsoftmax_nll_backward(m->dlog, m->logp, y, B, k->C);
+    if (k->wide > 0.0f)
+        wide_backward(m);
     /* the head, from the top: dtmp alternates between two halves */
     float *d = m->dtmp, *dnext = m->dtmp + B * max_width(k);
     lstm_dense_backward(&m->fc[k->n_mlp], d, m->dlog, m->act[k->n_mlp], B);

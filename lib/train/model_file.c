@@ -37,12 +37,15 @@ int lstm_model_save(const char *path, const lstm_classifier *net,
         lstm_buf_printf(&cfg, "%s%zu", i ? "," : "", c->mlp[i]);
     lstm_buf_printf(&cfg,
                     "],\"max_len\":%zu,\"dropout\":%g,\"pool\":\"%s\","
-                    "\"precision\":\"%s\"%s%s%s}",
+                    "\"precision\":\"%s\"%s%s%s",
                     max_len, (double)c->dropout, lstm_pool_name(c->pool),
                     lstm_precision_name(c->precision),
                     c->bidirectional ? ",\"bidirectional\":true" : "",
                     c->cell == LSTM_CELL_GRU ? ",\"cell\":\"gru\"" : "",
                     c->bag ? ",\"bag\":true" : "");
+    if (c->wide > 0.0f)
+        lstm_buf_printf(&cfg, ",\"wide\":%.9g", (double)c->wide);
+    lstm_buf_printf(&cfg, "}");
     int err;
     if (voc.err || cls.err || cfg.err) {
         err = lstm_error(LSTM_ENOMEM, "out of memory saving the model");
@@ -178,6 +181,13 @@ static int read_config(const lstm_json *cfg, const char *path,
     if (config_switch(cfg, path, "bidirectional", &c->bidirectional) ||
         config_switch(cfg, path, "bag", &c->bag))
         return LSTM_EFORMAT;
+    /* absent: no wide part */
+    const lstm_json *wide = lstm_json_get(cfg, "wide");
+    if (wide && (wide->type != LSTM_JSON_NUM || !(wide->num > 0) ||
+                 wide->num > 1e6))
+        return lstm_error(LSTM_EFORMAT, "%s: config \"wide\" is not a "
+                          "number in (0,1e6]", path);
+    c->wide = wide ? (float)wide->num : 0.0f;
     /* absent: an LSTM */
     const lstm_json *cell = lstm_json_get(cfg, "cell");
     if (cell && (cell->type != LSTM_JSON_STR ||

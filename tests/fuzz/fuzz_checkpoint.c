@@ -27,7 +27,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!ready) {
         lstm_classifier_config cfg = {6, 3, 2, 1, 2, {4, 3}, 2, 0.0f,
                                       LSTM_POOL_LAST, LSTM_FP32, 0,
-                                      LSTM_CELL_LSTM, 0};
+                                      LSTM_CELL_LSTM, 0, 0.0f};
         static int32_t ids[2] = {2, 3};
         static size_t off[2] = {0, 1};
         static int32_t len[2] = {1, 1};
