@@ -784,6 +784,12 @@ START_TEST(mpi_killed_rank)
 }
 END_TEST
 
+/* The configuration of tiny_model's weights, with its max_len and more
+ * keys (string literals). */
+#define TINY_CONFIG(max_len, more)                                          \
+    "{\"vocab_size\":4,\"embed_dim\":4,\"hidden\":3,\"layers\":1,"         \
+    "\"mlp\":[5,4],\"max_len\":" max_len ",\"dropout\":0" more "}"
+
 /* A small model with the given metadata (NULL: a valid default), and
  * optionally a NaN in one weight. */
 static void tiny_model(const char *name, const char *vocab,
@@ -802,9 +808,7 @@ static void tiny_model(const char *name, const char *vocab,
     const char *vals[3] = {
         vocab ? vocab : "[\"[PAD]\",\"[UNK]\",\"a\",\"b\"]",
         classes ? classes : "[\"x\",\"y\"]",
-        config ? config : "{\"vocab_size\":4,\"embed_dim\":4,\"hidden\":3,"
-                          "\"layers\":1,\"mlp\":[5,4],\"max_len\":8,"
-                          "\"dropout\":0}"};
+        config ? config : TINY_CONFIG("8", "")};
     ck_assert_int_eq(lstm_safetensors_save(path_in(name), &m.ps, keys, vals,
                                            3), 0);
     lstm_classifier_free(&m);
@@ -835,23 +839,17 @@ START_TEST(cli_hostile_models)
     FAILS(1, "holds a non-finite value", "predict --model %s --json %s",
           path_in("nan.safetensors"), path_in("t.txt"));
     /* a max_len that would allocate gigabytes per text */
-    tiny_model("len.safetensors", NULL, NULL,
-               "{\"vocab_size\":4,\"embed_dim\":4,\"hidden\":3,"
-               "\"layers\":1,\"mlp\":[5,4],\"max_len\":1000000000,"
-               "\"dropout\":0}", 0);
+    tiny_model("len.safetensors", NULL, NULL, TINY_CONFIG("1000000000", ""),
+               0);
     FAILS(1, "\"max_len\" is 1000000000, more than 1000000",
           "predict --model %s", path_in("len.safetensors"));
     /* a wide scale out of range, and a missing wide table */
     tiny_model("wide.safetensors", NULL, NULL,
-               "{\"vocab_size\":4,\"embed_dim\":4,\"hidden\":3,"
-               "\"layers\":1,\"mlp\":[5,4],\"max_len\":8,"
-               "\"dropout\":0,\"wide\":-2}", 0);
+               TINY_CONFIG("8", ",\"wide\":-2"), 0);
     FAILS(1, "config \"wide\" is not a number in (0,1e6]",
           "predict --model %s", path_in("wide.safetensors"));
     tiny_model("wide1.safetensors", NULL, NULL,
-               "{\"vocab_size\":4,\"embed_dim\":4,\"hidden\":3,"
-               "\"layers\":1,\"mlp\":[5,4],\"max_len\":8,"
-               "\"dropout\":0,\"wide\":1}", 0);
+               TINY_CONFIG("8", ",\"wide\":1"), 0);
     FAILS(1, "config describes 186 parameters, the file holds 178",
           "predict --model %s", path_in("wide1.safetensors"));
     /* reading that cannot end: a size limit, then a clear error */
