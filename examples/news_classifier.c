@@ -179,7 +179,8 @@ static void usage(FILE *fp)
 "of activations (3E with bf16-mixed; B = max(batch, 32), T = max length),\n"
 "plus the texts and 4 bytes per token kept, plus 4 x parameters x 4 while\n"
 "the state is saved;\n"
-"parameters = V x E + 4H x (E + H + 2) + (L-1) x 4H x (2H + 2) + the head.\n"
+"parameters = V x E + 4H x (E + H + 2) + (L-1) x 4H x (2H + 2) + the head\n"
+"(+ V x C with --wide).\n"
 "train prints its estimate before it starts.\n", fp);
 }
 
