@@ -20,7 +20,8 @@
 static int life(void)
 {
     lstm_classifier_config cfg = {30, 8, 6, 2, 3, {10, 7}, 2, 0.1f,
-                                  LSTM_POOL_MAX, LSTM_FP32, 0, LSTM_CELL_LSTM, 0, 0.0f};
+                                  LSTM_POOL_MAX, LSTM_FP32, 0, LSTM_CELL_LSTM, 0,
+                                  0.0f};
     lstm_classifier m;
     lstm_adamw opt;
     lstm_rng rng;

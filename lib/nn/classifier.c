@@ -292,16 +292,18 @@ static void wide_backward(lstm_classifier *m)
 {
     const size_t C = m->cfg.C, T = m->T;
     float *g = m->ps.g + m->wide.off_w;
+    float *d = m->dtmp;  /* free until the head's backward */
     for (size_t b = 0; b < m->B; b++) {
         const size_t n = (size_t)m->len[b];
-        const float *d = m->dlog + b * C;
+        for (size_t c = 0; c < C; c++)  /* the share of each token */
+            d[c] = m->cfg.wide * m->dlog[b * C + c] / (float)n;
         for (size_t t = 0; t < n; t++) {
             const int32_t id = m->ids[b * T + t];
             if (id == m->wide.pad)
                 continue;
             float *row = g + (size_t)id * C;
             for (size_t c = 0; c < C; c++)
-                row[c] += m->cfg.wide * d[c] / (float)n;
+                row[c] += d[c];
         }
     }
 }

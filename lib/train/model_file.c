@@ -123,7 +123,6 @@ static int meta_size(const lstm_json *cfg, const char *path, const char *key,
     return LSTM_OK;
 }
 
-/* The classifier's configuration from the metadata "config". */
 /* The optional switch cfg[key] into *on (absent: 0). */
 static int config_switch(const lstm_json *cfg, const char *path,
                          const char *key, int *on)
@@ -136,6 +135,7 @@ static int config_switch(const lstm_json *cfg, const char *path,
     return LSTM_OK;
 }
 
+/* The classifier's configuration from the metadata "config". */
 static int read_config(const lstm_json *cfg, const char *path,
                        lstm_classifier_config *c, size_t *max_len,
                        size_t ntok)
@@ -183,7 +183,7 @@ static int read_config(const lstm_json *cfg, const char *path,
         return LSTM_EFORMAT;
     /* absent: no wide part */
     const lstm_json *wide = lstm_json_get(cfg, "wide");
-    if (wide && (wide->type != LSTM_JSON_NUM || !(wide->num > 0) ||
+    if (wide && (wide->type != LSTM_JSON_NUM || !((float)wide->num > 0) ||
                  wide->num > 1e6))
         return lstm_error(LSTM_EFORMAT, "%s: config \"wide\" is not a "
                           "number in (0,1e6]", path);
