@@ -88,14 +88,25 @@ ROWMM_TILE(rowmm_tile8, v8, 2, 6, 8)
 ROWMM_TILE(rowmm_tile4, v4, 4, 3, 16)
 
 /* N columns as TILE(first column, panels, columns) calls: P panels of 16
- * at a time while P whole panels remain, then one at a time (the last
- * maybe partial). Also pairmm.h's. */
+ * at a time while P whole panels remain, then what is left in halves of
+ * that (P/2, P/4, ... panels: a thread's share of the hidden units, or an
+ * H that is not a multiple of 16P, still gets a tile with several
+ * accumulators), then one at a time (the last maybe partial). Each
+ * element's sum is the same whatever tile computes it. Also pairmm.h's. */
 #define PANEL_WALK(P, N, TILE)                                               \
     do {                                                                     \
         size_t n_ = 0;                                                       \
         if ((P) > 1)                                                         \
             for (; n_ + 16 * (P) <= (N); n_ += 16 * (P))                     \
                 TILE(n_, (P), 16 * (P));                                     \
+        if ((P) > 4 && n_ + 64 <= (N)) {                                     \
+            TILE(n_, 4, 64);                                                 \
+            n_ += 64;                                                        \
+        }                                                                    \
+        if ((P) > 2 && n_ + 32 <= (N)) {                                     \
+            TILE(n_, 2, 32);                                                 \
+            n_ += 32;                                                        \
+        }                                                                    \
         for (; n_ < (N); n_ += 16)                                           \
             TILE(n_, 1, (N) - n_ < 16 ? (N) - n_ : 16);                      \
     } while (0)

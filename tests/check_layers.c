@@ -4,9 +4,13 @@
  * lengths behave as pack_padded_sequence; the same seed gives the same
  * training, bit for bit, and so does another thread count.
  */
+#define _DEFAULT_SOURCE  /* nanosleep */
 #include <math.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "testutil.h"
 #include "../lib/internal.h"  /* lstm__k, lstm__round_bf16 */
@@ -610,6 +614,46 @@ START_TEST(lstm_units_plan_same_bits)
 }
 END_TEST
 
+/* The library's team barrier: no thread passes crossing c before every
+ * thread has reached it, over many crossings, both when the threads
+ * arrive together (the spinning path) and when one of them comes late by
+ * far more than the spin time (the sleeping path). */
+START_TEST(team_barrier_holds)
+{
+#ifdef _OPENMP
+    enum { NT = 3, CROSS = 2000 };
+    lstm__barrier bar;
+    lstm__barrier_init(&bar, NT);
+    _Atomic int arrived[CROSS];
+    for (int c = 0; c < CROSS; c++)
+        atomic_init(&arrived[c], 0);
+    int bad = 0, team = 0;
+#pragma omp parallel num_threads(NT) reduction(+ : bad)
+    {
+#pragma omp single
+        team = omp_get_num_threads();
+        if (team == NT)
+            for (int c = 0; c < CROSS; c++) {
+                if (c % 500 == 7 && omp_get_thread_num() == c % NT) {
+                    struct timespec d = {0, 2000000};  /* 2 ms late */
+                    nanosleep(&d, NULL);
+                }
+                atomic_fetch_add(&arrived[c], 1);
+                lstm__barrier_wait(&bar);
+                bad += atomic_load(&arrived[c]) != NT;
+            }
+    }
+    if (team != NT) {
+        printf("team_barrier_holds: skipped, OpenMP gave %d threads\n", team);
+        return;
+    }
+    ck_assert_int_eq(bad, 0);
+    ck_assert_uint_eq(atomic_load(&bar.arrived), 0);
+    ck_assert_uint_eq(atomic_load(&bar.sleepers), 0);
+#endif
+}
+END_TEST
+
 START_TEST(same_seed_same_bits)
 {
     size_t n1, n2, n3;
@@ -645,6 +689,7 @@ Suite *layers_suite(void)
                         LSTM_BF16_MIXED + 1);
     tcase_add_test(tc, classifier_errors);
     tcase_add_test(tc, same_seed_same_bits);
+    tcase_add_test(tc, team_barrier_holds);
     tcase_add_test(tc, classifier_memory_known_before);
     suite_add_tcase(s, tc);
     return s;

@@ -4,6 +4,7 @@
  */
 #define _DEFAULT_SOURCE  /* DIR, clock_gettime */
 #include <dirent.h>
+#include <limits.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +12,13 @@
 #include <time.h>
 
 #include "internal.h"
+
+#ifdef __linux__
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+#include <sched.h>
 
 static int n_threads;       /* 0: OpenMP's default */
 static const lstm__kernels *kset;   /* NULL: not chosen yet */
@@ -93,6 +101,71 @@ int lstm__threads_for(size_t work)
         return n;
     const int f = free_cpus();
     return f < n ? f : n;
+}
+
+void lstm__barrier_init(lstm__barrier *b, unsigned n)
+{
+    atomic_init(&b->arrived, 0);
+    atomic_init(&b->gen, 0);
+    atomic_init(&b->sleepers, 0);
+    b->n = n;
+}
+
+static double seconds_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* Waits while b->gen equals g: sleeps in the kernel (Linux), else yields. */
+static void sleep_while(lstm__barrier *b, unsigned g)
+{
+    atomic_fetch_add(&b->sleepers, 1);
+    while (atomic_load(&b->gen) == g) {
+#ifdef __linux__
+        /* returns at once if gen moved on since the load */
+        syscall(SYS_futex, &b->gen, FUTEX_WAIT_PRIVATE, g, NULL, NULL, 0);
+#else
+        sched_yield();
+#endif
+    }
+    atomic_fetch_sub(&b->sleepers, 1);
+}
+
+void lstm__barrier_wait(lstm__barrier *b)
+{
+    if (b->n <= 1)
+        return;
+    const unsigned g = atomic_load(&b->gen);
+    if (atomic_fetch_add(&b->arrived, 1) == b->n - 1) {  /* the last */
+        atomic_store(&b->arrived, 0);
+        atomic_fetch_add(&b->gen, 1);
+        /* a sleeper counted itself before its futex check of gen: if it
+         * is not counted here, that check sees the new gen */
+#ifdef __linux__
+        if (atomic_load(&b->sleepers) > 0)
+            syscall(SYS_futex, &b->gen, FUTEX_WAKE_PRIVATE, INT_MAX, NULL,
+                    NULL, 0);
+#endif
+        return;
+    }
+    double until = 0;
+    for (unsigned i = 1; atomic_load_explicit(&b->gen, memory_order_acquire)
+                         == g; i++) {
+        if (i % 64 == 0) {  /* the clock now and then: a few ns each */
+            double now = seconds_now();
+            if (until == 0)
+                until = now + LSTM__SPIN_US * 1e-6;
+            else if (now > until) {
+                sleep_while(b, g);
+                return;
+            }
+        }
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#endif
+    }
 }
 
 /* The set of $LSTM_KERNELS, else the best this CPU runs. An unknown or

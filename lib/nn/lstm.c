@@ -210,9 +210,12 @@ static int reserve(lstm_lstm *l, size_t B, size_t T)
  * (*units = 0: slices of the batch, at least one row each), or, with fewer
  * rows than threads, by hidden units (*units = 1: every thread takes every
  * row and whole 16-unit panels of H; lstm_cell.c says why). Measured with
- * bench/lstm_step, 2 threads: units 1.4x faster than one thread at B=1,
- * but slower than rows from B=2 on (the barrier after every step costs
- * more than the halved stream of W_hh saves). The references only run
+ * bench/lstm_step, 2 threads: units 1.4x faster than one thread at B=1 on
+ * an AVX2 EPYC; on a Zen 5 virtual machine whose two vCPUs pass a cache
+ * line in 250-290 ns, as fast as one thread (4.3-4.9 ms against 4.2-4.6
+ * for B=1 inference), and slower than rows from B=2 on everywhere (the
+ * step's barrier and the exchange of h_t cost more than the halved stream
+ * of W_hh saves). The references only run
  * whole rows. Either way each number is computed by one thread in the
  * same order: the plan never changes the results. */
 static int rec_plan(const lstm_lstm *l, size_t B, size_t T, int *units)
@@ -226,11 +229,23 @@ static int rec_plan(const lstm_lstm *l, size_t B, size_t T, int *units)
     return nt > (int)B ? (int)B : nt;
 }
 
-/* The units plan's step barrier (an orphaned barrier binds to the team of
- * the enclosing parallel region). */
-static void team_barrier(void)
+/* The units plan's step barrier: the barrier of the team the calling
+ * thread is in (set by join_team). */
+static _Thread_local lstm__barrier *team;
+
+static void team_barrier(void) { lstm__barrier_wait(team); }
+
+/* Inside a parallel region: every thread of it takes b as its team's
+ * barrier, initialised for their number. */
+static void join_team(lstm__barrier *b)
 {
-#pragma omp barrier
+#ifdef _OPENMP
+#pragma omp single
+    lstm__barrier_init(b, (unsigned)omp_get_num_threads());
+#else
+    lstm__barrier_init(b, 1);
+#endif
+    team = b;
 }
 
 /* The calling thread's hidden units [*k0,*k1) in the units plan. */
@@ -381,11 +396,13 @@ static void lstm_run_fwd(lstm_lstm *l, size_t ri, const float *h0,
         if (bf16)  /* h0 is an operand of the first product */
             lstm__round_bf16(h, h, H);
     }
+    lstm__barrier bar;
 #pragma omp parallel num_threads(nt)
     {
         lstm__ftz();
         if (units) {
             size_t k0, k1;
+            join_team(&bar);
             unit_share(H, &k0, &k1);
             float *pk = wpk + lstm__pack_fwd_size(H, k0);
             kern->pack_fwd(pk, w_hh, H, k0, k1, bf16);
@@ -556,11 +573,13 @@ static void lstm_run_bwd(lstm_lstm *l, size_t ri, const float *dy,
         memcpy(dc, dcn + ri * B * H, B * H * sizeof *dc);
     else
         memset(dc, 0, B * H * sizeof *dc);
+    lstm__barrier bar;
 #pragma omp parallel num_threads(nt)
     {
         lstm__ftz();
         if (units) {
             size_t k0, k1;
+            join_team(&bar);
             unit_share(H, &k0, &k1);
             float *pk = l->wpk_bwd + lstm__pack_bwd_size(H, k0);
             kern->pack_bwd(pk, w_hh, H, k0, k1, bf16);
