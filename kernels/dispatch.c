@@ -16,21 +16,22 @@
 static const lstm__kernels sets[] = {
     {"ref", lstm__gemm_ref, lstm__gemm_ref, lstm__lstm_fwd_ref,
      lstm__lstm_bwd_ref, lstm__wpack_fwd, lstm__wpack_bwd, lstm__gru_fwd_ref,
-     lstm__gru_bwd_ref, lstm__adamw_ref},
+     lstm__gru_bwd_ref, lstm__adamw_ref, NULL},
     {"generic", lstm__gemm_blas, lstm__gemm_blas, lstm__lstm_fwd_generic,
      lstm__lstm_bwd_generic, lstm__wpack_fwd, lstm__wpack_bwd,
-     lstm__gru_fwd_generic, lstm__gru_bwd_generic, lstm__adamw_generic},
+     lstm__gru_fwd_generic, lstm__gru_bwd_generic, lstm__adamw_generic, NULL},
 #if LSTM_X86
     {"avx2", lstm__gemm_blas, lstm__gemm_blas, lstm__lstm_fwd_avx2,
      lstm__lstm_bwd_avx2, lstm__wpack_fwd, lstm__wpack_bwd, lstm__gru_fwd_avx2,
-     lstm__gru_bwd_avx2, lstm__adamw_avx2},
+     lstm__gru_bwd_avx2, lstm__adamw_avx2, NULL},
     {"avx512", lstm__gemm_avx512, lstm__gemm_avx512, lstm__lstm_fwd_avx512,
      lstm__lstm_bwd_avx512, lstm__wpack_fwd, lstm__wpack_bwd,
-     lstm__gru_fwd_avx512, lstm__gru_bwd_avx512, lstm__adamw_avx512},
+     lstm__gru_fwd_avx512, lstm__gru_bwd_avx512, lstm__adamw_avx512,
+     lstm__wgrad_avx512},
     {"avx512bf16", lstm__gemm_avx512, lstm__gemm_bf16_avx512,
      lstm__lstm_fwd_avx512bf16, lstm__lstm_bwd_avx512bf16,
      lstm__wpack_fwd_pairs, lstm__wpack_bwd_pairs, lstm__gru_fwd_avx512,
-     lstm__gru_bwd_avx512, lstm__adamw_avx512},
+     lstm__gru_bwd_avx512, lstm__adamw_avx512, lstm__wgrad_avx512},
 #endif
 };
 

@@ -159,6 +159,21 @@ typedef struct {
 typedef size_t lstm__adamw_fn(float *w, float *m, float *v, const float *g,
                               size_t n, const lstm__adamw_args *a);
 
+/* A recurrent layer's weight gradients from its gate gradients, for rows
+ * [0,M) of both (a caller's slice starts A1, A2 at a column and C1, C2 at
+ * a row), K = nseq*T rows of gate gradients:
+ *   C1 (M,N1) += A1^T X            A1 (K,M) at lda; X (K,N1) at ldx
+ *   C2 (M,N2) += sum_s A2_s^T H_s  A2_s = A2 + s*T*lda (T rows);
+ *                                  H_s = H + s*hstride (T rows at ldh)
+ * Every element is summed over k in order: the bits of the set's GEMM
+ * called once for C1 and once per s for C2, which is what the library
+ * does for a set without this kernel (NULL). */
+typedef void lstm__wgrad_fn(size_t M, size_t nseq, size_t T, const float *A1,
+                            const float *A2, size_t lda, const float *X,
+                            size_t ldx, size_t N1, float *C1, size_t ldc1,
+                            const float *H, size_t ldh, size_t hstride,
+                            size_t N2, float *C2, size_t ldc2);
+
 typedef struct {
     const char *name;
     lstm__gemm_fn *gemm;
@@ -173,6 +188,7 @@ typedef struct {
     lstm__gru_fwd_fn *gru_fwd;
     lstm__gru_bwd_fn *gru_bwd;
     lstm__adamw_fn *adamw;
+    lstm__wgrad_fn *wgrad;  /* NULL: the GEMM above, one call at a time */
 } lstm__kernels;
 
 /* The kernel sets: "ref" (the references), and the tuned kernels compiled
@@ -208,6 +224,7 @@ lstm__gru_bwd_fn lstm__gru_bwd_ref, lstm__gru_bwd_generic;
 lstm__adamw_fn lstm__adamw_ref, lstm__adamw_generic;
 #if LSTM_X86
 lstm__gemm_fn lstm__gemm_avx512, lstm__gemm_bf16_avx512;
+lstm__wgrad_fn lstm__wgrad_avx512;
 lstm__lstm_fwd_fn lstm__lstm_fwd_avx2, lstm__lstm_fwd_avx512,
     lstm__lstm_fwd_avx512bf16;
 lstm__lstm_bwd_fn lstm__lstm_bwd_avx2, lstm__lstm_bwd_avx512,
