@@ -424,14 +424,18 @@ gemm_body(int vw, int ta, int tb, size_t M, size_t N, size_t K, float alpha,
 
 /* The weight gradients (kernels.h's lstm__wgrad_fn) as one pass over the
  * gate gradients: K in blocks of WGRAD_KC rows that never cross a
- * sequence, and for each block and each GEMM_MR rows of C1 and C2 both
+ * sequence, and for each block and each WGRAD_MR rows of C1 and C2 both
  * products while those columns of A are in L1 (with A1 == A2, as in an
- * LSTM, the gate gradients are read from memory once for the two). A
- * block of A, X's and H's blocks and a thread's share of C fit the 1-2 MB
- * of L2 of current cores at 256 rows; at GEMM_KC's 512, `dA^T X` ran
- * 1.2-1.3x slower in a training step (bench/lstm_step, Zen 5). The columns
- * past the last multiple of 16 go to gemm_body, whose sums are the same. */
-enum { WGRAD_KC = 256, WGRAD_MR = 12 };
+ * LSTM, the gate gradients are read from memory once for the two). At
+ * 128 rows a block of A, X's and H's blocks and a thread's share of C fit
+ * the 1 MB of L2 of a Zen 5 core, and a row block's columns of A (6 KB)
+ * and a tile's share of X (16 KB) fit its 48 KB of L1. Measured in a
+ * training step at B=32 (bench/lstm_step with timers around the calls,
+ * 8 alternating rounds, Zen 5): K blocks of 512 rows (GEMM_KC) made
+ * `dA^T X` alone 1.2-1.3x slower; of 256, the whole pass took 38.8 ms on
+ * average, of 192 35.9, of 128 36.2. The columns past the last multiple
+ * of 16 go to gemm_body, whose sums are the same. */
+enum { WGRAD_KC = 128, WGRAD_MR = 12 };
 
 static inline __attribute__((always_inline)) void
 wgrad_body(int vw, size_t M, size_t nseq, size_t T, const float *A1,

@@ -481,7 +481,7 @@ END_TEST
 /* Each set's fused weight gradients (kernels.h's lstm__wgrad_fn), where
  * it has them, against its GEMM called once for C1 and once per sequence
  * for C2: the same bits. Rows across the kernel's 12-row blocks, T across
- * its 256-row blocks of K, N1 and N2 with and without a multiple of 16,
+ * its 128-row blocks of K, N1 and N2 with and without a multiple of 16,
  * A1 equal to A2 (LSTM) and not (GRU), leading dimensions wider than the
  * matrices, C1 and C2 not zero to start. _i = set. */
 START_TEST(wgrad_sets_same_bits)
