@@ -212,25 +212,33 @@ const lstm__kernels *lstm__k(void)
 const char *lstm_kernels_name(void) { return lstm__k()->name; }
 
 /* How many parts the M rows of a product of `work` multiply-adds are split
- * into, and part p's rows [*m0,*m1): whole 16-row chunks (kernel-aligned).
+ * into, with *nt the threads to run them on; part_rows gives part p's rows
+ * [*m0,*m1): whole 16-row chunks (kernel-aligned).
  * The parts follow the configured thread count only, not the CPUs free
  * at the moment: when fewer threads run (other processes busy), each
  * takes several parts, calling the kernel on exactly the same blocks, so
  * the load never changes a result (a BLAS kernel's last bits can depend
  * on the rows it is given). */
-static size_t row_parts(size_t M, size_t work)
+static size_t row_parts(size_t M, size_t work, int *nt)
 {
     size_t parts = work < 65536 ? 1 : (size_t)lstm_get_threads();
-    return parts > M / 16 ? (M / 16 ? M / 16 : 1) : parts;
+    parts = parts > M / 16 ? (M / 16 ? M / 16 : 1) : parts;
+    *nt = lstm__threads_for(work);
+    *nt = (size_t)*nt > parts ? (int)parts : *nt;
+    return parts;
 }
 
-static void part_rows(size_t M, size_t parts, size_t p, size_t *m0,
-                      size_t *m1)
+/* Whether part p has rows, and which; sets the calling thread's
+ * floating-point mode for the kernel it calls next. */
+static int part_rows(size_t M, size_t parts, size_t p, size_t *m0,
+                     size_t *m1)
 {
     const size_t chunks = (M + 15) / 16;
     *m0 = chunks * p / parts * 16;
     *m1 = chunks * (p + 1) / parts * 16 < M ? chunks * (p + 1) / parts * 16
                                             : M;
+    lstm__ftz();
+    return *m1 > *m0;
 }
 
 /* fn over row_parts' parts of the rows of C. */
@@ -239,20 +247,17 @@ static void gemm_rows(lstm__gemm_fn *fn, int ta, int tb, size_t M, size_t N,
                       const float *B, size_t ldb, float beta, float *C,
                       size_t ldc)
 {
-    const size_t work = M * N * K, parts = row_parts(M, work);
+    int nt;
+    const size_t parts = row_parts(M, M * N * K, &nt);
     if (parts == 1) {  /* no parallel region at all */
         lstm__ftz();
         fn(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
-    int nt = lstm__threads_for(work);
-    nt = (size_t)nt > parts ? (int)parts : nt;
 #pragma omp parallel for num_threads(nt) schedule(static)
     for (size_t p = 0; p < parts; p++) {
         size_t m0, m1;
-        part_rows(M, parts, p, &m0, &m1);
-        lstm__ftz();
-        if (m1 > m0)
+        if (part_rows(M, parts, p, &m0, &m1))
             fn(ta, tb, m1 - m0, N, K, alpha, ta ? A + m0 : A + m0 * lda, lda,
                B, ldb, beta, C + m0 * ldc, ldc);
     }
@@ -273,15 +278,12 @@ void lstm__wgrad(size_t M, size_t nseq, size_t T, const float *A1,
                        H + s * hstride, ldh, 1.0f, C2, ldc2);
         return;
     }
-    const size_t work = M * (N1 + N2) * nseq * T, parts = row_parts(M, work);
-    int nt = lstm__threads_for(work);
-    nt = (size_t)nt > parts ? (int)parts : nt;
+    int nt;
+    const size_t parts = row_parts(M, M * (N1 + N2) * nseq * T, &nt);
 #pragma omp parallel for num_threads(nt) schedule(static)
     for (size_t p = 0; p < parts; p++) {
         size_t m0, m1;
-        part_rows(M, parts, p, &m0, &m1);
-        lstm__ftz();
-        if (m1 > m0)
+        if (part_rows(M, parts, p, &m0, &m1))
             fn(m1 - m0, nseq, T, A1 + m0, A2 + m0, lda, X, ldx, N1,
                C1 + m0 * ldc1, ldc1, H, ldh, hstride, N2, C2 + m0 * ldc2,
                ldc2);
