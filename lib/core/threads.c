@@ -17,8 +17,9 @@
 #include <linux/futex.h>
 #include <sys/syscall.h>
 #include <unistd.h>
-#endif
+#else
 #include <sched.h>
+#endif
 
 static int n_threads;       /* 0: OpenMP's default */
 static const lstm__kernels *kset;   /* NULL: not chosen yet */
