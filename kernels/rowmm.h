@@ -165,10 +165,15 @@ rowmm(int vw, size_t nb, size_t M, size_t N, const float *in, size_t irs,
     const size_t maxb = vw == 16 ? 12 : vw == 8 ? 6 : 3;
 #define ROWS(k, p)                                                           \
     rowmm_block(vw, k, p, M, N, i, irs, ics, w, ldw, wps, o, ldo, add, bias)
-    for (size_t b = 0; b < nb; b += maxb) {
+    /* 16-float vectors: the rows in blocks of equal size (16 rows as 8 +
+     * 8, not 12 + 4: a block of 4 reads all of W for a third as many
+     * multiply-adds) */
+    size_t blocks = (nb + maxb - 1) / maxb, r;
+    for (size_t b = 0; b < nb; b += r, blocks--) {
         const float *i = in + b * irs;
         float *o = out + b * ldo;
-        const size_t r = nb - b >= maxb ? maxb : nb - b;
+        r = vw == 16 ? (nb - b + blocks - 1) / blocks
+            : nb - b >= maxb ? maxb : nb - b;
         if (vw == 16) {
             ROWS_OF_16(r, ROWS);
         } else {
