@@ -151,7 +151,7 @@ rowmm_block(int vw, size_t nb, size_t P, size_t M, size_t N,
     default: ROWS(1, 8); break;                                              \
     }
 
-/* The product above, rows in blocks of the most a tile holds: 12 with
+/* The product above, rows in blocks of at most what a tile holds: 12 with
  * 16-float vectors (24 accumulators of 32 registers), 6 with 8-float ones
  * (12 of 16), 3 with 4-float ones; each block size a constant the compiler
  * unrolls, and small blocks take more panels at once to keep 8
