@@ -168,7 +168,7 @@ rowmm(int vw, size_t nb, size_t M, size_t N, const float *in, size_t irs,
     /* 16-float vectors: the rows in blocks of as equal a size as the
      * count of blocks allows (16 rows as 8 + 8, not 12 + 4: a block of 4
      * streams all of W for a third of the multiply-adds of a block of 12;
-     * measured in the recurrences at B=32, 2 threads, on a Zen 5: 7-14%
+     * measured in the recurrences at B=32, 2 threads, on a Zen 5: 7-15%
      * faster, docs/performance.md) */
     size_t blocks = (nb + maxb - 1) / maxb, r;
     for (size_t b = 0; b < nb; b += r, blocks--) {
