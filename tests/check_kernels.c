@@ -18,8 +18,9 @@ static const size_t odd[] = {1, 3, 7, 17, 65};
 static int quick(void) { return getenv("LSTM_TEST_QUICK") != NULL; }
 
 /* The tuned sets, by loop index; NULL where this CPU cannot run one. */
-static const char *set_names[] = {"generic", "avx2", "avx512", "avx512bf16"};
-#define NSETS 4
+static const char *set_names[] = {"generic", "avx2", "avx512", "avx512bf16",
+                                  "amx"};
+#define NSETS 5
 static const lstm__kernels *tuned(int i)
 {
     static int said[NSETS];
