@@ -42,7 +42,9 @@
 #define TDP(c, a, b) __asm__ volatile("tdpbf16ps %%tmm" #b ", %%tmm" #a       \
                                       ", %%tmm" #c ::)
 
-enum { NB_ELEMS = 1 << 17 };  /* bfloat16 elements of a packed block of B */
+/* bfloat16 elements of a packed block of B; rows of a chunk of a K-major
+ * A */
+enum { NB_ELEMS = 1 << 17, MC_T = 256 };
 
 /* 16 bfloat16 pairs (lo[j], hi[j]) from two vectors of 16 floats (RNE,
  * the identity on bfloat16 values). */
@@ -91,31 +93,34 @@ AMX_ISA static void transpose16(__m512i r[16])
 
 /* B rows [0,kc) x columns [0,n) into panels of 16 columns, kp pairs of K
  * rows each (zero past kc and n): pair p of panel j at bp + (j*kp + p)*16
- * (32-bit units). */
+ * (32-bit units). Read row by row. */
 AMX_ISA static void pack_b(uint32_t *bp, size_t kp, const float *B,
                            size_t ldb, size_t kc, size_t n)
 {
     const __m512 zero = _mm512_setzero_ps();
-    for (size_t j = 0; j * 16 < n; j++) {
-        const size_t nc = n - j * 16 < 16 ? n - j * 16 : 16;
-        for (size_t p = 0; p < kp; p++) {
-            const size_t k = 2 * p;
-            const __m512 lo = k < kc ? load_n(B + k * ldb + j * 16, nc) : zero;
-            const __m512 hi =
-                k + 1 < kc ? load_n(B + (k + 1) * ldb + j * 16, nc) : zero;
+    for (size_t p = 0; p < kp; p++) {
+        const size_t k = 2 * p;
+        const float *r0 = B + k * ldb, *r1 = r0 + ldb;
+        for (size_t j = 0; j * 16 < n; j++) {
+            const size_t nc = n - j * 16 < 16 ? n - j * 16 : 16;
+            const __m512 lo = k < kc ? load_n(r0 + j * 16, nc) : zero;
+            const __m512 hi = k + 1 < kc ? load_n(r1 + j * 16, nc) : zero;
             _mm512_store_si512(bp + (j * kp + p) * 16, pairs16(lo, hi));
         }
     }
 }
 
-/* 32 rows of op(A) over K [0,kc) as tile rows of kp pairs, row r at ap +
- * r*kp (zero past mb and kc). ta = 0: row r of A at A + r*lda; ta = 1:
- * A is K-major, A(k, r) at A + k*lda + r. */
+/* Rows [0,mb) of op(A) over K [0,kc) as tile rows of kp pairs, row r at
+ * ap + r*kp, up to the next multiple of 32 rows (zero past mb and kc).
+ * ta = 0: row r of A at A + r*lda; ta = 1: A is K-major, A(k, r) at A +
+ * k*lda + r: 16 rows x 16 pairs at a time, transposed in registers, the
+ * rows of A read in order. */
 AMX_ISA static void pack_a(uint32_t *ap, size_t kp, int ta, const float *A,
                            size_t lda, size_t mb, size_t kc)
 {
+    const size_t rows = (mb + 31) / 32 * 32;
     if (!ta) {
-        for (size_t r = 0; r < 32; r++)
+        for (size_t r = 0; r < rows; r++)
             for (size_t k = 0; k < 2 * kp; k += 32) {
                 __m512i v = _mm512_setzero_si512();
                 if (r < mb && k < kc) {
@@ -131,9 +136,9 @@ AMX_ISA static void pack_a(uint32_t *ap, size_t kp, int ta, const float *A,
         return;
     }
     const __m512 zero = _mm512_setzero_ps();
-    for (size_t r0 = 0; r0 < 32; r0 += 16) {
-        const size_t nr = mb > r0 ? (mb - r0 < 16 ? mb - r0 : 16) : 0;
-        for (size_t p0 = 0; p0 < kp; p0 += 16) {
+    for (size_t p0 = 0; p0 < kp; p0 += 16)
+        for (size_t r0 = 0; r0 < rows; r0 += 16) {
+            const size_t nr = mb > r0 ? (mb - r0 < 16 ? mb - r0 : 16) : 0;
             __m512i v[16];
             for (int i = 0; i < 16; i++) {  /* v[i]: pair p0+i of 16 rows */
                 const size_t k = 2 * (p0 + i);
@@ -145,7 +150,6 @@ AMX_ISA static void pack_a(uint32_t *ap, size_t kp, int ta, const float *A,
             for (int i = 0; i < 16; i++)
                 _mm512_store_si512(ap + (r0 + i) * kp + p0, v[i]);
         }
-    }
 }
 
 /* A 16 x 16 tile of C at rows [0,mr) x columns [0,nc), through a buffer
@@ -229,8 +233,9 @@ typedef struct {
 } __attribute__((aligned(64))) tile_config;
 
 /* C (+)= op(A) x B: K in blocks of at most NB_ELEMS / N (rounded to 32),
- * B's block packed once, then rows of C 32 at a time (their A packed
- * once), columns 32 at a time. What the tiles do not cover (B transposed,
+ * B's block packed once, then rows of C in chunks (their A packed once:
+ * 32 rows, or MC_T for a K-major A, whose packing reads whole rows), 32
+ * rows x 32 columns at a time. What the tiles do not cover (B transposed,
  * alpha other than 1, beta other than 0 or 1), and a failed allocation of
  * the packing buffers, go to the float kernel. */
 AMX_ISA void lstm__gemm_bf16_amx(int ta, int tb, size_t M, size_t N,
@@ -248,7 +253,7 @@ AMX_ISA void lstm__gemm_bf16_amx(int ta, int tb, size_t M, size_t N,
     if (!tb && alpha == 1.0f && (beta == 0.0f || beta == 1.0f) && M && N &&
         K) {
         bp = aligned_alloc(64, np * kb * 2);
-        ap = aligned_alloc(64, 32 * kb * 2);
+        ap = aligned_alloc(64, (ta ? MC_T : 32) * kb * 2);
     }
     if (!bp || !ap) {
         free(bp);
@@ -270,13 +275,17 @@ AMX_ISA void lstm__gemm_bf16_amx(int ta, int tb, size_t M, size_t N,
         const size_t kc = K - k0 < kb ? K - k0 : kb, kp = (kc + 31) / 32 * 16;
         const int add = k0 > 0 || beta != 0.0f;
         pack_b(bp, kp, B + k0 * ldb, ldb, kc, N);
-        for (size_t m0 = 0; m0 < M; m0 += 32) {
-            const size_t mb = M - m0 < 32 ? M - m0 : 32;
-            pack_a(ap, kp, ta, ta ? A + k0 * lda + m0 : A + m0 * lda + k0,
-                   lda, mb, kc);
-            for (size_t n0 = 0; n0 < N; n0 += 32)
-                block(ap, bp + n0 * kp, kp, mb, N - n0 < 32 ? N - n0 : 32,
-                      C + m0 * ldc + n0, ldc, add, buf);
+        const size_t mc = ta ? MC_T : 32;
+        for (size_t c0 = 0; c0 < M; c0 += mc) {
+            const size_t cm = M - c0 < mc ? M - c0 : mc;
+            pack_a(ap, kp, ta, ta ? A + k0 * lda + c0 : A + c0 * lda + k0,
+                   lda, cm, kc);
+            for (size_t m0 = 0; m0 < cm; m0 += 32)
+                for (size_t n0 = 0; n0 < N; n0 += 32)
+                    block(ap + m0 * kp, bp + n0 * kp, kp,
+                          cm - m0 < 32 ? cm - m0 : 32,
+                          N - n0 < 32 ? N - n0 : 32,
+                          C + (c0 + m0) * ldc + n0, ldc, add, buf);
         }
     }
     _tile_release();

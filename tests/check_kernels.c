@@ -536,18 +536,19 @@ END_TEST
 
 /* Each set's bf16-mixed GEMM on bfloat16 operands against the reference:
  * the products are exact either way, only the order of the float sums may
- * differ (pairs of K on bfloat16 units). Shapes cross the bf16 kernel's
- * blocks (96 rows, 512 of K), odd K, and N with and without a multiple of
- * 32. */
+ * differ (pairs of K on bfloat16 units, or tiles). Shapes cross the
+ * kernels' blocks (avx512bf16: 96 rows, 512 of K; amx: 32 rows, 256 rows
+ * of a transposed A, 256-1024 of K), odd K, and N with and without a
+ * multiple of 32. */
 START_TEST(gemm_bf16_sets_vs_ref)
 {
     const lstm__kernels *k = tuned(_i);
     if (!k)
         return;
-    static const size_t Ms[] = {1, 13, 100}, Ns[] = {32, 48, 100};
+    static const size_t Ms[] = {1, 13, 100, 300}, Ns[] = {32, 48, 100};
     static const size_t Ks[] = {1, 7, 300, 1030};
     for (int ta = 0; ta < 2; ta++)
-        for (size_t a = 0; a < 3; a++)
+        for (size_t a = 0; a < 4; a++)
             for (size_t b = 0; b < 3; b++)
                 for (size_t c = 0; c < 4; c++)
                     for (int beta = 0; beta < 2; beta++)
