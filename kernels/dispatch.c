@@ -37,8 +37,8 @@ static const lstm__kernels sets[] = {
      lstm__lstm_fwd_avx512bf16, lstm__lstm_bwd_avx512bf16,
      lstm__wpack_fwd_pairs, lstm__wpack_bwd_pairs, lstm__gru_fwd_avx512,
      lstm__gru_bwd_avx512, lstm__adamw_avx512, lstm__wgrad_avx512},
-    {"amx", lstm__gemm_avx512, lstm__gemm_bf16_amx, lstm__lstm_fwd_avx512,
-     lstm__lstm_bwd_avx512, lstm__wpack_fwd, lstm__wpack_bwd,
+    {"amx", lstm__gemm_avx512, lstm__gemm_bf16_amx, lstm__lstm_fwd_amx,
+     lstm__lstm_bwd_amx, lstm__wpack_fwd_amx, lstm__wpack_bwd_amx,
      lstm__gru_fwd_avx512, lstm__gru_bwd_avx512, lstm__adamw_avx512,
      lstm__wgrad_avx512},
 #endif

@@ -3,13 +3,11 @@
  * (tdpbf16ps): operands that are bfloat16 values (the library rounds them
  * before), products exact, sums in float.
  *
- * A tile register holds 16 rows of 64 bytes. tdpbf16ps adds to a 16 x 16
- * float tile C the product of a tile A (16 rows x 32 bfloat16 of K) and a
- * tile B (16 pairs of K rows x 16 columns, each column's pair side by
- * side). The operands are packed into those layouts, zero-padded to whole
- * tiles: B by blocks of K (all of N), A by 32 rows of that block (op(A)
- * transposed in registers when A is stored K-major). The inner loop holds
- * a 32 x 32 block of C in four tiles, two tiles of A and two of B.
+ * The operands are packed into amx.h's tile layouts, zero-padded to whole
+ * tiles: B by blocks of K (all of N), A by chunks of rows of that block
+ * (op(A) transposed in registers when A is stored K-major). The inner loop
+ * holds a 32 x 32 block of C in four tiles (0-3), two tiles of A (4-5) and
+ * two of B (6-7).
  *
  * Measured with a register-only loop on an Intel Sapphire Rapids (1
  * core): 3,090 GFLOP/s, 7x its fp32 FMA rate. The sums run in an order of
@@ -19,49 +17,38 @@
 #include "kernels.h"
 
 #if LSTM_X86
-#include <immintrin.h>
-#include <stdint.h>
 #include <stdlib.h>
-#include <string.h>
 
-#define AMX_ISA                                                              \
-    __attribute__((target("arch=x86-64-v4,avx512bf16,amx-tile,amx-bf16")))
-
-/* Tile numbers: C 0-3, A 4-5, B 6-7. The compiler does not see tile loads
- * and stores touch memory: "memory" clobbers order them against the C
- * code around (gcc's tile intrinsics have none). */
-#define TLOAD(t, p, stride)                                                  \
-    __asm__ volatile("tileloadd (%0,%1,1), %%tmm" #t ::"r"(p),               \
-                     "r"((long)(stride))                                     \
-                     : "memory")
-#define TSTORE(t, p, stride)                                                 \
-    __asm__ volatile("tilestored %%tmm" #t ", (%0,%1,1)" ::"r"(p),           \
-                     "r"((long)(stride))                                     \
-                     : "memory")
-#define TZERO(t) __asm__ volatile("tilezero %%tmm" #t ::)
-#define TDP(c, a, b) __asm__ volatile("tdpbf16ps %%tmm" #b ", %%tmm" #a       \
-                                      ", %%tmm" #c ::)
+#include "amx.h"
 
 /* bfloat16 elements of a packed block of B; rows of a chunk of a K-major
  * A */
 enum { NB_ELEMS = 1 << 17, MC_T = 256 };
 
-/* 16 bfloat16 pairs (lo[j], hi[j]) from two vectors of 16 floats (RNE,
- * the identity on bfloat16 values). */
-AMX_ISA static inline __m512i pairs16(__m512 lo, __m512 hi)
+/* Tile configuration (palette 1). */
+typedef struct {
+    uint8_t palette, start_row, reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+} __attribute__((aligned(64))) tile_config;
+
+/* (asm rather than gcc 12's _tile_loadconfig, which the compiler was seen
+ * to move below the first tile instruction once inlined) */
+AMX_ISA __attribute__((noinline)) void lstm__amx_begin(void)
 {
-    static const short order[32] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21,
-                                    6, 22, 7, 23, 8, 24, 9, 25, 10, 26, 11, 27,
-                                    12, 28, 13, 29, 14, 30, 15, 31};
-    __m512i t = (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
-    return _mm512_permutexvar_epi16(_mm512_loadu_si512(order), t);
+    tile_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.palette = 1;
+    for (int t = 0; t < 8; t++) {
+        cfg.colsb[t] = 64;
+        cfg.rows[t] = 16;
+    }
+    __asm__ volatile("ldtilecfg %0" ::"m"(cfg) : "memory");
 }
 
-/* n (<= 16) floats from p, zeros after. */
-AMX_ISA static inline __m512 load_n(const float *p, size_t n)
+AMX_ISA __attribute__((noinline)) void lstm__amx_end(void)
 {
-    return n >= 16 ? _mm512_loadu_ps(p)
-                   : _mm512_maskz_loadu_ps((__mmask16)((1u << n) - 1), p);
+    __asm__ volatile("tilerelease" ::: "memory");
 }
 
 /* Rows r of a 16 x 16 matrix of 32-bit elements become its columns. */
@@ -105,7 +92,7 @@ AMX_ISA static void pack_b(uint32_t *bp, size_t kp, const float *B,
             const size_t nc = n - j * 16 < 16 ? n - j * 16 : 16;
             const __m512 lo = k < kc ? load_n(r0 + j * 16, nc) : zero;
             const __m512 hi = k + 1 < kc ? load_n(r1 + j * 16, nc) : zero;
-            _mm512_store_si512(bp + (j * kp + p) * 16, pairs16(lo, hi));
+            _mm512_store_si512(bp + (j * kp + p) * 16, pair16(lo, hi));
         }
     }
 }
@@ -143,7 +130,7 @@ AMX_ISA static void pack_a(uint32_t *ap, size_t kp, int ta, const float *A,
             for (int i = 0; i < 16; i++) {  /* v[i]: pair p0+i of 16 rows */
                 const size_t k = 2 * (p0 + i);
                 const float *a = A + k * lda + r0;
-                v[i] = pairs16(nr && k < kc ? load_n(a, nr) : zero,
+                v[i] = pair16(nr && k < kc ? load_n(a, nr) : zero,
                                nr && k + 1 < kc ? load_n(a + lda, nr) : zero);
             }
             transpose16(v);
@@ -151,27 +138,6 @@ AMX_ISA static void pack_a(uint32_t *ap, size_t kp, int ta, const float *A,
                 _mm512_store_si512(ap + (r0 + i) * kp + p0, v[i]);
         }
 }
-
-/* A 16 x 16 tile of C at rows [0,mr) x columns [0,nc), through a buffer
- * where it is not whole. */
-#define C_IO(t, load, c, ldc, mr, nc, buf)                                   \
-    do {                                                                     \
-        if ((mr) == 16 && (nc) == 16) {                                      \
-            if (load)                                                        \
-                TLOAD(t, c, (ldc) * 4);                                      \
-            else                                                             \
-                TSTORE(t, c, (ldc) * 4);                                     \
-        } else if (load) {                                                   \
-            memset(buf, 0, 16 * 16 * 4);                                     \
-            for (size_t i_ = 0; i_ < (mr); i_++)                             \
-                memcpy(buf + i_ * 16, (c) + i_ * (ldc), (nc) * 4);           \
-            TLOAD(t, buf, 64);                                               \
-        } else {                                                             \
-            TSTORE(t, buf, 64);                                              \
-            for (size_t i_ = 0; i_ < (mr); i_++)                             \
-                memcpy((c) + i_ * (ldc), buf + i_ * 16, (nc) * 4);           \
-        }                                                                    \
-    } while (0)
 
 /* Rows and columns of C's tile (i, j) in a block at row m0, column n0. */
 static size_t span(size_t total, size_t at)
@@ -225,13 +191,6 @@ AMX_ISA static void block(const uint32_t *ap, const uint32_t *bp, size_t kp,
         C_IO(3, 0, C + 16 * ldc + 16, ldc, m1, n1, buf);
 }
 
-/* Tile configuration (palette 1): eight tiles of 16 rows x 64 bytes. */
-typedef struct {
-    uint8_t palette, start_row, reserved[14];
-    uint16_t colsb[16];
-    uint8_t rows[16];
-} __attribute__((aligned(64))) tile_config;
-
 /* C (+)= op(A) x B: K in blocks of at most NB_ELEMS / N (rounded to 32),
  * B's block packed once, then rows of C in chunks (their A packed once:
  * 32 rows, or MC_T for a K-major A, whose packing reads whole rows), 32
@@ -262,14 +221,7 @@ AMX_ISA void lstm__gemm_bf16_amx(int ta, int tb, size_t M, size_t N,
                           ldc);
         return;
     }
-    tile_config cfg;
-    memset(&cfg, 0, sizeof cfg);
-    cfg.palette = 1;
-    for (int t = 0; t < 8; t++) {
-        cfg.colsb[t] = 64;
-        cfg.rows[t] = 16;
-    }
-    _tile_loadconfig(&cfg);
+    lstm__amx_begin();
     float buf[16 * 16] __attribute__((aligned(64)));
     for (size_t k0 = 0; k0 < K; k0 += kb) {
         const size_t kc = K - k0 < kb ? K - k0 : kb, kp = (kc + 31) / 32 * 16;
@@ -288,7 +240,7 @@ AMX_ISA void lstm__gemm_bf16_amx(int ta, int tb, size_t M, size_t N,
                           C + (c0 + m0) * ldc + n0, ldc, add, buf);
         }
     }
-    _tile_release();
+    lstm__amx_end();
     free(bp);
     free(ap);
 }

@@ -226,10 +226,11 @@ lstm__adamw_fn lstm__adamw_ref, lstm__adamw_generic;
 lstm__gemm_fn lstm__gemm_avx512, lstm__gemm_bf16_avx512, lstm__gemm_bf16_amx;
 lstm__wgrad_fn lstm__wgrad_avx512;
 lstm__lstm_fwd_fn lstm__lstm_fwd_avx2, lstm__lstm_fwd_avx512,
-    lstm__lstm_fwd_avx512bf16;
+    lstm__lstm_fwd_avx512bf16, lstm__lstm_fwd_amx;
 lstm__lstm_bwd_fn lstm__lstm_bwd_avx2, lstm__lstm_bwd_avx512,
-    lstm__lstm_bwd_avx512bf16;
-lstm__wpack_fn lstm__wpack_fwd_pairs, lstm__wpack_bwd_pairs;
+    lstm__lstm_bwd_avx512bf16, lstm__lstm_bwd_amx;
+lstm__wpack_fn lstm__wpack_fwd_pairs, lstm__wpack_bwd_pairs,
+    lstm__wpack_fwd_amx, lstm__wpack_bwd_amx;
 lstm__gru_fwd_fn lstm__gru_fwd_avx2, lstm__gru_fwd_avx512;
 lstm__gru_bwd_fn lstm__gru_bwd_avx2, lstm__gru_bwd_avx512;
 lstm__adamw_fn lstm__adamw_avx2, lstm__adamw_avx512;

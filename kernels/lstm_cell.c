@@ -20,7 +20,7 @@
 #include "rowmm.h"
 #include "vmath.h"
 #if LSTM_X86
-#include "pairmm.h"
+#include "amx.h"  /* and pairmm.h */
 #endif
 
 
@@ -189,6 +189,127 @@ rec_pairs(size_t nb, size_t M, size_t N, size_t nq, const float *in,
                    bias ? bias + q * oqs : NULL);
     }
 }
+
+/* The bf16-mixed recurrence on AMX-BF16 (the "amx" set): W_hh packed once
+ * as amx.h's B tiles (bfloat16, half the bytes of the float panels), and
+ * the product on tdpbf16ps, 16 rows of the slice a tile (fewer rows are
+ * padded with zeros). The left operand goes into tile rows on the stack
+ * every step, hence the same bound on its length as above; below 16
+ * hidden units the tile layout would not fit the float panels' space, and
+ * those serve instead. */
+static int amx_ok(size_t H) { return H >= 16 && pairs_ok(H); }
+
+static size_t tiles_size(size_t K, size_t N)
+{
+    return (K + 31) / 32 * 16 * ((N + 15) / 16) * 16;
+}
+
+/* op(W) (K,N), rounded to bfloat16, as B tiles: panels of 16 columns of
+ * kp = tiles' pairs of K rows (zeros past K and N), pair p of panel j at
+ * dst + (j*kp + p)*16; op(W)[k][j] = W[k*sk + j*sj]. */
+static void tile_pack(uint32_t *dst, const float *W, size_t sk, size_t sj,
+                      size_t K, size_t N)
+{
+    const size_t kp = (K + 31) / 32 * 16;
+    for (size_t j0 = 0; j0 < N; j0 += 16)
+        for (size_t p = 0; p < kp; p++)
+            for (size_t c = 0; c < 16; c++, dst++) {
+                uint32_t half[2] = {0, 0};
+                for (size_t h = 0; h < 2; h++)
+                    if (2 * p + h < K && j0 + c < N) {
+                        float x = lstm__vbf16(W[(2 * p + h) * sk +
+                                                (j0 + c) * sj]);
+                        memcpy(&half[h], &x, sizeof x);
+                    }
+                *dst = half[0] >> 16 | (half[1] & 0xffff0000u);
+            }
+}
+
+void lstm__wpack_fwd_amx(float *dst, const float *w_hh, size_t H, size_t k0,
+                         size_t k1, int bf16)
+{
+    if (!bf16 || !amx_ok(H)) {
+        lstm__wpack_fwd(dst, w_hh, H, k0, k1, bf16);
+        return;
+    }
+    for (size_t q = 0; q < 4; q++)  /* W_q^T: K = H, N = the units */
+        tile_pack((uint32_t *)dst + q * tiles_size(H, k1 - k0),
+                  w_hh + (q * H + k0) * H, 1, H, H, k1 - k0);
+}
+
+void lstm__wpack_bwd_amx(float *dst, const float *w_hh, size_t H, size_t k0,
+                         size_t k1, int bf16)
+{
+    if (!bf16 || !amx_ok(H)) {
+        lstm__wpack_bwd(dst, w_hh, H, k0, k1, bf16);
+        return;
+    }
+    tile_pack((uint32_t *)dst, w_hh + k0, H, 1, 4 * H, k1 - k0);
+}
+
+/* rec_pairs' product on tiles: out (+)= in x W for nq matrices side by
+ * side, W's q-th packed by tile_pack at w + q*wqs words (M = its K, N
+ * its columns); bias added after the product. Two tiles of out at a time
+ * (0, 1), the rows' tile (4), W's (6, 7); the caller has configured the
+ * tiles (lstm__amx_begin). */
+AMX_ISA __attribute__((noinline)) static void
+rec_amx(size_t nb, size_t M, size_t N, size_t nq, const float *in,
+        size_t irs, const uint32_t *w, size_t wqs, float *out, size_t ldo,
+        size_t oqs, int add, const float *bias)
+{
+    const size_t kp = (M + 31) / 32 * 16, used = (M + 1) / 2;
+    uint32_t rows[16 * (PAIRS_MAX_M / 2)] __attribute__((aligned(64)));
+    float buf[256] __attribute__((aligned(64)));
+    for (size_t b0 = 0; b0 < nb; b0 += 16) {
+        const size_t rb = nb - b0 < 16 ? nb - b0 : 16;
+        pair_rows(rows, kp, in + b0 * irs, irs, rb, M);
+        for (size_t r = 0; r < 16; r++)
+            if (r >= rb)
+                memset(rows + r * kp, 0, kp * sizeof *rows);
+            else if (kp > used)
+                memset(rows + r * kp + used, 0, (kp - used) * sizeof *rows);
+        for (size_t q = 0; q < nq; q++)
+            for (size_t n0 = 0; n0 < N; n0 += 32) {
+                const size_t c0 = N - n0 < 16 ? N - n0 : 16;
+                const size_t c1 = N - n0 > 32 ? 16 : N - n0 - c0;
+                float *o = out + b0 * ldo + q * oqs + n0;
+                const uint32_t *w0 = w + q * wqs + n0 * kp;
+                if (add) {
+                    C_IO(0, 1, o, ldo, rb, c0, buf);
+                    if (c1)
+                        C_IO(1, 1, o + 16, ldo, rb, c1, buf);
+                } else {
+                    TZERO(0);
+                    TZERO(1);
+                }
+                for (size_t p = 0; p < kp; p += 16) {
+                    TLOAD(4, rows + p, kp * 4);
+                    TLOAD(6, w0 + p * 16, 64);
+                    TDP(0, 4, 6);
+                    if (c1) {
+                        TLOAD(7, w0 + (kp + p) * 16, 64);
+                        TDP(1, 4, 7);
+                    }
+                }
+                C_IO(0, 0, o, ldo, rb, c0, buf);
+                if (c1)
+                    C_IO(1, 0, o + 16, ldo, rb, c1, buf);
+                if (bias)
+                    for (size_t r = 0; r < rb; r++) {
+                        const float *bq = bias + q * oqs + n0;
+                        _mm512_mask_storeu_ps(
+                            o + r * ldo, (__mmask16)((1u << c0) - 1),
+                            _mm512_add_ps(load_n(o + r * ldo, c0),
+                                          load_n(bq, c0)));
+                        if (c1)
+                            _mm512_mask_storeu_ps(
+                                o + r * ldo + 16, (__mmask16)((1u << c1) - 1),
+                                _mm512_add_ps(load_n(o + r * ldo + 16, c1),
+                                              load_n(bq + 16, c1)));
+                    }
+            }
+    }
+}
 #endif
 
 size_t lstm__pack_gru_fwd_size(size_t H) { return lstm__pack16_size(H, 3 * H); }
@@ -273,12 +394,16 @@ zero_gates(float *a, size_t H, size_t n)
 }
 
 static inline __attribute__((always_inline)) void
-fwd_body(int vw, int pairs, size_t nb, size_t T, size_t H, size_t k0,
+fwd_body(int vw, int prod, size_t nb, size_t T, size_t H, size_t k0,
          size_t k1, const size_t *len, float *gates, const float *bias,
          float *hs, float *cs, float *y, const float *w_pk, int bf16,
          void (*sync)(void))
 {
     const size_t G = 4 * H, n = k1 - k0, pq = lstm__pack16_size(H, n);
+#if LSTM_X86
+    if (prod == 2)
+        lstm__amx_begin();
+#endif
     for (size_t t = 0; t < T; t++) {
         /* a_b,t += bias + h_b,t-1 W_hh^T for rows up to the last one running
          * (finished rows before it are computed too, and overwritten), one
@@ -287,7 +412,11 @@ fwd_body(int vw, int pairs, size_t nb, size_t T, size_t H, size_t k0,
         while (live > 0 && t >= len[live - 1])
             live--;
 #if LSTM_X86
-        if (pairs)
+        if (prod == 2)
+            rec_amx(live, H, n, 4, hs + t * H, (T + 1) * H,
+                    (const uint32_t *)w_pk, tiles_size(H, n),
+                    gates + t * G + k0, T * G, H, 1, bias + k0);
+        else if (prod == 1)
             rec_pairs(live, H, n, 4, hs + t * H, (T + 1) * H, w_pk,
                       pairs16_size(H, n), gates + t * G + k0, T * G, H, 1,
                       bias + k0);
@@ -317,16 +446,24 @@ fwd_body(int vw, int pairs, size_t nb, size_t T, size_t H, size_t k0,
         if (sync)
             sync();
     }
+#if LSTM_X86
+    if (prod == 2)
+        lstm__amx_end();
+#endif
 }
 
 static inline __attribute__((always_inline)) void
-bwd_body(int vw, int pairs, size_t nb, size_t T, size_t H, size_t k0,
+bwd_body(int vw, int prod, size_t nb, size_t T, size_t H, size_t k0,
          size_t k1, const size_t *len, float *dA, float *dh, float *dc,
          const float *dy, const float *gates, const float *cs,
          const float *w_pk, float *db, float *scratch, int bf16,
          void (*sync)(void))
 {
     const size_t G = 4 * H, n = k1 - k0;
+#if LSTM_X86
+    if (prod == 2)
+        lstm__amx_begin();
+#endif
     for (size_t b = 0; b < nb; b++)
         zero_gates(db + b * G + k0, H, n);
     for (size_t t = T; t-- > 0;) {
@@ -363,7 +500,10 @@ bwd_body(int vw, int pairs, size_t nb, size_t T, size_t H, size_t k0,
         while (live > 0 && t >= len[live - 1])
             live--;
 #if LSTM_X86
-        if (pairs)
+        if (prod == 2)
+            rec_amx(live, G, n, 1, dA + t * G, T * G, (const uint32_t *)w_pk,
+                    0, scratch + k0, H, 0, 0, NULL);
+        else if (prod == 1)
             rec_pairs(live, G, n, 1, dA + t * G, T * G, w_pk, 0, scratch + k0,
                       H, 0, 0, NULL);
         else
@@ -374,6 +514,10 @@ bwd_body(int vw, int pairs, size_t nb, size_t T, size_t H, size_t k0,
             if (t < len[b])
                 memcpy(dh + b * H + k0, scratch + b * H + k0, n * sizeof *dh);
     }
+#if LSTM_X86
+    if (prod == 2)
+        lstm__amx_end();
+#endif
 }
 
 /* The tuned GEMM: C (M,N) (+)= op(A) (M,K) x B (K,N) as rowmm products
@@ -470,7 +614,7 @@ wgrad_body(int vw, size_t M, size_t nseq, size_t T, const float *A1,
 
 /* One copy of each kernel per instruction set; kernels.h's LSTM_ISA_*
  * attributes, dispatch.c picks one at run time. */
-#define RECURRENCE(isa, attr, vw, pairs)                                  \
+#define RECURRENCE(isa, attr, vw, prod)                                  \
     attr void lstm__lstm_fwd_##isa(                                         \
         size_t nb, size_t T, size_t H, size_t k0, size_t k1,                \
         const size_t *len, float *gates, const float *bias, float *hs,      \
@@ -478,7 +622,7 @@ wgrad_body(int vw, size_t M, size_t nseq, size_t T, const float *A1,
         void (*sync)(void))                                                 \
     {                                                                       \
         (void)w_hh;                                                         \
-        fwd_body(vw, pairs, nb, T, H, k0, k1, len, gates, bias, hs, cs, y,  \
+        fwd_body(vw, prod, nb, T, H, k0, k1, len, gates, bias, hs, cs, y,  \
                  w_pk, bf16, sync);                                         \
     }                                                                       \
     attr void lstm__lstm_bwd_##isa(                                         \
@@ -489,7 +633,7 @@ wgrad_body(int vw, size_t M, size_t nseq, size_t T, const float *A1,
         void (*sync)(void))                                                 \
     {                                                                       \
         (void)w_hh;                                                         \
-        bwd_body(vw, pairs, nb, T, H, k0, k1, len, dA, dh, dc, dy, gates,   \
+        bwd_body(vw, prod, nb, T, H, k0, k1, len, dA, dh, dc, dy, gates,   \
                  cs, w_pk, db, scratch, bf16, sync);                        \
     }
 
@@ -498,6 +642,7 @@ RECURRENCE(generic, , 4, 0)
 RECURRENCE(avx2, LSTM_ISA_AVX2, 8, 0)
 RECURRENCE(avx512, LSTM_ISA_AVX512, 16, 0)
 RECURRENCE(avx512bf16, LSTM_ISA_AVX512, 16, bf16 && pairs_ok(H))
+RECURRENCE(amx, LSTM_ISA_AVX512, 16, bf16 && amx_ok(H) ? 2 : 0)
 
 /* The tuned GEMM for AVX-512 only: with AVX2 it measured the same as
  * OpenBLAS's kernels (bench/lstm_step, LSTM_KERNELS=avx2, on a Zen 5), so
