@@ -82,9 +82,11 @@ int lstm_error(int err, const char *fmt, ...)
 void lstm_set_threads(int n);
 int lstm_get_threads(void);
 /* Kernel sets: "ref" (portable single-thread references), or the tuned
- * kernels compiled for "generic" code, "avx2" (AVX2 + FMA), "avx512", or
+ * kernels compiled for "generic" code, "avx2" (AVX2 + FMA), "avx512",
  * "avx512bf16" (avx512's, and bf16-mixed products on AVX512-BF16 units;
- * the default where the CPU has them and no AMX).
+ * the default where the CPU has them and no AMX), or "amx" (avx512's, and
+ * bf16-mixed products on AMX-BF16 tiles; the default where the CPU has
+ * them and Linux grants the process their state).
  * The default is the set named by the environment variable LSTM_KERNELS at
  * start-up, else the fastest set the CPU runs. lstm_kernels_select(NAME)
  * switches (NULL: back to the default) and fails for a set the CPU cannot
@@ -305,8 +307,9 @@ float lstm_bce_logits_loss(float *dx, const float *x, const float *t,
  * gradients. The weights, their gradients, c, the gate math and out stay
  * float (the master weights the optimizer updates). With it, the
  * intermediate layers' outputs in ys and xin hold their rounded values.
- * With kernel set "avx512bf16" the layer's GEMMs run on the CPU's bfloat16
- * units (vdpbf16ps: products exact, float sums in pairs of K). Elsewhere
+ * With kernel set "avx512bf16" the layer's products run on the CPU's
+ * bfloat16 units (vdpbf16ps: products exact, float sums in pairs of K),
+ * with "amx" on its AMX tiles (tdpbf16ps, likewise). Elsewhere
  * the products run as float products of the rounded values: the same
  * numbers a bf16 x bf16 -> fp32 unit gives, but no faster than
  * LSTM_FP32. */

@@ -42,7 +42,8 @@ typedef void lstm__gemm_fn(int ta, int tb, size_t M, size_t N, size_t K,
  * bf16 != 0 (bf16-mixed precision): the product's operands are bfloat16
  * values, its sums float: W_hh is used rounded to bf16 (the tuned kernel
  * gets w_pk packed from rounded weights, as float panels or, in the
- * avx512bf16 set, as bfloat16 pairs; the reference rounds w_hh as it
+ * avx512bf16 set, as bfloat16 pairs, in the amx set as bfloat16 tiles;
+ * the reference rounds w_hh as it
  * reads it) and h is stored in hs rounded (it feeds the next product and
  * dW_hh); y, cs and the gate math stay float. */
 typedef void lstm__lstm_fwd_fn(size_t nb, size_t T, size_t H, size_t k0,
@@ -137,8 +138,9 @@ void lstm__pack_bwd(float *dst, const float *w_hh, size_t H, size_t k0,
  * for bf16-mixed (bf16 != 0) or not, in at most the floats of
  * lstm__pack_fwd_size(H, k1 - k0) (lstm__pack_bwd_size): lstm__wpack_*
  * packs the panels above, rounded to bfloat16 values for bf16;
- * lstm__wpack_*_pairs (avx512bf16) bfloat16 pairs for vdpbf16ps instead
- * (half the bytes; lstm_cell.c) where H allows. */
+ * lstm__wpack_*_pairs (avx512bf16) bfloat16 pairs for vdpbf16ps instead,
+ * lstm__wpack_*_amx (amx) AMX tiles (half the bytes; lstm_cell.c) where
+ * H allows. */
 typedef void lstm__wpack_fn(float *dst, const float *w_hh, size_t H,
                             size_t k0, size_t k1, int bf16);
 lstm__wpack_fn lstm__wpack_fwd, lstm__wpack_bwd;
@@ -180,7 +182,8 @@ typedef struct {
     /* the GEMM of bf16-mixed precision: operands that are bfloat16 values
      * (rounded by lstm__round_bf16), products exact, float sums. Sets
      * without bfloat16 units use their float GEMM, which computes the same
-     * products; "avx512bf16" has vdpbf16ps (gemm_bf16.c). */
+     * products; "avx512bf16" has vdpbf16ps (gemm_bf16.c), "amx" AMX-BF16
+     * tiles (gemm_amx.c). */
     lstm__gemm_fn *gemm_bf16;
     lstm__lstm_fwd_fn *lstm_fwd;
     lstm__lstm_bwd_fn *lstm_bwd;
@@ -194,7 +197,7 @@ typedef struct {
 /* The kernel sets: "ref" (the references), and the tuned kernels compiled
  * for "generic" (baseline) code, "avx2" (AVX2 + FMA), "avx512", and
  * "avx512bf16" (avx512's, with the bf16-mixed GEMM and recurrence on
- * AVX512-BF16).
+ * AVX512-BF16), "amx" (the same on AMX-BF16 tiles).
  * Returns NULL for a name this build or this CPU cannot run. */
 const lstm__kernels *lstm__kernels_get(const char *name);
 /* The fastest tuned set this CPU runs. */
