@@ -466,16 +466,48 @@ START_TEST(gemm_sets_vs_ref)
     const lstm__kernels *k = tuned(_i);
     if (!k)
         return;
-    static const size_t Ms[] = {1, 5, 13, 29}, Ns[] = {5, 16, 17, 48, 100};
+    static const size_t Ms[] = {1, 5, 13, 29, 61};
+    static const size_t Ns[] = {5, 16, 17, 48, 100};
     static const size_t Ks[] = {1, 7, 300, 600};
     static const float ab[][2] = {{1, 0}, {1, 1}, {0.5f, 0.75f}};
     for (int t = 0; t < 4; t++)
-        for (size_t a = 0; a < 4; a++)
+        for (size_t a = 0; a < 5; a++)
             for (size_t b = 0; b < 5; b++)
                 for (size_t c = 0; c < 4; c++)
                     for (size_t s = 0; s < 3; s++)
                         gemm_case(k->gemm, k->name, t & 1, t >> 1, Ms[a],
                                   Ns[b], Ks[c], ab[s][0], ab[s][1], 0);
+}
+END_TEST
+
+/* The library's own GEMM (the sets that do not call BLAS) over many rows
+ * at once (B packed into panels) gives the bits of the same GEMM over a
+ * few rows at a time (B read where it lies), A transposed or not: the
+ * library's threads split the rows. _i = set. */
+START_TEST(gemm_rows_same_bits)
+{
+    const lstm__kernels *k = tuned(_i);
+    if (!k || k->gemm == lstm__gemm_blas)
+        return;
+    enum { M = 60, K = 600, N = 100, lda = M + 3, ldb = N + 5, ldc = N + 2 };
+    float *A = malloc(K * lda * 4), *B = malloc(K * ldb * 4);
+    float *C1 = malloc(M * ldc * 4), *C2 = malloc(M * ldc * 4);
+    fill_randn(A, K * lda, 1);
+    fill_randn(B, K * ldb, 2);
+    for (int ta = 0; ta < 2; ta++) {
+        fill_randn(C1, M * ldc, 3);
+        memcpy(C2, C1, M * ldc * 4);
+        k->gemm(ta, 0, M, N, K, 1.0f, A, lda, B, ldb, 1.0f, C1, ldc);
+        for (size_t m = 0; m < M; m += 6)
+            k->gemm(ta, 0, 6, N, K, 1.0f, ta ? A + m : A + m * lda, lda, B,
+                    ldb, 1.0f, C2 + m * ldc, ldc);
+        ck_assert_msg(!memcmp(C1, C2, M * ldc * 4),
+                      "%s gemm: other bits by rows (ta=%d)", k->name, ta);
+    }
+    free(A);
+    free(B);
+    free(C1);
+    free(C2);
 }
 END_TEST
 
@@ -490,8 +522,8 @@ START_TEST(wgrad_sets_same_bits)
     const lstm__kernels *k = tuned(_i);
     if (!k || !k->wgrad)
         return;
-    static const size_t Ms[] = {5, 29}, Ts[] = {3, 300}, Ns[] = {16, 37};
-    for (size_t a = 0; a < 2; a++)
+    static const size_t Ms[] = {5, 29, 53}, Ts[] = {3, 300}, Ns[] = {16, 37};
+    for (size_t a = 0; a < 3; a++)
         for (size_t t = 0; t < 2; t++)
             for (size_t n = 0; n < 4; n++) {
                 const size_t M = Ms[a], T = Ts[t], nseq = 3, K = nseq * T;
@@ -714,6 +746,7 @@ Suite *kernels_suite(void)
     tcase_add_loop_test(tc, gru_rec_ref_vs_tuned, 0, 4 * NSETS);
     tcase_add_loop_test(tc, lstm_rec_units_same_bits, 0, NSETS);
     tcase_add_loop_test(tc, gemm_sets_vs_ref, 0, NSETS);
+    tcase_add_loop_test(tc, gemm_rows_same_bits, 0, NSETS);
     tcase_add_loop_test(tc, gemm_bf16_sets_vs_ref, 0, NSETS);
     tcase_add_loop_test(tc, wgrad_sets_same_bits, 0, NSETS);
     tcase_add_test(tc, bf16_rounding);
