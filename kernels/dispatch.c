@@ -21,26 +21,27 @@
 static const lstm__kernels sets[] = {
     {"ref", lstm__gemm_ref, lstm__gemm_ref, lstm__lstm_fwd_ref,
      lstm__lstm_bwd_ref, lstm__wpack_fwd, lstm__wpack_bwd, lstm__gru_fwd_ref,
-     lstm__gru_bwd_ref, lstm__adamw_ref, NULL},
+     lstm__gru_bwd_ref, lstm__adamw_ref, NULL, NULL},
     {"generic", lstm__gemm_blas, lstm__gemm_blas, lstm__lstm_fwd_generic,
      lstm__lstm_bwd_generic, lstm__wpack_fwd, lstm__wpack_bwd,
-     lstm__gru_fwd_generic, lstm__gru_bwd_generic, lstm__adamw_generic, NULL},
+     lstm__gru_fwd_generic, lstm__gru_bwd_generic, lstm__adamw_generic, NULL,
+     NULL},
 #if LSTM_X86
     {"avx2", lstm__gemm_blas, lstm__gemm_blas, lstm__lstm_fwd_avx2,
      lstm__lstm_bwd_avx2, lstm__wpack_fwd, lstm__wpack_bwd, lstm__gru_fwd_avx2,
-     lstm__gru_bwd_avx2, lstm__adamw_avx2, NULL},
+     lstm__gru_bwd_avx2, lstm__adamw_avx2, NULL, NULL},
     {"avx512", lstm__gemm_avx512, lstm__gemm_avx512, lstm__lstm_fwd_avx512,
      lstm__lstm_bwd_avx512, lstm__wpack_fwd, lstm__wpack_bwd,
      lstm__gru_fwd_avx512, lstm__gru_bwd_avx512, lstm__adamw_avx512,
-     lstm__wgrad_avx512},
+     lstm__wgrad_avx512, NULL},
     {"avx512bf16", lstm__gemm_avx512, lstm__gemm_bf16_avx512,
      lstm__lstm_fwd_avx512bf16, lstm__lstm_bwd_avx512bf16,
      lstm__wpack_fwd_pairs, lstm__wpack_bwd_pairs, lstm__gru_fwd_avx512,
-     lstm__gru_bwd_avx512, lstm__adamw_avx512, lstm__wgrad_avx512},
+     lstm__gru_bwd_avx512, lstm__adamw_avx512, lstm__wgrad_avx512, NULL},
     {"amx", lstm__gemm_avx512, lstm__gemm_bf16_amx, lstm__lstm_fwd_amx,
      lstm__lstm_bwd_amx, lstm__wpack_fwd_amx, lstm__wpack_bwd_amx,
      lstm__gru_fwd_avx512, lstm__gru_bwd_avx512, lstm__adamw_avx512,
-     lstm__wgrad_avx512},
+     lstm__wgrad_avx512, lstm__wgrad_bf16_amx},
 #endif
 };
 

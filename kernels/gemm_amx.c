@@ -80,14 +80,18 @@ AMX_ISA static void transpose16(__m512i r[16])
 
 /* B rows [0,kc) x columns [0,n) into panels of 16 columns, kp pairs of K
  * rows each (zero past kc and n): pair p of panel j at bp + (j*kp + p)*16
- * (32-bit units). Read row by row. */
+ * (32-bit units). Row k of B at B + (k0+k)/per*sstride + (k0+k)%per*ldb
+ * (the rows of a matrix: per = SIZE_MAX; or segments of per rows, as the
+ * steps of each sequence in h), read row by row. */
 AMX_ISA static void pack_b(uint32_t *bp, size_t kp, const float *B,
-                           size_t ldb, size_t kc, size_t n)
+                           size_t ldb, size_t per, size_t sstride, size_t k0,
+                           size_t kc, size_t n)
 {
     const __m512 zero = _mm512_setzero_ps();
     for (size_t p = 0; p < kp; p++) {
-        const size_t k = 2 * p;
-        const float *r0 = B + k * ldb, *r1 = r0 + ldb;
+        const size_t k = 2 * p, g = k0 + k;
+        const float *r0 = B + g / per * sstride + g % per * ldb;
+        const float *r1 = B + (g + 1) / per * sstride + (g + 1) % per * ldb;
         for (size_t j = 0; j * 16 < n; j++) {
             const size_t nc = n - j * 16 < 16 ? n - j * 16 : 16;
             const __m512 lo = k < kc ? load_n(r0 + j * 16, nc) : zero;
@@ -191,6 +195,28 @@ AMX_ISA static void block(const uint32_t *ap, const uint32_t *bp, size_t kp,
         C_IO(3, 0, C + 16 * ldc + 16, ldc, m1, n1, buf);
 }
 
+/* C rows [0,cm) x columns [0,n) (+)= a chunk of packed A x packed B, in
+ * blocks of 32 x 32. */
+AMX_ISA static void chunk(const uint32_t *ap, const uint32_t *bp, size_t kp,
+                          size_t cm, size_t n, float *C, size_t ldc, int add,
+                          float *buf)
+{
+    for (size_t m0 = 0; m0 < cm; m0 += 32)
+        for (size_t n0 = 0; n0 < n; n0 += 32)
+            block(ap + m0 * kp, bp + n0 * kp, kp, cm - m0 < 32 ? cm - m0 : 32,
+                  n - n0 < 32 ? n - n0 : 32, C + m0 * ldc + n0, ldc, add,
+                  buf);
+}
+
+/* Rows of K a block takes when B's blocks have n columns in all. */
+static size_t k_block(size_t n, size_t K)
+{
+    size_t kb = NB_ELEMS / (n ? n : 1) / 32 * 32;
+    if (kb < 32)
+        kb = 32;
+    return kb > (K + 31) / 32 * 32 ? (K + 31) / 32 * 32 : kb;
+}
+
 /* C (+)= op(A) x B: K in blocks of at most NB_ELEMS / N (rounded to 32),
  * B's block packed once, then rows of C in chunks (their A packed once:
  * 32 rows, or MC_T for a K-major A, whose packing reads whole rows), 32
@@ -202,12 +228,7 @@ AMX_ISA void lstm__gemm_bf16_amx(int ta, int tb, size_t M, size_t N,
                                  size_t lda, const float *B, size_t ldb,
                                  float beta, float *C, size_t ldc)
 {
-    const size_t np = (N + 15) / 16 * 16;
-    size_t kb = NB_ELEMS / (np ? np : 1) / 32 * 32;
-    if (kb < 32)
-        kb = 32;
-    if (kb > (K + 31) / 32 * 32)
-        kb = (K + 31) / 32 * 32;
+    const size_t np = (N + 15) / 16 * 16, kb = k_block(np, K);
     uint32_t *bp = NULL, *ap = NULL;
     if (!tb && alpha == 1.0f && (beta == 0.0f || beta == 1.0f) && M && N &&
         K) {
@@ -226,18 +247,62 @@ AMX_ISA void lstm__gemm_bf16_amx(int ta, int tb, size_t M, size_t N,
     for (size_t k0 = 0; k0 < K; k0 += kb) {
         const size_t kc = K - k0 < kb ? K - k0 : kb, kp = (kc + 31) / 32 * 16;
         const int add = k0 > 0 || beta != 0.0f;
-        pack_b(bp, kp, B + k0 * ldb, ldb, kc, N);
+        pack_b(bp, kp, B, ldb, SIZE_MAX, 0, k0, kc, N);
         const size_t mc = ta ? MC_T : 32;
         for (size_t c0 = 0; c0 < M; c0 += mc) {
             const size_t cm = M - c0 < mc ? M - c0 : mc;
             pack_a(ap, kp, ta, ta ? A + k0 * lda + c0 : A + c0 * lda + k0,
                    lda, cm, kc);
-            for (size_t m0 = 0; m0 < cm; m0 += 32)
-                for (size_t n0 = 0; n0 < N; n0 += 32)
-                    block(ap + m0 * kp, bp + n0 * kp, kp,
-                          cm - m0 < 32 ? cm - m0 : 32,
-                          N - n0 < 32 ? N - n0 : 32,
-                          C + (c0 + m0) * ldc + n0, ldc, add, buf);
+            chunk(ap, bp, kp, cm, N, C + c0 * ldc, ldc, add, buf);
+        }
+    }
+    lstm__amx_end();
+    free(bp);
+    free(ap);
+}
+
+/* The weight gradients of bf16-mixed precision (kernels.h's
+ * lstm__wgrad_fn, on bfloat16 values) in one pass over the gate
+ * gradients: K in blocks across the sequences, X's and H's blocks packed
+ * (H's rows gathered from each sequence's steps), then each chunk of rows
+ * of A1 packed once for both products (A2 == A1, an LSTM) or A2 after it
+ * (a GRU). The sums are grouped by block, not by sequence: the bits of the
+ * GEMMs one call at a time are not kept, only their values to float
+ * rounding. */
+AMX_ISA void lstm__wgrad_bf16_amx(size_t M, size_t nseq, size_t T,
+                                  const float *A1, const float *A2,
+                                  size_t lda, const float *X, size_t ldx,
+                                  size_t N1, float *C1, size_t ldc1,
+                                  const float *H, size_t ldh, size_t hstride,
+                                  size_t N2, float *C2, size_t ldc2)
+{
+    const size_t K = nseq * T, n1 = (N1 + 15) / 16 * 16;
+    const size_t n2 = (N2 + 15) / 16 * 16, kb = k_block(n1 + n2, K);
+    uint32_t *bp = K && M ? aligned_alloc(64, (n1 + n2) * kb * 2) : NULL;
+    uint32_t *ap = bp ? aligned_alloc(64, MC_T * kb * 2) : NULL;
+    if (!ap) {
+        free(bp);
+        lstm__gemm_avx512(1, 0, M, N1, K, 1.0f, A1, lda, X, ldx, 1.0f, C1,
+                          ldc1);
+        for (size_t s = 0; s < nseq; s++)
+            lstm__gemm_avx512(1, 0, M, N2, T, 1.0f, A2 + s * T * lda, lda,
+                              H + s * hstride, ldh, 1.0f, C2, ldc2);
+        return;
+    }
+    lstm__amx_begin();
+    float buf[16 * 16] __attribute__((aligned(64)));
+    for (size_t k0 = 0; k0 < K; k0 += kb) {
+        const size_t kc = K - k0 < kb ? K - k0 : kb, kp = (kc + 31) / 32 * 16;
+        uint32_t *bx = bp, *bh = bp + n1 * kp;
+        pack_b(bx, kp, X, ldx, SIZE_MAX, 0, k0, kc, N1);
+        pack_b(bh, kp, H, ldh, T, hstride, k0, kc, N2);
+        for (size_t c0 = 0; c0 < M; c0 += MC_T) {
+            const size_t cm = M - c0 < MC_T ? M - c0 : MC_T;
+            pack_a(ap, kp, 1, A1 + k0 * lda + c0, lda, cm, kc);
+            chunk(ap, bx, kp, cm, N1, C1 + c0 * ldc1, ldc1, 1, buf);
+            if (A2 != A1)
+                pack_a(ap, kp, 1, A2 + k0 * lda + c0, lda, cm, kc);
+            chunk(ap, bh, kp, cm, N2, C2 + c0 * ldc2, ldc2, 1, buf);
         }
     }
     lstm__amx_end();

@@ -192,6 +192,10 @@ typedef struct {
     lstm__gru_bwd_fn *gru_bwd;
     lstm__adamw_fn *adamw;
     lstm__wgrad_fn *wgrad;  /* NULL: the GEMM above, one call at a time */
+    /* the same on bfloat16 values for bf16-mixed, its sums those of
+     * gemm_bf16 up to float rounding (not its bits); NULL: gemm_bf16, one
+     * call at a time */
+    lstm__wgrad_fn *wgrad_bf16;
 } lstm__kernels;
 
 /* The kernel sets: "ref" (the references), and the tuned kernels compiled
@@ -227,7 +231,7 @@ lstm__gru_bwd_fn lstm__gru_bwd_ref, lstm__gru_bwd_generic;
 lstm__adamw_fn lstm__adamw_ref, lstm__adamw_generic;
 #if LSTM_X86
 lstm__gemm_fn lstm__gemm_avx512, lstm__gemm_bf16_avx512, lstm__gemm_bf16_amx;
-lstm__wgrad_fn lstm__wgrad_avx512;
+lstm__wgrad_fn lstm__wgrad_avx512, lstm__wgrad_bf16_amx;
 lstm__lstm_fwd_fn lstm__lstm_fwd_avx2, lstm__lstm_fwd_avx512,
     lstm__lstm_fwd_avx512bf16, lstm__lstm_fwd_amx;
 lstm__lstm_bwd_fn lstm__lstm_bwd_avx2, lstm__lstm_bwd_avx512,

@@ -485,11 +485,17 @@ bwd_body(int vw, int prod, size_t nb, size_t T, size_t H, size_t k0,
                 cell_bwd(da, dhb, dcb, NULL, a, cp, cn, H, n, 0);
             for (size_t q = 0; q < 4; q++) {
                 float *restrict d = da + q * H, *restrict s = db + b * G + k0 + q * H;
-                if (bf16)  /* da is a GEMM operand from here on */
-                    lstm__round_bf16(d, d, n);
+                if (bf16) {  /* da is a GEMM operand from here on */
 #pragma omp simd
-                for (size_t k = 0; k < n; k++)
-                    s[k] += d[k];
+                    for (size_t k = 0; k < n; k++) {
+                        d[k] = lstm__vbf16(d[k]);
+                        s[k] += d[k];
+                    }
+                } else {
+#pragma omp simd
+                    for (size_t k = 0; k < n; k++)
+                        s[k] += d[k];
+                }
             }
         }
         if (sync)  /* the product below reads every unit's dA_t */

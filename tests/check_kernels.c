@@ -566,6 +566,64 @@ START_TEST(wgrad_sets_same_bits)
 }
 END_TEST
 
+/* Each set's bf16-mixed weight gradients (wgrad_bf16), where it has them,
+ * on bfloat16 operands, against the reference GEMM once for C1 and once
+ * per sequence for C2: the same products, the float sums grouped
+ * otherwise. Rows across the chunks of a transposed A (256), K blocks
+ * across sequences (T = 300), N1 and N2 with and without a multiple of
+ * 16, A1 equal to A2 (LSTM) and not (GRU). _i = set. */
+START_TEST(wgrad_bf16_sets_vs_ref)
+{
+    const lstm__kernels *k = tuned(_i);
+    if (!k || !k->wgrad_bf16)
+        return;
+    static const size_t Ms[] = {5, 300}, Ts[] = {3, 300}, Ns[] = {16, 37};
+    for (size_t a = 0; a < 2; a++)
+        for (size_t t = 0; t < 2; t++)
+            for (size_t n = 0; n < 4; n++) {
+                const size_t M = Ms[a], T = Ts[t], nseq = 3, K = nseq * T;
+                const size_t N1 = Ns[n & 1] + 32, N2 = Ns[n >> 1];
+                const size_t lda = M + 3, ldx = N1 + 1, ldh = N2 + 2;
+                const size_t hstride = (T + 1) * ldh, same = n == 1;
+                float *A1 = malloc(K * lda * 4), *A2 = malloc(K * lda * 4);
+                float *X = malloc(K * ldx * 4);
+                float *H = malloc(nseq * hstride * 4);
+                float *C[4];
+                fill_randn(A1, K * lda, 1);
+                fill_randn(A2, K * lda, 2);
+                fill_randn(X, K * ldx, 3);
+                fill_randn(H, nseq * hstride, 4);
+                lstm__round_bf16(A1, A1, K * lda);
+                lstm__round_bf16(A2, A2, K * lda);
+                lstm__round_bf16(X, X, K * ldx);
+                lstm__round_bf16(H, H, nseq * hstride);
+                for (int c = 0; c < 4; c++) {
+                    const size_t nc = M * (c % 2 ? N2 : N1);
+                    C[c] = malloc(nc * 4);
+                    fill_randn(C[c], nc, 5 + c % 2);
+                }
+                const float *a2 = same ? A1 : A2;
+                k->wgrad_bf16(M, nseq, T, A1, a2, lda, X, ldx, N1, C[0], N1,
+                              H, ldh, hstride, N2, C[1], N2);
+                lstm__gemm_ref(1, 0, M, N1, K, 1.0f, A1, lda, X, ldx, 1.0f,
+                               C[2], N1);
+                for (size_t q = 0; q < nseq; q++)
+                    lstm__gemm_ref(1, 0, M, N2, T, 1.0f, a2 + q * T * lda,
+                                   lda, H + q * hstride, ldh, 1.0f, C[3], N2);
+                assert_close(C[0], C[2], M * N1, 1e-5 * sqrt((double)K), 1e-5,
+                             k->name);
+                assert_close(C[1], C[3], M * N2, 1e-5 * sqrt((double)K), 1e-5,
+                             k->name);
+                for (int c = 0; c < 4; c++)
+                    free(C[c]);
+                free(A1);
+                free(A2);
+                free(X);
+                free(H);
+            }
+}
+END_TEST
+
 /* Each set's bf16-mixed GEMM on bfloat16 operands against the reference:
  * the products are exact either way, only the order of the float sums may
  * differ (pairs of K on bfloat16 units, or tiles). Shapes cross the
@@ -749,6 +807,7 @@ Suite *kernels_suite(void)
     tcase_add_loop_test(tc, gemm_rows_same_bits, 0, NSETS);
     tcase_add_loop_test(tc, gemm_bf16_sets_vs_ref, 0, NSETS);
     tcase_add_loop_test(tc, wgrad_sets_same_bits, 0, NSETS);
+    tcase_add_loop_test(tc, wgrad_bf16_sets_vs_ref, 0, NSETS);
     tcase_add_test(tc, bf16_rounding);
     tcase_add_loop_test(tc, adamw_ref_vs_tuned, 0, NSETS);
     tcase_add_test(tc, kernel_sets);

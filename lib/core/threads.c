@@ -264,19 +264,21 @@ static void gemm_rows(lstm__gemm_fn *fn, int ta, int tb, size_t M, size_t N,
     }
 }
 
-void lstm__wgrad(size_t M, size_t nseq, size_t T, const float *A1,
-                 const float *A2, size_t lda, const float *X, size_t ldx,
-                 size_t N1, float *C1, size_t ldc1, const float *H,
-                 size_t ldh, size_t hstride, size_t N2, float *C2,
-                 size_t ldc2)
+void lstm__wgrad(int bf16, size_t M, size_t nseq, size_t T,
+                 const float *A1, const float *A2, size_t lda,
+                 const float *X, size_t ldx, size_t N1, float *C1,
+                 size_t ldc1, const float *H, size_t ldh, size_t hstride,
+                 size_t N2, float *C2, size_t ldc2)
 {
-    lstm__wgrad_fn *fn = lstm__k()->wgrad;
+    lstm__wgrad_fn *fn = bf16 ? lstm__k()->wgrad_bf16 : lstm__k()->wgrad;
     if (!fn) {
-        lstm__gemm(1, 0, M, N1, nseq * T, 1.0f, A1, lda, X, ldx, 1.0f, C1,
-                   ldc1);
+        void (*gemm)(int, int, size_t, size_t, size_t, float, const float *,
+                     size_t, const float *, size_t, float, float *, size_t) =
+            bf16 ? lstm__gemm_bf16 : lstm__gemm;
+        gemm(1, 0, M, N1, nseq * T, 1.0f, A1, lda, X, ldx, 1.0f, C1, ldc1);
         for (size_t s = 0; s < nseq; s++)
-            lstm__gemm(1, 0, M, N2, T, 1.0f, A2 + s * T * lda, lda,
-                       H + s * hstride, ldh, 1.0f, C2, ldc2);
+            gemm(1, 0, M, N2, T, 1.0f, A2 + s * T * lda, lda, H + s * hstride,
+                 ldh, 1.0f, C2, ldc2);
         return;
     }
     int nt;

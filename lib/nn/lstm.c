@@ -704,15 +704,8 @@ int lstm_lstm_backward(lstm_lstm *l, const float *dout, const float *dhn,
 
             /* dW_ih += dA^T in;  dW_hh += dA_b^T h_{b,t-1} per sequence */
             const float *dAh = gru ? l->dAh : l->dA;  /* the hidden side's */
-            if (bf16) {
-                lstm__gemm_bf16(1, 0, G, in_dim, B * T, 1.0f, l->dA, G, in,
-                                in_dim, 1.0f, g_ih, in_dim);
-                for (size_t b = 0; b < B; b++)
-                    lstm__gemm_bf16(1, 0, G, H, T, 1.0f, dAh + b * T * G, G,
-                                    hs + b * (T + 1) * H, H, 1.0f, g_hh, H);
-            } else
-                lstm__wgrad(G, B, T, l->dA, dAh, G, in, in_dim, in_dim, g_ih,
-                            in_dim, hs, H, (T + 1) * H, H, g_hh, H);
+            lstm__wgrad(bf16, G, B, T, l->dA, dAh, G, in, in_dim, in_dim,
+                        g_ih, in_dim, hs, H, (T + 1) * H, H, g_hh, H);
             /* db_ih, db_hh = column sums of dA, dAh. LSTM: they are equal,
              * and the kernel summed each sequence over t; here the
              * sequences are summed in order (the same order on any thread
