@@ -155,16 +155,21 @@ AMX_ISA static void block(const uint32_t *ap, const uint32_t *bp, size_t kp,
                           size_t mb, size_t nb, float *C, size_t ldc, int add,
                           float *buf)
 {
+    const size_t m0 = span(mb, 0), n0 = span(nb, 0);
     const size_t m1 = span(mb, 16), n1 = span(nb, 16);
     const size_t lda = kp * 4, bstep = kp * 16;
+#define C_TILES(load)                                                        \
+    do {                                                                     \
+        C_IO(0, load, C, ldc, m0, n0, buf);                                  \
+        if (n1)                                                              \
+            C_IO(1, load, C + 16, ldc, m0, n1, buf);                         \
+        if (m1)                                                              \
+            C_IO(2, load, C + 16 * ldc, ldc, m1, n0, buf);                   \
+        if (m1 && n1)                                                        \
+            C_IO(3, load, C + 16 * ldc + 16, ldc, m1, n1, buf);              \
+    } while (0)
     if (add) {
-        C_IO(0, 1, C, ldc, span(mb, 0), span(nb, 0), buf);
-        if (n1)
-            C_IO(1, 1, C + 16, ldc, span(mb, 0), n1, buf);
-        if (m1)
-            C_IO(2, 1, C + 16 * ldc, ldc, m1, span(nb, 0), buf);
-        if (m1 && n1)
-            C_IO(3, 1, C + 16 * ldc + 16, ldc, m1, n1, buf);
+        C_TILES(1);
     } else {
         TZERO(0);
         TZERO(1);
@@ -186,13 +191,8 @@ AMX_ISA static void block(const uint32_t *ap, const uint32_t *bp, size_t kp,
                 TDP(3, 5, 7);
         }
     }
-    C_IO(0, 0, C, ldc, span(mb, 0), span(nb, 0), buf);
-    if (n1)
-        C_IO(1, 0, C + 16, ldc, span(mb, 0), n1, buf);
-    if (m1)
-        C_IO(2, 0, C + 16 * ldc, ldc, m1, span(nb, 0), buf);
-    if (m1 && n1)
-        C_IO(3, 0, C + 16 * ldc + 16, ldc, m1, n1, buf);
+    C_TILES(0);
+#undef C_TILES
 }
 
 /* C rows [0,cm) x columns [0,n) (+)= a chunk of packed A x packed B, in

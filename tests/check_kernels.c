@@ -511,116 +511,97 @@ START_TEST(gemm_rows_same_bits)
 }
 END_TEST
 
-/* Each set's fused weight gradients (kernels.h's lstm__wgrad_fn), where
- * it has them, against its GEMM called once for C1 and once per sequence
- * for C2: the same bits. Rows across the kernel's 12-row blocks, T across
- * its 128-row blocks of K, N1 and N2 with and without a multiple of 16,
- * A1 equal to A2 (LSTM) and not (GRU), leading dimensions wider than the
- * matrices, C1 and C2 not zero to start. _i = set. */
+/* One case of a set's fused weight gradients (kernels.h's
+ * lstm__wgrad_fn): M rows, nseq = 3 sequences of T steps, N1 (n & 1: 37
+ * columns, else 16, plus 32) and N2 (n >> 1: likewise, without the 32),
+ * A1 equal to A2 (n == 1: an LSTM) or not (a GRU), leading dimensions
+ * wider than the matrices, C1 and C2 not zero to start. fp32 (wgrad):
+ * the bits of the set's GEMM called once for C1 and once per sequence for
+ * C2. bf16 (wgrad_bf16), on bfloat16 operands: the reference GEMM's
+ * values to float rounding (the same products, the sums grouped
+ * otherwise). */
+static void wgrad_case(const lstm__kernels *k, int bf16, size_t M, size_t T,
+                       size_t n)
+{
+    const size_t nseq = 3, K = nseq * T, same = n == 1;
+    const size_t N1 = (n & 1 ? 37 : 16) + 32, N2 = n >> 1 ? 37 : 16;
+    const size_t lda = M + 3, ldx = N1 + 1, ldh = N2 + 2;
+    const size_t hstride = (T + 1) * ldh;
+    float *A1 = malloc(K * lda * sizeof *A1);
+    float *A2 = malloc(K * lda * sizeof *A2);
+    float *X = malloc(K * ldx * sizeof *X);
+    float *H = malloc(nseq * hstride * sizeof *H);
+    float *C[4];
+    fill_randn(A1, K * lda, 1);
+    fill_randn(A2, K * lda, 2);
+    fill_randn(X, K * ldx, 3);
+    fill_randn(H, nseq * hstride, 4);
+    if (bf16) {
+        lstm__round_bf16(A1, A1, K * lda);
+        lstm__round_bf16(A2, A2, K * lda);
+        lstm__round_bf16(X, X, K * ldx);
+        lstm__round_bf16(H, H, nseq * hstride);
+    }
+    for (int c = 0; c < 4; c++) {
+        const size_t nc = M * (c % 2 ? N2 : N1);
+        C[c] = malloc(nc * sizeof *C[c]);
+        fill_randn(C[c], nc, 5 + c % 2);
+    }
+    const float *a2 = same ? A1 : A2;
+    (bf16 ? k->wgrad_bf16 : k->wgrad)(M, nseq, T, A1, a2, lda, X, ldx, N1,
+                                      C[0], N1, H, ldh, hstride, N2, C[1],
+                                      N2);
+    lstm__gemm_fn *gemm = bf16 ? lstm__gemm_ref : k->gemm;
+    gemm(1, 0, M, N1, K, 1.0f, A1, lda, X, ldx, 1.0f, C[2], N1);
+    for (size_t q = 0; q < nseq; q++)
+        gemm(1, 0, M, N2, T, 1.0f, a2 + q * T * lda, lda, H + q * hstride,
+             ldh, 1.0f, C[3], N2);
+    if (bf16) {
+        assert_close(C[0], C[2], M * N1, 1e-5 * sqrt((double)K), 1e-5,
+                     k->name);
+        assert_close(C[1], C[3], M * N2, 1e-5 * sqrt((double)K), 1e-5,
+                     k->name);
+    } else
+        ck_assert_msg(!memcmp(C[0], C[2], M * N1 * sizeof(float)) &&
+                          !memcmp(C[1], C[3], M * N2 * sizeof(float)),
+                      "%s wgrad: other bits than its GEMM (M=%zu T=%zu "
+                      "N1=%zu N2=%zu)", k->name, M, T, N1, N2);
+    for (int c = 0; c < 4; c++)
+        free(C[c]);
+    free(A1);
+    free(A2);
+    free(X);
+    free(H);
+}
+
+/* wgrad_case over rows across the kernel's 12-row blocks and its packing
+ * (48 rows or more), T across its 128-row blocks of K. _i = set. */
 START_TEST(wgrad_sets_same_bits)
 {
     const lstm__kernels *k = tuned(_i);
     if (!k || !k->wgrad)
         return;
-    static const size_t Ms[] = {5, 29, 53}, Ts[] = {3, 300}, Ns[] = {16, 37};
+    static const size_t Ms[] = {5, 29, 53}, Ts[] = {3, 300};
     for (size_t a = 0; a < 3; a++)
         for (size_t t = 0; t < 2; t++)
-            for (size_t n = 0; n < 4; n++) {
-                const size_t M = Ms[a], T = Ts[t], nseq = 3, K = nseq * T;
-                const size_t N1 = Ns[n & 1] + 32, N2 = Ns[n >> 1];
-                const size_t lda = M + 3, ldx = N1 + 1, ldh = N2 + 2;
-                const size_t hstride = (T + 1) * ldh, same = n == 1;
-                float *A1 = malloc(K * lda * sizeof *A1);
-                float *A2 = malloc(K * lda * sizeof *A2);
-                float *X = malloc(K * ldx * sizeof *X);
-                float *H = malloc(nseq * hstride * sizeof *H);
-                float *C[4];
-                fill_randn(A1, K * lda, 1);
-                fill_randn(A2, K * lda, 2);
-                fill_randn(X, K * ldx, 3);
-                fill_randn(H, nseq * hstride, 4);
-                for (int c = 0; c < 4; c++) {
-                    const size_t nc = M * (c % 2 ? N2 : N1);
-                    C[c] = malloc(nc * sizeof *C[c]);
-                    fill_randn(C[c], nc, 5 + c % 2);
-                }
-                const float *a2 = same ? A1 : A2;
-                k->wgrad(M, nseq, T, A1, a2, lda, X, ldx, N1, C[0], N1, H,
-                         ldh, hstride, N2, C[1], N2);
-                k->gemm(1, 0, M, N1, K, 1.0f, A1, lda, X, ldx, 1.0f, C[2],
-                        N1);
-                for (size_t q = 0; q < nseq; q++)
-                    k->gemm(1, 0, M, N2, T, 1.0f, a2 + q * T * lda, lda,
-                            H + q * hstride, ldh, 1.0f, C[3], N2);
-                ck_assert_msg(!memcmp(C[0], C[2], M * N1 * sizeof(float)) &&
-                                  !memcmp(C[1], C[3], M * N2 * sizeof(float)),
-                              "%s wgrad: other bits than its GEMM (M=%zu "
-                              "T=%zu N1=%zu N2=%zu)", k->name, M, T, N1, N2);
-                for (int c = 0; c < 4; c++)
-                    free(C[c]);
-                free(A1);
-                free(A2);
-                free(X);
-                free(H);
-            }
+            for (size_t n = 0; n < 4; n++)
+                wgrad_case(k, 0, Ms[a], Ts[t], n);
 }
 END_TEST
 
-/* Each set's bf16-mixed weight gradients (wgrad_bf16), where it has them,
- * on bfloat16 operands, against the reference GEMM once for C1 and once
- * per sequence for C2: the same products, the float sums grouped
- * otherwise. Rows across the chunks of a transposed A (256), K blocks
- * across sequences (T = 300), N1 and N2 with and without a multiple of
- * 16, A1 equal to A2 (LSTM) and not (GRU). _i = set. */
+/* wgrad_case in bf16 where the set has wgrad_bf16: rows across the
+ * chunks of a transposed A (256), K blocks across sequences (T = 300).
+ * _i = set. */
 START_TEST(wgrad_bf16_sets_vs_ref)
 {
     const lstm__kernels *k = tuned(_i);
     if (!k || !k->wgrad_bf16)
         return;
-    static const size_t Ms[] = {5, 300}, Ts[] = {3, 300}, Ns[] = {16, 37};
+    static const size_t Ms[] = {5, 300}, Ts[] = {3, 300};
     for (size_t a = 0; a < 2; a++)
         for (size_t t = 0; t < 2; t++)
-            for (size_t n = 0; n < 4; n++) {
-                const size_t M = Ms[a], T = Ts[t], nseq = 3, K = nseq * T;
-                const size_t N1 = Ns[n & 1] + 32, N2 = Ns[n >> 1];
-                const size_t lda = M + 3, ldx = N1 + 1, ldh = N2 + 2;
-                const size_t hstride = (T + 1) * ldh, same = n == 1;
-                float *A1 = malloc(K * lda * 4), *A2 = malloc(K * lda * 4);
-                float *X = malloc(K * ldx * 4);
-                float *H = malloc(nseq * hstride * 4);
-                float *C[4];
-                fill_randn(A1, K * lda, 1);
-                fill_randn(A2, K * lda, 2);
-                fill_randn(X, K * ldx, 3);
-                fill_randn(H, nseq * hstride, 4);
-                lstm__round_bf16(A1, A1, K * lda);
-                lstm__round_bf16(A2, A2, K * lda);
-                lstm__round_bf16(X, X, K * ldx);
-                lstm__round_bf16(H, H, nseq * hstride);
-                for (int c = 0; c < 4; c++) {
-                    const size_t nc = M * (c % 2 ? N2 : N1);
-                    C[c] = malloc(nc * 4);
-                    fill_randn(C[c], nc, 5 + c % 2);
-                }
-                const float *a2 = same ? A1 : A2;
-                k->wgrad_bf16(M, nseq, T, A1, a2, lda, X, ldx, N1, C[0], N1,
-                              H, ldh, hstride, N2, C[1], N2);
-                lstm__gemm_ref(1, 0, M, N1, K, 1.0f, A1, lda, X, ldx, 1.0f,
-                               C[2], N1);
-                for (size_t q = 0; q < nseq; q++)
-                    lstm__gemm_ref(1, 0, M, N2, T, 1.0f, a2 + q * T * lda,
-                                   lda, H + q * hstride, ldh, 1.0f, C[3], N2);
-                assert_close(C[0], C[2], M * N1, 1e-5 * sqrt((double)K), 1e-5,
-                             k->name);
-                assert_close(C[1], C[3], M * N2, 1e-5 * sqrt((double)K), 1e-5,
-                             k->name);
-                for (int c = 0; c < 4; c++)
-                    free(C[c]);
-                free(A1);
-                free(A2);
-                free(X);
-                free(H);
-            }
+            for (size_t n = 0; n < 4; n++)
+                wgrad_case(k, 1, Ms[a], Ts[t], n);
 }
 END_TEST
 
