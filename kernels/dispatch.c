@@ -55,14 +55,13 @@ static int cpuid7(unsigned sub, int reg, int bit)
         return 0;
     return (int)(r[reg] >> bit) & 1;
 }
-#endif
 
 /* Whether the CPU has AMX-BF16 and Linux lets this process use its tile
  * registers (ARCH_REQ_XCOMP_PERM for XFEATURE_XTILEDATA: once for the
  * whole process, before the first tile instruction; Linux 5.16 or later). */
 static int amx_usable(void)
 {
-#if LSTM_X86 && defined(__linux__)
+#if defined(__linux__)
     static int ok = -1;  /* asking twice is harmless: no lock */
     if (ok < 0)
         ok = cpuid7(0, 3, 22) && cpuid7(0, 3, 24) &&
@@ -72,6 +71,7 @@ static int amx_usable(void)
     return 0;
 #endif
 }
+#endif
 
 /* Whether this CPU runs the instructions of set `name`. */
 static int cpu_runs(const char *name)
