@@ -65,9 +65,34 @@ AMX_ISA static inline __m512 load_n(const float *p, size_t n)
                    : _mm512_maskz_loadu_ps((__mmask16)((1u << n) - 1), p);
 }
 
+/* Rows [0,mb) of A (row r at A + r*lda) over K [0,kc) as tile rows of kp
+ * pairs (a multiple of 16), row r at ap + r*kp, zeros past kc and from
+ * row mb up to row rows. */
+AMX_ISA static inline void tile_rows(uint32_t *ap, size_t kp, const float *A,
+                                     size_t lda, size_t mb, size_t kc,
+                                     size_t rows)
+{
+    const size_t used = (kc + 1) / 2;
+    pair_rows(ap, kp, A, lda, mb, kc);
+    for (size_t r = 0; r < rows; r++)
+        if (r >= mb)
+            memset(ap + r * kp, 0, kp * sizeof *ap);
+        else if (kp > used)
+            memset(ap + r * kp + used, 0, (kp - used) * sizeof *ap);
+}
+
 /* The calling thread's tiles configured (eight of 16 rows x 64 bytes),
  * and released: around every use. */
 void lstm__amx_begin(void);
 void lstm__amx_end(void);
+
+/* C rows [0,mb) (mb <= 32) x columns [0,nb) (nb <= 32) (+)= A x B over kp
+ * pairs of K: A as tile rows (ap, kp pairs a row, 16 rows past mb <= 16
+ * or 32 rows), B as panels of 16 columns (bp; panel j at bp + j*kp*16,
+ * one or two of them). add: C's old values start the sums. Tiles 0-3 for
+ * C, 4-5 for A, 6-7 for B; buf: 256 floats, 64-byte aligned. */
+void lstm__amx_block(const uint32_t *ap, const uint32_t *bp, size_t kp,
+                     size_t mb, size_t nb, float *C, size_t ldc, int add,
+                     float *buf);
 
 #endif

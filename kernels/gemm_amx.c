@@ -103,27 +103,15 @@ AMX_ISA static void pack_b(uint32_t *bp, size_t kp, const float *B,
 
 /* Rows [0,mb) of op(A) over K [0,kc) as tile rows of kp pairs, row r at
  * ap + r*kp, up to the next multiple of 32 rows (zero past mb and kc).
- * ta = 0: row r of A at A + r*lda; ta = 1: A is K-major, A(k, r) at A +
- * k*lda + r: 16 rows x 16 pairs at a time, transposed in registers, the
- * rows of A read in order. */
+ * ta = 0: row r of A at A + r*lda (tile_rows); ta = 1: A is K-major,
+ * A(k, r) at A + k*lda + r: 16 rows x 16 pairs at a time, transposed in
+ * registers, the rows of A read in order. */
 AMX_ISA static void pack_a(uint32_t *ap, size_t kp, int ta, const float *A,
                            size_t lda, size_t mb, size_t kc)
 {
     const size_t rows = (mb + 31) / 32 * 32;
     if (!ta) {
-        for (size_t r = 0; r < rows; r++)
-            for (size_t k = 0; k < 2 * kp; k += 32) {
-                __m512i v = _mm512_setzero_si512();
-                if (r < mb && k < kc) {
-                    const float *row = A + r * lda + k;
-                    const size_t n = kc - k;
-                    v = (__m512i)_mm512_cvtne2ps_pbh(
-                        n > 16 ? load_n(row + 16, n - 16)
-                               : _mm512_setzero_ps(),
-                        load_n(row, n));
-                }
-                _mm512_store_si512(ap + r * kp + k / 2, v);
-            }
+        tile_rows(ap, kp, A, lda, mb, kc, rows);
         return;
     }
     const __m512 zero = _mm512_setzero_ps();
@@ -149,11 +137,9 @@ static size_t span(size_t total, size_t at)
     return at >= total ? 0 : total - at < 16 ? total - at : 16;
 }
 
-/* C block rows [0,mb) (mb <= 32) x columns [0,nb) (nb <= 32) (+)= the
- * packed A (ap, kp pairs a row) x packed B panels (bp, 1 or 2 of them). */
-AMX_ISA static void block(const uint32_t *ap, const uint32_t *bp, size_t kp,
-                          size_t mb, size_t nb, float *C, size_t ldc, int add,
-                          float *buf)
+AMX_ISA void lstm__amx_block(const uint32_t *ap, const uint32_t *bp,
+                             size_t kp, size_t mb, size_t nb, float *C,
+                             size_t ldc, int add, float *buf)
 {
     const size_t m0 = span(mb, 0), n0 = span(nb, 0);
     const size_t m1 = span(mb, 16), n1 = span(nb, 16);
@@ -203,9 +189,10 @@ AMX_ISA static void chunk(const uint32_t *ap, const uint32_t *bp, size_t kp,
 {
     for (size_t m0 = 0; m0 < cm; m0 += 32)
         for (size_t n0 = 0; n0 < n; n0 += 32)
-            block(ap + m0 * kp, bp + n0 * kp, kp, cm - m0 < 32 ? cm - m0 : 32,
-                  n - n0 < 32 ? n - n0 : 32, C + m0 * ldc + n0, ldc, add,
-                  buf);
+            lstm__amx_block(ap + m0 * kp, bp + n0 * kp, kp,
+                            cm - m0 < 32 ? cm - m0 : 32,
+                            n - n0 < 32 ? n - n0 : 32, C + m0 * ldc + n0, ldc,
+                            add, buf);
 }
 
 /* Rows of K a block takes when B's blocks have n columns in all. */

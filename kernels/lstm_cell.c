@@ -250,64 +250,36 @@ void lstm__wpack_bwd_amx(float *dst, const float *w_hh, size_t H, size_t k0,
 
 /* rec_pairs' product on tiles: out (+)= in x W for nq matrices side by
  * side, W's q-th packed by tile_pack at w + q*wqs words (M = its K, N
- * its columns); bias added after the product. Two tiles of out at a time
- * (0, 1), the rows' tile (4), W's (6, 7); the caller has configured the
- * tiles (lstm__amx_begin). */
+ * its columns), 16 rows and 32 columns at a time (lstm__amx_block); bias
+ * added after the product. The caller has configured the tiles
+ * (lstm__amx_begin). */
 AMX_ISA __attribute__((noinline)) static void
 rec_amx(size_t nb, size_t M, size_t N, size_t nq, const float *in,
         size_t irs, const uint32_t *w, size_t wqs, float *out, size_t ldo,
         size_t oqs, int add, const float *bias)
 {
-    const size_t kp = (M + 31) / 32 * 16, used = (M + 1) / 2;
+    const size_t kp = (M + 31) / 32 * 16;
     uint32_t rows[16 * (PAIRS_MAX_M / 2)] __attribute__((aligned(64)));
     float buf[256] __attribute__((aligned(64)));
     for (size_t b0 = 0; b0 < nb; b0 += 16) {
         const size_t rb = nb - b0 < 16 ? nb - b0 : 16;
-        pair_rows(rows, kp, in + b0 * irs, irs, rb, M);
-        for (size_t r = 0; r < 16; r++)
-            if (r >= rb)
-                memset(rows + r * kp, 0, kp * sizeof *rows);
-            else if (kp > used)
-                memset(rows + r * kp + used, 0, (kp - used) * sizeof *rows);
+        tile_rows(rows, kp, in + b0 * irs, irs, rb, M, 16);
         for (size_t q = 0; q < nq; q++)
             for (size_t n0 = 0; n0 < N; n0 += 32) {
-                const size_t c0 = N - n0 < 16 ? N - n0 : 16;
-                const size_t c1 = N - n0 > 32 ? 16 : N - n0 - c0;
+                const size_t nc = N - n0 < 32 ? N - n0 : 32;
                 float *o = out + b0 * ldo + q * oqs + n0;
-                const uint32_t *w0 = w + q * wqs + n0 * kp;
-                if (add) {
-                    C_IO(0, 1, o, ldo, rb, c0, buf);
-                    if (c1)
-                        C_IO(1, 1, o + 16, ldo, rb, c1, buf);
-                } else {
-                    TZERO(0);
-                    TZERO(1);
-                }
-                for (size_t p = 0; p < kp; p += 16) {
-                    TLOAD(4, rows + p, kp * 4);
-                    TLOAD(6, w0 + p * 16, 64);
-                    TDP(0, 4, 6);
-                    if (c1) {
-                        TLOAD(7, w0 + (kp + p) * 16, 64);
-                        TDP(1, 4, 7);
-                    }
-                }
-                C_IO(0, 0, o, ldo, rb, c0, buf);
-                if (c1)
-                    C_IO(1, 0, o + 16, ldo, rb, c1, buf);
+                lstm__amx_block(rows, w + q * wqs + n0 * kp, kp, rb, nc, o,
+                                ldo, add, buf);
                 if (bias)
-                    for (size_t r = 0; r < rb; r++) {
-                        const float *bq = bias + q * oqs + n0;
-                        _mm512_mask_storeu_ps(
-                            o + r * ldo, (__mmask16)((1u << c0) - 1),
-                            _mm512_add_ps(load_n(o + r * ldo, c0),
-                                          load_n(bq, c0)));
-                        if (c1)
+                    for (size_t r = 0; r < rb; r++)
+                        for (size_t j = 0; j < nc; j += 16) {
+                            const size_t c = nc - j < 16 ? nc - j : 16;
                             _mm512_mask_storeu_ps(
-                                o + r * ldo + 16, (__mmask16)((1u << c1) - 1),
-                                _mm512_add_ps(load_n(o + r * ldo + 16, c1),
-                                              load_n(bq + 16, c1)));
-                    }
+                                o + r * ldo + j, (__mmask16)((1u << c) - 1),
+                                _mm512_add_ps(load_n(o + r * ldo + j, c),
+                                              load_n(bias + q * oqs + n0 + j,
+                                                     c)));
+                        }
             }
     }
 }

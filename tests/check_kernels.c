@@ -574,34 +574,23 @@ static void wgrad_case(const lstm__kernels *k, int bf16, size_t M, size_t T,
     free(H);
 }
 
-/* wgrad_case over rows across the kernel's 12-row blocks and its packing
- * (48 rows or more), T across its 128-row blocks of K. _i = set. */
-START_TEST(wgrad_sets_same_bits)
+/* wgrad_case for each of the set's kernels: fp32 (wgrad) over rows across
+ * its 12-row blocks and its packing (48 rows or more), T across its
+ * 128-row blocks of K; bf16 (wgrad_bf16) over rows across the chunks of a
+ * transposed A (256), K blocks across sequences (T = 300). _i = set. */
+START_TEST(wgrad_sets)
 {
     const lstm__kernels *k = tuned(_i);
-    if (!k || !k->wgrad)
+    if (!k)
         return;
-    static const size_t Ms[] = {5, 29, 53}, Ts[] = {3, 300};
-    for (size_t a = 0; a < 3; a++)
-        for (size_t t = 0; t < 2; t++)
-            for (size_t n = 0; n < 4; n++)
-                wgrad_case(k, 0, Ms[a], Ts[t], n);
-}
-END_TEST
-
-/* wgrad_case in bf16 where the set has wgrad_bf16: rows across the
- * chunks of a transposed A (256), K blocks across sequences (T = 300).
- * _i = set. */
-START_TEST(wgrad_bf16_sets_vs_ref)
-{
-    const lstm__kernels *k = tuned(_i);
-    if (!k || !k->wgrad_bf16)
-        return;
-    static const size_t Ms[] = {5, 300}, Ts[] = {3, 300};
-    for (size_t a = 0; a < 2; a++)
-        for (size_t t = 0; t < 2; t++)
-            for (size_t n = 0; n < 4; n++)
-                wgrad_case(k, 1, Ms[a], Ts[t], n);
+    static const size_t Ms[2][3] = {{5, 29, 53}, {5, 300, 0}};
+    static const size_t Ts[] = {3, 300};
+    for (int bf16 = 0; bf16 < 2; bf16++)
+        for (size_t a = 0; a < 3 && Ms[bf16][a]; a++)
+            for (size_t t = 0; t < 2; t++)
+                for (size_t n = 0; n < 4; n++)
+                    if (bf16 ? k->wgrad_bf16 != NULL : k->wgrad != NULL)
+                        wgrad_case(k, bf16, Ms[bf16][a], Ts[t], n);
 }
 END_TEST
 
@@ -787,8 +776,7 @@ Suite *kernels_suite(void)
     tcase_add_loop_test(tc, gemm_sets_vs_ref, 0, NSETS);
     tcase_add_loop_test(tc, gemm_rows_same_bits, 0, NSETS);
     tcase_add_loop_test(tc, gemm_bf16_sets_vs_ref, 0, NSETS);
-    tcase_add_loop_test(tc, wgrad_sets_same_bits, 0, NSETS);
-    tcase_add_loop_test(tc, wgrad_bf16_sets_vs_ref, 0, NSETS);
+    tcase_add_loop_test(tc, wgrad_sets, 0, NSETS);
     tcase_add_test(tc, bf16_rounding);
     tcase_add_loop_test(tc, adamw_ref_vs_tuned, 0, NSETS);
     tcase_add_test(tc, kernel_sets);

@@ -272,9 +272,7 @@ void lstm__wgrad(int bf16, size_t M, size_t nseq, size_t T,
 {
     lstm__wgrad_fn *fn = bf16 ? lstm__k()->wgrad_bf16 : lstm__k()->wgrad;
     if (!fn) {
-        void (*gemm)(int, int, size_t, size_t, size_t, float, const float *,
-                     size_t, const float *, size_t, float, float *, size_t) =
-            bf16 ? lstm__gemm_bf16 : lstm__gemm;
+        lstm__gemm_fn *gemm = bf16 ? lstm__gemm_bf16 : lstm__gemm;
         gemm(1, 0, M, N1, nseq * T, 1.0f, A1, lda, X, ldx, 1.0f, C1, ldc1);
         for (size_t s = 0; s < nseq; s++)
             gemm(1, 0, M, N2, T, 1.0f, A2 + s * T * lda, lda, H + s * hstride,
