@@ -89,6 +89,12 @@ fwd_body(int vw, size_t nb, size_t T, size_t H, const size_t *len,
                 continue;
             }
             cell_fwd(a, scratch + b * G, b_ih, b_hh, hp, hp + H, sn, yt, H);
+            if (t + 1 < T) {  /* the row's next step */
+                prefetch_span(a + G, G);
+                prefetch_span(hp + 2 * H, H);
+                prefetch_span(sn + H, H);
+                prefetch_span(yt + H, H);
+            }
         }
     }
 }
@@ -115,6 +121,15 @@ bwd_body(int vw, size_t nb, size_t T, size_t H, const size_t *len, float *dA,
                 cell_bwd(da, ds, dh + b * H, dyt, a, hp, sn, H, 1);
             else
                 cell_bwd(da, ds, dh + b * H, NULL, a, hp, sn, H, 0);
+            if (t > 0) {  /* the row's next step, t-1 */
+                prefetch_span(a - G, G);
+                prefetch_span(da - G, G);
+                prefetch_span(ds - G, G);
+                prefetch_span(hp - H, H);
+                prefetch_span(sn - H, H);
+                if (dyt)
+                    prefetch_span(dyt - H, H);
+            }
         }
         /* dh_b,t-1 = dh' z + ds_b,t W_hh for the rows still running */
         size_t live = nb;

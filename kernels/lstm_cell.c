@@ -366,20 +366,6 @@ zero_gates(float *a, size_t H, size_t n)
         memset(a + q * H, 0, n * sizeof *a);
 }
 
-/* Asks for the lines of n floats at p ahead of their use. The recurrences
- * call it for a row's next step while they finish its current one: each
- * step reads and writes a few lines of every sequence's rows, B of them
- * megabytes apart, which the hardware's stream prefetchers do not follow.
- * Measured at B=32, T=512, H=128 on one thread of a Sapphire Rapids
- * (avx512): the backward 28.0 -> 25.1 ms, the forward 23.0 -> 22.5; with
- * every array in L2 (T=16) the backward ran at 17.9 ms. */
-static inline __attribute__((always_inline)) void
-prefetch_span(const float *p, size_t n)
-{
-    for (size_t k = 0; k < n; k += 16)
-        __builtin_prefetch(p + k, 0, 2);
-}
-
 static inline __attribute__((always_inline)) void
 fwd_body(int vw, int prod, size_t nb, size_t T, size_t H, size_t k0,
          size_t k1, const size_t *len, float *gates, const float *bias,

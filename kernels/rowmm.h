@@ -193,4 +193,19 @@ rowmm(int vw, size_t nb, size_t M, size_t N, const float *in, size_t irs,
 #undef ROWS
 }
 
+/* Asks for the lines of n floats at p ahead of their use. The recurrences
+ * (lstm_cell.c, gru_cell.c) call it for a row's next step while they
+ * finish its current one: each step reads and writes a few lines of every
+ * sequence's rows, B of them megabytes apart, which the hardware's stream
+ * prefetchers do not follow. Measured for the LSTM at B=32, T=512, H=128
+ * on one thread of a Sapphire Rapids (avx512): the backward 28.0 -> 25.1
+ * ms, the forward 23.0 -> 22.5; with every array in L2 (T=16) the
+ * backward ran at 17.9 ms. */
+static inline __attribute__((always_inline)) void
+prefetch_span(const float *p, size_t n)
+{
+    for (size_t k = 0; k < n; k += 16)
+        __builtin_prefetch(p + k, 0, 2);
+}
+
 #endif
