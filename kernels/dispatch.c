@@ -40,7 +40,7 @@ static const lstm__kernels sets[] = {
      lstm__gru_bwd_avx512, lstm__adamw_avx512, lstm__wgrad_avx512, NULL},
     {"amx", lstm__gemm_avx512, lstm__gemm_bf16_amx, lstm__lstm_fwd_amx,
      lstm__lstm_bwd_amx, lstm__wpack_fwd_amx, lstm__wpack_bwd_amx,
-     lstm__gru_fwd_avx512, lstm__gru_bwd_avx512, lstm__adamw_avx512,
+     lstm__gru_fwd_amx, lstm__gru_bwd_amx, lstm__adamw_avx512,
      lstm__wgrad_avx512, lstm__wgrad_bf16_amx},
 #endif
 };

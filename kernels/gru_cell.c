@@ -64,7 +64,7 @@ cell_bwd(float *restrict da, float *restrict ds, float *restrict dhb,
 }
 
 static inline __attribute__((always_inline)) void
-fwd_body(int vw, size_t nb, size_t T, size_t H, const size_t *len,
+fwd_body(int vw, int pf, size_t nb, size_t T, size_t H, const size_t *len,
          float *gates, const float *b_ih, const float *b_hh, float *hs,
          float *hn, float *y, const float *w_pk, float *scratch)
 {
@@ -89,7 +89,7 @@ fwd_body(int vw, size_t nb, size_t T, size_t H, const size_t *len,
                 continue;
             }
             cell_fwd(a, scratch + b * G, b_ih, b_hh, hp, hp + H, sn, yt, H);
-            if (t + 1 < T) {  /* the row's next step */
+            if (pf && t + 1 < T) {  /* the row's next step */
                 prefetch_span(a + G, G);
                 prefetch_span(hp + 2 * H, H);
                 prefetch_span(sn + H, H);
@@ -100,9 +100,10 @@ fwd_body(int vw, size_t nb, size_t T, size_t H, const size_t *len,
 }
 
 static inline __attribute__((always_inline)) void
-bwd_body(int vw, size_t nb, size_t T, size_t H, const size_t *len, float *dA,
-         float *dAh, float *dh, const float *dy, const float *gates,
-         const float *hs, const float *hn, const float *w_pk, float *scratch)
+bwd_body(int vw, int pf, size_t nb, size_t T, size_t H, const size_t *len,
+         float *dA, float *dAh, float *dh, const float *dy,
+         const float *gates, const float *hs, const float *hn,
+         const float *w_pk, float *scratch)
 {
     const size_t G = 3 * H;
     for (size_t t = T; t-- > 0;) {
@@ -121,7 +122,7 @@ bwd_body(int vw, size_t nb, size_t T, size_t H, const size_t *len, float *dA,
                 cell_bwd(da, ds, dh + b * H, dyt, a, hp, sn, H, 1);
             else
                 cell_bwd(da, ds, dh + b * H, NULL, a, hp, sn, H, 0);
-            if (t > 0) {  /* the row's next step, t-1 */
+            if (pf && t > 0) {  /* the row's next step, t-1 */
                 prefetch_span(a - G, G);
                 prefetch_span(da - G, G);
                 prefetch_span(ds - G, G);
@@ -149,14 +150,14 @@ bwd_body(int vw, size_t nb, size_t T, size_t H, const size_t *len, float *dA,
     }
 }
 
-#define GRU(isa, attr, vw)                                                  \
+#define GRU(isa, attr, vw, pf)                                              \
     attr void lstm__gru_fwd_##isa(                                          \
         size_t nb, size_t T, size_t H, const size_t *len, float *gates,     \
         const float *b_ih, const float *b_hh, float *hs, float *hn,         \
         float *y, const float *w_hh, const float *w_pk, float *scratch)     \
     {                                                                       \
         (void)w_hh;                                                         \
-        fwd_body(vw, nb, T, H, len, gates, b_ih, b_hh, hs, hn, y, w_pk,     \
+        fwd_body(vw, pf, nb, T, H, len, gates, b_ih, b_hh, hs, hn, y, w_pk, \
                  scratch);                                                  \
     }                                                                       \
     attr void lstm__gru_bwd_##isa(                                          \
@@ -166,12 +167,13 @@ bwd_body(int vw, size_t nb, size_t T, size_t H, const size_t *len, float *dA,
         const float *w_pk, float *scratch)                                  \
     {                                                                       \
         (void)w_hh;                                                         \
-        bwd_body(vw, nb, T, H, len, dA, dAh, dh, dy, gates, hs, hn, w_pk,   \
-                 scratch);                                                  \
+        bwd_body(vw, pf, nb, T, H, len, dA, dAh, dh, dy, gates, hs, hn,     \
+                 w_pk, scratch);                                            \
     }
 
-GRU(generic, , 4)
+GRU(generic, , 4, 0)
 #if LSTM_X86
-GRU(avx2, LSTM_ISA_AVX2, 8)
-GRU(avx512, LSTM_ISA_AVX512, 16)
+GRU(avx2, LSTM_ISA_AVX2, 8, 0)
+GRU(avx512, LSTM_ISA_AVX512, 16, 0)
+GRU(amx, LSTM_ISA_AVX512, 16, 1)  /* prefetching, as lstm_cell.c's amx */
 #endif

@@ -238,8 +238,8 @@ lstm__lstm_bwd_fn lstm__lstm_bwd_avx2, lstm__lstm_bwd_avx512,
     lstm__lstm_bwd_avx512bf16, lstm__lstm_bwd_amx;
 lstm__wpack_fn lstm__wpack_fwd_pairs, lstm__wpack_bwd_pairs,
     lstm__wpack_fwd_amx, lstm__wpack_bwd_amx;
-lstm__gru_fwd_fn lstm__gru_fwd_avx2, lstm__gru_fwd_avx512;
-lstm__gru_bwd_fn lstm__gru_bwd_avx2, lstm__gru_bwd_avx512;
+lstm__gru_fwd_fn lstm__gru_fwd_avx2, lstm__gru_fwd_avx512, lstm__gru_fwd_amx;
+lstm__gru_bwd_fn lstm__gru_bwd_avx2, lstm__gru_bwd_avx512, lstm__gru_bwd_amx;
 lstm__adamw_fn lstm__adamw_avx2, lstm__adamw_avx512;
 #endif
 

@@ -367,7 +367,7 @@ zero_gates(float *a, size_t H, size_t n)
 }
 
 static inline __attribute__((always_inline)) void
-fwd_body(int vw, int prod, size_t nb, size_t T, size_t H, size_t k0,
+fwd_body(int vw, int prod, int pf, size_t nb, size_t T, size_t H, size_t k0,
          size_t k1, const size_t *len, float *gates, const float *bias,
          float *hs, float *cs, float *y, const float *w_pk, int bf16,
          void (*sync)(void))
@@ -415,7 +415,7 @@ fwd_body(int vw, int prod, size_t nb, size_t T, size_t H, size_t k0,
                 cell_fwd(a, hp + H, cp + H, yt, cp, H, n, 1);
             else
                 cell_fwd(a, hp + H, cp + H, yt, cp, H, n, 0);
-            if (t + 1 < T) {  /* the row's next step */
+            if (pf && t + 1 < T) {  /* the row's next step */
                 for (size_t q = 0; q < 4; q++)
                     prefetch_span(a + G + q * H, n);
                 prefetch_span(hp + 2 * H, n);
@@ -433,7 +433,7 @@ fwd_body(int vw, int prod, size_t nb, size_t T, size_t H, size_t k0,
 }
 
 static inline __attribute__((always_inline)) void
-bwd_body(int vw, int prod, size_t nb, size_t T, size_t H, size_t k0,
+bwd_body(int vw, int prod, int pf, size_t nb, size_t T, size_t H, size_t k0,
          size_t k1, const size_t *len, float *dA, float *dh, float *dc,
          const float *dy, const float *gates, const float *cs,
          const float *w_pk, float *db, float *scratch, int bf16,
@@ -462,7 +462,7 @@ bwd_body(int vw, int prod, size_t nb, size_t T, size_t H, size_t k0,
                 cell_bwd(da, dhb, dcb, dyt, a, cp, cn, H, n, 1);
             else
                 cell_bwd(da, dhb, dcb, NULL, a, cp, cn, H, n, 0);
-            if (t > 0) {  /* the row's next step, t-1 */
+            if (pf && t > 0) {  /* the row's next step, t-1 */
                 for (size_t q = 0; q < 4; q++) {
                     prefetch_span(a - G + q * H, n);
                     prefetch_span(da - G + q * H, n);
@@ -680,7 +680,7 @@ wgrad_body(int vw, size_t M, size_t nseq, size_t T, const float *A1,
 
 /* One copy of each kernel per instruction set; kernels.h's LSTM_ISA_*
  * attributes, dispatch.c picks one at run time. */
-#define RECURRENCE(isa, attr, vw, prod)                                  \
+#define RECURRENCE(isa, attr, vw, prod, pf)                             \
     attr void lstm__lstm_fwd_##isa(                                         \
         size_t nb, size_t T, size_t H, size_t k0, size_t k1,                \
         const size_t *len, float *gates, const float *bias, float *hs,      \
@@ -688,8 +688,8 @@ wgrad_body(int vw, size_t M, size_t nseq, size_t T, const float *A1,
         void (*sync)(void))                                                 \
     {                                                                       \
         (void)w_hh;                                                         \
-        fwd_body(vw, prod, nb, T, H, k0, k1, len, gates, bias, hs, cs, y,  \
-                 w_pk, bf16, sync);                                         \
+        fwd_body(vw, prod, pf, nb, T, H, k0, k1, len, gates, bias, hs, cs, \
+                 y, w_pk, bf16, sync);                                      \
     }                                                                       \
     attr void lstm__lstm_bwd_##isa(                                         \
         size_t nb, size_t T, size_t H, size_t k0, size_t k1,                \
@@ -699,16 +699,19 @@ wgrad_body(int vw, size_t M, size_t nseq, size_t T, const float *A1,
         void (*sync)(void))                                                 \
     {                                                                       \
         (void)w_hh;                                                         \
-        bwd_body(vw, prod, nb, T, H, k0, k1, len, dA, dh, dc, dy, gates,   \
-                 cs, w_pk, db, scratch, bf16, sync);                        \
+        bwd_body(vw, prod, pf, nb, T, H, k0, k1, len, dA, dh, dc, dy,      \
+                 gates, cs, w_pk, db, scratch, bf16, sync);                 \
     }
 
-RECURRENCE(generic, , 4, 0)
+RECURRENCE(generic, , 4, 0, 0)
 #if LSTM_X86
-RECURRENCE(avx2, LSTM_ISA_AVX2, 8, 0)
-RECURRENCE(avx512, LSTM_ISA_AVX512, 16, 0)
-RECURRENCE(avx512bf16, LSTM_ISA_AVX512, 16, bf16 && pairs_ok(H))
-RECURRENCE(amx, LSTM_ISA_AVX512, 16, bf16 && amx_ok(H) ? 2 : 0)
+RECURRENCE(avx2, LSTM_ISA_AVX2, 8, 0, 0)
+RECURRENCE(avx512, LSTM_ISA_AVX512, 16, 0, 0)
+RECURRENCE(avx512bf16, LSTM_ISA_AVX512, 16, bf16 && pairs_ok(H), 0)
+/* with the prefetch of each row's next step (rowmm.h's prefetch_span):
+ * measured faster on the Sapphire Rapids this set runs on, slightly
+ * slower on a Zen 5 (docs/performance.md) */
+RECURRENCE(amx, LSTM_ISA_AVX512, 16, bf16 && amx_ok(H) ? 2 : 0, 1)
 
 /* The tuned GEMM for AVX-512 only: with AVX2 it measured the same as
  * OpenBLAS's kernels (bench/lstm_step, LSTM_KERNELS=avx2, on a Zen 5), so

@@ -193,14 +193,14 @@ rowmm(int vw, size_t nb, size_t M, size_t N, const float *in, size_t irs,
 #undef ROWS
 }
 
-/* Asks for the lines of n floats at p ahead of their use. The recurrences
- * (lstm_cell.c, gru_cell.c) call it for a row's next step while they
- * finish its current one: each step reads and writes a few lines of every
- * sequence's rows, B of them megabytes apart, which the hardware's stream
- * prefetchers do not follow. Measured for the LSTM at B=32, T=512, H=128
- * on one thread of a Sapphire Rapids (avx512): the backward 28.0 -> 25.1
- * ms, the forward 23.0 -> 22.5; with every array in L2 (T=16) the
- * backward ran at 17.9 ms. */
+/* Asks for the lines of n floats at p ahead of their use. The amx set's
+ * recurrences (lstm_cell.c, gru_cell.c) call it for a row's next step
+ * while they finish its current one: each step reads and writes a few
+ * lines of every sequence's rows, B of them megabytes apart. Measured for
+ * the LSTM at B=32, T=512, H=128 on one thread of a Sapphire Rapids: the
+ * backward 28.0 -> 25.1 ms, the forward 23.0 -> 22.5 (with every array in
+ * L2, T=16: 17.9 ms backward); a prefetch of the next step's rows in the
+ * backward made a Zen 5 slightly slower, so the other sets do without. */
 static inline __attribute__((always_inline)) void
 prefetch_span(const float *p, size_t n)
 {
