@@ -635,13 +635,28 @@ static void gru_run_bwd(lstm_lstm *l, size_t ri, const float *dy,
 }
 
 /* acc[j] = the sum over all rows of dA's column j, rows in order (the same
- * order on any thread count), read row by row. */
-static void column_sums(float *acc, const float *dA, size_t rows, size_t G)
+ * order on any thread count), read row by row; the threads take slices of
+ * the columns, whole cache lines each. A GRU's bias gradients sum the
+ * gate gradients of every step this way: 5% of a training step's samples
+ * on one thread (bench/lstm_step --cell gru, B=32, Sapphire Rapids). */
+static void column_sums(float *restrict acc, const float *restrict dA,
+                        size_t rows, size_t G)
 {
-    memset(acc, 0, G * sizeof *acc);
-    for (size_t i = 0; i < rows; i++)
-        for (size_t j = 0; j < G; j++)
-            acc[j] += dA[i * G + j];
+    const int nt = lstm__threads_for(rows * G);
+#pragma omp parallel num_threads(nt)
+    {
+        size_t c0, c1;
+        lstm__ftz();
+        lstm__share((G + 15) / 16, &c0, &c1);
+        const size_t j0 = 16 * c0, j1 = 16 * c1 < G ? 16 * c1 : G;
+        if (j1 > j0) {
+            memset(acc + j0, 0, (j1 - j0) * sizeof *acc);
+            for (size_t i = 0; i < rows; i++)
+#pragma omp simd
+                for (size_t j = j0; j < j1; j++)
+                    acc[j] += dA[i * G + j];
+        }
+    }
 }
 
 static void add_to(float *g, const float *acc, size_t n)
