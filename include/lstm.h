@@ -344,7 +344,8 @@ typedef struct {
     float *xin;         /* (L-1) x (B,T,D*H): inputs of layers 1.. */
     float *dA;          /* (B,T,G) backward scratch */
     float *dAh;         /* GRU: (B,T,G) the hidden side's gate gradients */
-    float *dbs;         /* LSTM: (B,G) each sequence's sum of dA over t */
+    float *dbs;         /* (B,G) each sequence's sum of dA over t; GRU:
+                           (B,2G), then of dAh */
     float *dbuf;        /* (B,T,D*H) backward scratch */
     float *dyd;         /* D=2: (2,B,T,H) output gradient per direction */
     float *dhc;         /* (2,B,H) backward state gradients */

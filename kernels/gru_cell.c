@@ -44,6 +44,7 @@ cell_fwd(float *restrict a, const float *restrict s, const float *restrict bi,
  * direct part of the gradient at h_{t-1}. */
 static inline __attribute__((always_inline)) void
 cell_bwd(float *restrict da, float *restrict ds, float *restrict dhb,
+         float *restrict dbi, float *restrict dbh,
          const float *restrict dyt, const float *restrict a,
          const float *restrict hp, const float *restrict sn, size_t H,
          int has_dy)
@@ -60,6 +61,13 @@ cell_bwd(float *restrict da, float *restrict ds, float *restrict dhb,
         da[2 * H + k] = dan;
         ds[2 * H + k] = dan * r;
         dhb[k] = d * z;
+        /* the sequence's bias gradient sums (dA and dAh share r and z) */
+        dbi[k] += dar;
+        dbi[H + k] += daz;
+        dbi[2 * H + k] += dan;
+        dbh[k] += dar;
+        dbh[H + k] += daz;
+        dbh[2 * H + k] += dan * r;
     }
 }
 
@@ -103,9 +111,10 @@ static inline __attribute__((always_inline)) void
 bwd_body(int vw, int pf, size_t nb, size_t T, size_t H, const size_t *len,
          float *dA, float *dAh, float *dh, const float *dy,
          const float *gates, const float *hs, const float *hn,
-         const float *w_pk, float *scratch)
+         const float *w_pk, float *db, float *scratch)
 {
     const size_t G = 3 * H;
+    memset(db, 0, nb * 2 * G * sizeof *db);
     for (size_t t = T; t-- > 0;) {
         for (size_t b = 0; b < nb; b++) {
             float *da = dA + (b * T + t) * G, *ds = dAh + (b * T + t) * G;
@@ -118,10 +127,11 @@ bwd_body(int vw, int pf, size_t nb, size_t T, size_t H, const size_t *len,
             const float *hp = hs + (b * (T + 1) + t) * H;
             const float *sn = hn + (b * T + t) * H;
             const float *dyt = dy ? dy + (b * T + t) * H : NULL;
+            float *dbi = db + b * 2 * G, *dbh = dbi + G;
             if (dyt)
-                cell_bwd(da, ds, dh + b * H, dyt, a, hp, sn, H, 1);
+                cell_bwd(da, ds, dh + b * H, dbi, dbh, dyt, a, hp, sn, H, 1);
             else
-                cell_bwd(da, ds, dh + b * H, NULL, a, hp, sn, H, 0);
+                cell_bwd(da, ds, dh + b * H, dbi, dbh, NULL, a, hp, sn, H, 0);
             if (pf && t > 0) {  /* the row's next step, t-1 */
                 prefetch_span(a - G, G);
                 prefetch_span(da - G, G);
@@ -164,11 +174,11 @@ bwd_body(int vw, int pf, size_t nb, size_t T, size_t H, const size_t *len,
         size_t nb, size_t T, size_t H, const size_t *len, float *dA,        \
         float *dAh, float *dh, const float *dy, const float *gates,         \
         const float *hs, const float *hn, const float *w_hh,                \
-        const float *w_pk, float *scratch)                                  \
+        const float *w_pk, float *db, float *scratch)                       \
     {                                                                       \
         (void)w_hh;                                                         \
         bwd_body(vw, pf, nb, T, H, len, dA, dAh, dh, dy, gates, hs, hn,     \
-                 w_pk, scratch);                                            \
+                 w_pk, db, scratch);                                        \
     }
 
 GRU(generic, , 4, 0)

@@ -67,12 +67,15 @@ void lstm__gru_fwd_ref(size_t nb, size_t T, size_t H, const size_t *len,
 void lstm__gru_bwd_ref(size_t nb, size_t T, size_t H, const size_t *len,
                        float *dA, float *dAh, float *dh, const float *dy,
                        const float *gates, const float *hs, const float *hn,
-                       const float *w_hh, const float *w_pk, float *scratch)
+                       const float *w_hh, const float *w_pk, float *db,
+                       float *scratch)
 {
     const size_t G = 3 * H;
     (void)w_pk;
     for (size_t b = 0; b < nb; b++) {
         float *dhb = dh + b * H, *dhp = scratch + b * H;
+        float *dbi = db + b * 2 * G, *dbh = dbi + G;
+        memset(dbi, 0, 2 * G * sizeof *dbi);
         for (size_t t = T; t-- > 0;) {
             float *da = dA + (b * T + t) * G, *ds = dAh + (b * T + t) * G;
             if (t >= len[b]) {  /* carried state: dh passes through */
@@ -95,6 +98,10 @@ void lstm__gru_bwd_ref(size_t nb, size_t T, size_t H, const size_t *len,
                 da[2 * H + k] = dan;
                 ds[2 * H + k] = dan * r;
                 dhp[k] = d * z;
+            }
+            for (size_t j = 0; j < G; j++) {
+                dbi[j] += da[j];
+                dbh[j] += ds[j];
             }
             for (size_t k = 0; k < H; k++) {  /* dh = dh'*z + ds W_hh */
                 float acc = 0.0f;

@@ -107,13 +107,16 @@ typedef void lstm__gru_fwd_fn(size_t nb, size_t T, size_t H,
  *   dy (nb,T,H)     gradient of y, or NULL; ignored past len[b]
  *   gates, hs, hn   as the forward left them
  *   w_hh (G,H); w_pk: lstm__pack_gru_bwd(w_pk, w_hh, H)
+ *   db (nb,2G)      out: for each sequence, the sums of its dA rows over t
+ *                   (G floats), then of its dAh rows: its share of the bias
+ *                   gradients, summed while the rows are in cache
  *   scratch: nb*H floats. */
 typedef void lstm__gru_bwd_fn(size_t nb, size_t T, size_t H,
                               const size_t *len, float *dA, float *dAh,
                               float *dh, const float *dy, const float *gates,
                               const float *hs, const float *hn,
                               const float *w_hh, const float *w_pk,
-                              float *scratch);
+                              float *db, float *scratch);
 
 /* dst[k] = src[k] rounded to the nearest bfloat16 (lstm__vbf16 in vmath.h);
  * dst may be src. */

@@ -366,6 +366,7 @@ static void gru_compare(const lstm__kernels *k, size_t nb, size_t T, size_t H,
     fill_randn(dy, nb * T * H, seed + 3);
     fill_randn(dh0, nb * H, seed + 4);
     float *g[2], *hs[2], *sn[2], *y[2], *dA[2], *dAh[2], *dh[2], *sc[2];
+    float *db[2];
     for (int v = 0; v < 2; v++) {  /* 0: reference, 1: tuned */
         g[v] = malloc(nb * T * G * 4);
         hs[v] = calloc(nb * (T + 1) * H, 4);
@@ -375,6 +376,8 @@ static void gru_compare(const lstm__kernels *k, size_t nb, size_t T, size_t H,
         dAh[v] = malloc(nb * T * G * 4);
         dh[v] = malloc(nb * H * 4);
         sc[v] = malloc(nb * G * 4);
+        db[v] = malloc(nb * 2 * G * 4);
+        fill_randn(db[v], nb * 2 * G, seed + 7);  /* the kernels zero it */
         fill_randn(g[v], nb * T * G, seed + 5);
         for (size_t b = 0; b < nb; b++)
             fill_randn(hs[v] + b * (T + 1) * H, H, seed + 6 + b);
@@ -391,12 +394,30 @@ static void gru_compare(const lstm__kernels *k, size_t nb, size_t T, size_t H,
         memcpy(dh[1], dh0, nb * H * 4);
         lstm__gru_bwd_ref(nb, T, H, len, dA[0], dAh[0], dh[0],
                           with_dy ? dy : NULL, g[0], hs[0], sn[0], w, NULL,
-                          sc[0]);
+                          db[0], sc[0]);
         k->gru_bwd(nb, T, H, len, dA[1], dAh[1], dh[1], with_dy ? dy : NULL,
-                   g[1], hs[1], sn[1], w, pb, sc[1]);
+                   g[1], hs[1], sn[1], w, pb, db[1], sc[1]);
         assert_close(dA[1], dA[0], nb * T * G, 1e-5, 1e-4, "gru bwd dA");
         assert_close(dAh[1], dAh[0], nb * T * G, 1e-5, 1e-4, "gru bwd dAh");
         assert_close(dh[1], dh[0], nb * H, 1e-5, 1e-4, "gru bwd dh0");
+        /* each one's bias sums: the sums over t of its own dA and dAh
+         * rows, to float rounding (dA itself is held to the reference) */
+        for (int v = 0; v < 2; v++)
+            for (size_t b = 0; b < nb; b++)
+                for (size_t j = 0; j < 2 * G; j++) {
+                    const float *src = j < G ? dA[v] : dAh[v];
+                    double sum = 0.0, mag = 0.0;
+                    for (size_t t = 0; t < T; t++) {
+                        sum += (double)src[(b * T + t) * G + j % G];
+                        mag += fabs((double)src[(b * T + t) * G + j % G]);
+                    }
+                    ck_assert_msg(fabs((double)db[v][b * 2 * G + j] - sum) <=
+                                      1e-5 * mag + 1e-30,
+                                  "gru bwd db (%s): row %zu column %zu is "
+                                  "%g, its steps sum to %g",
+                                  v ? k->name : "ref", b, j,
+                                  (double)db[v][b * 2 * G + j], sum);
+                }
         for (size_t b = 0; b < nb; b++)  /* nothing past a sequence's end */
             for (size_t t = len[b]; t < T; t++)
                 for (size_t j = 0; j < G; j++)
@@ -405,7 +426,7 @@ static void gru_compare(const lstm__kernels *k, size_t nb, size_t T, size_t H,
     }
     for (int v = 0; v < 2; v++) {
         free(g[v]); free(hs[v]); free(sn[v]); free(y[v]); free(dA[v]);
-        free(dAh[v]); free(dh[v]); free(sc[v]);
+        free(dAh[v]); free(dh[v]); free(sc[v]); free(db[v]);
     }
     free(len); free(w); free(bi); free(bh); free(pf); free(pb); free(dy);
     free(dh0);

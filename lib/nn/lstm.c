@@ -155,7 +155,7 @@ static void layout(lstm_lstm *l, lstm__carver *c, size_t B, size_t T)
     l->xin = lstm__carve(c, (L - 1) * B * T * D * H);
     l->dA = lstm__carve(c, B * T * G);
     l->dAh = gru ? lstm__carve(c, B * T * G) : NULL;
-    l->dbs = gru ? NULL : lstm__carve(c, B * G);
+    l->dbs = lstm__carve(c, (gru ? 2 : 1) * B * G);
     l->dbuf = lstm__carve(c, B * T * D * H);
     l->dyd = D > 1 ? lstm__carve(c, D * B * T * H) : NULL;
     l->dhc = lstm__carve(c, 2 * B * H);
@@ -628,35 +628,24 @@ static void gru_run_bwd(lstm_lstm *l, size_t ri, const float *dy,
                           l->dAh + b0 * T * G, dh + b0 * H,
                           dy ? dy + b0 * T * H : NULL, r.gates + b0 * T * G,
                           r.hs + b0 * (T + 1) * H, r.cs + b0 * T * H, r.w_hh,
-                          l->wpk_bwd, l->scratch + b0 * H);
+                          l->wpk_bwd, l->dbs + b0 * 2 * G,
+                          l->scratch + b0 * H);
     }
     if (dh0)
         memcpy(dh0 + ri * B * H, dh, B * H * sizeof *dh);
 }
 
-/* acc[j] = the sum over all rows of dA's column j, rows in order (the same
- * order on any thread count), read row by row; the threads take slices of
- * the columns, whole cache lines each. A GRU's bias gradients sum the
- * gate gradients of every step this way: 5% of a training step's samples
- * on one thread (bench/lstm_step --cell gru, B=32, Sapphire Rapids). */
-static void column_sums(float *restrict acc, const float *restrict dA,
-                        size_t rows, size_t G)
+/* acc[j] = the sum over rows of column j of a (row length ld), rows in
+ * order: the per-sequence bias sums of the kernels, in the same order on
+ * any thread count. */
+static void column_sums(float *restrict acc, const float *restrict a,
+                        size_t rows, size_t G, size_t ld)
 {
-    const int nt = lstm__threads_for(rows * G);
-#pragma omp parallel num_threads(nt)
-    {
-        size_t c0, c1;
-        lstm__ftz();
-        lstm__share((G + 15) / 16, &c0, &c1);
-        const size_t j0 = 16 * c0, j1 = 16 * c1 < G ? 16 * c1 : G;
-        if (j1 > j0) {
-            memset(acc + j0, 0, (j1 - j0) * sizeof *acc);
-            for (size_t i = 0; i < rows; i++)
+    memset(acc, 0, G * sizeof *acc);
+    for (size_t i = 0; i < rows; i++)
 #pragma omp simd
-                for (size_t j = j0; j < j1; j++)
-                    acc[j] += dA[i * G + j];
-        }
-    }
+        for (size_t j = 0; j < G; j++)
+            acc[j] += a[i * ld + j];
 }
 
 static void add_to(float *g, const float *acc, size_t n)
@@ -721,14 +710,14 @@ int lstm_lstm_backward(lstm_lstm *l, const float *dout, const float *dhn,
             const float *dAh = gru ? l->dAh : l->dA;  /* the hidden side's */
             lstm__wgrad(bf16, G, B, T, l->dA, dAh, G, in, in_dim, in_dim,
                         g_ih, in_dim, hs, H, (T + 1) * H, H, g_hh, H);
-            /* db_ih, db_hh = column sums of dA, dAh. LSTM: they are equal,
-             * and the kernel summed each sequence over t; here the
-             * sequences are summed in order (the same order on any thread
-             * count) */
-            column_sums(l->scratch, gru ? l->dA : l->dbs, gru ? B * T : B, G);
+            /* db_ih, db_hh = column sums of dA, dAh: the kernels summed
+             * each sequence over t (an LSTM's two are equal; a GRU's dbs
+             * rows hold both); here the sequences are summed in order (the
+             * same order on any thread count) */
+            column_sums(l->scratch, l->dbs, B, G, gru ? 2 * G : G);
             add_to(gb_ih, l->scratch, G);
             if (gru)
-                column_sums(l->scratch, l->dAh, B * T, G);
+                column_sums(l->scratch, l->dbs + G, B, G, 2 * G);
             add_to(gb_hh, l->scratch, G);
             /* this run's share of the layer's input gradient: the reverse
              * direction's comes back in time order and adds to the
