@@ -623,7 +623,8 @@ row_blocks(float *dst, const float *A, size_t lda, size_t kc, size_t M)
             memcpy(dst + i0 * kc + k * WGRAD_MR, A + k * lda + i0,
                    WGRAD_MR * sizeof *dst);
         if (r)
-            memcpy(dst + full * kc + k * r, A + k * lda + full, r * sizeof *dst);
+            memcpy(dst + full * kc + k * r, A + k * lda + full,
+                   r * sizeof *dst);
     }
     return dst;
 }
