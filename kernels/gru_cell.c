@@ -61,12 +61,11 @@ cell_bwd(float *restrict da, float *restrict ds, float *restrict dhb,
         da[2 * H + k] = dan;
         ds[2 * H + k] = dan * r;
         dhb[k] = d * z;
-        /* the sequence's bias gradient sums (dA and dAh share r and z) */
+        /* the sequence's bias gradient sums; dAh's r and z parts are dA's,
+         * copied once the sequence is done (bwd_body) */
         dbi[k] += dar;
         dbi[H + k] += daz;
         dbi[2 * H + k] += dan;
-        dbh[k] += dar;
-        dbh[H + k] += daz;
         dbh[2 * H + k] += dan * r;
     }
 }
@@ -158,6 +157,8 @@ bwd_body(int vw, int pf, size_t nb, size_t T, size_t H, const size_t *len,
                 d[k] += p[k];
         }
     }
+    for (size_t b = 0; b < nb; b++)  /* dAh's r and z sums: dA's */
+        memcpy(db + b * 2 * G + G, db + b * 2 * G, 2 * H * sizeof *db);
 }
 
 #define GRU(isa, attr, vw, pf)                                              \
