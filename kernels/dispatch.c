@@ -41,7 +41,7 @@ static const lstm__kernels sets[] = {
     {"amx", lstm__gemm_avx512, lstm__gemm_bf16_amx, lstm__lstm_fwd_amx,
      lstm__lstm_bwd_amx, lstm__wpack_fwd_amx, lstm__wpack_bwd_amx,
      lstm__gru_fwd_amx, lstm__gru_bwd_amx, lstm__adamw_avx512,
-     lstm__wgrad_avx512, lstm__wgrad_bf16_amx},
+     lstm__wgrad_amx, lstm__wgrad_bf16_amx},
 #endif
 };
 

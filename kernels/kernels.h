@@ -235,7 +235,7 @@ lstm__gru_bwd_fn lstm__gru_bwd_ref, lstm__gru_bwd_generic;
 lstm__adamw_fn lstm__adamw_ref, lstm__adamw_generic;
 #if LSTM_X86
 lstm__gemm_fn lstm__gemm_avx512, lstm__gemm_bf16_avx512, lstm__gemm_bf16_amx;
-lstm__wgrad_fn lstm__wgrad_avx512, lstm__wgrad_bf16_amx;
+lstm__wgrad_fn lstm__wgrad_avx512, lstm__wgrad_amx, lstm__wgrad_bf16_amx;
 lstm__lstm_fwd_fn lstm__lstm_fwd_avx2, lstm__lstm_fwd_avx512,
     lstm__lstm_fwd_avx512bf16, lstm__lstm_fwd_amx;
 lstm__lstm_bwd_fn lstm__lstm_bwd_avx2, lstm__lstm_bwd_avx512,

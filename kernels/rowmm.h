@@ -40,11 +40,39 @@ typedef float v4 __attribute__((vector_size(16), aligned(4)));
  * take more panels at once (rowmm). Every element is still summed over m
  * in order, whatever nb and P: results do not depend on how the rows are
  * split. */
+/* Lines to prefetch a few at a time while a product runs: up to three
+ * regions, each `rows` rows of `len` bytes, `stride` bytes apart, walked
+ * in order from (i, r, off); i == 3 when done. */
+typedef struct {
+    const char *base[3];
+    size_t len[3], stride[3], rows[3];
+    size_t i, r, off;
+} pf_cursor;
+
+/* Asks for the cursor's next line (into L2) and moves on. */
+static inline __attribute__((always_inline)) void pf_step(pf_cursor *c)
+{
+    if (c->i >= 3)
+        return;
+    __builtin_prefetch(c->base[c->i] + c->r * c->stride[c->i] + c->off, 0,
+                       2);
+    c->off += 64;
+    if (c->off < c->len[c->i])
+        return;
+    c->off = 0;
+    if (++c->r < c->rows[c->i])
+        return;
+    c->r = 0;
+    do
+        c->i++;
+    while (c->i < 3 && (!c->rows[c->i] || !c->len[c->i]));
+}
+
 #define ROWMM_TILE(name, V, NV, MAXB, MAXV)                                  \
     static inline __attribute__((always_inline)) void name(                 \
         size_t nb, size_t P, size_t M, size_t nn, const float *in,           \
         size_t irs, size_t ics, const float *w, size_t ldw, size_t wps,      \
-        float *out, size_t ldo, int add, const float *bias)                  \
+        float *out, size_t ldo, int add, const float *bias, pf_cursor *pfc)  \
     {                                                                        \
         const size_t W = 16 / NV; /* floats per vector */                    \
         const size_t full = nn == 16 * P; /* else P == 1, nn < 16 */         \
@@ -57,6 +85,8 @@ typedef float v4 __attribute__((vector_size(16), aligned(4)));
                                    : *(const V *)(out + b * ldo + v * W);    \
         for (size_t m = 0; m < M; m++) {                                     \
             V wv[MAXV];                                                      \
+            if (pfc && m % 4 == 0) /* one line per 4 m: a rate memory   */  \
+                pf_step(pfc);      /* keeps up with, few lines in flight */ \
             _Pragma("GCC unroll 16") for (size_t v = 0; v < NV * P; v++)     \
                 wv[v] = *(const V *)(w + (v / NV) * wps + m * ldw +          \
                                      (v % NV) * W);                          \
@@ -118,15 +148,15 @@ static inline __attribute__((always_inline)) void
 rowmm_block(int vw, size_t nb, size_t P, size_t M, size_t N,
             const float *in, size_t irs, size_t ics, const float *w,
             size_t ldw, size_t wps, float *out, size_t ldo, int add,
-            const float *bias)
+            const float *bias, pf_cursor *pfc)
 {
 #define TILE(n, p, nn)                                                       \
     (vw == 16 ? rowmm_tile16(nb, p, M, nn, in, irs, ics, w + n / 16 * wps,   \
-                             ldw, wps, out + n, ldo, add, bias ? bias + n : 0)\
+                             ldw, wps, out + n, ldo, add, bias ? bias + n : 0, pfc)\
      : vw == 8 ? rowmm_tile8(nb, p, M, nn, in, irs, ics, w + n / 16 * wps,   \
-                             ldw, wps, out + n, ldo, add, bias ? bias + n : 0)\
+                             ldw, wps, out + n, ldo, add, bias ? bias + n : 0, pfc)\
                : rowmm_tile4(nb, p, M, nn, in, irs, ics, w + n / 16 * wps,   \
-                             ldw, wps, out + n, ldo, add, bias ? bias + n : 0))
+                             ldw, wps, out + n, ldo, add, bias ? bias + n : 0, pfc))
     PANEL_WALK(P, N, TILE);
 #undef TILE
 }
@@ -156,15 +186,17 @@ rowmm_block(int vw, size_t nb, size_t P, size_t M, size_t N,
  * (12 of 16), 3 with 4-float ones; each block size a constant the compiler
  * unrolls, and small blocks take more panels at once to keep 8
  * accumulators or more without spilling (accumulators, P weight vectors
- * and a broadcast fit the register file). */
+ * and a broadcast fit the register file). With pfc, the tiles ask for one
+ * of its lines every 4 m (rowmm: none). */
 static inline __attribute__((always_inline)) void
-rowmm(int vw, size_t nb, size_t M, size_t N, const float *in, size_t irs,
-      size_t ics, const float *w, size_t ldw, size_t wps, float *out,
-      size_t ldo, int add, const float *bias)
+rowmm_pf(int vw, size_t nb, size_t M, size_t N, const float *in,
+         size_t irs, size_t ics, const float *w, size_t ldw, size_t wps,
+         float *out, size_t ldo, int add, const float *bias, pf_cursor *pfc)
 {
     const size_t maxb = vw == 16 ? 12 : vw == 8 ? 6 : 3;
 #define ROWS(k, p)                                                           \
-    rowmm_block(vw, k, p, M, N, i, irs, ics, w, ldw, wps, o, ldo, add, bias)
+    rowmm_block(vw, k, p, M, N, i, irs, ics, w, ldw, wps, o, ldo, add, bias, \
+                pfc)
     /* 16-float vectors: the rows in blocks of as equal a size as the
      * count of blocks allows (16 rows as 8 + 8, not 12 + 4: a block of 4
      * streams all of W for a third of the multiply-adds of a block of 12;
@@ -191,6 +223,15 @@ rowmm(int vw, size_t nb, size_t M, size_t N, const float *in, size_t irs,
         }
     }
 #undef ROWS
+}
+
+static inline __attribute__((always_inline)) void
+rowmm(int vw, size_t nb, size_t M, size_t N, const float *in, size_t irs,
+      size_t ics, const float *w, size_t ldw, size_t wps, float *out,
+      size_t ldo, int add, const float *bias)
+{
+    rowmm_pf(vw, nb, M, N, in, irs, ics, w, ldw, wps, out, ldo, add, bias,
+             NULL);
 }
 
 /* Asks for the lines of n floats at p ahead of their use. The amx set's
