@@ -573,9 +573,9 @@ gemm_body(int vw, int ta, int tb, size_t M, size_t N, size_t K, float alpha,
             if (ta)
                 rowmm(vw, M, kc, N16, a, 1, lda, bb, ldw, wps, C, ldc, add,
                       NULL);
-            else
-                rowmm(vw, M, kc, N16, a, lda, 1, bb, ldw, wps, C, ldc, add,
-                      NULL);
+            else  /* rows far apart: blocks of 6 (rowmm_pf) */
+                rowmm_pf(vw, M, kc, N16, a, lda, 1, bb, ldw, wps, C, ldc, add,
+                         NULL, NULL, 6);
         }
         if (nt) {
             float tail[GEMM_KC * 16];
@@ -691,10 +691,10 @@ wgrad_body(int vw, int pf, size_t M, size_t nseq, size_t T, const float *A1,
                 const size_t o = xp ? i0 * kc : i0, ics = xp ? r : lda;
                 if (n1)
                     rowmm_pf(vw, r, kc, n1, a1 + o, 1, ics, x, lx, ps,
-                             C1 + i0 * ldc1, ldc1, 1, NULL, pfc);
+                             C1 + i0 * ldc1, ldc1, 1, NULL, pfc, 0);
                 if (n2)
                     rowmm_pf(vw, r, kc, n2, a2 + o, 1, ics, h, lh, ps,
-                             C2 + i0 * ldc2, ldc2, 1, NULL, pfc);
+                             C2 + i0 * ldc2, ldc2, 1, NULL, pfc, 0);
             }
         }
     free(xp);

@@ -186,14 +186,22 @@ rowmm_block(int vw, size_t nb, size_t P, size_t M, size_t N,
  * (12 of 16), 3 with 4-float ones; each block size a constant the compiler
  * unrolls, and small blocks take more panels at once to keep 8
  * accumulators or more without spilling (accumulators, P weight vectors
- * and a broadcast fit the register file). With pfc, the tiles ask for one
- * of its lines every 4 m (rowmm: none). */
+ * and a broadcast fit the register file). rows_max (16-float vectors),
+ * unless 0, bounds the blocks further: 6 rows a block (tiles of 6 rows x
+ * 64 columns) where in's rows are far apart and each element of a row
+ * next to the last (ics 1): a tile of 12 rows then needs 12 row addresses
+ * in every step, more than the general registers hold, and the compiler
+ * spills them (one thread, out (8196,512) = in (8196,256) x W: 137-146
+ * GFLOP/s in blocks of 12 rows, 157-160 in blocks of 6). With pfc, the
+ * tiles ask for one of its lines every 4 m (rowmm: none). */
 static inline __attribute__((always_inline)) void
 rowmm_pf(int vw, size_t nb, size_t M, size_t N, const float *in,
          size_t irs, size_t ics, const float *w, size_t ldw, size_t wps,
-         float *out, size_t ldo, int add, const float *bias, pf_cursor *pfc)
+         float *out, size_t ldo, int add, const float *bias, pf_cursor *pfc,
+         size_t rows_max)
 {
-    const size_t maxb = vw == 16 ? 12 : vw == 8 ? 6 : 3;
+    const size_t maxb = vw == 16 ? rows_max ? rows_max : 12
+                        : vw == 8 ? 6 : 3;
 #define ROWS(k, p)                                                           \
     rowmm_block(vw, k, p, M, N, i, irs, ics, w, ldw, wps, o, ldo, add, bias, \
                 pfc)
@@ -231,7 +239,7 @@ rowmm(int vw, size_t nb, size_t M, size_t N, const float *in, size_t irs,
       size_t ldo, int add, const float *bias)
 {
     rowmm_pf(vw, nb, M, N, in, irs, ics, w, ldw, wps, out, ldo, add, bias,
-             NULL);
+             NULL, 0);
 }
 
 /* Asks for the lines of n floats at p ahead of their use. The amx set's
