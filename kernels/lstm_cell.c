@@ -367,7 +367,7 @@ zero_gates(float *a, size_t H, size_t n)
 }
 
 static inline __attribute__((always_inline)) void
-fwd_body(int vw, int prod, int pf, size_t nb, size_t T, size_t H, size_t k0,
+fwd_body(int vw, int prod, int pf, size_t rm, size_t nb, size_t T, size_t H, size_t k0,
          size_t k1, const size_t *len, float *gates, const float *bias,
          float *hs, float *cs, float *y, const float *w_pk, int bf16,
          void (*sync)(void))
@@ -396,9 +396,10 @@ fwd_body(int vw, int prod, int pf, size_t nb, size_t T, size_t H, size_t k0,
         else
 #endif
             for (size_t q = 0; q < 4; q++)
-                rowmm(vw, live, H, n, hs + t * H, (T + 1) * H, 1,
-                      w_pk + q * pq, 16, 16 * H, gates + t * G + q * H + k0,
-                      T * G, 1, bias + q * H + k0);
+                rowmm_pf(vw, live, H, n, hs + t * H, (T + 1) * H, 1,
+                         w_pk + q * pq, 16, 16 * H,
+                         gates + t * G + q * H + k0, T * G, 1,
+                         bias + q * H + k0, NULL, live > 8 ? rm : 0);
         for (size_t b = 0; b < nb; b++) {
             float *a = gates + (b * T + t) * G + k0;
             float *hp = hs + (b * (T + 1) + t) * H + k0;
@@ -415,7 +416,7 @@ fwd_body(int vw, int prod, int pf, size_t nb, size_t T, size_t H, size_t k0,
                 cell_fwd(a, hp + H, cp + H, yt, cp, H, n, 1);
             else
                 cell_fwd(a, hp + H, cp + H, yt, cp, H, n, 0);
-            if (pf && t + 1 < T) {  /* the row's next step */
+            if ((pf & 1) && t + 1 < T) {  /* the row's next step */
                 for (size_t q = 0; q < 4; q++)
                     prefetch_span(a + G + q * H, n);
                 prefetch_span(hp + 2 * H, n);
@@ -433,7 +434,7 @@ fwd_body(int vw, int prod, int pf, size_t nb, size_t T, size_t H, size_t k0,
 }
 
 static inline __attribute__((always_inline)) void
-bwd_body(int vw, int prod, int pf, size_t nb, size_t T, size_t H, size_t k0,
+bwd_body(int vw, int prod, int pf, size_t rm, size_t nb, size_t T, size_t H, size_t k0,
          size_t k1, const size_t *len, float *dA, float *dh, float *dc,
          const float *dy, const float *gates, const float *cs,
          const float *w_pk, float *db, float *scratch, int bf16,
@@ -462,7 +463,7 @@ bwd_body(int vw, int prod, int pf, size_t nb, size_t T, size_t H, size_t k0,
                 cell_bwd(da, dhb, dcb, dyt, a, cp, cn, H, n, 1);
             else
                 cell_bwd(da, dhb, dcb, NULL, a, cp, cn, H, n, 0);
-            if (pf && t > 0) {  /* the row's next step, t-1 */
+            if ((pf & 2) && t > 0) {  /* the row's next step, t-1 */
                 for (size_t q = 0; q < 4; q++) {
                     prefetch_span(a - G + q * H, n);
                     prefetch_span(da - G + q * H, n);
@@ -503,8 +504,8 @@ bwd_body(int vw, int prod, int pf, size_t nb, size_t T, size_t H, size_t k0,
                       H, 0, 0, NULL);
         else
 #endif
-            rowmm(vw, live, G, n, dA + t * G, T * G, 1, w_pk, 16, 16 * G,
-                  scratch + k0, H, 0, NULL);
+            rowmm_pf(vw, live, G, n, dA + t * G, T * G, 1, w_pk, 16, 16 * G,
+                     scratch + k0, H, 0, NULL, NULL, live > 8 ? rm : 0);
         for (size_t b = 0; b < nb; b++)
             if (t < len[b])
                 memcpy(dh + b * H + k0, scratch + b * H + k0, n * sizeof *dh);
@@ -708,7 +709,7 @@ wgrad_body(int vw, int pf, size_t M, size_t nseq, size_t T, const float *A1,
 
 /* One copy of each kernel per instruction set; kernels.h's LSTM_ISA_*
  * attributes, dispatch.c picks one at run time. */
-#define RECURRENCE(isa, attr, vw, prod, pf)                             \
+#define RECURRENCE(isa, attr, vw, prod, pf, rm)                         \
     attr void lstm__lstm_fwd_##isa(                                         \
         size_t nb, size_t T, size_t H, size_t k0, size_t k1,                \
         const size_t *len, float *gates, const float *bias, float *hs,      \
@@ -716,8 +717,8 @@ wgrad_body(int vw, int pf, size_t M, size_t nseq, size_t T, const float *A1,
         void (*sync)(void))                                                 \
     {                                                                       \
         (void)w_hh;                                                         \
-        fwd_body(vw, prod, pf, nb, T, H, k0, k1, len, gates, bias, hs, cs, \
-                 y, w_pk, bf16, sync);                                      \
+        fwd_body(vw, prod, pf, rm, nb, T, H, k0, k1, len, gates, bias, hs,  \
+                 cs, y, w_pk, bf16, sync);                                  \
     }                                                                       \
     attr void lstm__lstm_bwd_##isa(                                         \
         size_t nb, size_t T, size_t H, size_t k0, size_t k1,                \
@@ -727,19 +728,30 @@ wgrad_body(int vw, int pf, size_t M, size_t nseq, size_t T, const float *A1,
         void (*sync)(void))                                                 \
     {                                                                       \
         (void)w_hh;                                                         \
-        bwd_body(vw, prod, pf, nb, T, H, k0, k1, len, dA, dh, dc, dy,      \
+        bwd_body(vw, prod, pf, rm, nb, T, H, k0, k1, len, dA, dh, dc, dy,  \
                  gates, cs, w_pk, db, scratch, bf16, sync);                 \
     }
 
-RECURRENCE(generic, , 4, 0, 0)
+/* rm: past 8 rows, the float product's rows in blocks of at most rm
+ * (rowmm_pf's rows_max; 0: up to 12). The rows of h and dA are far apart,
+ * and blocks of 6 keep their addresses in registers: one thread of a
+ * Sapphire Rapids, T=512, H=128, 16 rows: forward 10.9-11.2 -> 10.7-11.2
+ * ms, backward 12.1-12.5 -> 11.3-11.9; 32 rows: 22.5-23.1 -> 22.1-22.5,
+ * 25.0-25.3 -> 23.4-23.7; 8 rows (as one block of 8, or 4 + 4 in blocks
+ * of 6): 5.0-5.2 either way. Measured only there: the avx512bf16 set (a
+ * Zen 5's choice) keeps 12. */
+RECURRENCE(generic, , 4, 0, 0, 0)
 #if LSTM_X86
-RECURRENCE(avx2, LSTM_ISA_AVX2, 8, 0, 0)
-RECURRENCE(avx512, LSTM_ISA_AVX512, 16, 0, 0)
-RECURRENCE(avx512bf16, LSTM_ISA_AVX512, 16, bf16 && pairs_ok(H), 0)
-/* with the prefetch of each row's next step (rowmm.h's prefetch_span):
- * measured faster on the Sapphire Rapids this set runs on, slightly
- * slower on a Zen 5 (docs/performance.md) */
-RECURRENCE(amx, LSTM_ISA_AVX512, 16, bf16 && amx_ok(H) ? 2 : 0, 1)
+RECURRENCE(avx2, LSTM_ISA_AVX2, 8, 0, 0, 0)
+RECURRENCE(avx512, LSTM_ISA_AVX512, 16, 0, 0, 6)
+RECURRENCE(avx512bf16, LSTM_ISA_AVX512, 16, bf16 && pairs_ok(H), 0, 0)
+/* pf: bit 0 the forward, bit 1 the backward prefetches each row's next
+ * step (rowmm.h's prefetch_span). The backward's measured faster on the
+ * Sapphire Rapids this set runs on (slightly slower on a Zen 5,
+ * docs/performance.md); the forward's was too until its rows went in
+ * blocks of 6, then slower (one thread, 16 rows: 10.1-10.2 ms without it,
+ * 10.8-11.2 with; bf16-mixed 5.5-5.6 against 5.7-5.8). */
+RECURRENCE(amx, LSTM_ISA_AVX512, 16, bf16 && amx_ok(H) ? 2 : 0, 2, 6)
 
 /* The tuned GEMM for AVX-512 only: with AVX2 it measured the same as
  * OpenBLAS's kernels (bench/lstm_step, LSTM_KERNELS=avx2, on a Zen 5), so
