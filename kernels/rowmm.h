@@ -248,8 +248,10 @@ rowmm(int vw, size_t nb, size_t M, size_t N, const float *in, size_t irs,
  * lines of every sequence's rows, B of them megabytes apart. Measured for
  * the LSTM at B=32, T=512, H=128 on one thread of a Sapphire Rapids: the
  * backward 28.0 -> 25.1 ms, the forward 23.0 -> 22.5 (with every array in
- * L2, T=16: 17.9 ms backward); a prefetch of the next step's rows in the
- * backward made a Zen 5 slightly slower, so the other sets do without. */
+ * L2, T=16: 17.9 ms backward); the LSTM's forward lost it when its rows
+ * went in blocks of 6 (lstm_cell.c's RECURRENCE); a prefetch of the next
+ * step's rows in the backward made a Zen 5 slightly slower, so the other
+ * sets do without. */
 static inline __attribute__((always_inline)) void
 prefetch_span(const float *p, size_t n)
 {
