@@ -71,9 +71,10 @@ cell_bwd(float *restrict da, float *restrict ds, float *restrict dhb,
 }
 
 static inline __attribute__((always_inline)) void
-fwd_body(int vw, int pf, size_t rm, size_t nb, size_t T, size_t H, const size_t *len,
-         float *gates, const float *b_ih, const float *b_hh, float *hs,
-         float *hn, float *y, const float *w_pk, float *scratch)
+fwd_body(int vw, int pf, size_t rm, size_t nb, size_t T, size_t H,
+         const size_t *len, float *gates, const float *b_ih,
+         const float *b_hh, float *hs, float *hn, float *y,
+         const float *w_pk, float *scratch)
 {
     const size_t G = 3 * H;
     for (size_t t = 0; t < T; t++) {
@@ -107,8 +108,8 @@ fwd_body(int vw, int pf, size_t rm, size_t nb, size_t T, size_t H, const size_t 
 }
 
 static inline __attribute__((always_inline)) void
-bwd_body(int vw, int pf, size_t rm, size_t nb, size_t T, size_t H, const size_t *len,
-         float *dA, float *dAh, float *dh, const float *dy,
+bwd_body(int vw, int pf, size_t rm, size_t nb, size_t T, size_t H,
+         const size_t *len, float *dA, float *dAh, float *dh, const float *dy,
          const float *gates, const float *hs, const float *hn,
          const float *w_pk, float *db, float *scratch)
 {
@@ -183,11 +184,11 @@ bwd_body(int vw, int pf, size_t rm, size_t nb, size_t T, size_t H, const size_t 
     }
 
 /* pf and rm as lstm_cell.c's RECURRENCE: prefetches (bit 0 forward, bit 1
- * backward) and rows in blocks of at most rm. Both prefetches are measured
- * faster here, also with blocks of 6 (one thread of a Sapphire Rapids,
- * T=512, H=128, 16 rows: forward 8.0-8.1 ms with, 9.6-10.5 without);
- * blocks of 6: forward 8.4-8.8 -> 8.0-8.1, backward 10.0-10.5 -> 9.7-10.1
- * (32 rows: 21.6-22.1 -> 20.0-21.5). */
+ * backward) and rows in blocks of at most rm. One thread of a Sapphire
+ * Rapids, T=512, H=128, with blocks of 6: the forward's prefetch measured
+ * faster (32 rows 16.4-17.6 ms with, 20.3-21.4 without), the backward's
+ * about level (16 rows 9.7-10.1 with, 10.0-10.2 without); blocks of 6 (16
+ * rows): forward 8.4-8.8 -> 8.0-8.1, backward 10.0-10.5 -> 9.7-10.1. */
 GRU(generic, , 4, 0, 0)
 #if LSTM_X86
 GRU(avx2, LSTM_ISA_AVX2, 8, 0, 0)

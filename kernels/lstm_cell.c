@@ -367,10 +367,10 @@ zero_gates(float *a, size_t H, size_t n)
 }
 
 static inline __attribute__((always_inline)) void
-fwd_body(int vw, int prod, int pf, size_t rm, size_t nb, size_t T, size_t H, size_t k0,
-         size_t k1, const size_t *len, float *gates, const float *bias,
-         float *hs, float *cs, float *y, const float *w_pk, int bf16,
-         void (*sync)(void))
+fwd_body(int vw, int prod, int pf, size_t rm, size_t nb, size_t T, size_t H,
+         size_t k0, size_t k1, const size_t *len, float *gates,
+         const float *bias, float *hs, float *cs, float *y,
+         const float *w_pk, int bf16, void (*sync)(void))
 {
     const size_t G = 4 * H, n = k1 - k0, pq = lstm__pack16_size(H, n);
 #if LSTM_X86
@@ -434,9 +434,9 @@ fwd_body(int vw, int prod, int pf, size_t rm, size_t nb, size_t T, size_t H, siz
 }
 
 static inline __attribute__((always_inline)) void
-bwd_body(int vw, int prod, int pf, size_t rm, size_t nb, size_t T, size_t H, size_t k0,
-         size_t k1, const size_t *len, float *dA, float *dh, float *dc,
-         const float *dy, const float *gates, const float *cs,
+bwd_body(int vw, int prod, int pf, size_t rm, size_t nb, size_t T, size_t H,
+         size_t k0, size_t k1, const size_t *len, float *dA, float *dh,
+         float *dc, const float *dy, const float *gates, const float *cs,
          const float *w_pk, float *db, float *scratch, int bf16,
          void (*sync)(void))
 {

@@ -21,25 +21,6 @@ typedef float v4 __attribute__((vector_size(16), aligned(4)));
 #define SPLAT2(s) ((v8){(s), (s), (s), (s), (s), (s), (s), (s)})
 #define SPLAT4(s) ((v4){(s), (s), (s), (s)})
 
-/* The product both the recurrence and the tuned GEMM are made of:
- *   out (nb,N) (+)= in (nb,M) x W (M,N)
- * in[b][m] at in[b*irs + m*ics] (any strides: each element is broadcast,
- * never loaded as a vector, so in needs no packing, transposed or not); W
- * as panels of 16 columns, panel j at w + j*wps and its row m at + m*ldw:
- * pack16's panels (ldw 16, wps 16M, zero-padded) or a row-major matrix as
- * it lies (ldw its row length, wps 16; N a multiple of 16 then).
- *
- * With add, out's old values start the sums, plus bias (N) unless NULL.
- *
- * The register tile: nb rows x 16*P columns (P panels side by side), as
- * NV*P vectors of type V per row: one of 16 floats per panel with AVX-512
- * (32 registers), two of 8 with AVX2, four of 4 on baseline SIMD (16
- * registers of 4 floats, which would spill an 8-float tile). Each
- * accumulator depends on itself once per m, so a tile needs about latency
- * x FMA ports (8 on current cores) of them to keep the units busy: few rows
- * take more panels at once (rowmm). Every element is still summed over m
- * in order, whatever nb and P: results do not depend on how the rows are
- * split. */
 /* Lines to prefetch a few at a time while a product runs: up to three
  * regions, each `rows` rows of `len` bytes, `stride` bytes apart, walked
  * in order from (i, r, off); i == 3 when done. */
@@ -68,6 +49,25 @@ static inline __attribute__((always_inline)) void pf_step(pf_cursor *c)
     while (c->i < 3 && (!c->rows[c->i] || !c->len[c->i]));
 }
 
+/* The product both the recurrence and the tuned GEMM are made of:
+ *   out (nb,N) (+)= in (nb,M) x W (M,N)
+ * in[b][m] at in[b*irs + m*ics] (any strides: each element is broadcast,
+ * never loaded as a vector, so in needs no packing, transposed or not); W
+ * as panels of 16 columns, panel j at w + j*wps and its row m at + m*ldw:
+ * pack16's panels (ldw 16, wps 16M, zero-padded) or a row-major matrix as
+ * it lies (ldw its row length, wps 16; N a multiple of 16 then).
+ *
+ * With add, out's old values start the sums, plus bias (N) unless NULL.
+ *
+ * The register tile: nb rows x 16*P columns (P panels side by side), as
+ * NV*P vectors of type V per row: one of 16 floats per panel with AVX-512
+ * (32 registers), two of 8 with AVX2, four of 4 on baseline SIMD (16
+ * registers of 4 floats, which would spill an 8-float tile). Each
+ * accumulator depends on itself once per m, so a tile needs about latency
+ * x FMA ports (8 on current cores) of them to keep the units busy: few rows
+ * take more panels at once (rowmm). Every element is still summed over m
+ * in order, whatever nb and P: results do not depend on how the rows are
+ * split. */
 #define ROWMM_TILE(name, V, NV, MAXB, MAXV)                                  \
     static inline __attribute__((always_inline)) void name(                 \
         size_t nb, size_t P, size_t M, size_t nn, const float *in,           \
@@ -152,11 +152,14 @@ rowmm_block(int vw, size_t nb, size_t P, size_t M, size_t N,
 {
 #define TILE(n, p, nn)                                                       \
     (vw == 16 ? rowmm_tile16(nb, p, M, nn, in, irs, ics, w + n / 16 * wps,   \
-                             ldw, wps, out + n, ldo, add, bias ? bias + n : 0, pfc)\
+                             ldw, wps, out + n, ldo, add,                    \
+                             bias ? bias + n : 0, pfc)                       \
      : vw == 8 ? rowmm_tile8(nb, p, M, nn, in, irs, ics, w + n / 16 * wps,   \
-                             ldw, wps, out + n, ldo, add, bias ? bias + n : 0, pfc)\
+                             ldw, wps, out + n, ldo, add,                    \
+                             bias ? bias + n : 0, pfc)                       \
                : rowmm_tile4(nb, p, M, nn, in, irs, ics, w + n / 16 * wps,   \
-                             ldw, wps, out + n, ldo, add, bias ? bias + n : 0, pfc))
+                             ldw, wps, out + n, ldo, add,                    \
+                             bias ? bias + n : 0, pfc))
     PANEL_WALK(P, N, TILE);
 #undef TILE
 }
