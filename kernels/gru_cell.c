@@ -83,7 +83,7 @@ fwd_body(int vw, int pf, size_t rm, size_t nb, size_t T, size_t H,
         while (live > 0 && t >= len[live - 1])
             live--;
         rowmm_pf(vw, live, H, G, hs + t * H, (T + 1) * H, 1, w_pk, 16,
-                 16 * H, scratch, G, 0, NULL, NULL, live > 8 ? rm : 0);
+                 16 * H, scratch, G, 0, NULL, NULL, rm);
         for (size_t b = 0; b < nb; b++) {
             float *a = gates + (b * T + t) * G;
             float *hp = hs + (b * (T + 1) + t) * H;
@@ -147,7 +147,7 @@ bwd_body(int vw, int pf, size_t rm, size_t nb, size_t T, size_t H,
         while (live > 0 && t >= len[live - 1])
             live--;
         rowmm_pf(vw, live, G, H, dAh + t * G, T * G, 1, w_pk, 16, 16 * G,
-                 scratch, H, 0, NULL, NULL, live > 8 ? rm : 0);
+                 scratch, H, 0, NULL, NULL, rm);
         for (size_t b = 0; b < live; b++) {
             if (t >= len[b])
                 continue;

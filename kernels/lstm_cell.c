@@ -399,7 +399,7 @@ fwd_body(int vw, int prod, int pf, size_t rm, size_t nb, size_t T, size_t H,
                 rowmm_pf(vw, live, H, n, hs + t * H, (T + 1) * H, 1,
                          w_pk + q * pq, 16, 16 * H,
                          gates + t * G + q * H + k0, T * G, 1,
-                         bias + q * H + k0, NULL, live > 8 ? rm : 0);
+                         bias + q * H + k0, NULL, rm);
         for (size_t b = 0; b < nb; b++) {
             float *a = gates + (b * T + t) * G + k0;
             float *hp = hs + (b * (T + 1) + t) * H + k0;
@@ -505,7 +505,7 @@ bwd_body(int vw, int prod, int pf, size_t rm, size_t nb, size_t T, size_t H,
         else
 #endif
             rowmm_pf(vw, live, G, n, dA + t * G, T * G, 1, w_pk, 16, 16 * G,
-                     scratch + k0, H, 0, NULL, NULL, live > 8 ? rm : 0);
+                     scratch + k0, H, 0, NULL, NULL, rm);
         for (size_t b = 0; b < nb; b++)
             if (t < len[b])
                 memcpy(dh + b * H + k0, scratch + b * H + k0, n * sizeof *dh);
@@ -682,8 +682,7 @@ wgrad_body(int vw, int pf, size_t M, size_t nseq, size_t T, const float *A1,
                     {n1 * sizeof *X, n2 * sizeof *X, M * sizeof *X},
                     {ldx * sizeof *X, ldh * sizeof *X, lda * sizeof *X},
                     {nkc, nkc, nkc}, 0, 0, 0};
-                while (next.i < 3 && (!next.rows[next.i] || !next.len[next.i]))
-                    next.i++;
+                pf_skip(&next);
                 pfc = &next;
             }
             for (size_t i0 = 0; i0 < M; i0 += WGRAD_MR) {
@@ -732,8 +731,8 @@ wgrad_body(int vw, int pf, size_t M, size_t nseq, size_t T, const float *A1,
                  gates, cs, w_pk, db, scratch, bf16, sync);                 \
     }
 
-/* rm: past 8 rows, the float product's rows in blocks of at most rm
- * (rowmm_pf's rows_max; 0: up to 12). The rows of h and dA are far apart,
+/* rm: the float product's rows_max (rowmm_pf: past 8 rows, blocks of at
+ * most rm; 0: up to 12). The rows of h and dA are far apart,
  * and blocks of 6 keep their addresses in registers: one thread of a
  * Sapphire Rapids, T=512, H=128, 16 rows: forward 10.9-11.2 -> 10.7-11.2
  * ms, backward 12.1-12.5 -> 11.3-11.9; 32 rows: 22.5-23.1 -> 22.1-22.5,

@@ -30,6 +30,13 @@ typedef struct {
     size_t i, r, off;
 } pf_cursor;
 
+/* Moves the cursor past empty regions (no rows or no bytes). */
+static inline __attribute__((always_inline)) void pf_skip(pf_cursor *c)
+{
+    while (c->i < 3 && (!c->rows[c->i] || !c->len[c->i]))
+        c->i++;
+}
+
 /* Asks for the cursor's next line (into L2) and moves on. */
 static inline __attribute__((always_inline)) void pf_step(pf_cursor *c)
 {
@@ -44,9 +51,8 @@ static inline __attribute__((always_inline)) void pf_step(pf_cursor *c)
     if (++c->r < c->rows[c->i])
         return;
     c->r = 0;
-    do
-        c->i++;
-    while (c->i < 3 && (!c->rows[c->i] || !c->len[c->i]));
+    c->i++;
+    pf_skip(c);
 }
 
 /* The product both the recurrence and the tuned GEMM are made of:
@@ -190,9 +196,10 @@ rowmm_block(int vw, size_t nb, size_t P, size_t M, size_t N,
  * unrolls, and small blocks take more panels at once to keep 8
  * accumulators or more without spilling (accumulators, P weight vectors
  * and a broadcast fit the register file). rows_max (16-float vectors),
- * unless 0, bounds the blocks further: 6 rows a block (tiles of 6 rows x
- * 64 columns) where in's rows are far apart and each element of a row
- * next to the last (ics 1): a tile of 12 rows then needs 12 row addresses
+ * unless 0, bounds the blocks further past 8 rows (8 and fewer measured
+ * the same either way in the recurrences): 6 rows a block (tiles of 6
+ * rows x 64 columns) where in's rows are far apart and each element of a
+ * row next to the last (ics 1): a tile of 12 rows then needs 12 row addresses
  * in every step, more than the general registers hold, and the compiler
  * spills them (one thread, out (8196,512) = in (8196,256) x W: 137-146
  * GFLOP/s in blocks of 12 rows, 157-160 in blocks of 6). With pfc, the
@@ -203,7 +210,7 @@ rowmm_pf(int vw, size_t nb, size_t M, size_t N, const float *in,
          float *out, size_t ldo, int add, const float *bias, pf_cursor *pfc,
          size_t rows_max)
 {
-    const size_t maxb = vw == 16 ? rows_max ? rows_max : 12
+    const size_t maxb = vw == 16 ? rows_max && nb > 8 ? rows_max : 12
                         : vw == 8 ? 6 : 3;
 #define ROWS(k, p)                                                           \
     rowmm_block(vw, k, p, M, N, i, irs, ics, w, ldw, wps, o, ldo, add, bias, \
