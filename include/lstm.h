@@ -101,7 +101,7 @@ const char *lstm_kernels_name(void);
 /* ---- allocation -------------------------------------------------------- */
 
 /* Every allocation of the library goes through these two. */
-void *lstm_alloc(size_t bytes);          /* zeroed; NULL on failure */
+void *lstm_alloc(size_t bytes);  /* zeroed, 64-byte aligned; NULL on failure */
 void lstm_free(void *p);
 /* Testing hooks: make the n-th allocation from now fail (0: never), and
  * count the blocks currently live. */

@@ -3,6 +3,7 @@
  * the error strings.
  */
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -68,6 +69,27 @@ START_TEST(rng_shuffle_is_permutation)
     for (size_t i = 0; i < 100; i++)
         ck_assert_uint_eq(seen[i], 1);
     ck_assert(moved > 50);
+}
+END_TEST
+
+START_TEST(alloc_aligned_zeroed)
+{
+    /* 64-byte aligned and zeroed at any size (the kernels' vectors assume
+     * the alignment); an impossible size fails with an error, not a crash */
+    long live = lstm_debug_live_allocs();
+    const size_t sizes[] = {0, 1, 15, 64, 1000, (size_t)3 << 20};
+    for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+        unsigned char *p = lstm_alloc(sizes[i]);
+        ck_assert_ptr_nonnull(p);
+        ck_assert_uint_eq((uintptr_t)p % 64, 0);
+        for (size_t j = 0; j < sizes[i]; j++)
+            ck_assert_uint_eq(p[j], 0);
+        memset(p, 0xff, sizes[i]);
+        lstm_free(p);
+    }
+    ck_assert_ptr_null(lstm_alloc(SIZE_MAX - 8));
+    ck_assert(strstr(lstm_errmsg(), "out of memory") != NULL);
+    ck_assert_int_eq(lstm_debug_live_allocs(), live);
 }
 END_TEST
 
@@ -173,6 +195,7 @@ Suite *tensor_suite(void)
     tcase_add_test(tc, rng_deterministic);
     tcase_add_test(tc, rng_distributions);
     tcase_add_test(tc, rng_shuffle_is_permutation);
+    tcase_add_test(tc, alloc_aligned_zeroed);
     tcase_add_test(tc, tensor_init_view_reshape);
     tcase_add_test(tc, params_block);
     tcase_add_test(tc, grad_norm_and_guard);
