@@ -150,9 +150,12 @@ static int bench_init(bench *b, size_t B, size_t T, size_t I, size_t H,
         return err;
     b->net.precision = precision;
     lstm_lstm_reset(&b->net, &r);
-    b->x = malloc(B * T * I * sizeof(float));
-    b->dout = malloc(B * T * H * sizeof(float));
-    b->dx = malloc(B * T * I * sizeof(float));
+    /* lstm_alloc's blocks: 64-byte aligned, so the vectors that read dout
+     * and write dx never straddle two cache lines (malloc's large blocks
+     * are 16 bytes off) */
+    b->x = lstm_alloc(B * T * I * sizeof(float));
+    b->dout = lstm_alloc(B * T * H * sizeof(float));
+    b->dx = lstm_alloc(B * T * I * sizeof(float));
     b->len = malloc(B * sizeof(int32_t));
     if (!b->x || !b->dout || !b->dx || !b->len)
         return LSTM_ENOMEM;
@@ -167,9 +170,9 @@ static void bench_free(bench *b)
 {
     lstm_lstm_free(&b->net);
     lstm_params_free(&b->ps);
-    free(b->x);
-    free(b->dout);
-    free(b->dx);
+    lstm_free(b->x);
+    lstm_free(b->dout);
+    lstm_free(b->dx);
     free(b->len);
 }
 
