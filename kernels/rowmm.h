@@ -208,6 +208,26 @@ rowmm_block(int vw, size_t nb, size_t P, size_t M, size_t N,
     default: ROWS(1, 8); break;                                              \
     }
 
+/* How rowmm_pf splits nb rows: blocks of at most rowmm_maxb rows, the
+ * next one rowmm_rows(vw, rows left, blocks left, maxb) rows: with 16-float
+ * vectors as equal a size as the count of blocks allows (16 rows as 8 + 8,
+ * not 12 + 4: a block of 4 streams all of W for a third of the
+ * multiply-adds of a block of 12; measured in the recurrences at B=32, 2
+ * threads, on a Zen 5: 7-15% faster, docs/performance.md), else maxb until
+ * fewer are left. The recurrences split their rows the same way. */
+static inline __attribute__((always_inline)) size_t
+rowmm_maxb(int vw, size_t nb, size_t rows_max)
+{
+    return vw == 16 ? rows_max && nb > 8 ? rows_max : 12 : vw == 8 ? 6 : 3;
+}
+
+static inline __attribute__((always_inline)) size_t
+rowmm_rows(int vw, size_t left, size_t blocks, size_t maxb)
+{
+    return vw == 16 ? (left + blocks - 1) / blocks
+                    : left >= maxb ? maxb : left;
+}
+
 /* The product above, rows in blocks of at most what a tile holds: 12 with
  * 16-float vectors (24 accumulators of 32 registers), 6 with 8-float ones
  * (12 of 16), 3 with 4-float ones; each block size a constant the compiler
@@ -228,22 +248,15 @@ rowmm_pf(int vw, size_t nb, size_t M, size_t N, const float *in,
          float *out, size_t ldo, int add, const float *bias, pf_cursor *pfc,
          size_t rows_max)
 {
-    const size_t maxb = vw == 16 ? rows_max && nb > 8 ? rows_max : 12
-                        : vw == 8 ? 6 : 3;
+    const size_t maxb = rowmm_maxb(vw, nb, rows_max);
 #define ROWS(k, p)                                                           \
     rowmm_block(vw, k, p, M, N, i, irs, ics, w, ldw, wps, o, ldo, add, bias, \
                 pfc)
-    /* 16-float vectors: the rows in blocks of as equal a size as the
-     * count of blocks allows (16 rows as 8 + 8, not 12 + 4: a block of 4
-     * streams all of W for a third of the multiply-adds of a block of 12;
-     * measured in the recurrences at B=32, 2 threads, on a Zen 5: 7-15%
-     * faster, docs/performance.md) */
     size_t blocks = (nb + maxb - 1) / maxb, r;
     for (size_t b = 0; b < nb; b += r, blocks--) {
         const float *i = in + b * irs;
         float *o = out + b * ldo;
-        r = vw == 16 ? (nb - b + blocks - 1) / blocks
-            : nb - b >= maxb ? maxb : nb - b;
+        r = rowmm_rows(vw, nb - b, blocks, maxb);
         if (vw == 16) {
             ROWS_OF_16(r, ROWS);
         } else {
