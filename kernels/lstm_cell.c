@@ -381,10 +381,10 @@ fwd_body(int vw, int prod, int pf, size_t rm, size_t nb, size_t T, size_t H,
      * followed by its rows' gate math while their pre-activations are in
      * L1, and the next block's multiply-adds overlap that math's long
      * chains (the tile products have one block: all rows). Measured in
-     * bench/lstm_step at B=64 (2 threads, 32 rows each, Sapphire Rapids):
-     * the forward recurrences of a training step 45-50 -> 42-43 ms, B=64
-     * inference 89-93 -> 85-86 ms. The backward the same way measured no
-     * faster: its rows' prefetches then compete with the product. */
+     * bench/lstm_step --batch 64 --mode train --reps 10 (2 threads, 32
+     * rows each, Sapphire Rapids), timers around the recurrences: forward
+     * 544-622 -> 504-519 ms a run; B=64 inference 89-93 -> 85-86 ms a
+     * batch. The backward the same way measured no faster. */
     const size_t maxb = prod ? nb : rowmm_maxb(vw, nb, rm);
     for (size_t t = 0; t < T; t++) {
         /* a_b,t += bias + h_b,t-1 W_hh^T for rows up to the last one running
