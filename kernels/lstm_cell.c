@@ -461,6 +461,11 @@ bwd_body(int vw, int prod, int pf, size_t rm, size_t nb, size_t T, size_t H,
 #endif
     for (size_t b = 0; b < nb; b++)
         zero_gates(db + b * G + k0, H, n);
+    /* pf & 4: past 8 rows (in blocks of rm), the float product's tiles
+     * have a slot for about as many lines as the rows' next step reads,
+     * and ask for them paced; fewer rows, or the tile products, ask in a
+     * burst per row (pf & 2) */
+    const int paced = !prod && (pf & 4) && rm && nb > 8 && n == H;
     for (size_t t = T; t-- > 0;) {
         for (size_t b = 0; b < nb; b++) {
             float *restrict da = dA + (b * T + t) * G + k0;
@@ -477,7 +482,7 @@ bwd_body(int vw, int prod, int pf, size_t rm, size_t nb, size_t T, size_t H,
                 cell_bwd(da, dhb, dcb, dyt, a, cp, cn, H, n, 1);
             else
                 cell_bwd(da, dhb, dcb, NULL, a, cp, cn, H, n, 0);
-            if ((pf & 2) && t > 0) {  /* the row's next step, t-1 */
+            if ((pf & 2) && !paced && t > 0) {  /* the row's next step, t-1 */
                 for (size_t q = 0; q < 4; q++) {
                     prefetch_span(a - G + q * H, n);
                     prefetch_span(da - G + q * H, n);
@@ -518,8 +523,26 @@ bwd_body(int vw, int prod, int pf, size_t rm, size_t nb, size_t T, size_t H,
                       H, 0, 0, NULL);
         else
 #endif
+        {
+            /* paced: the rows' next step asked for line by line as the
+             * tiles run (rowmm_pf), only what the rows read there: their
+             * gates, c and output gradient */
+            pf_cursor next = {.i = 3}, *pfc = NULL;
+            if (paced && t > 0) {
+                const size_t f = sizeof *dA;
+                next = (pf_cursor){
+                    {(const char *)(gates + (t - 1) * G),
+                     (const char *)(cs + (t - 1) * H),
+                     (const char *)(dy ? dy + (t - 1) * H : NULL)},
+                    {G * f, H * f, dy ? H * f : 0},
+                    {T * G * f, (T + 1) * H * f, T * H * f},
+                    {live, live, live}, 0, 0, 0};
+                pf_skip(&next);
+                pfc = &next;
+            }
             rowmm_pf(vw, live, G, n, dA + t * G, T * G, 1, w_pk, 16, 16 * G,
-                     scratch + k0, H, 0, NULL, NULL, rm);
+                     scratch + k0, H, 0, NULL, pfc, rm);
+        }
         for (size_t b = 0; b < nb; b++)
             if (t < len[b])
                 memcpy(dh + b * H + k0, scratch + b * H + k0, n * sizeof *dh);
@@ -763,8 +786,15 @@ RECURRENCE(avx512bf16, LSTM_ISA_AVX512, 16, bf16 && pairs_ok(H), 0, 0)
  * Sapphire Rapids this set runs on (slightly slower on a Zen 5,
  * docs/performance.md); the forward's was too until its rows went in
  * blocks of 6, then slower (one thread, 16 rows: 10.1-10.2 ms without it,
- * 10.8-11.2 with; bf16-mixed 5.5-5.6 against 5.7-5.8). */
-RECURRENCE(amx, LSTM_ISA_AVX512, 16, bf16 && amx_ok(H) ? 2 : 0, 2, 6)
+ * 10.8-11.2 with; bf16-mixed 5.5-5.6 against 5.7-5.8). Bit 2: past 8 rows
+ * the backward's float product asks for the lines it reads there paced
+ * instead, and none of dA, which the step only writes (one thread, T=512,
+ * H=128: 16 rows 10.6-10.8 -> 10.4 ms, 32 rows 22.0-22.7 -> 21.2-21.4;
+ * with no prefetch at all, 32 rows took 24.4). At 4 rows paced was
+ * slower (2.54 against 2.32); the bursts without dA's lines were faster
+ * at 32 rows (22.5-22.8 -> 21.9-22.0) but slower at 8 (5.11-5.19 ->
+ * 5.20-5.25) and in bf16-mixed (32 rows 13.0-13.4 -> 14.1). */
+RECURRENCE(amx, LSTM_ISA_AVX512, 16, bf16 && amx_ok(H) ? 2 : 0, 6, 6)
 
 /* The tuned GEMM for AVX-512 only: with AVX2 it measured the same as
  * OpenBLAS's kernels (bench/lstm_step, LSTM_KERNELS=avx2, on a Zen 5), so
