@@ -55,6 +55,24 @@ static inline __attribute__((always_inline)) void pf_step(pf_cursor *c)
     pf_skip(c);
 }
 
+/* Keeps a step's weight vectors in registers wherever the register file
+ * holds them beside the tile (32 registers of 16 floats, 16 of 8 or 4).
+ * Left alone, gcc 12 folds them into the multiply-adds as memory operands
+ * for small tiles, loading each vector once per row: with W streaming from
+ * L2, the recurrence at 2 and 3 rows a thread ran at about half the speed
+ * of 4 rows (one thread of a Sapphire Rapids, the forward product of 512
+ * steps at H=128: 2 rows 1.76 -> 1.22 ms, 3 rows 2.54 -> 1.48; 4 rows and
+ * more unchanged). bench/lstm_step --batch 4 --mode train, 2 threads:
+ * amx 20.0 -> 18.0-18.3 ms, avx2 (forced there) 24.2-24.7 -> 21.4-22.4. */
+#if defined(__x86_64__) || defined(__i386__)
+#define ROWMM_IN_REGS(nb, NV, P, wv)                                         \
+    if ((nb + 1) * NV * P + 1 <= (NV == 1 ? 32 : 16))                        \
+        _Pragma("GCC unroll 16") for (size_t v = 0; v < NV * P; v++)        \
+            __asm__("" : "+v"(wv[v]))
+#else
+#define ROWMM_IN_REGS(nb, NV, P, wv) (void)0
+#endif
+
 /* The product both the recurrence and the tuned GEMM are made of:
  *   out (nb,N) (+)= in (nb,M) x W (M,N)
  * in[b][m] at in[b*irs + m*ics] (any strides: each element is broadcast,
@@ -74,23 +92,6 @@ static inline __attribute__((always_inline)) void pf_step(pf_cursor *c)
  * take more panels at once (rowmm). Every element is still summed over m
  * in order, whatever nb and P: results do not depend on how the rows are
  * split. */
-/* Keeps a step's weight vectors in registers wherever the register file
- * holds them beside the tile (32 registers of 16 floats, 16 of 8 or 4).
- * Left alone, gcc 12 folds them into the multiply-adds as memory operands
- * for small tiles, loading each vector once per row: with W streaming from
- * L2, the recurrence at 2 and 3 rows a thread ran at about half the speed
- * of 4 rows (one thread of a Sapphire Rapids, the forward product of 512
- * steps at H=128: 2 rows 1.76 -> 1.22 ms, 3 rows 2.54 -> 1.48; 4 rows and
- * more unchanged). bench/lstm_step --batch 4 --mode train, 2 threads:
- * amx 20.0 -> 18.0-18.3 ms, avx2 (forced there) 24.2-24.7 -> 21.4-22.4. */
-#if defined(__x86_64__) || defined(__i386__)
-#define ROWMM_IN_REGS(nb, NV, P, wv)                                         \
-    if ((nb + 1) * NV * P + 1 <= (NV == 1 ? 32 : 16))                        \
-        _Pragma("GCC unroll 16") for (size_t v = 0; v < NV * P; v++)        \
-            __asm__("" : "+v"(wv[v]))
-#else
-#define ROWMM_IN_REGS(nb, NV, P, wv) (void)0
-#endif
 #define ROWMM_TILE(name, V, NV, MAXB, MAXV)                                  \
     static inline __attribute__((always_inline)) void name(                 \
         size_t nb, size_t P, size_t M, size_t nn, const float *in,           \

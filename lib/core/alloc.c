@@ -22,10 +22,11 @@ void *lstm_alloc(size_t bytes)
     /* 64-byte aligned, as the kernels' vectors and the carver's arrays
      * assume (calloc gives 16: a large block starts 16 bytes into its
      * pages, and every AVX-512 load of a workspace array straddled two
-     * cache lines; one thread of a Sapphire Rapids, the forward recurrence
-     * of a B=32 layer: 26.3-26.8 ms from calloc's block as it came, 20.9-21.3
-     * aligned). Still calloc's block, whose pages stay unmapped until
-     * written, with its address just below the aligned one for lstm_free. */
+     * cache lines; one thread of a Sapphire Rapids, the forward
+     * recurrence of a B=32 layer: 26.3-26.8 ms from calloc's block as it
+     * came, 20.9-21.3 aligned). Still calloc's block, whose pages stay
+     * unmapped until written, its address kept just below the aligned one
+     * for lstm_free. */
     char *raw = bytes <= SIZE_MAX - 64 ? calloc(1, bytes + 64) : NULL;
     if (!raw) {
         lstm_error(LSTM_ENOMEM, "out of memory allocating %zu bytes", bytes);
