@@ -206,7 +206,8 @@ typedef struct {
  * "avx512bf16" (avx512's, with the bf16-mixed GEMM and recurrence on
  * AVX512-BF16), "amx" (the same on AMX-BF16 tiles, and software
  * prefetches: each sequence's next step in the LSTM's backward and both
- * GRU directions, rowmm.h's prefetch_span; the next K block of the weight
+ * GRU directions, rowmm.h's prefetch_span, paced through rowmm_pf in the
+ * LSTM's backward past 8 rows a thread; the next K block of the weight
  * gradients, lstm__wgrad_amx and rowmm_pf).
  * Returns NULL for a name this build or this CPU cannot run. */
 const lstm__kernels *lstm__kernels_get(const char *name);
