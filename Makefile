@@ -199,9 +199,9 @@ run: deps
 # libFuzzer harnesses (clang) with ASan + UBSan, FUZZ_SECONDS each, on the
 # seed corpora in tests/fuzz/corpus (new inputs go to build/fuzz/corpus).
 # The two tuned kernel files (recurrences, GEMM, weight gradients) are
-# built without the sanitizers: clang
-# spent over 17 minutes on lstm_cell.c with them (13 s without); make asan
-# and make valgrind check those kernels.
+# built without the sanitizers: clang spent over 17 minutes on
+# lstm_cell.c with them (13 s without); make asan and make valgrind check
+# those kernels.
 FUZZ_SECONDS ?= 60
 FUZZERS = csv text safetensors json checkpoint
 FUZZ_SAN = -fsanitize=address,undefined -fno-sanitize-recover=all
