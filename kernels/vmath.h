@@ -29,10 +29,18 @@ static inline __attribute__((always_inline)) float lstm__vexp(float x)
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
     p = p * (r * r) + r + 1.0f;
-    /* 2^n from the exponent bits; a NaN x leaves n NaN, whose conversion
-     * to an integer is undefined, so it takes 0 there (p carries the NaN) */
-    n = n == n ? n : 0.0f;
-    s.i = (int32_t)((uint32_t)((int32_t)n + 127) << 23);
+    /* 2^n from the exponent bits. t's low mantissa bits hold n (its bits
+     * are those of 1.5 * 2^23, plus n): shifted by 23 with the bias added,
+     * they are 2^n's, and the bits above fall off (n + 127 is within
+     * [1,254] for x clamped as above). Integer operations only:
+     * converting n to an integer took a conversion, and a NaN n (NaN x),
+     * whose conversion is undefined, a compare and a blend on top; a NaN x
+     * now gives some scale, and p carries the NaN. Same results for every
+     * float x (checked over all 2^32), and the gate math of a forward step
+     * (32 rows, H=128, one thread of a Sapphire Rapids) 8.6 -> 7.5 us with
+     * the copysign in lstm__vtanh. */
+    union { float f; uint32_t u; } tb = {t};
+    s.i = (int32_t)((tb.u + 127u) << 23);
     return p * s.f;
 }
 
@@ -56,7 +64,7 @@ static inline __attribute__((always_inline)) float lstm__vtanh(float x)
     q = q * x2 + 0.3333333333f;               /* 1/3 */
     float small = a - a * x2 * q;
     float r = a < 0.3f ? small : big;
-    return x < 0.0f ? -r : r;
+    return __builtin_copysignf(r, x);  /* tanh(-0) = -0, as in torch */
 }
 
 /* x rounded to the nearest bfloat16 (the top 16 bits of a float), ties to
