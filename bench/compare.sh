@@ -2,7 +2,10 @@
 # Side by side, in one run: liblstm (bench/lstm_step), oneDNN's LSTM
 # primitive (bench/dnnl_lstm) and PyTorch's nn.LSTM (bench/torch_lstm.py),
 # alternating per batch size so that all three see the same machine, on the
-# notebook's LSTM. Prints milliseconds per batch and the ratios
+# notebook's LSTM, every sequence of a batch T steps long (the peers
+# compute every step of a padded batch; liblstm skips padding, which
+# bench/lstm_step's default mixed lengths measure). Prints milliseconds
+# per batch and the ratios
 # (peer time / liblstm time: above 1 means liblstm is faster). With ROUNDS
 # above 1 the whole alternation runs that many times and each
 # implementation keeps its best median: the machine is shared, and a burst
@@ -30,7 +33,7 @@ for round in $(seq "$ROUNDS"); do
     for k in ${KERNELS:-default}; do
       for p in $PRECISIONS; do
         env ${KERNELS:+LSTM_KERNELS=$k} bench/lstm_step --batch "$B" \
-          --reps "$REPS" --threads "$THREADS" --precision "$p" --cell "$CELL" --json \
+          --lengths full --reps "$REPS" --threads "$THREADS" --precision "$p" --cell "$CELL" --json \
           | sed 's/^{/{"impl":"liblstm",/' >> "$out"
       done
     done

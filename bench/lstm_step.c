@@ -6,11 +6,16 @@
  *                   [--hidden 128] [--layers 2] [--threads N]
  *                   [--mode infer|train|both] [--reps N] [--json]
  *                   [--precision fp32|bf16-mixed] [--cell lstm|gru]
+ *                   [--lengths mixed|full]
  *
- * Defaults are the notebook's LSTM in fp32. Before timing anything it
+ * Defaults are the notebook's LSTM in fp32, on batches where every third
+ * sequence is 2/3 as long as the others (mixed; the padding after it is
+ * not computed) or, with --lengths full, every sequence T long (what
+ * bench/compare.sh runs: its peers compute every step). Before timing anything it
  * checks the tuned kernels against the references on a small case (in
  * fp32, and in bf16-mixed when that is timed) and refuses to time a wrong
- * kernel. FLOPs: forward 2*B*T*G*(I+H) per layer, G = 4H (GRU: 3H), input size H
+ * kernel. FLOPs: forward 2*N*G*(I+H) per layer, N the tokens (the sum of
+ * the lengths: padding is not work), G = 4H (GRU: 3H), input size H
  * above the first), backward counted as twice the forward. The FMA peak is
  * measured by a register-only FMA loop on every thread in the same run,
  * before each batch size; the rows are printed at the end against the best
@@ -125,6 +130,7 @@ static double fma_peak(int threads, const char **isa)
 /* ---- one LSTM set up for (B,T,I,H,L) ---- */
 
 static int cell = LSTM_CELL_LSTM;  /* --cell */
+static int full_lengths;           /* --lengths full */
 
 typedef struct {
     lstm_params ps;
@@ -162,7 +168,7 @@ static int bench_init(bench *b, size_t B, size_t T, size_t I, size_t H,
     lstm_fill_normal(b->x, B * T * I, 0, 1, &r);
     lstm_fill_normal(b->dout, B * T * H, 0, 1, &r);
     for (size_t i = 0; i < B; i++)  /* full and shorter sequences */
-        b->len[i] = (int32_t)(i % 3 == 2 ? T - T / 3 : T);
+        b->len[i] = (int32_t)(i % 3 == 2 && !full_lengths ? T - T / 3 : T);
     return 0;
 }
 
@@ -237,7 +243,8 @@ static void usage(void)
             "usage: lstm_step [--batch 4,12,32,64] [--seq 512] [--input 256]\n"
             "                 [--hidden 128] [--layers 2] [--threads N]\n"
             "                 [--mode infer|train|both] [--reps N] [--json]\n"
-            "                 [--precision fp32|bf16-mixed] [--cell lstm|gru]\n");
+            "                 [--precision fp32|bf16-mixed] [--cell lstm|gru]\n"
+            "                 [--lengths mixed|full]\n");
 }
 
 static int arg_size(const char *flag, const char *v, size_t *out)
@@ -291,6 +298,13 @@ int main(int argc, char **argv)
                 return 2;
             }
             mode = v;
+        } else if (!strcmp(a, "--lengths")) {
+            if (!v || (strcmp(v, "mixed") && strcmp(v, "full"))) {
+                fprintf(stderr, "lstm_step: bad value for --lengths: '%s' "
+                        "(mixed or full)\n", v ? v : "");
+                return 2;
+            }
+            full_lengths = !strcmp(v, "full");
         } else if (!strcmp(a, "--cell")) {
             if (v && (!strcmp(v, "lstm") || !strcmp(v, "gru")))
                 cell = !strcmp(v, "gru") ? LSTM_CELL_GRU : LSTM_CELL_LSTM;
@@ -349,9 +363,11 @@ int main(int argc, char **argv)
             fprintf(stderr, "lstm_step: %s\n", lstm_errmsg());
             return 1;
         }
-        double fwd = 0;
+        double tokens = 0, fwd = 0;
+        for (size_t i = 0; i < B; i++)
+            tokens += b.len[i];
         for (size_t l = 0; l < L; l++)
-            fwd += 2.0 * (double)(B * T) * (cell ? 3.0 : 4.0) * (double)H *
+            fwd += 2.0 * tokens * (cell ? 3.0 : 4.0) * (double)H *
                    (double)((l ? H : I) + H);
         for (int train = 0; train < 2; train++) {
             if ((train && !strcmp(mode, "infer")) ||
@@ -373,7 +389,7 @@ int main(int argc, char **argv)
             row[nrow].mode = train ? "train" : "infer";
             row[nrow].B = B;
             row[nrow].ms = med;
-            row[nrow].tps = (double)(B * T) / (med * 1e-3);
+            row[nrow].tps = tokens / (med * 1e-3);
             row[nrow].gf = flops / (med * 1e-3) * 1e-9;
             row[nrow].rss = peak_rss_mb();
             nrow++;
@@ -390,9 +406,10 @@ int main(int argc, char **argv)
     if (low)
         peak = nt * peak1;
     if (!json) {
-        printf("# lstm_step on %s: %s, T=%zu I=%zu H=%zu L=%zu, %s, %d "
-               "threads, %s kernels (match the references: max error "
-               "%.1e)\n", bench_cpu(), cname, T, I, H, L, pname, nt,
+        printf("# lstm_step on %s: %s, T=%zu I=%zu H=%zu L=%zu, %s lengths, "
+               "%s, %d threads, %s kernels (match the references: max error "
+               "%.1e)\n", bench_cpu(), cname, T, I, H, L,
+               full_lengths ? "full" : "mixed", pname, nt,
                lstm_kernels_name(),
                precision == LSTM_FP32 ? err : err16);
         printf("# FMA peak (%s, %d threads): %.1f GFLOP/s, the best of %zu "
@@ -408,12 +425,13 @@ int main(int argc, char **argv)
     for (size_t k = 0; k < nrow; k++) {
         if (json)
             printf("{\"cell\":\"%s\",\"mode\":\"%s\",\"batch\":%zu,\"seq\":%zu,\"input\":%zu,"
-                   "\"hidden\":%zu,\"layers\":%zu,\"threads\":%d,"
+                   "\"hidden\":%zu,\"layers\":%zu,\"lengths\":\"%s\","
+                   "\"threads\":%d,"
                    "\"precision\":\"%s\",\"kernels\":\"%s\",\"cpu\":\"%s\","
                    "\"ms_median\":%.3f,\"tokens_per_s\":%.0f,"
                    "\"gflops\":%.2f,\"peak_gflops\":%.1f,"
                    "\"peak_rss_mb\":%.1f}\n", cname, row[k].mode, row[k].B, T, I, H, L,
-                   nt, pname, lstm_kernels_name(), bench_cpu(), row[k].ms, row[k].tps, row[k].gf, peak,
+                   full_lengths ? "full" : "mixed", nt, pname, lstm_kernels_name(), bench_cpu(), row[k].ms, row[k].tps, row[k].gf, peak,
                    row[k].rss);
         else
             printf("  %-5s %5zu %10.2f %12.0f %9.1f %5.0f%% %9.1f\n",

@@ -257,12 +257,13 @@ AMX_ISA void lstm__gemm_bf16_amx(int ta, int tb, size_t M, size_t N,
  * GEMMs one call at a time are not kept, only their values to float
  * rounding. */
 AMX_ISA void lstm__wgrad_bf16_amx(size_t M, size_t nseq, size_t T,
-                                  const float *A1, const float *A2,
+                                  const size_t *len, const float *A1, const float *A2,
                                   size_t lda, const float *X, size_t ldx,
                                   size_t N1, float *C1, size_t ldc1,
                                   const float *H, size_t ldh, size_t hstride,
                                   size_t N2, float *C2, size_t ldc2)
 {
+    (void)len;  /* every row, padding too (its gate gradients are zero) */
     const size_t K = nseq * T, n1 = (N1 + 15) / 16 * 16;
     const size_t n2 = (N2 + 15) / 16 * 16, kb = k_block(n1 + n2, K);
     uint32_t *bp = K && M ? aligned_alloc(64, (n1 + n2) * kb * 2) : NULL;

@@ -172,8 +172,12 @@ typedef size_t lstm__adamw_fn(float *w, float *m, float *v, const float *g,
  *                                  H_s = H + s*hstride (T rows at ldh)
  * Every element is summed over k in order: the bits of the set's GEMM
  * called once for C1 and once per s for C2, which is what the library
- * does for a set without this kernel (NULL). */
-typedef void lstm__wgrad_fn(size_t M, size_t nseq, size_t T, const float *A1,
+ * does for a set without this kernel (NULL). len, unless NULL: a kernel
+ * may leave out the rows of sequence s past len[s] (padding, whose gate
+ * gradients are zero: the sums are the same, but for the sign of a zero,
+ * and an infinite or NaN X or H there, which then does not reach C). */
+typedef void lstm__wgrad_fn(size_t M, size_t nseq, size_t T,
+                            const size_t *len, const float *A1,
                             const float *A2, size_t lda, const float *X,
                             size_t ldx, size_t N1, float *C1, size_t ldc1,
                             const float *H, size_t ldh, size_t hstride,

@@ -676,7 +676,8 @@ row_blocks(float *dst, const float *A, size_t lda, size_t kc, size_t M)
 }
 
 static inline __attribute__((always_inline)) void
-wgrad_body(int vw, int pf, size_t M, size_t nseq, size_t T, const float *A1,
+wgrad_body(int vw, int pf, size_t M, size_t nseq, size_t T,
+           const size_t *len, const float *A1,
            const float *A2, size_t lda, const float *X, size_t ldx,
            size_t N1, float *C1, size_t ldc1, const float *H, size_t ldh,
            size_t hstride, size_t N2, float *C2, size_t ldc2)
@@ -688,9 +689,10 @@ wgrad_body(int vw, int pf, size_t M, size_t nseq, size_t T, const float *A1,
                     ? aligned_alloc(64, WGRAD_KC * (n1 + n2 + na * M) *
                                             sizeof *xp)
                     : NULL;
-    for (size_t s = 0; s < nseq && (n1 || n2); s++)
-        for (size_t t0 = 0; t0 < T; t0 += WGRAD_KC) {
-            const size_t kc = T - t0 < WGRAD_KC ? T - t0 : WGRAD_KC;
+    for (size_t s = 0; s < nseq && (n1 || n2); s++) {
+        const size_t Ts = len ? len[s] : T;  /* the rest is padding */
+        for (size_t t0 = 0; t0 < Ts; t0 += WGRAD_KC) {
+            const size_t kc = Ts - t0 < WGRAD_KC ? Ts - t0 : WGRAD_KC;
             const size_t k0 = s * T + t0;
             const float *a1 = A1 + k0 * lda, *a2 = A2 + k0 * lda;
             const float *x = X + k0 * ldx, *h = H + s * hstride + t0 * ldh;
@@ -707,10 +709,11 @@ wgrad_body(int vw, int pf, size_t M, size_t nseq, size_t T, const float *A1,
             /* the next block's sources, asked for while this one's
              * products run */
             pf_cursor next = {.i = 3}, *pfc = NULL;
-            const size_t ns = t0 + kc < T ? s : s + 1;
+            const size_t ns = t0 + kc < Ts ? s : s + 1;
             if (pf && xp && ns < nseq) {
                 const size_t nt0 = ns == s ? t0 + kc : 0;
-                const size_t nkc = T - nt0 < WGRAD_KC ? T - nt0 : WGRAD_KC;
+                const size_t nT = len ? len[ns] : T;
+                const size_t nkc = nT - nt0 < WGRAD_KC ? nT - nt0 : WGRAD_KC;
                 const size_t nk0 = ns * T + nt0;
                 next = (pf_cursor){
                     {(const char *)(X + nk0 * ldx),
@@ -734,6 +737,7 @@ wgrad_body(int vw, int pf, size_t M, size_t nseq, size_t T, const float *A1,
                              C2 + i0 * ldc2, ldc2, 1, NULL, pfc, 0);
             }
         }
+    }
     free(xp);
     if (N1 > n1)
         gemm_body(vw, 1, 0, M, N1 - n1, nseq * T, 1.0f, A1, lda, X + n1, ldx,
@@ -809,6 +813,7 @@ LSTM_ISA_AVX512 void lstm__gemm_avx512(int ta, int tb, size_t M, size_t N,
 }
 
 LSTM_ISA_AVX512 void lstm__wgrad_avx512(size_t M, size_t nseq, size_t T,
+                                        const size_t *len,
                                         const float *A1, const float *A2,
                                         size_t lda, const float *X,
                                         size_t ldx, size_t N1, float *C1,
@@ -816,12 +821,13 @@ LSTM_ISA_AVX512 void lstm__wgrad_avx512(size_t M, size_t nseq, size_t T,
                                         size_t ldh, size_t hstride,
                                         size_t N2, float *C2, size_t ldc2)
 {
-    wgrad_body(16, 0, M, nseq, T, A1, A2, lda, X, ldx, N1, C1, ldc1, H, ldh,
+    wgrad_body(16, 0, M, nseq, T, len, A1, A2, lda, X, ldx, N1, C1, ldc1, H, ldh,
                hstride, N2, C2, ldc2);
 }
 
 /* The same with the prefetch of each block's successor (the amx set's) */
 LSTM_ISA_AVX512 void lstm__wgrad_amx(size_t M, size_t nseq, size_t T,
+                                     const size_t *len,
                                      const float *A1, const float *A2,
                                      size_t lda, const float *X, size_t ldx,
                                      size_t N1, float *C1, size_t ldc1,
@@ -829,7 +835,7 @@ LSTM_ISA_AVX512 void lstm__wgrad_amx(size_t M, size_t nseq, size_t T,
                                      size_t hstride, size_t N2, float *C2,
                                      size_t ldc2)
 {
-    wgrad_body(16, 1, M, nseq, T, A1, A2, lda, X, ldx, N1, C1, ldc1, H, ldh,
+    wgrad_body(16, 1, M, nseq, T, len, A1, A2, lda, X, ldx, N1, C1, ldc1, H, ldh,
                hstride, N2, C2, ldc2);
 }
 #endif

@@ -26,12 +26,24 @@ int lstm__threads_for(size_t work);
 void lstm__gemm(int ta, int tb, size_t M, size_t N, size_t K, float alpha,
                 const float *A, size_t lda, const float *B, size_t ldb,
                 float beta, float *C, size_t ldc);
+/* C = A B (alpha 1, beta 0, neither transposed; lstm__gemm_bf16's GEMM
+ * with bf16) for the rows of a batch that are not padding: A and C hold
+ * nseq sequences of T rows, and only sequence s's first len[s] rows are
+ * computed; with zero_pad its other rows of C are set to zero, else left
+ * as they are. The live rows are split across threads as lstm__gemm
+ * splits all of them, so no result depends on the thread count. */
+void lstm__gemm_live(int bf16, size_t nseq, size_t T, const size_t *len,
+                     size_t N, size_t K, const float *A, size_t lda,
+                     const float *B, size_t ldb, float *C, size_t ldc,
+                     int zero_pad);
 /* kernels.h's lstm__wgrad_fn with the rows of C1 and C2 split across
  * threads as lstm__gemm splits them (the set's kernel, or, without one,
- * lstm__gemm once for C1 and once per sequence for C2: the same bits).
- * bf16: on bfloat16 values, the set's wgrad_bf16 or lstm__gemm_bf16. */
+ * lstm__gemm once for C1 and once per sequence for C2, len unused: rows of
+ * A1 and A2 past a sequence's length must be zero, and the sums are the
+ * same). bf16: on bfloat16 values, the set's wgrad_bf16 or
+ * lstm__gemm_bf16. */
 void lstm__wgrad(int bf16, size_t M, size_t nseq, size_t T,
-                 const float *A1, const float *A2, size_t lda,
+                 const size_t *len, const float *A1, const float *A2, size_t lda,
                  const float *X, size_t ldx, size_t N1, float *C1,
                  size_t ldc1, const float *H, size_t ldh, size_t hstride,
                  size_t N2, float *C2, size_t ldc2);

@@ -532,15 +532,67 @@ START_TEST(gemm_rows_same_bits)
 }
 END_TEST
 
+/* lstm__gemm_live with set _i in use, fp32 and bf16-mixed: the rows of
+ * 5 sequences of T steps up to their lengths (full, none, part, full, one
+ * step) against the reference GEMM, the padding zeroed (zero_pad) or left
+ * as it was, and the same bits on one thread as on two. */
+START_TEST(gemm_live_rows)
+{
+    if (!tuned(_i))
+        return;
+    enum { S = 5, T = 37, N = 40, K = 50, lda = K + 3, ldb = N + 1,
+           ldc = N + 2 };
+    const size_t len[S] = {T, 0, 20, T, 1};
+    float *A = malloc(S * T * lda * 4), *B = malloc(K * ldb * 4);
+    float *C[2], *R = malloc(S * T * ldc * 4);
+    fill_randn(A, S * T * lda, 1);
+    fill_randn(B, K * ldb, 2);
+    lstm__round_bf16(A, A, S * T * lda);  /* operands for both precisions */
+    lstm__round_bf16(B, B, K * ldb);
+    lstm__gemm_ref(0, 0, S * T, N, K, 1.0f, A, lda, B, ldb, 0.0f, R, ldc);
+    ck_assert_int_eq(lstm_kernels_select(set_names[_i]), 0);
+    for (int bf16 = 0; bf16 < 2; bf16++)
+        for (int zero = 0; zero < 2; zero++) {
+            for (int nt = 1; nt <= 2; nt++) {
+                C[nt - 1] = malloc(S * T * ldc * 4);
+                for (size_t i = 0; i < S * T * ldc; i++)
+                    C[nt - 1][i] = 7.0f;
+                lstm_set_threads(nt);
+                lstm__gemm_live(bf16, S, T, len, N, K, A, lda, B, ldb,
+                                C[nt - 1], ldc, zero);
+            }
+            lstm_set_threads(0);
+            ck_assert(!memcmp(C[0], C[1], S * T * ldc * 4));
+            for (size_t s = 0; s < S; s++)
+                for (size_t t = 0; t < T; t++) {
+                    const float *c = C[0] + (s * T + t) * ldc;
+                    if (t < len[s])
+                        assert_close(c, R + (s * T + t) * ldc, N, 1e-5,
+                                     1e-5, set_names[_i]);
+                    else
+                        for (size_t j = 0; j < N; j++)
+                            ck_assert(c[j] == (zero ? 0.0f : 7.0f));
+                }
+            free(C[0]);
+            free(C[1]);
+        }
+    ck_assert_int_eq(lstm_kernels_select(NULL), 0);
+    free(A);
+    free(B);
+    free(R);
+}
+END_TEST
+
 /* One case of a set's fused weight gradients (kernels.h's
  * lstm__wgrad_fn): M rows, nseq = 3 sequences of T steps, N1 (n & 1: 37
  * columns, else 16, plus 32) and N2 (n >> 1: likewise, without the 32),
  * A1 equal to A2 (n == 1: an LSTM) or not (a GRU), leading dimensions
- * wider than the matrices, C1 and C2 not zero to start. fp32 (wgrad):
- * the bits of the set's GEMM called once for C1 and once per sequence for
- * C2. bf16 (wgrad_bf16), on bfloat16 operands: the reference GEMM's
- * values to float rounding (the same products, the sums grouped
- * otherwise). */
+ * wider than the matrices, C1 and C2 not zero to start, the sequences'
+ * lengths T - T/3 - 1, 0 and T with the gate gradients zero past them (a
+ * kernel may leave those rows out). fp32 (wgrad): the bits of the set's
+ * GEMM called once for C1 and once per sequence for C2, over every row.
+ * bf16 (wgrad_bf16), on bfloat16 operands: the reference GEMM's values to
+ * float rounding (the same products, the sums grouped otherwise). */
 static void wgrad_case(const lstm__kernels *k, int bf16, size_t M, size_t T,
                        size_t n)
 {
@@ -557,6 +609,11 @@ static void wgrad_case(const lstm__kernels *k, int bf16, size_t M, size_t T,
     fill_randn(A2, K * lda, 2);
     fill_randn(X, K * ldx, 3);
     fill_randn(H, nseq * hstride, 4);
+    const size_t len[3] = {T - T / 3 - 1, 0, T};
+    for (size_t q = 0; q < nseq; q++)
+        for (size_t t = len[q]; t < T; t++)
+            for (size_t i = 0; i < M; i++)
+                A1[(q * T + t) * lda + i] = A2[(q * T + t) * lda + i] = 0.0f;
     if (bf16) {
         lstm__round_bf16(A1, A1, K * lda);
         lstm__round_bf16(A2, A2, K * lda);
@@ -569,9 +626,9 @@ static void wgrad_case(const lstm__kernels *k, int bf16, size_t M, size_t T,
         fill_randn(C[c], nc, 5 + c % 2);
     }
     const float *a2 = same ? A1 : A2;
-    (bf16 ? k->wgrad_bf16 : k->wgrad)(M, nseq, T, A1, a2, lda, X, ldx, N1,
-                                      C[0], N1, H, ldh, hstride, N2, C[1],
-                                      N2);
+    (bf16 ? k->wgrad_bf16 : k->wgrad)(M, nseq, T, len, A1, a2, lda, X, ldx,
+                                      N1, C[0], N1, H, ldh, hstride, N2,
+                                      C[1], N2);
     lstm__gemm_fn *gemm = bf16 ? lstm__gemm_ref : k->gemm;
     gemm(1, 0, M, N1, K, 1.0f, A1, lda, X, ldx, 1.0f, C[2], N1);
     for (size_t q = 0; q < nseq; q++)
@@ -800,6 +857,7 @@ Suite *kernels_suite(void)
     tcase_add_loop_test(tc, gemm_rows_same_bits, 0, NSETS);
     tcase_add_loop_test(tc, gemm_bf16_sets_vs_ref, 0, NSETS);
     tcase_add_loop_test(tc, wgrad_sets, 0, NSETS);
+    tcase_add_loop_test(tc, gemm_live_rows, 0, NSETS);
     tcase_add_test(tc, bf16_rounding);
     tcase_add_loop_test(tc, adamw_ref_vs_tuned, 0, NSETS);
     tcase_add_test(tc, kernel_sets);

@@ -264,8 +264,73 @@ static void gemm_rows(lstm__gemm_fn *fn, int ta, int tb, size_t M, size_t N,
     }
 }
 
+/* fn on the rows of live rows [q0,q1) (lstm__gemm_live's): one call per
+ * run of consecutive rows (a sequence of full length runs on into the
+ * next). */
+static void live_runs(lstm__gemm_fn *fn, size_t nseq, size_t T,
+                      const size_t *len, size_t q0, size_t q1, size_t N,
+                      size_t K, const float *A, size_t lda, const float *B,
+                      size_t ldb, float *C, size_t ldc)
+{
+    size_t c = 0, r0 = 0, r1 = 0;  /* c: live rows before sequence s */
+    for (size_t s = 0; s < nseq && c < q1; c += len[s], s++) {
+        const size_t a = q0 > c ? q0 - c : 0;
+        const size_t e = q1 - c < len[s] ? q1 - c : len[s];
+        if (a >= e)
+            continue;
+        if (s * T + a != r1) {
+            if (r1 > r0)
+                fn(0, 0, r1 - r0, N, K, 1.0f, A + r0 * lda, lda, B, ldb, 0.0f,
+                   C + r0 * ldc, ldc);
+            r0 = s * T + a;
+        }
+        r1 = s * T + e;
+    }
+    if (r1 > r0)
+        fn(0, 0, r1 - r0, N, K, 1.0f, A + r0 * lda, lda, B, ldb, 0.0f,
+           C + r0 * ldc, ldc);
+}
+
+/* Zeroes the rows of sequences [s0,s1) past their lengths. */
+static void zero_padding(size_t s0, size_t s1, size_t T, const size_t *len,
+                         size_t N, float *C, size_t ldc)
+{
+    for (size_t s = s0; s < s1; s++)
+        for (size_t t = len[s]; t < T; t++)
+            memset(C + (s * T + t) * ldc, 0, N * sizeof *C);
+}
+
+void lstm__gemm_live(int bf16, size_t nseq, size_t T, const size_t *len,
+                     size_t N, size_t K, const float *A, size_t lda,
+                     const float *B, size_t ldb, float *C, size_t ldc,
+                     int zero_pad)
+{
+    lstm__gemm_fn *fn = bf16 ? lstm__k()->gemm_bf16 : lstm__k()->gemm;
+    size_t R = 0;  /* live rows */
+    for (size_t s = 0; s < nseq; s++)
+        R += len[s];
+    int nt;
+    const size_t parts = row_parts(R, R * N * K, &nt);
+    if (parts == 1) {
+        lstm__ftz();
+        live_runs(fn, nseq, T, len, 0, R, N, K, A, lda, B, ldb, C, ldc);
+        if (zero_pad)
+            zero_padding(0, nseq, T, len, N, C, ldc);
+        return;
+    }
+#pragma omp parallel for num_threads(nt) schedule(static)
+    for (size_t p = 0; p < parts; p++) {
+        size_t q0, q1;
+        if (part_rows(R, parts, p, &q0, &q1))
+            live_runs(fn, nseq, T, len, q0, q1, N, K, A, lda, B, ldb, C, ldc);
+        if (zero_pad)
+            zero_padding(nseq * p / parts, nseq * (p + 1) / parts, T, len, N,
+                         C, ldc);
+    }
+}
+
 void lstm__wgrad(int bf16, size_t M, size_t nseq, size_t T,
-                 const float *A1, const float *A2, size_t lda,
+                 const size_t *len, const float *A1, const float *A2, size_t lda,
                  const float *X, size_t ldx, size_t N1, float *C1,
                  size_t ldc1, const float *H, size_t ldh, size_t hstride,
                  size_t N2, float *C2, size_t ldc2)
@@ -285,7 +350,7 @@ void lstm__wgrad(int bf16, size_t M, size_t nseq, size_t T,
     for (size_t p = 0; p < parts; p++) {
         size_t m0, m1;
         if (part_rows(M, parts, p, &m0, &m1))
-            fn(m1 - m0, nseq, T, A1 + m0, A2 + m0, lda, X, ldx, N1,
+            fn(m1 - m0, nseq, T, len, A1 + m0, A2 + m0, lda, X, ldx, N1,
                C1 + m0 * ldc1, ldc1, H, ldh, hstride, N2, C2 + m0 * ldc2,
                ldc2);
     }

@@ -3,11 +3,12 @@
  * (batch_first, lengths as pack_padded_sequence gives them, dropout between
  * layers) with full backpropagation through time. The shape of the computation, per layer:
  *
- *   forward:  gates = X W_ih^T + b_ih + b_hh   one GEMM over all B*T rows
+ *   forward:  gates = X W_ih^T + b_ih + b_hh   one GEMM over the B*T rows
+ *                                              but the padding
  *             recurrence over t                kernel, batch split across
  *                                              threads (no per-step barrier)
  *   backward: recurrence backwards over t      kernel -> dA (B,T,G)
- *             dW_ih += dA^T X, dX = dA W_ih    one GEMM each
+ *             dW_ih += dA^T X, dX = dA W_ih    one GEMM each (no padding)
  *             dW_hh += dA^T H_prev             one GEMM per sequence
  *             db = column sums of dA           per sequence in the kernel,
  *                                              then over the batch
@@ -304,10 +305,6 @@ static const float *rounded(lstm_lstm *l, size_t r)
     return l->wr;
 }
 
-/* The layer's products: in bf16-mixed precision every operand is a
- * bfloat16 value, and the set's bf16 GEMM runs them. */
-#define gemm(...) (bf16 ? lstm__gemm_bf16 : lstm__gemm)(__VA_ARGS__)
-
 /* The output of layer k, (B,T,D*H): its run's ys, or both directions'
  * side by side. */
 static float *layer_output(const lstm_lstm *l, size_t k)
@@ -520,10 +517,11 @@ int lstm_lstm_forward(lstm_lstm *l, const float *x, const int32_t *len,
                 reverse_steps(l->rev, in, l, in_dim, 0);
                 in = l->rev;
             }
-            /* gates = in W_ih^T, every step at once; the recurrence adds the
-             * biases as it reads them */
-            gemm(0, 0, B * T, G, in_dim, 1.0f, in, in_dim, w_iht, G, 0.0f,
-                 gates, G);
+            /* gates = in W_ih^T, every step at once but the padding (the
+             * recurrence zeroes its gates); the recurrence adds the biases
+             * as it reads them */
+            lstm__gemm_live(bf16, B, T, l->len, G, in_dim, in, in_dim, w_iht,
+                            G, gates, G, 0);
             if (gru)
                 gru_run_fwd(l, ri, h0, nt);
             else
@@ -708,8 +706,8 @@ int lstm_lstm_backward(lstm_lstm *l, const float *dout, const float *dhn,
 
             /* dW_ih += dA^T in;  dW_hh += dA_b^T h_{b,t-1} per sequence */
             const float *dAh = gru ? l->dAh : l->dA;  /* the hidden side's */
-            lstm__wgrad(bf16, G, B, T, l->dA, dAh, G, in, in_dim, in_dim,
-                        g_ih, in_dim, hs, H, (T + 1) * H, H, g_hh, H);
+            lstm__wgrad(bf16, G, B, T, l->len, l->dA, dAh, G, in, in_dim,
+                        in_dim, g_ih, in_dim, hs, H, (T + 1) * H, H, g_hh, H);
             /* db_ih, db_hh = column sums of dA, dAh: the kernels summed
              * each sequence over t (an LSTM's two are equal; a GRU's dbs
              * rows hold both); here the sequences are summed in order (the
@@ -722,12 +720,12 @@ int lstm_lstm_backward(lstm_lstm *l, const float *dout, const float *dhn,
             /* this run's share of the layer's input gradient: the reverse
              * direction's comes back in time order and adds to the
              * forward's */
-            if (dxk && !d)
-                gemm(0, 0, B * T, in_dim, G, 1.0f, l->dA, G, w_ih, in_dim,
-                     0.0f, dxk, in_dim);
-            else if (dxk) {
-                gemm(0, 0, B * T, in_dim, G, 1.0f, l->dA, G, w_ih, in_dim,
-                     0.0f, l->rev, in_dim);
+            if (dxk && !d)  /* zero at the padding */
+                lstm__gemm_live(bf16, B, T, l->len, in_dim, G, l->dA, G, w_ih,
+                                in_dim, dxk, in_dim, 1);
+            else if (dxk) {  /* reverse_steps reads no padding */
+                lstm__gemm_live(bf16, B, T, l->len, in_dim, G, l->dA, G, w_ih,
+                                in_dim, l->rev, in_dim, 0);
                 reverse_steps(dxk, l->rev, l, in_dim, 1);
             }
         }
