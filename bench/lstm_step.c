@@ -11,16 +11,16 @@
  * Defaults are the notebook's LSTM in fp32, on batches where every third
  * sequence is 2/3 as long as the others (mixed; the padding after it is
  * not computed) or, with --lengths full, every sequence T long (what
- * bench/compare.sh runs: its peers compute every step). Before timing anything it
- * checks the tuned kernels against the references on a small case (in
- * fp32, and in bf16-mixed when that is timed) and refuses to time a wrong
- * kernel. FLOPs: forward 2*N*G*(I+H) per layer, N the tokens (the sum of
- * the lengths: padding is not work), G = 4H (GRU: 3H), input size H
- * above the first), backward counted as twice the forward. The FMA peak is
- * measured by a register-only FMA loop on every thread in the same run,
- * before each batch size; the rows are printed at the end against the best
- * of those measurements (a short burst of other load on this shared
- * machine can halve any one of them).
+ * bench/compare.sh runs: its peers compute every step). Before timing
+ * anything it checks the tuned kernels against the references on a small
+ * case (in fp32, and in bf16-mixed when that is timed) and refuses to time
+ * a wrong kernel. FLOPs: forward 2*N*G*(I+H) per layer, N the tokens
+ * (the sum of the lengths: padding is not work), G = 4H (GRU: 3H), input
+ * size H above the first, backward counted as twice the forward. The FMA
+ * peak is measured by a register-only FMA loop on every thread in the
+ * same run, before each batch size; the rows are printed at the end
+ * against the best of those measurements (a short burst of other load on
+ * this shared machine can halve any one of them).
  */
 #define _XOPEN_SOURCE 700
 #include <math.h>
@@ -431,7 +431,9 @@ int main(int argc, char **argv)
                    "\"ms_median\":%.3f,\"tokens_per_s\":%.0f,"
                    "\"gflops\":%.2f,\"peak_gflops\":%.1f,"
                    "\"peak_rss_mb\":%.1f}\n", cname, row[k].mode, row[k].B, T, I, H, L,
-                   full_lengths ? "full" : "mixed", nt, pname, lstm_kernels_name(), bench_cpu(), row[k].ms, row[k].tps, row[k].gf, peak,
+                   full_lengths ? "full" : "mixed", nt, pname,
+                   lstm_kernels_name(), bench_cpu(), row[k].ms, row[k].tps,
+                   row[k].gf, peak,
                    row[k].rss);
         else
             printf("  %-5s %5zu %10.2f %12.0f %9.1f %5.0f%% %9.1f\n",

@@ -257,9 +257,10 @@ AMX_ISA void lstm__gemm_bf16_amx(int ta, int tb, size_t M, size_t N,
  * GEMMs one call at a time are not kept, only their values to float
  * rounding. */
 AMX_ISA void lstm__wgrad_bf16_amx(size_t M, size_t nseq, size_t T,
-                                  const size_t *len, const float *A1, const float *A2,
-                                  size_t lda, const float *X, size_t ldx,
-                                  size_t N1, float *C1, size_t ldc1,
+                                  const size_t *len, const float *A1,
+                                  const float *A2, size_t lda,
+                                  const float *X, size_t ldx, size_t N1,
+                                  float *C1, size_t ldc1,
                                   const float *H, size_t ldh, size_t hstride,
                                   size_t N2, float *C2, size_t ldc2)
 {

@@ -821,8 +821,8 @@ LSTM_ISA_AVX512 void lstm__wgrad_avx512(size_t M, size_t nseq, size_t T,
                                         size_t ldh, size_t hstride,
                                         size_t N2, float *C2, size_t ldc2)
 {
-    wgrad_body(16, 0, M, nseq, T, len, A1, A2, lda, X, ldx, N1, C1, ldc1, H, ldh,
-               hstride, N2, C2, ldc2);
+    wgrad_body(16, 0, M, nseq, T, len, A1, A2, lda, X, ldx, N1, C1, ldc1, H,
+               ldh, hstride, N2, C2, ldc2);
 }
 
 /* The same with the prefetch of each block's successor (the amx set's) */
@@ -835,7 +835,7 @@ LSTM_ISA_AVX512 void lstm__wgrad_amx(size_t M, size_t nseq, size_t T,
                                      size_t hstride, size_t N2, float *C2,
                                      size_t ldc2)
 {
-    wgrad_body(16, 1, M, nseq, T, len, A1, A2, lda, X, ldx, N1, C1, ldc1, H, ldh,
-               hstride, N2, C2, ldc2);
+    wgrad_body(16, 1, M, nseq, T, len, A1, A2, lda, X, ldx, N1, C1, ldc1, H,
+               ldh, hstride, N2, C2, ldc2);
 }
 #endif

@@ -43,10 +43,10 @@ void lstm__gemm_live(int bf16, size_t nseq, size_t T, const size_t *len,
  * same). bf16: on bfloat16 values, the set's wgrad_bf16 or
  * lstm__gemm_bf16. */
 void lstm__wgrad(int bf16, size_t M, size_t nseq, size_t T,
-                 const size_t *len, const float *A1, const float *A2, size_t lda,
-                 const float *X, size_t ldx, size_t N1, float *C1,
-                 size_t ldc1, const float *H, size_t ldh, size_t hstride,
-                 size_t N2, float *C2, size_t ldc2);
+                 const size_t *len, const float *A1, const float *A2,
+                 size_t lda, const float *X, size_t ldx, size_t N1,
+                 float *C1, size_t ldc1, const float *H, size_t ldh,
+                 size_t hstride, size_t N2, float *C2, size_t ldc2);
 /* The same with the set's bf16-mixed GEMM: A and B hold bfloat16 values. */
 void lstm__gemm_bf16(int ta, int tb, size_t M, size_t N, size_t K,
                      float alpha, const float *A, size_t lda, const float *B,

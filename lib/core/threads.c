@@ -330,10 +330,10 @@ void lstm__gemm_live(int bf16, size_t nseq, size_t T, const size_t *len,
 }
 
 void lstm__wgrad(int bf16, size_t M, size_t nseq, size_t T,
-                 const size_t *len, const float *A1, const float *A2, size_t lda,
-                 const float *X, size_t ldx, size_t N1, float *C1,
-                 size_t ldc1, const float *H, size_t ldh, size_t hstride,
-                 size_t N2, float *C2, size_t ldc2)
+                 const size_t *len, const float *A1, const float *A2,
+                 size_t lda, const float *X, size_t ldx, size_t N1,
+                 float *C1, size_t ldc1, const float *H, size_t ldh,
+                 size_t hstride, size_t N2, float *C2, size_t ldc2)
 {
     lstm__wgrad_fn *fn = bf16 ? lstm__k()->wgrad_bf16 : lstm__k()->wgrad;
     if (!fn) {
