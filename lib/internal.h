@@ -31,7 +31,7 @@ void lstm__gemm(int ta, int tb, size_t M, size_t N, size_t K, float alpha,
  * nseq sequences of T rows, and only sequence s's first len[s] rows are
  * computed; with zero_pad its other rows of C are set to zero, else left
  * as they are. The live rows are split across threads as lstm__gemm
- * splits all of them, so no result depends on the thread count. */
+ * splits all of them: by the thread count set, never by the load. */
 void lstm__gemm_live(int bf16, size_t nseq, size_t T, const size_t *len,
                      size_t N, size_t K, const float *A, size_t lda,
                      const float *B, size_t ldb, float *C, size_t ldc,

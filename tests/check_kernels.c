@@ -535,10 +535,13 @@ END_TEST
 /* lstm__gemm_live with set _i in use, fp32 and bf16-mixed: the rows of
  * 5 sequences of T steps up to their lengths (full, none, part, full, one
  * step) against the reference GEMM, the padding zeroed (zero_pad) or left
- * as it was, and the same bits on one thread as on two. */
+ * as it was, and, where the GEMM is the library's own (whose results do
+ * not depend on the rows it is given, unlike a BLAS kernel's last bits),
+ * the same bits on one thread as on two. */
 START_TEST(gemm_live_rows)
 {
-    if (!tuned(_i))
+    const lstm__kernels *k = tuned(_i);
+    if (!k)
         return;
     enum { S = 5, T = 37, N = 40, K = 50, lda = K + 3, ldb = N + 1,
            ldc = N + 2 };
@@ -562,7 +565,8 @@ START_TEST(gemm_live_rows)
                                 C[nt - 1], ldc, zero);
             }
             lstm_set_threads(0);
-            ck_assert(!memcmp(C[0], C[1], S * T * ldc * 4));
+            if ((bf16 ? k->gemm_bf16 : k->gemm) != lstm__gemm_blas)
+                ck_assert(!memcmp(C[0], C[1], S * T * ldc * 4));
             for (size_t s = 0; s < S; s++)
                 for (size_t t = 0; t < T; t++) {
                     const float *c = C[0] + (s * T + t) * ldc;
