@@ -183,6 +183,14 @@ typedef void lstm__wgrad_fn(size_t M, size_t nseq, size_t T,
                             const float *H, size_t ldh, size_t hstride,
                             size_t N2, float *C2, size_t ldc2);
 
+/* C = A B (neither transposed, alpha 1, beta 0) for n runs of rows: run r
+ * is rows [run[2r], run[2r] + run[2r+1]) of A and C (a batch's rows that
+ * are not padding). The bits of the set's GEMM called once per run. */
+typedef void lstm__gemm_runs_fn(size_t n, const size_t *run, size_t N,
+                                size_t K, const float *A, size_t lda,
+                                const float *B, size_t ldb, float *C,
+                                size_t ldc);
+
 typedef struct {
     const char *name;
     lstm__gemm_fn *gemm;
@@ -203,6 +211,7 @@ typedef struct {
      * gemm_bf16 up to float rounding (not its bits); NULL: gemm_bf16, one
      * call at a time */
     lstm__wgrad_fn *wgrad_bf16;
+    lstm__gemm_runs_fn *gemm_runs;  /* NULL: gemm, one call per run */
 } lstm__kernels;
 
 /* The kernel sets: "ref" (the references), and the tuned kernels compiled
@@ -242,6 +251,7 @@ lstm__gru_bwd_fn lstm__gru_bwd_ref, lstm__gru_bwd_generic;
 lstm__adamw_fn lstm__adamw_ref, lstm__adamw_generic;
 #if LSTM_X86
 lstm__gemm_fn lstm__gemm_avx512, lstm__gemm_bf16_avx512, lstm__gemm_bf16_amx;
+lstm__gemm_runs_fn lstm__gemm_runs_avx512;
 lstm__wgrad_fn lstm__wgrad_avx512, lstm__wgrad_amx, lstm__wgrad_bf16_amx;
 lstm__lstm_fwd_fn lstm__lstm_fwd_avx2, lstm__lstm_fwd_avx512,
     lstm__lstm_fwd_avx512bf16, lstm__lstm_fwd_amx;

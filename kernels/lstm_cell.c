@@ -629,6 +629,40 @@ gemm_body(int vw, int ta, int tb, size_t M, size_t N, size_t K, float alpha,
     free(bp);
 }
 
+/* gemm_body on runs of rows (kernels.h's lstm__gemm_runs_fn), B's panels
+ * packed once per K block for all of them: one gemm_body call a run packs
+ * them again for each, and a batch's live rows come in as many runs as it
+ * has sequences shorter than T. The same bits (the same sums, in the same
+ * order). */
+static inline __attribute__((always_inline)) void
+gemm_runs_body(int vw, size_t nrun, const size_t *run, size_t N, size_t K,
+               const float *A, size_t lda, const float *B, size_t ldb,
+               float *C, size_t ldc)
+{
+    size_t M = 0;
+    for (size_t r = 0; r < nrun; r++)
+        M += run[2 * r + 1];
+    float *bp = M >= PACK_MIN_M && N % 16 == 0 && N && K
+                    ? aligned_alloc(64, (K < GEMM_KC ? K : GEMM_KC) * N * 4)
+                    : NULL;
+    if (!bp) {
+        for (size_t r = 0; r < nrun; r++)
+            gemm_body(vw, 0, 0, run[2 * r + 1], N, K, 1.0f,
+                      A + run[2 * r] * lda, lda, B, ldb, 0.0f,
+                      C + run[2 * r] * ldc, ldc);
+        return;
+    }
+    for (size_t k0 = 0; k0 < K; k0 += GEMM_KC) {
+        const size_t kc = K - k0 < GEMM_KC ? K - k0 : GEMM_KC;
+        panels(bp, B + k0 * ldb, ldb, kc, N);
+        for (size_t r = 0; r < nrun; r++)
+            rowmm_pf(vw, run[2 * r + 1], kc, N, A + run[2 * r] * lda + k0,
+                     lda, 1, bp, 16, 16 * kc, C + run[2 * r] * ldc, ldc,
+                     k0 > 0, NULL, NULL, 6);
+    }
+    free(bp);
+}
+
 /* The weight gradients (kernels.h's lstm__wgrad_fn) as one pass over the
  * gate gradients: K in blocks of WGRAD_KC rows that never cross a
  * sequence, and for each block and each WGRAD_MR rows of C1 and C2 both
@@ -810,6 +844,15 @@ LSTM_ISA_AVX512 void lstm__gemm_avx512(int ta, int tb, size_t M, size_t N,
                                        float beta, float *C, size_t ldc)
 {
     gemm_body(16, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+LSTM_ISA_AVX512 void lstm__gemm_runs_avx512(size_t n, const size_t *run,
+                                            size_t N, size_t K,
+                                            const float *A, size_t lda,
+                                            const float *B, size_t ldb,
+                                            float *C, size_t ldc)
+{
+    gemm_runs_body(16, n, run, N, K, A, lda, B, ldb, C, ldc);
 }
 
 LSTM_ISA_AVX512 void lstm__wgrad_avx512(size_t M, size_t nseq, size_t T,

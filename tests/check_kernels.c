@@ -532,6 +532,42 @@ START_TEST(gemm_rows_same_bits)
 }
 END_TEST
 
+/* A set's GEMM on runs of rows (gemm_runs) gives the bits of its GEMM
+ * called once per run: 3 runs of 37, 20 and 38 rows (a packing of B for
+ * all of them), N a multiple of 16 or not, K across the GEMM's K blocks.
+ * _i = set. */
+START_TEST(gemm_runs_same_bits)
+{
+    const lstm__kernels *k = tuned(_i);
+    if (!k || !k->gemm_runs)
+        return;
+    enum { M = 150, lda = 610, ldb = 50, ldc = 52 };
+    const size_t run[6] = {0, 37, 74, 20, 111, 38};
+    float *A = malloc(M * lda * 4), *B = malloc(600 * ldb * 4);
+    float *C1 = malloc(M * ldc * 4), *C2 = malloc(M * ldc * 4);
+    fill_randn(A, M * lda, 1);
+    fill_randn(B, 600 * ldb, 2);
+    static const size_t Ns[] = {48, 40}, Ks[] = {50, 600};
+    for (size_t n = 0; n < 2; n++)
+        for (size_t c = 0; c < 2; c++) {
+            const size_t N = Ns[n], K = Ks[c];
+            memset(C1, 0, M * ldc * 4);
+            memset(C2, 0, M * ldc * 4);
+            k->gemm_runs(3, run, N, K, A, lda, B, ldb, C1, ldc);
+            for (size_t r = 0; r < 3; r++)
+                k->gemm(0, 0, run[2 * r + 1], N, K, 1.0f, A + run[2 * r] * lda,
+                        lda, B, ldb, 0.0f, C2 + run[2 * r] * ldc, ldc);
+            ck_assert_msg(!memcmp(C1, C2, M * ldc * 4),
+                          "%s gemm_runs: other bits than its GEMM (N=%zu "
+                          "K=%zu)", k->name, N, K);
+        }
+    free(A);
+    free(B);
+    free(C1);
+    free(C2);
+}
+END_TEST
+
 /* lstm__gemm_live with set _i in use, fp32 and bf16-mixed: the rows of
  * 5 sequences of T steps up to their lengths (full, none, part, full, one
  * step) against the reference GEMM, the padding zeroed (zero_pad) or left
@@ -543,7 +579,7 @@ START_TEST(gemm_live_rows)
     const lstm__kernels *k = tuned(_i);
     if (!k)
         return;
-    enum { S = 5, T = 37, N = 40, K = 50, lda = K + 3, ldb = N + 1,
+    enum { S = 5, T = 37, N = 48, K = 50, lda = K + 3, ldb = N + 1,
            ldc = N + 2 };
     const size_t len[S] = {T, 0, 20, T, 1};
     float *A = malloc(S * T * lda * 4), *B = malloc(K * ldb * 4);
@@ -861,6 +897,7 @@ Suite *kernels_suite(void)
     tcase_add_loop_test(tc, gemm_rows_same_bits, 0, NSETS);
     tcase_add_loop_test(tc, gemm_bf16_sets_vs_ref, 0, NSETS);
     tcase_add_loop_test(tc, wgrad_sets, 0, NSETS);
+    tcase_add_loop_test(tc, gemm_runs_same_bits, 0, NSETS);
     tcase_add_loop_test(tc, gemm_live_rows, 0, NSETS);
     tcase_add_test(tc, bf16_rounding);
     tcase_add_loop_test(tc, adamw_ref_vs_tuned, 0, NSETS);

@@ -264,31 +264,48 @@ static void gemm_rows(lstm__gemm_fn *fn, int ta, int tb, size_t M, size_t N,
     }
 }
 
-/* fn on the rows of live rows [q0,q1) (lstm__gemm_live's): one call per
- * run of consecutive rows (a sequence of full length runs on into the
- * next). */
-static void live_runs(lstm__gemm_fn *fn, size_t nseq, size_t T,
-                      const size_t *len, size_t q0, size_t q1, size_t N,
-                      size_t K, const float *A, size_t lda, const float *B,
-                      size_t ldb, float *C, size_t ldc)
+/* The product of lstm__gemm_live on live rows [q0,q1) (counting only
+ * those): their runs of consecutive rows (a sequence of full length runs
+ * on into the next), each at run[2r] (first row) and run[2r+1] (rows),
+ * all to the set's gemm_runs at once, or one call of fn each. */
+static void live_runs(int bf16, size_t nseq, size_t T, const size_t *len,
+                      size_t q0, size_t q1, size_t N, size_t K,
+                      const float *A, size_t lda, const float *B, size_t ldb,
+                      float *C, size_t ldc)
 {
-    size_t c = 0, r0 = 0, r1 = 0;  /* c: live rows before sequence s */
-    for (size_t s = 0; s < nseq && c < q1; c += len[s], s++) {
-        const size_t a = q0 > c ? q0 - c : 0;
-        const size_t e = q1 - c < len[s] ? q1 - c : len[s];
-        if (a >= e)
-            continue;
-        if (s * T + a != r1) {
-            if (r1 > r0)
-                fn(0, 0, r1 - r0, N, K, 1.0f, A + r0 * lda, lda, B, ldb, 0.0f,
-                   C + r0 * ldc, ldc);
-            r0 = s * T + a;
+    const lstm__kernels *k = lstm__k();
+    lstm__gemm_fn *one = bf16 ? k->gemm_bf16 : k->gemm;
+    lstm__gemm_runs_fn *all = bf16 ? NULL : k->gemm_runs;
+    size_t *run = all && nseq ? malloc(2 * nseq * sizeof *run) : NULL;
+    size_t n = 0, c = 0, r0 = 0, r1 = 0;  /* c: live rows before s */
+    for (size_t s = 0; s <= nseq; s++) {
+        size_t a = 0, e = 0;  /* sequence s's share of [q0,q1) */
+        if (s < nseq && c < q1) {
+            a = q0 > c ? q0 - c : 0;
+            e = q1 - c < len[s] ? q1 - c : len[s];
+            c += len[s];
+            if (a >= e)
+                continue;
+            if (s * T + a == r1) {  /* on from the run before */
+                r1 = s * T + e;
+                continue;
+            }
         }
+        if (r1 > r0 && run) {  /* the run before is complete */
+            run[2 * n] = r0;
+            run[2 * n + 1] = r1 - r0;
+            n++;
+        } else if (r1 > r0)
+            one(0, 0, r1 - r0, N, K, 1.0f, A + r0 * lda, lda, B, ldb, 0.0f,
+                C + r0 * ldc, ldc);
+        if (a >= e)  /* past the last sequence with live rows here */
+            break;
+        r0 = s * T + a;
         r1 = s * T + e;
     }
-    if (r1 > r0)
-        fn(0, 0, r1 - r0, N, K, 1.0f, A + r0 * lda, lda, B, ldb, 0.0f,
-           C + r0 * ldc, ldc);
+    if (run)
+        all(n, run, N, K, A, lda, B, ldb, C, ldc);
+    free(run);
 }
 
 /* Zeroes the rows of sequences [s0,s1) past their lengths. */
@@ -305,7 +322,6 @@ void lstm__gemm_live(int bf16, size_t nseq, size_t T, const size_t *len,
                      const float *B, size_t ldb, float *C, size_t ldc,
                      int zero_pad)
 {
-    lstm__gemm_fn *fn = bf16 ? lstm__k()->gemm_bf16 : lstm__k()->gemm;
     size_t R = 0;  /* live rows */
     for (size_t s = 0; s < nseq; s++)
         R += len[s];
@@ -313,7 +329,7 @@ void lstm__gemm_live(int bf16, size_t nseq, size_t T, const size_t *len,
     const size_t parts = row_parts(R, R * N * K, &nt);
     if (parts == 1) {
         lstm__ftz();
-        live_runs(fn, nseq, T, len, 0, R, N, K, A, lda, B, ldb, C, ldc);
+        live_runs(bf16, nseq, T, len, 0, R, N, K, A, lda, B, ldb, C, ldc);
         if (zero_pad)
             zero_padding(0, nseq, T, len, N, C, ldc);
         return;
@@ -322,7 +338,8 @@ void lstm__gemm_live(int bf16, size_t nseq, size_t T, const size_t *len,
     for (size_t p = 0; p < parts; p++) {
         size_t q0, q1;
         if (part_rows(R, parts, p, &q0, &q1))
-            live_runs(fn, nseq, T, len, q0, q1, N, K, A, lda, B, ldb, C, ldc);
+            live_runs(bf16, nseq, T, len, q0, q1, N, K, A, lda, B, ldb, C,
+                      ldc);
         if (zero_pad)
             zero_padding(nseq * p / parts, nseq * (p + 1) / parts, T, len, N,
                          C, ldc);
