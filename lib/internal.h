@@ -31,7 +31,13 @@ void lstm__gemm(int ta, int tb, size_t M, size_t N, size_t K, float alpha,
  * nseq sequences of T rows, and only sequence s's first len[s] rows are
  * computed; with zero_pad its other rows of C are set to zero, else left
  * as they are. The live rows are split across threads as lstm__gemm
- * splits all of them: by the thread count set, never by the load. */
+ * splits all of them: by the thread count set, never by the load. Where
+ * the GEMM is BLAS's, every row is computed, as lstm__gemm would: a BLAS
+ * kernel's last bits can depend on the rows it is given (OpenBLAS takes
+ * a single row as a matrix-vector product, for one), and the runs of
+ * live rows, unlike lstm__gemm's parts, change with the thread count; the
+ * rows past the lengths then come out zero when A's are (gate
+ * gradients), and are left to be overwritten otherwise. */
 void lstm__gemm_live(int bf16, size_t nseq, size_t T, const size_t *len,
                      size_t N, size_t K, const float *A, size_t lda,
                      const float *B, size_t ldb, float *C, size_t ldc,

@@ -322,6 +322,12 @@ void lstm__gemm_live(int bf16, size_t nseq, size_t T, const size_t *len,
                      const float *B, size_t ldb, float *C, size_t ldc,
                      int zero_pad)
 {
+    lstm__gemm_fn *fn = bf16 ? lstm__k()->gemm_bf16 : lstm__k()->gemm;
+    if (fn == lstm__gemm_blas) {  /* every row, split as lstm__gemm does */
+        gemm_rows(fn, 0, 0, nseq * T, N, K, 1.0f, A, lda, B, ldb, 0.0f, C,
+                  ldc);
+        return;
+    }
     size_t R = 0;  /* live rows */
     for (size_t s = 0; s < nseq; s++)
         R += len[s];
