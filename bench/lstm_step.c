@@ -9,9 +9,10 @@
  *                   [--lengths mixed|full]
  *
  * Defaults are the notebook's LSTM in fp32, on batches where every third
- * sequence is 2/3 as long as the others (mixed; the padding after it is
- * not computed) or, with --lengths full, every sequence T long (what
- * bench/compare.sh runs: its peers compute every step). Before timing
+ * sequence is 2/3 as long as the others (mixed; the AVX-512 sets skip the
+ * padding's rows in the big products) or, with --lengths full, every
+ * sequence T long (what bench/compare.sh runs: its peers compute every
+ * step). Before timing
  * anything it checks the tuned kernels against the references on a small
  * case (in fp32, and in bf16-mixed when that is timed) and refuses to time
  * a wrong kernel. FLOPs: forward 2*N*G*(I+H) per layer, N the tokens

@@ -4,11 +4,12 @@
  * layers) with full backpropagation through time. The shape of the computation, per layer:
  *
  *   forward:  gates = X W_ih^T + b_ih + b_hh   one GEMM over the B*T rows
- *                                              but the padding
+ *                                              (but the padding:
+ *                                              lstm__gemm_live)
  *             recurrence over t                kernel, batch split across
  *                                              threads (no per-step barrier)
  *   backward: recurrence backwards over t      kernel -> dA (B,T,G)
- *             dW_ih += dA^T X, dX = dA W_ih    one GEMM each (no padding)
+ *             dW_ih += dA^T X, dX = dA W_ih    one GEMM each (the same)
  *             dW_hh += dA^T H_prev             one GEMM per sequence
  *             db = column sums of dA           per sequence in the kernel,
  *                                              then over the batch
@@ -517,9 +518,9 @@ int lstm_lstm_forward(lstm_lstm *l, const float *x, const int32_t *len,
                 reverse_steps(l->rev, in, l, in_dim, 0);
                 in = l->rev;
             }
-            /* gates = in W_ih^T, every step at once but the padding (the
-             * recurrence zeroes its gates); the recurrence adds the biases
-             * as it reads them */
+            /* gates = in W_ih^T, every step at once, the padding's maybe
+             * not (the recurrence zeroes its gates); the recurrence adds
+             * the biases as it reads them */
             lstm__gemm_live(bf16, B, T, l->len, G, in_dim, in, in_dim, w_iht,
                             G, gates, G, 0);
             if (gru)
