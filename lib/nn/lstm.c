@@ -9,7 +9,7 @@
  *             recurrence over t                kernel, batch split across
  *                                              threads (no per-step barrier)
  *   backward: recurrence backwards over t      kernel -> dA (B,T,G)
- *             dW_ih += dA^T X, dX = dA W_ih    one GEMM each (the same)
+ *             dW_ih += dA^T X, dX = dA W_ih    one GEMM each (likewise)
  *             dW_hh += dA^T H_prev             one GEMM per sequence
  *             db = column sums of dA           per sequence in the kernel,
  *                                              then over the batch
