@@ -80,22 +80,32 @@ AMX_ISA static void transpose16(__m512i r[16])
 
 /* B rows [0,kc) x columns [0,n) into panels of 16 columns, kp pairs of K
  * rows each (zero past kc and n): pair p of panel j at bp + (j*kp + p)*16
- * (32-bit units). Row k of B at B + (k0+k)/per*sstride + (k0+k)%per*ldb
- * (the rows of a matrix: per = SIZE_MAX; or segments of per rows, as the
- * steps of each sequence in h), read row by row. */
+ * (32-bit units). B holds segments of T rows (the steps of each sequence,
+ * in h; or T = SIZE_MAX, a plain matrix), sstride apart: row k at
+ * B + g/T*sstride + g%T*ldb, g = k0 + k, read row by row. len, unless
+ * NULL: the rows of segment s from len[s] on are taken as zero (not read),
+ * so that padding, whatever it holds, adds nothing. */
 AMX_ISA static void pack_b(uint32_t *bp, size_t kp, const float *B,
-                           size_t ldb, size_t per, size_t sstride, size_t k0,
-                           size_t kc, size_t n)
+                           size_t ldb, size_t T, size_t sstride, size_t k0,
+                           size_t kc, size_t n, const size_t *len)
 {
     const __m512 zero = _mm512_setzero_ps();
+    size_t s = k0 / T, t = k0 % T;  /* row k's segment and step */
     for (size_t p = 0; p < kp; p++) {
-        const size_t k = 2 * p, g = k0 + k;
-        const float *r0 = B + g / per * sstride + g % per * ldb;
-        const float *r1 = B + (g + 1) / per * sstride + (g + 1) % per * ldb;
+        const float *r[2];
+        int live[2];
+        for (int h = 0; h < 2; h++) {
+            r[h] = B + s * sstride + t * ldb;
+            live[h] = 2 * p + h < kc && (!len || t < len[s]);
+            if (++t == T) {
+                t = 0;
+                s++;
+            }
+        }
         for (size_t j = 0; j * 16 < n; j++) {
             const size_t nc = n - j * 16 < 16 ? n - j * 16 : 16;
-            const __m512 lo = k < kc ? load_n(r0 + j * 16, nc) : zero;
-            const __m512 hi = k + 1 < kc ? load_n(r1 + j * 16, nc) : zero;
+            const __m512 lo = live[0] ? load_n(r[0] + j * 16, nc) : zero;
+            const __m512 hi = live[1] ? load_n(r[1] + j * 16, nc) : zero;
             _mm512_store_si512(bp + (j * kp + p) * 16, pair16(lo, hi));
         }
     }
@@ -234,7 +244,7 @@ AMX_ISA void lstm__gemm_bf16_amx(int ta, int tb, size_t M, size_t N,
     for (size_t k0 = 0; k0 < K; k0 += kb) {
         const size_t kc = K - k0 < kb ? K - k0 : kb, kp = (kc + 31) / 32 * 16;
         const int add = k0 > 0 || beta != 0.0f;
-        pack_b(bp, kp, B, ldb, SIZE_MAX, 0, k0, kc, N);
+        pack_b(bp, kp, B, ldb, SIZE_MAX, 0, k0, kc, N, NULL);
         const size_t mc = ta ? MC_T : 32;
         for (size_t c0 = 0; c0 < M; c0 += mc) {
             const size_t cm = M - c0 < mc ? M - c0 : mc;
@@ -264,18 +274,16 @@ AMX_ISA void lstm__wgrad_bf16_amx(size_t M, size_t nseq, size_t T,
                                   const float *H, size_t ldh, size_t hstride,
                                   size_t N2, float *C2, size_t ldc2)
 {
-    (void)len;  /* every row, padding too (its gate gradients are zero) */
+    /* every row, padding too (its gate gradients are zero; X and H are
+     * packed as zero there) */
     const size_t K = nseq * T, n1 = (N1 + 15) / 16 * 16;
     const size_t n2 = (N2 + 15) / 16 * 16, kb = k_block(n1 + n2, K);
     uint32_t *bp = K && M ? aligned_alloc(64, (n1 + n2) * kb * 2) : NULL;
     uint32_t *ap = bp ? aligned_alloc(64, MC_T * kb * 2) : NULL;
     if (!ap) {
         free(bp);
-        lstm__gemm_avx512(1, 0, M, N1, K, 1.0f, A1, lda, X, ldx, 1.0f, C1,
-                          ldc1);
-        for (size_t s = 0; s < nseq; s++)
-            lstm__gemm_avx512(1, 0, M, N2, T, 1.0f, A2 + s * T * lda, lda,
-                              H + s * hstride, ldh, 1.0f, C2, ldc2);
+        lstm__wgrad_avx512(M, nseq, T, len, A1, A2, lda, X, ldx, N1, C1,
+                           ldc1, H, ldh, hstride, N2, C2, ldc2);
         return;
     }
     lstm__amx_begin();
@@ -283,8 +291,8 @@ AMX_ISA void lstm__wgrad_bf16_amx(size_t M, size_t nseq, size_t T,
     for (size_t k0 = 0; k0 < K; k0 += kb) {
         const size_t kc = K - k0 < kb ? K - k0 : kb, kp = (kc + 31) / 32 * 16;
         uint32_t *bx = bp, *bh = bp + n1 * kp;
-        pack_b(bx, kp, X, ldx, SIZE_MAX, 0, k0, kc, N1);
-        pack_b(bh, kp, H, ldh, T, hstride, k0, kc, N2);
+        pack_b(bx, kp, X, ldx, T, T * ldx, k0, kc, N1, len);
+        pack_b(bh, kp, H, ldh, T, hstride, k0, kc, N2, len);
         for (size_t c0 = 0; c0 < M; c0 += MC_T) {
             const size_t cm = M - c0 < MC_T ? M - c0 : MC_T;
             pack_a(ap, kp, 1, A1 + k0 * lda + c0, lda, cm, kc);

@@ -171,11 +171,12 @@ typedef size_t lstm__adamw_fn(float *w, float *m, float *v, const float *g,
  *   C2 (M,N2) += sum_s A2_s^T H_s  A2_s = A2 + s*T*lda (T rows);
  *                                  H_s = H + s*hstride (T rows at ldh)
  * Every element is summed over k in order: the bits of the set's GEMM
- * called once for C1 and once per s for C2, which is what the library
- * does for a set without this kernel (NULL). len, unless NULL: a kernel
- * may leave out the rows of sequence s past len[s] (padding, whose gate
- * gradients are zero: the sums are the same, but for the sign of a zero,
- * and an infinite or NaN X or H there, which then does not reach C). */
+ * called once per s for C1 and for C2 on that sequence's rows, which is
+ * what the library does for a set without this kernel (NULL). len, unless
+ * NULL: the rows of sequence s past len[s] are padding, whose gate
+ * gradients are zero; they are left out (or taken as zero), so that
+ * whatever X and H hold there (an infinite or NaN input, say) never
+ * reaches C, as PyTorch never sees a packed sequence's padding. */
 typedef void lstm__wgrad_fn(size_t M, size_t nseq, size_t T,
                             const size_t *len, const float *A1,
                             const float *A2, size_t lda, const float *X,

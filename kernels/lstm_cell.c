@@ -773,12 +773,15 @@ wgrad_body(int vw, int pf, size_t M, size_t nseq, size_t T,
         }
     }
     free(xp);
-    if (N1 > n1)
-        gemm_body(vw, 1, 0, M, N1 - n1, nseq * T, 1.0f, A1, lda, X + n1, ldx,
-                  1.0f, C1 + n1, ldc1);
-    for (size_t s = 0; s < nseq && N2 > n2; s++)
-        gemm_body(vw, 1, 0, M, N2 - n2, T, 1.0f, A2 + s * T * lda, lda,
-                  H + s * hstride + n2, ldh, 1.0f, C2 + n2, ldc2);
+    for (size_t s = 0; s < nseq; s++) {  /* the last columns: live rows */
+        const size_t Ts = len ? len[s] : T;
+        if (N1 > n1 && Ts)
+            gemm_body(vw, 1, 0, M, N1 - n1, Ts, 1.0f, A1 + s * T * lda, lda,
+                      X + s * T * ldx + n1, ldx, 1.0f, C1 + n1, ldc1);
+        if (N2 > n2 && Ts)
+            gemm_body(vw, 1, 0, M, N2 - n2, Ts, 1.0f, A2 + s * T * lda, lda,
+                      H + s * hstride + n2, ldh, 1.0f, C2 + n2, ldc2);
+    }
 }
 
 /* One copy of each kernel per instruction set; kernels.h's LSTM_ISA_*

@@ -44,10 +44,9 @@ void lstm__gemm_live(int bf16, size_t nseq, size_t T, const size_t *len,
                      int zero_pad);
 /* kernels.h's lstm__wgrad_fn with the rows of C1 and C2 split across
  * threads as lstm__gemm splits them (the set's kernel, or, without one,
- * lstm__gemm once for C1 and once per sequence for C2, len unused: rows of
- * A1 and A2 past a sequence's length must be zero, and the sums are the
- * same). bf16: on bfloat16 values, the set's wgrad_bf16 or
- * lstm__gemm_bf16. */
+ * lstm__gemm once per sequence for each, on its first len[s] rows: X and
+ * H past them never reach C). bf16: on bfloat16 values, the set's
+ * wgrad_bf16 or lstm__gemm_bf16. */
 void lstm__wgrad(int bf16, size_t M, size_t nseq, size_t T,
                  const size_t *len, const float *A1, const float *A2,
                  size_t lda, const float *X, size_t ldx, size_t N1,

@@ -632,9 +632,10 @@ END_TEST
  * columns, else 16, plus 32) and N2 (n >> 1: likewise, without the 32),
  * A1 equal to A2 (n == 1: an LSTM) or not (a GRU), leading dimensions
  * wider than the matrices, C1 and C2 not zero to start, the sequences'
- * lengths T - T/3 - 1, 0 and T with the gate gradients zero past them (a
- * kernel may leave those rows out). fp32 (wgrad): the bits of the set's
- * GEMM called once for C1 and once per sequence for C2, over every row.
+ * lengths T - T/3 - 1, 0 and T with the gate gradients zero past them
+ * and NaN or infinite X and H there, which must not reach C. fp32
+ * (wgrad): the bits of the set's GEMM called once per sequence for C1 and
+ * for C2, over every row, X and H zero in the padding.
  * bf16 (wgrad_bf16), on bfloat16 operands: the reference GEMM's values to
  * float rounding (the same products, the sums grouped otherwise). */
 static void wgrad_case(const lstm__kernels *k, int bf16, size_t M, size_t T,
@@ -654,16 +655,33 @@ static void wgrad_case(const lstm__kernels *k, int bf16, size_t M, size_t T,
     fill_randn(X, K * ldx, 3);
     fill_randn(H, nseq * hstride, 4);
     const size_t len[3] = {T - T / 3 - 1, 0, T};
+    /* the reference's X and H: zero in the padding, the kernel's NaN */
+    float *X0 = malloc(K * ldx * sizeof *X0);
+    float *H0 = malloc(nseq * hstride * sizeof *H0);
     for (size_t q = 0; q < nseq; q++)
-        for (size_t t = len[q]; t < T; t++)
+        for (size_t t = len[q]; t < T; t++) {
             for (size_t i = 0; i < M; i++)
                 A1[(q * T + t) * lda + i] = A2[(q * T + t) * lda + i] = 0.0f;
+            for (size_t j = 0; j < ldx; j++)
+                X[(q * T + t) * ldx + j] = 0.0f;
+            for (size_t j = 0; j < ldh; j++)
+                H[q * hstride + t * ldh + j] = 0.0f;
+        }
     if (bf16) {
         lstm__round_bf16(A1, A1, K * lda);
         lstm__round_bf16(A2, A2, K * lda);
         lstm__round_bf16(X, X, K * ldx);
         lstm__round_bf16(H, H, nseq * hstride);
     }
+    memcpy(X0, X, K * ldx * sizeof *X0);
+    memcpy(H0, H, nseq * hstride * sizeof *H0);
+    for (size_t q = 0; q < nseq; q++)
+        for (size_t t = len[q]; t < T; t++) {
+            for (size_t j = 0; j < N1; j++)
+                X[(q * T + t) * ldx + j] = j % 2 ? NAN : INFINITY;
+            for (size_t j = 0; j < N2; j++)
+                H[q * hstride + t * ldh + j] = NAN;
+        }
     for (int c = 0; c < 4; c++) {
         const size_t nc = M * (c % 2 ? N2 : N1);
         C[c] = malloc(nc * sizeof *C[c]);
@@ -674,10 +692,12 @@ static void wgrad_case(const lstm__kernels *k, int bf16, size_t M, size_t T,
                                       N1, C[0], N1, H, ldh, hstride, N2,
                                       C[1], N2);
     lstm__gemm_fn *gemm = bf16 ? lstm__gemm_ref : k->gemm;
-    gemm(1, 0, M, N1, K, 1.0f, A1, lda, X, ldx, 1.0f, C[2], N1);
-    for (size_t q = 0; q < nseq; q++)
-        gemm(1, 0, M, N2, T, 1.0f, a2 + q * T * lda, lda, H + q * hstride,
+    for (size_t q = 0; q < nseq; q++) {
+        gemm(1, 0, M, N1, T, 1.0f, A1 + q * T * lda, lda, X0 + q * T * ldx,
+             ldx, 1.0f, C[2], N1);
+        gemm(1, 0, M, N2, T, 1.0f, a2 + q * T * lda, lda, H0 + q * hstride,
              ldh, 1.0f, C[3], N2);
+    }
     if (bf16) {
         assert_close(C[0], C[2], M * N1, 1e-5 * sqrt((double)K), 1e-5,
                      k->name);
@@ -694,6 +714,8 @@ static void wgrad_case(const lstm__kernels *k, int bf16, size_t M, size_t T,
     free(A2);
     free(X);
     free(H);
+    free(X0);
+    free(H0);
 }
 
 /* wgrad_case for each of the set's kernels: fp32 (wgrad) over rows across

@@ -167,6 +167,99 @@ START_TEST(lstm_lengths)
 }
 END_TEST
 
+/* What a batch holds past a sequence's length never reaches a result:
+ * with NaN and infinities there (in x and in dout), every kernel set the
+ * CPU runs gives the outputs, dx and weight gradients it gives with zeros
+ * there, bit for bit, and dx is zero there. A 2-layer LSTM (fp32 and
+ * bf16-mixed), bidirectional LSTM and GRU; 35 inputs (two panels of 16
+ * and a tail), 80 or 60 gate rows (the fused weight gradients' packing),
+ * 40 steps. _i: 0 LSTM, 1 bidirectional LSTM, 2 GRU. */
+static void padded_run(int cell, int prec, const float *x, const float *dout,
+                       const int32_t *len, size_t B, size_t T, size_t I,
+                       size_t H, float *out, float *dx, float *g, size_t *n)
+{
+    lstm_params ps;
+    lstm_lstm net;
+    lstm_rng rng;
+    lstm_rng_seed(&rng, 21);
+    lstm_params_init(&ps);
+    int rc = cell == 0   ? lstm_lstm_init(&net, &ps, "p", I, H, 2, 0.0f)
+             : cell == 1 ? lstm_lstm_init_bidirectional(&net, &ps, "p", I, H,
+                                                        2, 0.0f)
+                         : lstm_gru_init(&net, &ps, "p", I, H, 2, 0.0f);
+    ck_assert_int_eq(rc, 0);
+    ck_assert_int_eq(lstm_params_alloc(&ps), 0);
+    lstm_lstm_reset(&net, &rng);
+    net.precision = prec;
+    ck_assert_int_eq(lstm_lstm_forward(&net, x, len, NULL, NULL, B, T, 1,
+                                       &rng), 0);
+    memcpy(out, net.out, B * T * (cell == 1 ? 2 : 1) * H * sizeof *out);
+    lstm_params_zero_grad(&ps);
+    ck_assert_int_eq(lstm_lstm_backward(&net, dout, NULL, NULL, dx, NULL,
+                                        NULL), 0);
+    *n = ps.n;
+    memcpy(g, ps.g, ps.n * sizeof *g);
+    lstm_lstm_free(&net);
+    lstm_params_free(&ps);
+}
+
+START_TEST(padding_never_reaches_results)
+{
+    enum { B = 4, T = 40, I = 35, H = 20 };
+    static const char *sets[] = {"ref", "generic", "avx2", "avx512",
+                                 "avx512bf16", "amx"};
+    static float x[2][B * T * I], dout[2][B * T * 2 * H];
+    static float out[2][B * T * 2 * H], dx[2][B * T * I], g[2][60000];
+    const int32_t len[B] = {T, 0, 17, 33};
+    const size_t O = (_i == 1 ? 2 : 1) * H;
+    fill_randn(x[0], B * T * I, 5);
+    fill_randn(dout[0], B * T * O, 6);
+    for (size_t b = 0; b < B; b++)
+        for (size_t t = (size_t)len[b]; t < T; t++) {
+            for (size_t i = 0; i < I; i++) {
+                x[0][(b * T + t) * I + i] = 0.0f;
+                x[1][(b * T + t) * I + i] = i % 3 ? NAN
+                                            : i % 2 ? INFINITY : -INFINITY;
+            }
+            for (size_t j = 0; j < O; j++) {
+                dout[0][(b * T + t) * O + j] = 0.0f;
+                dout[1][(b * T + t) * O + j] = NAN;
+            }
+        }
+    for (size_t b = 0; b < B; b++)  /* the live steps are the same */
+        for (size_t t = 0; t < (size_t)len[b]; t++) {
+            memcpy(x[1] + (b * T + t) * I, x[0] + (b * T + t) * I,
+                   I * sizeof(float));
+            memcpy(dout[1] + (b * T + t) * O, dout[0] + (b * T + t) * O,
+                   O * sizeof(float));
+        }
+    for (size_t k = 0; k < sizeof sets / sizeof *sets; k++) {
+        if (lstm_kernels_select(sets[k]) != 0)
+            continue;  /* kernel_sets says which this CPU runs */
+        for (int prec = LSTM_FP32; prec <= (_i == 2 ? LSTM_FP32
+                                                    : LSTM_BF16_MIXED);
+             prec++) {
+            size_t n[2];
+            for (int p = 0; p < 2; p++)
+                padded_run(_i, prec, x[p], dout[p], len, B, T, I, H, out[p],
+                           dx[p], g[p], &n[p]);
+            ck_assert_msg(!memcmp(out[0], out[1], B * T * O * sizeof(float)),
+                          "%s: the output depends on the padding", sets[k]);
+            ck_assert_msg(!memcmp(dx[0], dx[1], B * T * I * sizeof(float)),
+                          "%s: dx depends on the padding", sets[k]);
+            ck_assert_msg(!memcmp(g[0], g[1], n[0] * sizeof(float)),
+                          "%s (precision %d): the weight gradients depend "
+                          "on the padding", sets[k], prec);
+            for (size_t b = 0; b < B; b++)
+                for (size_t t = (size_t)len[b]; t < T; t++)
+                    for (size_t i = 0; i < I; i++)
+                        ck_assert(dx[1][(b * T + t) * I + i] == 0.0f);
+        }
+    }
+    ck_assert_int_eq(lstm_kernels_select(NULL), 0);
+}
+END_TEST
+
 /* One layer, one step, no h0: the bf16 path is then the float path run on
  * x and W_ih rounded to bfloat16 (W_hh meets only h0 = 0): exactly, where
  * the set's bf16 GEMM is its float GEMM; to float rounding of the sums'
@@ -682,6 +775,7 @@ Suite *layers_suite(void)
     tcase_add_test(tc, logsoftmax_properties);
     tcase_add_test(tc, lstm_errors);
     tcase_add_loop_test(tc, lstm_lengths, LSTM_FP32, LSTM_BF16_MIXED + 1);
+    tcase_add_loop_test(tc, padding_never_reaches_results, 0, 3);
     tcase_add_test(tc, lstm_bf16_first_step_exact);
     tcase_add_test(tc, lstm_bf16_error_bound);
     tcase_add_test(tc, lstm_bf16_tuned_vs_ref_one_step);

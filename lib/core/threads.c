@@ -359,12 +359,17 @@ void lstm__wgrad(int bf16, size_t M, size_t nseq, size_t T,
                  size_t hstride, size_t N2, float *C2, size_t ldc2)
 {
     lstm__wgrad_fn *fn = bf16 ? lstm__k()->wgrad_bf16 : lstm__k()->wgrad;
-    if (!fn) {
+    if (!fn) {  /* the live rows of each sequence: its padding never */
         lstm__gemm_fn *gemm = bf16 ? lstm__gemm_bf16 : lstm__gemm;
-        gemm(1, 0, M, N1, nseq * T, 1.0f, A1, lda, X, ldx, 1.0f, C1, ldc1);
-        for (size_t s = 0; s < nseq; s++)
-            gemm(1, 0, M, N2, T, 1.0f, A2 + s * T * lda, lda, H + s * hstride,
-                 ldh, 1.0f, C2, ldc2);
+        for (size_t s = 0; s < nseq; s++) {  /* reaches C (0 x NaN) */
+            const size_t Ts = len ? len[s] : T;
+            if (!Ts)
+                continue;
+            gemm(1, 0, M, N1, Ts, 1.0f, A1 + s * T * lda, lda, X + s * T * ldx,
+                 ldx, 1.0f, C1, ldc1);
+            gemm(1, 0, M, N2, Ts, 1.0f, A2 + s * T * lda, lda,
+                 H + s * hstride, ldh, 1.0f, C2, ldc2);
+        }
         return;
     }
     int nt;
