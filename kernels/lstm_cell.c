@@ -554,8 +554,8 @@ bwd_body(int vw, int prod, int pf, size_t rm, size_t nb, size_t T, size_t H,
 }
 
 /* The tuned GEMM: C (M,N) (+)= op(A) (M,K) x B (K,N) as rowmm products
- * with B read where it lies (no packing: its 16-column panels are rows of
- * B) and A broadcast element by element, transposed or not. K in blocks
+ * with B in 16-column panels (packed, panels(), or read where it lies for
+ * few rows) and A broadcast element by element, transposed or not. K in blocks
  * of GEMM_KC, so that a row block's share of B stays in L2 across its
  * panels; C accumulates over the blocks. The columns past the last
  * multiple of 16 go through a zero-padded copy of their part of B, so
@@ -583,23 +583,31 @@ panels(float *dst, const float *B, size_t ldb, size_t kc, size_t n16)
     return dst;
 }
 
+/* op(A) B for runs of rows of C (kernels.h's lstm__gemm_runs_fn; one run
+ * [0,M) for the GEMM): run r is rows [run[2r], run[2r] + run[2r+1]) of
+ * C and of op(A) (rows of A, or with ta its columns); with add, C's old
+ * values start the sums. B's panels are packed once per K block for all
+ * runs, and so is the zero-padded copy of its last N % 16 columns: each
+ * element's sum is then the same however the rows are split into runs. */
 static inline __attribute__((always_inline)) void
-gemm_body(int vw, int ta, int tb, size_t M, size_t N, size_t K, float alpha,
-          const float *A, size_t lda, const float *B, size_t ldb, float beta,
-          float *C, size_t ldc)
+gemm_runs_body(int vw, int ta, size_t nrun, const size_t *run, size_t N,
+               size_t K, const float *A, size_t lda, const float *B,
+               size_t ldb, int add0, float *C, size_t ldc)
 {
     const size_t N16 = N / 16 * 16, nt = N - N16;
-    if (tb || alpha != 1.0f || (beta != 0.0f && beta != 1.0f) || K == 0) {
-        lstm__gemm_blas(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-        return;
-    }
+    size_t M = 0;
+    for (size_t r = 0; r < nrun; r++)
+        M += run[2 * r + 1];
+    if (K == 0 && !add0)
+        for (size_t r = 0; r < nrun; r++)
+            for (size_t i = 0; i < run[2 * r + 1]; i++)
+                memset(C + (run[2 * r] + i) * ldc, 0, N * sizeof *C);
     float *bp = M >= PACK_MIN_M && N16
                     ? aligned_alloc(64, (K < GEMM_KC ? K : GEMM_KC) * N16 * 4)
                     : NULL;
     for (size_t k0 = 0; k0 < K; k0 += GEMM_KC) {
         const size_t kc = K - k0 < GEMM_KC ? K - k0 : GEMM_KC;
-        const int add = k0 > 0 || beta != 0.0f;
-        const float *a = ta ? A + k0 * lda : A + k0;
+        const int add = k0 > 0 || add0;
         const float *bb = B + k0 * ldb;
         size_t ldw = ldb, wps = 16;
         if (bp) {
@@ -607,60 +615,42 @@ gemm_body(int vw, int ta, int tb, size_t M, size_t N, size_t K, float alpha,
             ldw = 16;
             wps = 16 * kc;
         }
-        if (N16) {  /* two copies: the strides of A constants in each */
-            if (ta)
-                rowmm(vw, M, kc, N16, a, 1, lda, bb, ldw, wps, C, ldc, add,
-                      NULL);
-            else  /* rows far apart: blocks of 6 (rowmm_pf) */
-                rowmm_pf(vw, M, kc, N16, a, lda, 1, bb, ldw, wps, C, ldc, add,
-                         NULL, NULL, 6);
+        float tail[GEMM_KC * 16];
+        for (size_t k = 0; k < kc && nt; k++) {
+            memcpy(tail + k * 16, B + (k0 + k) * ldb + N16,
+                   nt * sizeof *tail);
+            memset(tail + k * 16 + nt, 0, (16 - nt) * sizeof *tail);
         }
-        if (nt) {
-            float tail[GEMM_KC * 16];
-            for (size_t k = 0; k < kc; k++) {
-                memcpy(tail + k * 16, B + (k0 + k) * ldb + N16,
-                       nt * sizeof *tail);
-                memset(tail + k * 16 + nt, 0, (16 - nt) * sizeof *tail);
-            }
-            rowmm(vw, M, kc, nt, a, ta ? 1 : lda, ta ? lda : 1, tail, 16,
-                  16 * kc, C + N16, ldc, add, NULL);
+        for (size_t r = 0; r < nrun; r++) {
+            const size_t r0 = run[2 * r], m = run[2 * r + 1];
+            const float *a = ta ? A + k0 * lda + r0 : A + r0 * lda + k0;
+            float *c = C + r0 * ldc;
+            if (N16 && ta)  /* two copies: the strides of A constants */
+                rowmm(vw, m, kc, N16, a, 1, lda, bb, ldw, wps, c, ldc, add,
+                      NULL);
+            else if (N16)  /* rows far apart: blocks of 6 (rowmm_pf) */
+                rowmm_pf(vw, m, kc, N16, a, lda, 1, bb, ldw, wps, c, ldc,
+                         add, NULL, NULL, 6);
+            if (nt)
+                rowmm(vw, m, kc, nt, a, ta ? 1 : lda, ta ? lda : 1, tail, 16,
+                      16 * kc, c + N16, ldc, add, NULL);
         }
     }
     free(bp);
 }
 
-/* gemm_body on runs of rows (kernels.h's lstm__gemm_runs_fn), B's panels
- * packed once per K block for all of them: one gemm_body call a run packs
- * them again for each, and a batch's live rows come in as many runs as it
- * has sequences shorter than T. The same bits (the same sums, in the same
- * order). */
 static inline __attribute__((always_inline)) void
-gemm_runs_body(int vw, size_t nrun, const size_t *run, size_t N, size_t K,
-               const float *A, size_t lda, const float *B, size_t ldb,
-               float *C, size_t ldc)
+gemm_body(int vw, int ta, int tb, size_t M, size_t N, size_t K, float alpha,
+          const float *A, size_t lda, const float *B, size_t ldb, float beta,
+          float *C, size_t ldc)
 {
-    size_t M = 0;
-    for (size_t r = 0; r < nrun; r++)
-        M += run[2 * r + 1];
-    float *bp = M >= PACK_MIN_M && N % 16 == 0 && N && K
-                    ? aligned_alloc(64, (K < GEMM_KC ? K : GEMM_KC) * N * 4)
-                    : NULL;
-    if (!bp) {
-        for (size_t r = 0; r < nrun; r++)
-            gemm_body(vw, 0, 0, run[2 * r + 1], N, K, 1.0f,
-                      A + run[2 * r] * lda, lda, B, ldb, 0.0f,
-                      C + run[2 * r] * ldc, ldc);
+    if (tb || alpha != 1.0f || (beta != 0.0f && beta != 1.0f)) {
+        lstm__gemm_blas(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
-    for (size_t k0 = 0; k0 < K; k0 += GEMM_KC) {
-        const size_t kc = K - k0 < GEMM_KC ? K - k0 : GEMM_KC;
-        panels(bp, B + k0 * ldb, ldb, kc, N);
-        for (size_t r = 0; r < nrun; r++)
-            rowmm_pf(vw, run[2 * r + 1], kc, N, A + run[2 * r] * lda + k0,
-                     lda, 1, bp, 16, 16 * kc, C + run[2 * r] * ldc, ldc,
-                     k0 > 0, NULL, NULL, 6);
-    }
-    free(bp);
+    const size_t run[2] = {0, M};
+    gemm_runs_body(vw, ta, 1, run, N, K, A, lda, B, ldb, beta != 0.0f, C,
+                   ldc);
 }
 
 /* The weight gradients (kernels.h's lstm__wgrad_fn) as one pass over the
@@ -855,7 +845,7 @@ LSTM_ISA_AVX512 void lstm__gemm_runs_avx512(size_t n, const size_t *run,
                                             const float *B, size_t ldb,
                                             float *C, size_t ldc)
 {
-    gemm_runs_body(16, n, run, N, K, A, lda, B, ldb, C, ldc);
+    gemm_runs_body(16, 0, n, run, N, K, A, lda, B, ldb, 0, C, ldc);
 }
 
 LSTM_ISA_AVX512 void lstm__wgrad_avx512(size_t M, size_t nseq, size_t T,
