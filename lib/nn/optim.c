@@ -25,6 +25,18 @@ int lstm_adamw_init(lstm_adamw *o, size_t n, double lr, double beta1,
         lstm_adamw_free(o);
         return LSTM_ENOMEM;
     }
+    /* Written now, each thread its share of the step's: the first step
+     * reads m and v before writing them, and a page first read is mapped
+     * to the zero page, then copied on the write with a TLB flush on
+     * every CPU of the process (in a profile of the news classifier's
+     * first epoch, 3% of its time) */
+#pragma omp parallel num_threads(lstm__threads_for(n * 8))
+    {
+        size_t i0, i1;
+        lstm__share(n, &i0, &i1);
+        memset(o->m + i0, 0, (i1 - i0) * sizeof(float));
+        memset(o->v + i0, 0, (i1 - i0) * sizeof(float));
+    }
     o->n = n;
     o->lr = lr;
     o->beta1 = beta1;
