@@ -78,12 +78,9 @@ fwd_body(int vw, int pf, size_t rm, size_t nb, size_t T, size_t H,
 {
     const size_t G = 3 * H;
     for (size_t t = 0; t < T; t++) {
-        /* s_b = h_b,t-1 W_hh^T for rows up to the last one running */
-        size_t live = nb;
-        while (live > 0 && t >= len[live - 1])
-            live--;
-        rowmm_pf(vw, live, H, G, hs + t * H, (T + 1) * H, 1, w_pk, 16,
-                 16 * H, scratch, G, 0, NULL, NULL, rm);
+        /* s_b = h_b,t-1 W_hh^T for the rows still running */
+        rowmm_running(vw, nb, t, len, H, G, hs + t * H, (T + 1) * H, w_pk,
+                      16, 16 * H, scratch, G, 0, NULL, NULL, rm);
         for (size_t b = 0; b < nb; b++) {
             float *a = gates + (b * T + t) * G;
             float *hp = hs + (b * (T + 1) + t) * H;
@@ -143,12 +140,9 @@ bwd_body(int vw, int pf, size_t rm, size_t nb, size_t T, size_t H,
             }
         }
         /* dh_b,t-1 = dh' z + ds_b,t W_hh for the rows still running */
-        size_t live = nb;
-        while (live > 0 && t >= len[live - 1])
-            live--;
-        rowmm_pf(vw, live, G, H, dAh + t * G, T * G, 1, w_pk, 16, 16 * G,
-                 scratch, H, 0, NULL, NULL, rm);
-        for (size_t b = 0; b < live; b++) {
+        rowmm_running(vw, nb, t, len, G, H, dAh + t * G, T * G, w_pk, 16,
+                      16 * G, scratch, H, 0, NULL, NULL, rm);
+        for (size_t b = 0; b < nb; b++) {
             if (t >= len[b])
                 continue;
             float *restrict d = dh + b * H;

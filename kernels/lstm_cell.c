@@ -366,6 +366,39 @@ zero_gates(float *a, size_t H, size_t n)
         memset(a + q * H, 0, n * sizeof *a);
 }
 
+/* Step t of row b after its product: the gate math, or past its length
+ * the state carried and zeros; with pf & 1, the row's next step asked
+ * for. */
+static inline __attribute__((always_inline)) void
+fwd_row(int pf, size_t b, size_t t, size_t T, size_t H, size_t k0, size_t n,
+        const size_t *len, float *gates, float *hs, float *cs, float *y,
+        int bf16)
+{
+    const size_t G = 4 * H;
+    float *a = gates + (b * T + t) * G + k0;
+    float *hp = hs + (b * (T + 1) + t) * H + k0;
+    float *cp = cs + (b * (T + 1) + t) * H + k0;
+    float *yt = y + (b * T + t) * H + k0;
+    if (t >= len[b]) {  /* past the end: the state is carried */
+        memcpy(hp + H, hp, n * sizeof *hp);
+        memcpy(cp + H, cp, n * sizeof *cp);
+        memset(yt, 0, n * sizeof *yt);
+        zero_gates(a, H, n);
+        return;
+    }
+    if (bf16)  /* two copies of the gate math, one per precision */
+        cell_fwd(a, hp + H, cp + H, yt, cp, H, n, 1);
+    else
+        cell_fwd(a, hp + H, cp + H, yt, cp, H, n, 0);
+    if ((pf & 1) && t + 1 < T) {  /* the row's next step */
+        for (size_t q = 0; q < 4; q++)
+            prefetch_span(a + G + q * H, n);
+        prefetch_span(hp + 2 * H, n);
+        prefetch_span(cp + 2 * H, n);
+        prefetch_span(yt + H, n);
+    }
+}
+
 static inline __attribute__((always_inline)) void
 fwd_body(int vw, int prod, int pf, size_t rm, size_t nb, size_t T, size_t H,
          size_t k0, size_t k1, const size_t *len, float *gates,
@@ -385,58 +418,50 @@ fwd_body(int vw, int prod, int pf, size_t rm, size_t nb, size_t T, size_t H,
      * rows each, Sapphire Rapids), timers around the recurrences: forward
      * 544-622 -> 504-519 ms a run; B=64 inference 89-93 -> 85-86 ms a
      * batch. The backward the same way measured no faster. */
-    const size_t maxb = prod ? nb : rowmm_maxb(vw, nb, rm);
     for (size_t t = 0; t < T; t++) {
-        /* a_b,t += bias + h_b,t-1 W_hh^T for rows up to the last one running
-         * (finished rows before it are computed too, and overwritten), one
-         * gate at a time for units [k0,k1) */
+        /* a_b,t += bias + h_b,t-1 W_hh^T, one gate at a time for units
+         * [k0,k1), for the running rows: the tile products for rows up to
+         * the last one running (finished rows before it are computed too,
+         * and overwritten); the float product for those rows alone,
+         * gathered in blocks (rowmm_pf_rows) */
         size_t live = nb;
         while (live > 0 && t >= len[live - 1])
             live--;
-        size_t blocks = (nb + maxb - 1) / maxb, r;
-        for (size_t b0 = 0; b0 < nb; b0 += r, blocks--) {
-            r = rowmm_rows(vw, nb - b0, blocks, maxb);
-            const size_t lr = live > b0 ? (live - b0 < r ? live - b0 : r) : 0;
 #if LSTM_X86
+        if (prod) {
             if (prod == 2)
                 rec_amx(live, H, n, 4, hs + t * H, (T + 1) * H,
                         (const uint32_t *)w_pk, tiles_size(H, n),
                         gates + t * G + k0, T * G, H, 1, bias + k0);
-            else if (prod == 1)
+            else
                 rec_pairs(live, H, n, 4, hs + t * H, (T + 1) * H, w_pk,
                           pairs16_size(H, n), gates + t * G + k0, T * G, H, 1,
                           bias + k0);
-            else
+            for (size_t b = 0; b < nb; b++)
+                fwd_row(pf, b, t, T, H, k0, n, len, gates, hs, cs, y, bf16);
+        } else
 #endif
-                for (size_t q = 0; q < 4 && lr; q++)
-                    rowmm_pf(vw, lr, H, n, hs + (b0 * (T + 1) + t) * H,
-                             (T + 1) * H, 1, w_pk + q * pq, 16, 16 * H,
-                             gates + (b0 * T + t) * G + q * H + k0, T * G, 1,
-                             bias + q * H + k0, NULL, rm);
-            for (size_t b = b0; b < b0 + r; b++) {
-                float *a = gates + (b * T + t) * G + k0;
-                float *hp = hs + (b * (T + 1) + t) * H + k0;
-                float *cp = cs + (b * (T + 1) + t) * H + k0;
-                float *yt = y + (b * T + t) * H + k0;
-                if (t >= len[b]) {  /* past the end: the state is carried */
-                    memcpy(hp + H, hp, n * sizeof *hp);
-                    memcpy(cp + H, cp, n * sizeof *cp);
-                    memset(yt, 0, n * sizeof *yt);
-                    zero_gates(a, H, n);
-                    continue;
-                }
-                if (bf16)  /* two copies of the gate math, one per precision */
-                    cell_fwd(a, hp + H, cp + H, yt, cp, H, n, 1);
-                else
-                    cell_fwd(a, hp + H, cp + H, yt, cp, H, n, 0);
-                if ((pf & 1) && t + 1 < T) {  /* the row's next step */
-                    for (size_t q = 0; q < 4; q++)
-                        prefetch_span(a + G + q * H, n);
-                    prefetch_span(hp + 2 * H, n);
-                    prefetch_span(cp + 2 * H, n);
-                    prefetch_span(yt + H, n);
-                }
+        {
+            const size_t nl = running_count(live, t, len);
+            const size_t maxb = rowmm_maxb(vw, nl, rm);
+            size_t blocks = (nl + maxb - 1) / maxb, r, at = 0;
+            for (size_t j = 0; j < nl; j += r, blocks--) {
+                size_t rix[12];  /* rowmm_running's blocks, and their math */
+                r = rowmm_rows(vw, nl - j, blocks, maxb);
+                running_next(rix, r, t, len, &at);
+                for (size_t q = 0; q < 4; q++)
+                    rowmm_pf_rows(vw, r, H, n, hs + t * H, (T + 1) * H, 1,
+                                  w_pk + q * pq, 16, 16 * H,
+                                  gates + t * G + q * H + k0, T * G, 1,
+                                  bias + q * H + k0, NULL, rm, rix);
+                for (size_t i = 0; i < r; i++)
+                    fwd_row(pf, rix[i], t, T, H, k0, n, len, gates, hs, cs, y,
+                            bf16);
             }
+            for (size_t b = 0; b < nb; b++)  /* the finished rows */
+                if (t >= len[b])
+                    fwd_row(pf, b, t, T, H, k0, n, len, gates, hs, cs, y,
+                            bf16);
         }
         if (sync)
             sync();
@@ -540,8 +565,8 @@ bwd_body(int vw, int prod, int pf, size_t rm, size_t nb, size_t T, size_t H,
                 pf_skip(&next);
                 pfc = &next;
             }
-            rowmm_pf(vw, live, G, n, dA + t * G, T * G, 1, w_pk, 16, 16 * G,
-                     scratch + k0, H, 0, NULL, pfc, rm);
+            rowmm_running(vw, live, t, len, G, n, dA + t * G, T * G, w_pk,
+                          16, 16 * G, scratch + k0, H, 0, NULL, pfc, rm);
         }
         for (size_t b = 0; b < nb; b++)
             if (t < len[b])

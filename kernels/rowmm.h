@@ -96,17 +96,24 @@ static inline __attribute__((always_inline)) void pf_step(pf_cursor *c)
     static inline __attribute__((always_inline)) void name(                 \
         size_t nb, size_t P, size_t M, size_t nn, const float *in,           \
         size_t irs, size_t ics, const float *w, size_t ldw, size_t wps,      \
-        float *out, size_t ldo, int add, const float *bias, pf_cursor *pfc)  \
+        float *out, size_t ldo, int add, const float *bias, pf_cursor *pfc,  \
+        const size_t *rix)                                                   \
     {                                                                        \
         const size_t W = 16 / NV; /* floats per vector */                    \
+        const float *in_[12];     /* row b of in and of out: rix[b] */       \
+        float *out_[12];                                                     \
+        _Pragma("GCC unroll 12") for (size_t b = 0; b < nb; b++) {           \
+            in_[b] = in + (rix ? rix[b] : b) * irs;                          \
+            out_[b] = out + (rix ? rix[b] : b) * ldo;                        \
+        }                                                                    \
         const size_t full = nn == 16 * P; /* else P == 1, nn < 16 */         \
         V acc[MAXB][MAXV];                                                   \
         _Pragma("GCC unroll 12") for (size_t b = 0; b < nb; b++)             \
             _Pragma("GCC unroll 16") for (size_t v = 0; v < NV * P; v++)     \
                 acc[b][v] = !(add && full) ? (V){0}                          \
-                            : bias ? *(const V *)(out + b * ldo + v * W) +   \
+                            : bias ? *(const V *)(out_[b] + v * W) +         \
                                          *(const V *)(bias + v * W)          \
-                                   : *(const V *)(out + b * ldo + v * W);    \
+                                   : *(const V *)(out_[b] + v * W);          \
         for (size_t m = 0; m < M; m++) {                                     \
             V wv[MAXV];                                                      \
             if (pfc && m % 4 == 0) /* one line per 4 m: a rate memory   */  \
@@ -116,7 +123,7 @@ static inline __attribute__((always_inline)) void pf_step(pf_cursor *c)
                                      (v % NV) * W);                          \
             ROWMM_IN_REGS(nb, NV, P, wv);                                    \
             _Pragma("GCC unroll 12") for (size_t b = 0; b < nb; b++) {       \
-                const V x = SPLAT##NV(in[b * irs + m * ics]);                \
+                const V x = SPLAT##NV(in_[b][m * ics]);                      \
                 _Pragma("GCC unroll 16") for (size_t v = 0; v < NV * P; v++) \
                     acc[b][v] += x * wv[v];                                  \
             }                                                                \
@@ -124,16 +131,15 @@ static inline __attribute__((always_inline)) void pf_step(pf_cursor *c)
         if (full) {                                                          \
             _Pragma("GCC unroll 12") for (size_t b = 0; b < nb; b++)         \
                 _Pragma("GCC unroll 16") for (size_t v = 0; v < NV * P; v++) \
-                    *(V *)(out + b * ldo + v * W) = acc[b][v];               \
+                    *(V *)(out_[b] + v * W) = acc[b][v];                     \
         } else { /* the last, partial panel */                               \
             for (size_t b = 0; b < nb; b++) {                                \
                 float tile[16];                                              \
                 memcpy(tile, acc[b], sizeof tile);                           \
                 for (size_t j = 0; j < nn; j++)                              \
-                    out[b * ldo + j] =                                       \
-                        (!add ? 0.0f                                         \
-                         : bias ? out[b * ldo + j] + bias[j]                 \
-                                : out[b * ldo + j]) + tile[j];               \
+                    out_[b][j] = (!add ? 0.0f                                \
+                                  : bias ? out_[b][j] + bias[j]              \
+                                         : out_[b][j]) + tile[j];            \
             }                                                                \
         }                                                                    \
     }
@@ -173,18 +179,18 @@ static inline __attribute__((always_inline)) void
 rowmm_block(int vw, size_t nb, size_t P, size_t M, size_t N,
             const float *in, size_t irs, size_t ics, const float *w,
             size_t ldw, size_t wps, float *out, size_t ldo, int add,
-            const float *bias, pf_cursor *pfc)
+            const float *bias, pf_cursor *pfc, const size_t *rix)
 {
 #define TILE(n, p, nn)                                                       \
     (vw == 16 ? rowmm_tile16(nb, p, M, nn, in, irs, ics, w + n / 16 * wps,   \
                              ldw, wps, out + n, ldo, add,                    \
-                             bias ? bias + n : 0, pfc)                       \
+                             bias ? bias + n : 0, pfc, rix)                  \
      : vw == 8 ? rowmm_tile8(nb, p, M, nn, in, irs, ics, w + n / 16 * wps,   \
                              ldw, wps, out + n, ldo, add,                    \
-                             bias ? bias + n : 0, pfc)                       \
+                             bias ? bias + n : 0, pfc, rix)                  \
                : rowmm_tile4(nb, p, M, nn, in, irs, ics, w + n / 16 * wps,   \
                              ldw, wps, out + n, ldo, add,                    \
-                             bias ? bias + n : 0, pfc))
+                             bias ? bias + n : 0, pfc, rix))
     PANEL_WALK(P, N, TILE);
 #undef TILE
 }
@@ -242,21 +248,24 @@ rowmm_rows(int vw, size_t left, size_t blocks, size_t maxb)
  * in every step, more than the general registers hold, and the compiler
  * spills them (one thread, out (8196,512) = in (8196,256) x W: 137-146
  * GFLOP/s in blocks of 12 rows, 157-160 in blocks of 6). With pfc, the
- * tiles ask for one of its lines every 4 m (rowmm: none). */
+ * tiles ask for one of its lines every 4 m (rowmm: none). rowmm_pf_rows
+ * with rix: row b of the product is row rix[b] of in and of out (a
+ * recurrence's running sequences, wherever they sit among finished ones;
+ * rowmm_pf: rix NULL, row b). */
 static inline __attribute__((always_inline)) void
-rowmm_pf(int vw, size_t nb, size_t M, size_t N, const float *in,
-         size_t irs, size_t ics, const float *w, size_t ldw, size_t wps,
-         float *out, size_t ldo, int add, const float *bias, pf_cursor *pfc,
-         size_t rows_max)
+rowmm_pf_rows(int vw, size_t nb, size_t M, size_t N, const float *in,
+              size_t irs, size_t ics, const float *w, size_t ldw, size_t wps,
+              float *out, size_t ldo, int add, const float *bias,
+              pf_cursor *pfc, size_t rows_max, const size_t *rix)
 {
     const size_t maxb = rowmm_maxb(vw, nb, rows_max);
 #define ROWS(k, p)                                                           \
     rowmm_block(vw, k, p, M, N, i, irs, ics, w, ldw, wps, o, ldo, add, bias, \
-                pfc)
+                pfc, rix ? rix + b : NULL)
     size_t blocks = (nb + maxb - 1) / maxb, r;
     for (size_t b = 0; b < nb; b += r, blocks--) {
-        const float *i = in + b * irs;
-        float *o = out + b * ldo;
+        const float *i = rix ? in : in + b * irs;
+        float *o = rix ? out : out + b * ldo;
         r = rowmm_rows(vw, nb - b, blocks, maxb);
         if (vw == 16) {
             ROWS_OF_16(r, ROWS);
@@ -273,6 +282,58 @@ rowmm_pf(int vw, size_t nb, size_t M, size_t N, const float *in,
         }
     }
 #undef ROWS
+}
+
+static inline __attribute__((always_inline)) void
+rowmm_pf(int vw, size_t nb, size_t M, size_t N, const float *in,
+         size_t irs, size_t ics, const float *w, size_t ldw, size_t wps,
+         float *out, size_t ldo, int add, const float *bias, pf_cursor *pfc,
+         size_t rows_max)
+{
+    rowmm_pf_rows(vw, nb, M, N, in, irs, ics, w, ldw, wps, out, ldo, add,
+                  bias, pfc, rows_max, NULL);
+}
+
+/* A recurrence's step t computes only the sequences still running
+ * (t < len[b]), wherever they sit among finished ones (a batch in no
+ * order of length): they are counted, then gathered block by block. */
+static inline __attribute__((always_inline)) size_t
+running_count(size_t nb, size_t t, const size_t *len)
+{
+    size_t n = 0;
+    for (size_t b = 0; b < nb; b++)
+        n += t < len[b];
+    return n;
+}
+
+/* The next r running rows from row *at on, into rix; *at moves past. */
+static inline __attribute__((always_inline)) void
+running_next(size_t *rix, size_t r, size_t t, const size_t *len, size_t *at)
+{
+    for (size_t i = 0; i < r; (*at)++)
+        if (t < len[*at])
+            rix[i++] = *at;
+}
+
+/* rowmm_pf on the running rows of nb at step t (row b of in and out at
+ * b*irs and b*ldo, ics 1), in the blocks rowmm_pf makes of that many
+ * rows. */
+static inline __attribute__((always_inline)) void
+rowmm_running(int vw, size_t nb, size_t t, const size_t *len, size_t M,
+              size_t N, const float *in, size_t irs, const float *w,
+              size_t ldw, size_t wps, float *out, size_t ldo, int add,
+              const float *bias, pf_cursor *pfc, size_t rows_max)
+{
+    const size_t nl = running_count(nb, t, len);
+    const size_t maxb = rowmm_maxb(vw, nl, rows_max);
+    size_t blocks = (nl + maxb - 1) / maxb, r, at = 0;
+    for (size_t j = 0; j < nl; j += r, blocks--) {
+        size_t rix[12];
+        r = rowmm_rows(vw, nl - j, blocks, maxb);
+        running_next(rix, r, t, len, &at);
+        rowmm_pf_rows(vw, r, M, N, in, irs, 1, w, ldw, wps, out, ldo, add,
+                      bias, pfc, rows_max, rix);
+    }
 }
 
 static inline __attribute__((always_inline)) void
