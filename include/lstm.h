@@ -521,6 +521,8 @@ typedef struct {
     float *mask[LSTM_MLP_MAX];    /* dropout masks */
     float *logits, *logp;     /* (B,C) */
     float *dlog, *dtmp, *dhn, *dout, *dx;  /* backward scratch */
+    int grad_ids;             /* ids are the last backward's (no forward
+                                 since): lstm_classifier_zero_grad */
     /* seconds spent in training-mode passes since init, per phase */
     double t_embed, t_lstm_fwd, t_lstm_bwd, t_head;
 } lstm_classifier;
@@ -538,6 +540,12 @@ int lstm_classifier_forward(lstm_classifier *m, const int32_t *ids,
  * and backward passes: embedding (gather and scatter-add), LSTM forward,
  * LSTM backward, and the head (pooling, MLP, loss). */
 int lstm_classifier_backward(lstm_classifier *m, const int32_t *y);
+/* Zeroes m->ps.g. since_backward != 0 says the gradients hold nothing but
+ * what the last backward added (zero before it; scaled since, at most):
+ * then the embedding tables (most of a text model's parameters) are
+ * zeroed only in the rows of that backward's ids, the only rows it wrote,
+ * unless a forward ran since (then everything, as with 0). */
+void lstm_classifier_zero_grad(lstm_classifier *m, int since_backward);
 /* Parameters a configuration makes, as a checkpoint holds them (SIZE_MAX
  * when absurdly many); the block in memory adds alignment padding. */
 size_t lstm_classifier_params(const lstm_classifier_config *cfg);

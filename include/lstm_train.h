@@ -249,6 +249,8 @@ struct lstm_trainer {
     double t_opt, t_eval;     /* seconds in AdamW and in validation */
     const lstm_dist *dist;    /* NULL: one process (lstm_trainer_distribute) */
     double t_sum;             /* seconds in the gradient sum */
+    int grads_own;            /* the gradients are the last step's own
+                                 backward's (one process, finished) */
     /* scratch */
     size_t *order;
     int32_t *vpred;

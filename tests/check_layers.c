@@ -419,6 +419,53 @@ START_TEST(classifier_errors)
 }
 END_TEST
 
+/* lstm_classifier_zero_grad after a backward, with since_backward, zeroes
+ * only the embedding tables' rows of its ids (and every other parameter):
+ * every gradient is zero after it (the embedding and the wide table,
+ * whose other rows it leaves alone, had none); after another forward it
+ * zeroes everything, since that forward's ids are not the backward's. */
+START_TEST(classifier_zero_grad_rows)
+{
+    lstm_classifier m;
+    lstm_classifier_config cfg = {50, 8, 6, 1, 3, {5}, 1, 0.0f,
+                                  LSTM_POOL_MEAN, LSTM_FP32, 0,
+                                  LSTM_CELL_LSTM, 1, 0.5f};
+    ck_assert_int_eq(lstm_classifier_init(&m, &cfg), 0);
+    lstm_rng rng;
+    lstm_rng_seed(&rng, 4);
+    lstm_classifier_reset(&m, &rng);
+    int32_t ids[2 * 5] = {3, 7, 7, 49, 0, 12, 3, 0, 0, 0}, len[2] = {4, 2};
+    int32_t y[2] = {0, 2};
+    float loss;
+    lstm_params_zero_grad(&m.ps);
+    ck_assert_int_eq(lstm_classifier_forward(&m, ids, len, 2, 5, y, &loss, 1,
+                                             &rng), 0);
+    ck_assert_int_eq(lstm_classifier_backward(&m, y), 0);
+    size_t nz = 0;
+    for (size_t i = 0; i < m.ps.n; i++)
+        nz += m.ps.g[i] != 0.0f;
+    ck_assert_uint_gt(nz, 0);
+    const size_t far = m.emb.off_w + 20 * m.emb.E;  /* row 20: not in ids */
+    lstm_classifier_zero_grad(&m, 1);
+    for (size_t i = 0; i < m.ps.n; i++)
+        ck_assert_msg(m.ps.g[i] == 0.0f, "gradient %zu left at %g", i,
+                      (double)m.ps.g[i]);
+    /* rows the backward did not write are not touched */
+    m.ps.g[far] = 1.0f;
+    ck_assert_int_eq(lstm_classifier_forward(&m, ids, len, 2, 5, y, &loss, 1,
+                                             &rng), 0);
+    ck_assert_int_eq(lstm_classifier_backward(&m, y), 0);
+    lstm_classifier_zero_grad(&m, 1);
+    ck_assert(m.ps.g[far] == 1.0f);
+    /* a forward since the backward: everything */
+    ck_assert_int_eq(lstm_classifier_forward(&m, ids, len, 2, 5, NULL, NULL, 0,
+                                             NULL), 0);
+    lstm_classifier_zero_grad(&m, 1);
+    ck_assert(m.ps.g[far] == 0.0f);
+    lstm_classifier_free(&m);
+}
+END_TEST
+
 /* A bidirectional LSTM's forward and backward (out, hn, every gradient, dx)
  * on 1 and 2 threads, by rows (B=3) and by hidden units (B=1, H=32), in
  * fp32 and bf16-mixed: the same bits; bf16-mixed near fp32; no streaming. */
@@ -782,6 +829,7 @@ Suite *layers_suite(void)
     tcase_add_loop_test(tc, lstm_units_plan_same_bits, LSTM_FP32,
                         LSTM_BF16_MIXED + 1);
     tcase_add_test(tc, classifier_errors);
+    tcase_add_test(tc, classifier_zero_grad_rows);
     tcase_add_test(tc, same_seed_same_bits);
     tcase_add_test(tc, team_barrier_holds);
     tcase_add_test(tc, classifier_memory_known_before);

@@ -351,6 +351,7 @@ int lstm_classifier_forward(lstm_classifier *m, const int32_t *ids,
                             lstm_rng *r)
 {
     const lstm_classifier_config *k = &m->cfg;
+    m->grad_ids = 0;  /* ids are about to change */
     if (B == 0 || T == 0)
         return lstm_error(LSTM_EINVAL, "classifier: empty batch");
     if (train && k->dropout > 0.0f && !r)
@@ -399,6 +400,38 @@ int lstm_classifier_forward(lstm_classifier *m, const int32_t *ids,
     if (train)
         m->t_head += seconds() - t2;
     return err;
+}
+
+/* Rows ids[0..n) of an embedding's gradient zeroed (the padding row
+ * never takes any). */
+static void zero_rows(const lstm_embedding *e, const int32_t *ids, size_t n)
+{
+    float *g = e->ps->g + e->off_w;
+    for (size_t k = 0; k < n; k++)
+        if (ids[k] != e->pad)
+            memset(g + (size_t)ids[k] * e->E, 0, e->E * sizeof *g);
+}
+
+void lstm_classifier_zero_grad(lstm_classifier *m, int since_backward)
+{
+    if (!since_backward || !m->grad_ids) {
+        lstm_params_zero_grad(&m->ps);
+        return;
+    }
+    const lstm_embedding *tab[2] = {&m->emb, m->cfg.wide > 0 ? &m->wide
+                                                             : NULL};
+    float *g = m->ps.g;
+    for (size_t i = 0; i < m->ps.np; i++) {  /* the dense ones whole */
+        const lstm_param *p = &m->ps.p[i];
+        int sparse = 0;
+        for (int j = 0; j < 2; j++)
+            sparse |= tab[j] && p->off == tab[j]->off_w;
+        if (!sparse)
+            memset(g + p->off, 0, p->numel * sizeof *g);
+    }
+    for (int j = 0; j < 2; j++)
+        if (tab[j])
+            zero_rows(tab[j], m->ids, m->B * m->T);
 }
 
 int lstm_classifier_backward(lstm_classifier *m, const int32_t *y)
@@ -465,6 +498,7 @@ int lstm_classifier_backward(lstm_classifier *m, const int32_t *y)
                 m->dx[(b * T + t) * E + e] += d[b * F + H + e] / (float)n;
     }
     lstm_embedding_backward(&m->emb, m->dx, m->ids, B * T);
+    m->grad_ids = 1;
     if (m->train) {
         m->t_head += t1 - t0;
         m->t_lstm_bwd += t2 - t1;

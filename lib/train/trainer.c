@@ -216,7 +216,10 @@ static int train_step(lstm_trainer *t, const size_t *r, size_t B)
     const size_t n = i1 - i0;
     float loss = 0.0f;
     double hits = 0;
-    lstm_params_zero_grad(&m->ps);
+    /* the embedding's gradient only in the rows the last step wrote, when
+     * nothing else wrote it (a sum across processes writes every row) */
+    lstm_classifier_zero_grad(m, t->grads_own && !d);
+    t->grads_own = 0;
     if (n) {
         lstm_batch_gather(b, t->corpus, r + i0, n, t->labels);
         if (t->cfg.word_dropout > 0)  /* tokens to [UNK], inside each text */
@@ -266,6 +269,7 @@ static int train_step(lstm_trainer *t, const size_t *r, size_t B)
     t->lsum += (double)loss * (double)B;
     t->seen += B;
     t->correct += (size_t)hits;
+    t->grads_own = !d && n;
     return LSTM_OK;
 }
 
@@ -294,6 +298,7 @@ int lstm_trainer_fit(lstm_trainer *t)
     const size_t ntrain = t->ntrain;
     const lstm_train_hooks *h = &t->hooks;
     t->restored = 0;
+    t->grads_own = 0;  /* whatever ran before, zero every gradient */
     int rc = 0;
     while (!t->stopped && t->epoch <= t->cfg.epochs) {
         const long epoch = t->epoch;
