@@ -6,7 +6,7 @@
  *                   [--hidden 128] [--layers 2] [--threads N]
  *                   [--mode infer|train|both] [--reps N] [--json]
  *                   [--precision fp32|bf16-mixed] [--cell lstm|gru]
- *                   [--lengths mixed|full]
+ *                   [--lengths mixed|full] [--phases]
  *
  * Defaults are the notebook's LSTM in fp32, on batches where every third
  * sequence is 2/3 as long as the others (mixed; the AVX-512 sets skip the
@@ -21,7 +21,12 @@
  * peak is measured by a register-only FMA loop on every thread in the
  * same run, before each batch size; the rows are printed at the end
  * against the best of those measurements (a short burst of other load on
- * this shared machine can halve any one of them).
+ * this shared machine can halve any one of them). --phases adds where a
+ * step's time goes: the mean over the timed runs of each phase the layer
+ * stack times (lstm_lstm's t_phase: the input projections, the forward
+ * and backward recurrences, the weight and the input gradients), the
+ * rest being the step's time outside them (inference: the first two and
+ * the rest).
  */
 #define _XOPEN_SOURCE 700
 #include <math.h>
@@ -245,7 +250,7 @@ static void usage(void)
             "                 [--hidden 128] [--layers 2] [--threads N]\n"
             "                 [--mode infer|train|both] [--reps N] [--json]\n"
             "                 [--precision fp32|bf16-mixed] [--cell lstm|gru]\n"
-            "                 [--lengths mixed|full]\n");
+            "                 [--lengths mixed|full] [--phases]\n");
 }
 
 static int arg_size(const char *flag, const char *v, size_t *out)
@@ -266,12 +271,15 @@ int main(int argc, char **argv)
     size_t batches[16] = {4, 12, 32, 64}, nb = 4;
     size_t T = 512, I = 256, H = 128, L = 2, reps = 5, threads = 0;
     const char *mode = "both";
-    int json = 0, precision = LSTM_FP32;
+    int json = 0, phases = 0, precision = LSTM_FP32;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int e = 0;
         if (!strcmp(a, "--json")) {
             json = 1;
+            continue;
+        } else if (!strcmp(a, "--phases")) {
+            phases = 1;
             continue;
         } else if (!strcmp(a, "--help")) {
             usage();
@@ -352,7 +360,11 @@ int main(int argc, char **argv)
     const char *cname = cell == LSTM_CELL_GRU ? "gru" : "lstm";
     const char *isa = "none";
     double peak = 0, peak1 = 0;
-    struct { const char *mode; size_t B; double ms, tps, gf, rss; } row[32];
+    struct {
+        const char *mode;
+        size_t B;
+        double ms, tps, gf, rss, mean, phase[LSTM_PHASES];
+    } row[32];
     size_t nrow = 0;
     for (size_t k = 0; k < nb; k++) {
         size_t B = batches[k];
@@ -380,11 +392,18 @@ int main(int argc, char **argv)
                         ms ? lstm_errmsg() : "out of memory");
                 return 1;
             }
+            double t_phase[LSTM_PHASES], sum = 0;
+            memcpy(t_phase, b.net.t_phase, sizeof t_phase);
             for (size_t r = 0; r < reps; r++) {
                 double t0 = bench_now();
                 run_once(&b, train);
                 ms[r] = (bench_now() - t0) * 1e3;
+                sum += ms[r];
             }
+            for (int i = 0; i < LSTM_PHASES; i++)  /* ms a run */
+                row[nrow].phase[i] =
+                    (b.net.t_phase[i] - t_phase[i]) * 1e3 / (double)reps;
+            row[nrow].mean = sum / (double)reps;
             double med = bench_median(ms, reps);
             double flops = train ? 3 * fwd : fwd;
             row[nrow].mode = train ? "train" : "infer";
@@ -440,6 +459,34 @@ int main(int argc, char **argv)
             printf("  %-5s %5zu %10.2f %12.0f %9.1f %5.0f%% %9.1f\n",
                    row[k].mode, row[k].B, row[k].ms, row[k].tps, row[k].gf,
                    peak > 0 ? 100 * row[k].gf / peak : 0, row[k].rss);
+    }
+    if (!phases)
+        return 0;
+    static const char *const names[LSTM_PHASES] = {
+        "input_projection", "forward", "backward", "weight_grads",
+        "input_grads"};
+    if (!json)
+        printf("# where a step's time goes: ms a step, the mean of the timed "
+               "runs\n# %-5s %5s %10s %10s %10s %10s %10s %10s %10s\n", "mode",
+               "B", "mean", "in-proj", "forward", "backward", "dW", "dX",
+               "rest");
+    for (size_t k = 0; k < nrow; k++) {
+        double rest = row[k].mean;
+        for (int i = 0; i < LSTM_PHASES; i++)
+            rest -= row[k].phase[i];
+        if (json) {
+            printf("{\"cell\":\"%s\",\"mode\":\"%s\",\"batch\":%zu,"
+                   "\"ms_mean\":%.3f", cname, row[k].mode, row[k].B,
+                   row[k].mean);
+            for (int i = 0; i < LSTM_PHASES; i++)
+                printf(",\"%s_ms\":%.3f", names[i], row[k].phase[i]);
+            printf(",\"rest_ms\":%.3f}\n", rest);
+            continue;
+        }
+        printf("  %-5s %5zu %10.2f", row[k].mode, row[k].B, row[k].mean);
+        for (int i = 0; i < LSTM_PHASES; i++)
+            printf(" %10.2f", row[k].phase[i]);
+        printf(" %10.2f\n", rest);
     }
     return 0;
 }

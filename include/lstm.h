@@ -317,6 +317,15 @@ enum { LSTM_FP32 = 0, LSTM_BF16_MIXED = 1 };
 /* The recurrent cell of an lstm_lstm: the LSTM's, or the GRU's
  * (lstm_gru_init). */
 enum { LSTM_CELL_LSTM = 0, LSTM_CELL_GRU = 1 };
+/* The phases of an lstm_lstm's passes that t_phase times: the input
+ * projections (X W_ih^T), the forward recurrences, the backward
+ * recurrences (the gate gradients dA), the weight gradients (dW_ih,
+ * dW_hh) and the input gradients (dX = dA W_ih). The rest of a pass
+ * (dropout, bias sums, the reverse direction's copies) is not timed. */
+enum {
+    LSTM_PHASE_INPROJ, LSTM_PHASE_FWD, LSTM_PHASE_BWD, LSTM_PHASE_WGRAD,
+    LSTM_PHASE_DX, LSTM_PHASES
+};
 
 typedef struct {
     lstm_params *ps;
@@ -356,6 +365,9 @@ typedef struct {
     float *wr;          /* (G,max(I,D*H)): one W_ih^T, or W_ih rounded */
     size_t *len;        /* (B) lengths clamped to T */
     float *out, *hn, *cn;
+    /* seconds spent in forward and backward passes since init, per phase
+     * (LSTM_PHASE_*), summed over the layers and directions */
+    double t_phase[LSTM_PHASES];
 } lstm_lstm;
 
 int lstm_lstm_init(lstm_lstm *l, lstm_params *ps, const char *name,

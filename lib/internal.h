@@ -19,6 +19,8 @@
 const lstm__kernels *lstm__k(void);
 /* Threads for a parallel region doing `work` units (1 when it is small). */
 int lstm__threads_for(size_t work);
+/* Seconds on the monotonic clock (threads.c). */
+double lstm__seconds(void);
 
 /* Row-major GEMM (see kernels.h) with the rows of C split across threads.
  * Each element of C is computed by one thread with the whole K, so the

@@ -13,7 +13,7 @@
 #include <time.h>
 
 #include "testutil.h"
-#include "../lib/internal.h"  /* lstm__k, lstm__round_bf16 */
+#include "../lib/internal.h"  /* lstm__k, lstm__round_bf16, lstm__seconds */
 
 /* bf16-mixed vs float: relative 2-norm distance allowed (a bfloat16 step
  * is 2^-8 = 0.0039 relative; measured 1e-3 to 3.4e-3 over 30 steps). */
@@ -115,6 +115,49 @@ static void new_lstm(lstm_params *ps, lstm_lstm *net, lstm_rng *rng, size_t I,
     ck_assert_int_eq(lstm_params_alloc(ps), 0);
     lstm_lstm_reset(net, rng);
 }
+
+/* t_phase: a forward adds to the input projection's and the forward
+ * recurrence's time only, a backward with dx to the three backward
+ * phases only; every phase timed is a positive number of seconds, below
+ * the whole pass's. */
+START_TEST(lstm_phase_times)
+{
+    enum { B = 3, T = 40, I = 16, H = 32, L = 2 };
+    lstm_params ps;
+    lstm_lstm net;
+    lstm_rng rng;
+    new_lstm(&ps, &net, &rng, I, H, L, 0.0f, 8);
+    for (int i = 0; i < LSTM_PHASES; i++)
+        ck_assert(net.t_phase[i] == 0.0);
+    static float x[B * T * I], dout[B * T * H], dx[B * T * I];
+    fill_randn(x, B * T * I, 1);
+    fill_randn(dout, B * T * H, 2);
+    const int32_t len[B] = {T, 7, 31};
+    double t0 = lstm__seconds();
+    ck_assert_int_eq(lstm_lstm_forward(&net, x, len, NULL, NULL, B, T, 1,
+                                       &rng), 0);
+    const double fwd = lstm__seconds() - t0;
+    double seen[LSTM_PHASES];
+    memcpy(seen, net.t_phase, sizeof seen);
+    ck_assert(seen[LSTM_PHASE_INPROJ] > 0.0 && seen[LSTM_PHASE_FWD] > 0.0);
+    ck_assert(seen[LSTM_PHASE_INPROJ] + seen[LSTM_PHASE_FWD] <= fwd);
+    ck_assert(seen[LSTM_PHASE_BWD] == 0.0 && seen[LSTM_PHASE_WGRAD] == 0.0 &&
+              seen[LSTM_PHASE_DX] == 0.0);
+    t0 = lstm__seconds();
+    ck_assert_int_eq(lstm_lstm_backward(&net, dout, NULL, NULL, dx, NULL,
+                                        NULL), 0);
+    const double bwd = lstm__seconds() - t0;
+    ck_assert(net.t_phase[LSTM_PHASE_INPROJ] == seen[LSTM_PHASE_INPROJ]);
+    ck_assert(net.t_phase[LSTM_PHASE_FWD] == seen[LSTM_PHASE_FWD]);
+    ck_assert(net.t_phase[LSTM_PHASE_BWD] > 0.0 &&
+              net.t_phase[LSTM_PHASE_WGRAD] > 0.0 &&
+              net.t_phase[LSTM_PHASE_DX] > 0.0);
+    ck_assert(net.t_phase[LSTM_PHASE_BWD] + net.t_phase[LSTM_PHASE_WGRAD] +
+                  net.t_phase[LSTM_PHASE_DX] <= bwd);
+    lstm_lstm_free(&net);
+    lstm_params_free(&ps);
+}
+END_TEST
 
 /* _i: the precision; the length rules hold in both */
 START_TEST(lstm_lengths)
@@ -822,6 +865,7 @@ Suite *layers_suite(void)
     tcase_add_test(tc, logsoftmax_properties);
     tcase_add_test(tc, lstm_errors);
     tcase_add_loop_test(tc, lstm_lengths, LSTM_FP32, LSTM_BF16_MIXED + 1);
+    tcase_add_test(tc, lstm_phase_times);
     tcase_add_loop_test(tc, padding_never_reaches_results, 0, 3);
     tcase_add_test(tc, lstm_bf16_first_step_exact);
     tcase_add_test(tc, lstm_bf16_error_bound);

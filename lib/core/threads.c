@@ -112,7 +112,7 @@ void lstm__barrier_init(lstm__barrier *b, unsigned n)
     b->n = n;
 }
 
-static double seconds_now(void)
+double lstm__seconds(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -155,7 +155,7 @@ void lstm__barrier_wait(lstm__barrier *b)
     for (unsigned i = 1; atomic_load_explicit(&b->gen, memory_order_acquire)
                          == g; i++) {
         if (i % 64 == 0) {  /* the clock now and then: a few ns each */
-            double now = seconds_now();
+            double now = lstm__seconds();
             if (until == 0)
                 until = now + LSTM__SPIN_US * 1e-6;
             else if (now > until) {

@@ -13,20 +13,11 @@
  * With cfg.wide, a linear bag of words (a table of one logit row per
  * word, averaged over the text and scaled) adds to the head's logits.
  */
-#define _POSIX_C_SOURCE 200809L  /* clock_gettime */
 #include <stdio.h>
 #include <math.h>
 #include <string.h>
-#include <time.h>
 
 #include "internal.h"
-
-static double seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static size_t head_width(const lstm_classifier_config *c, size_t i)
 {
@@ -370,12 +361,12 @@ int lstm_classifier_forward(lstm_classifier *m, const int32_t *ids,
     m->train = train;
     memcpy(m->ids, ids, B * T * sizeof *ids);
     memcpy(m->len, len, B * sizeof *len);
-    double t0 = seconds();
+    double t0 = lstm__seconds();
     err = lstm_embedding_forward(&m->emb, m->x, ids, B * T);
-    double t1 = seconds();
+    double t1 = lstm__seconds();
     if (!err)
         err = lstm_lstm_forward(&m->rnn, m->x, len, NULL, NULL, B, T, train, r);
-    double t2 = seconds();
+    double t2 = lstm__seconds();
     if (train) {
         m->t_embed += t1 - t0;
         m->t_lstm_fwd += t2 - t1;
@@ -398,7 +389,7 @@ int lstm_classifier_forward(lstm_classifier *m, const int32_t *ids,
         wide_forward(m);
     err = lstm_logsoftmax_nll_forward(m->logp, loss, m->logits, y, B, k->C);
     if (train)
-        m->t_head += seconds() - t2;
+        m->t_head += lstm__seconds() - t2;
     return err;
 }
 
@@ -445,7 +436,7 @@ int lstm_classifier_backward(lstm_classifier *m, const int32_t *y)
         if (y[b] < 0 || (size_t)y[b] >= k->C)
             return lstm_error(LSTM_ERANGE, "classifier: label %ld outside "
                               "[0,%zu)", (long)y[b], k->C);
-    double t0 = seconds();
+    double t0 = lstm__seconds();
     lstm_logsoftmax_nll_backward(m->dlog, m->logp, y, B, k->C);
     if (k->wide > 0.0f)
         wide_backward(m);
@@ -486,9 +477,9 @@ int lstm_classifier_backward(lstm_classifier *m, const int32_t *y)
         }
         dout = m->dout;
     }
-    double t1 = seconds();
+    double t1 = lstm__seconds();
     int err = lstm_lstm_backward(&m->rnn, dout, dhn, NULL, m->dx, NULL, NULL);
-    double t2 = seconds();
+    double t2 = lstm__seconds();
     if (err)
         return err;
     for (size_t b = 0; k->bag && b < B; b++) {  /* the mean embedding's */
@@ -502,7 +493,7 @@ int lstm_classifier_backward(lstm_classifier *m, const int32_t *y)
     if (m->train) {
         m->t_head += t1 - t0;
         m->t_lstm_bwd += t2 - t1;
-        m->t_embed += seconds() - t2;
+        m->t_embed += lstm__seconds() - t2;
     }
     return LSTM_OK;
 }

@@ -463,6 +463,15 @@ static void gru_run_fwd(lstm_lstm *l, size_t ri, const float *h0, int nt)
                H * sizeof(float));
 }
 
+/* Adds the seconds since t0 to phase i (t_phase); returns the clock now,
+ * the next phase's start. */
+static double phase(lstm_lstm *l, int i, double t0)
+{
+    const double now = lstm__seconds();
+    l->t_phase[i] += now - t0;
+    return now;
+}
+
 int lstm_lstm_forward(lstm_lstm *l, const float *x, const int32_t *len,
                       const float *h0, const float *c0, size_t B, size_t T,
                       int train, lstm_rng *r)
@@ -521,12 +530,15 @@ int lstm_lstm_forward(lstm_lstm *l, const float *x, const int32_t *len,
             /* gates = in W_ih^T, every step at once, the padding's maybe
              * not (the recurrence zeroes its gates); the recurrence adds
              * the biases as it reads them */
+            double t0 = lstm__seconds();
             lstm__gemm_live(bf16, B, T, l->len, G, in_dim, in, in_dim, w_iht,
                             G, gates, G, 0);
+            t0 = phase(l, LSTM_PHASE_INPROJ, t0);
             if (gru)
                 gru_run_fwd(l, ri, h0, nt);
             else
                 lstm_run_fwd(l, ri, h0, c0, nt, units, bf16);
+            phase(l, LSTM_PHASE_FWD, t0);
             if (D > 1) {  /* into its half of the layer's output, in order */
                 float *cat = layer_output(l, k);
                 for (size_t b = 0; b < B; b++)
@@ -700,15 +712,18 @@ int lstm_lstm_backward(lstm_lstm *l, const float *dout, const float *dhn,
                 reverse_steps(l->rev, in, l, in_dim, 0);
                 in = l->rev;
             }
+            double t0 = lstm__seconds();
             if (gru)
                 gru_run_bwd(l, ri, dy, dhn, dh0, nt);
             else
                 lstm_run_bwd(l, ri, dy, dhn, dcn, dh0, dc0, nt, units, bf16);
+            t0 = phase(l, LSTM_PHASE_BWD, t0);
 
             /* dW_ih += dA^T in;  dW_hh += dA_b^T h_{b,t-1} per sequence */
             const float *dAh = gru ? l->dAh : l->dA;  /* the hidden side's */
             lstm__wgrad(bf16, G, B, T, l->len, l->dA, dAh, G, in, in_dim,
                         in_dim, g_ih, in_dim, hs, H, (T + 1) * H, H, g_hh, H);
+            phase(l, LSTM_PHASE_WGRAD, t0);
             /* db_ih, db_hh = column sums of dA, dAh: the kernels summed
              * each sequence over t (an LSTM's two are equal; a GRU's dbs
              * rows hold both); here the sequences are summed in order (the
@@ -721,6 +736,7 @@ int lstm_lstm_backward(lstm_lstm *l, const float *dout, const float *dhn,
             /* this run's share of the layer's input gradient: the reverse
              * direction's comes back in time order and adds to the
              * forward's */
+            t0 = lstm__seconds();
             if (dxk && !d)  /* zero at the padding */
                 lstm__gemm_live(bf16, B, T, l->len, in_dim, G, l->dA, G, w_ih,
                                 in_dim, dxk, in_dim, 1);
@@ -729,6 +745,7 @@ int lstm_lstm_backward(lstm_lstm *l, const float *dout, const float *dhn,
                                 in_dim, l->rev, in_dim, 0);
                 reverse_steps(dxk, l->rev, l, in_dim, 1);
             }
+            phase(l, LSTM_PHASE_DX, t0);
         }
         if (k > 0 && l->train && l->dropout > 0.0f)
             lstm_dropout_backward(l->dbuf, l->dbuf,

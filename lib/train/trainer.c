@@ -5,21 +5,12 @@
  * stopping (as Lightning's EarlyStopping with min_delta = 0) and the
  * epoch hook; at the end the best weights back for a validation monitor.
  */
-#define _POSIX_C_SOURCE 200809L  /* clock_gettime */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include "internal.h"
 #include "lstm_train.h"
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 const char *lstm_monitor_name(int monitor)
 {
@@ -240,11 +231,11 @@ static int train_step(lstm_trainer *t, const size_t *r, size_t B)
         const float w = (float)n / (float)B;
         for (size_t i = 0; i < m->ps.n; i++)
             m->ps.g[i] *= w;
-        double sums[2] = {(double)loss * (double)n, hits}, t0 = now();
+        double sums[2] = {(double)loss * (double)n, hits}, t0 = lstm__seconds();
         int err = d->sum_floats(m->ps.g, m->ps.n, d->ctx);
         if (!err)
             err = d->sum_doubles(sums, 2, d->ctx);
-        t->t_sum += now() - t0;
+        t->t_sum += lstm__seconds() - t0;
         if (err)
             return err;
         loss = (float)(sums[0] / (double)B);
@@ -261,9 +252,9 @@ static int train_step(lstm_trainer *t, const size_t *r, size_t B)
     t->opt.lr = lstm_lr_at(t->cfg.lr_schedule, t->cfg.lr, t->cfg.warmup,
                            (size_t)(t->epoch - 1) * steps + t->step,
                            (size_t)t->cfg.epochs * steps);
-    double t0 = now();
+    double t0 = lstm__seconds();
     size_t nbad = lstm_adamw_step(&t->opt, m->ps.w, m->ps.g);
-    t->t_opt += now() - t0;
+    t->t_opt += lstm__seconds() - t0;
     if (nbad)
         return non_finite(t, "count of non-finite gradients", (double)nbad);
     t->lsum += (double)loss * (double)B;
@@ -308,7 +299,7 @@ int lstm_trainer_fit(lstm_trainer *t)
         lstm_rng_shuffle(&shuf, t->order, ntrain);
         if (h->epoch_begin)
             h->epoch_begin(t, h->user);
-        const double t0 = now();
+        const double t0 = lstm__seconds();
         const size_t seen0 = t->seen;
         for (size_t s = t->step; s < steps; s++) {
             if (stop_asked(t))
@@ -323,18 +314,18 @@ int lstm_trainer_fit(lstm_trainer *t)
         }
         lstm_epoch_stats st;
         st.epoch = epoch;
-        st.seconds = now() - t0;
+        st.seconds = lstm__seconds() - t0;
         st.items = t->seen - seen0;
         st.items_per_s = (double)st.items / st.seconds;
         st.train_loss = t->lsum / (double)t->seen;
         st.train_acc = (double)t->correct / (double)t->seen;
         st.val_loss = st.val_acc = (double)NAN;
-        double te = now();
+        double te = lstm__seconds();
         if (t->nval && (rc = lstm_evaluate(m, t->corpus, t->val, t->nval,
                                            t->labels, t->vpred, NULL,
                                            &st.val_loss, &st.val_acc)))
             return rc;
-        t->t_eval += now() - te;
+        t->t_eval += lstm__seconds() - te;
         early_stopping(t, epoch, t->cfg.monitor == LSTM_MONITOR_TRAIN_LOSS
                                      ? st.train_loss
                                  : t->cfg.monitor == LSTM_MONITOR_VAL_LOSS
