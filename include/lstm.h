@@ -320,8 +320,9 @@ enum { LSTM_CELL_LSTM = 0, LSTM_CELL_GRU = 1 };
 /* The phases of an lstm_lstm's passes that t_phase times: the input
  * projections (X W_ih^T), the forward recurrences, the backward
  * recurrences (the gate gradients dA), the weight gradients (dW_ih,
- * dW_hh) and the input gradients (dX = dA W_ih). The rest of a pass
- * (dropout, bias sums, the reverse direction's copies) is not timed. */
+ * dW_hh) and the input gradients (dX = dA W_ih; a reverse direction's
+ * put back in time order there too). The rest of a pass (dropout, bias
+ * sums, a bidirectional layer's other reorderings) is not timed. */
 enum {
     LSTM_PHASE_INPROJ, LSTM_PHASE_FWD, LSTM_PHASE_BWD, LSTM_PHASE_WGRAD,
     LSTM_PHASE_DX, LSTM_PHASES
