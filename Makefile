@@ -65,10 +65,13 @@ EXAMPLES = $(EXDIR)/lstm_example $(EXDIR)/news_classifier $(EXDIR)/char_lm
 BENCHES = bench/lstm_step
 
 # The version, from include/lstm.h; the shared library's SONAME carries the
-# major number.
+# major number, and while that is 0 the minor as well: a 0.x release may
+# change the ABI (a field added to a struct the caller allocates), so a
+# program built against one is never loaded against another.
 VERSION := $(shell sed -n 's/^\#define LSTM_VERSION_\(MAJOR\|MINOR\|PATCH\) //p' \
              include/lstm.h | paste -sd.)
 MAJOR := $(firstword $(subst ., ,$(VERSION)))
+SOVER := $(if $(filter 0,$(MAJOR)),$(MAJOR).$(word 2,$(subst ., ,$(VERSION))),$(MAJOR))
 SHARED = lib/liblstm.so.$(VERSION)
 
 ifeq ($(MPI),1)
@@ -125,10 +128,10 @@ $(ARCHIVE): $(LIB_OBJ)
 	ar rcs $@ $^
 
 $(SHARED): $(LIB_OBJ)
-	$(CC) -shared -Wl,-soname,liblstm.so.$(MAJOR) $(LDFLAGS) $^ -o $@ \
+	$(CC) -shared -Wl,-soname,liblstm.so.$(SOVER) $(LDFLAGS) $^ -o $@ \
 	    $(BLAS_LIBS) -fopenmp -lz -lm
-	ln -sf liblstm.so.$(VERSION) lib/liblstm.so.$(MAJOR)
-	ln -sf liblstm.so.$(MAJOR) lib/liblstm.so
+	ln -sf liblstm.so.$(VERSION) lib/liblstm.so.$(SOVER)
+	ln -sf liblstm.so.$(SOVER) lib/liblstm.so
 
 $(TEST_BIN): $(TEST_OBJ) $(ARCHIVE)
 	$(CC) $(CFLAGS) $(TEST_OBJ) -o $@ $(LIBS) $(CHECK_LIBS) $(LDFLAGS)
@@ -276,14 +279,14 @@ install: $(ARCHIVE) $(SHARED) liblstm.pc
 	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include
 	install -m 644 $(ARCHIVE) $(DESTDIR)$(PREFIX)/lib/liblstm.a
 	install -m 755 $(SHARED) $(DESTDIR)$(PREFIX)/lib/
-	ln -sf liblstm.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/liblstm.so.$(MAJOR)
-	ln -sf liblstm.so.$(MAJOR) $(DESTDIR)$(PREFIX)/lib/liblstm.so
+	ln -sf liblstm.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/liblstm.so.$(SOVER)
+	ln -sf liblstm.so.$(SOVER) $(DESTDIR)$(PREFIX)/lib/liblstm.so
 	install -m 644 $(HEADERS) $(DESTDIR)$(PREFIX)/include/
 	install -m 644 liblstm.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/liblstm.pc
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/lib/liblstm.a \
-	    $(DESTDIR)$(PREFIX)/lib/liblstm.so $(DESTDIR)$(PREFIX)/lib/liblstm.so.$(MAJOR) \
+	    $(DESTDIR)$(PREFIX)/lib/liblstm.so $(DESTDIR)$(PREFIX)/lib/liblstm.so.$(SOVER) \
 	    $(DESTDIR)$(PREFIX)/lib/liblstm.so.$(VERSION) \
 	    $(DESTDIR)$(PREFIX)/lib/pkgconfig/liblstm.pc \
 	    $(addprefix $(DESTDIR)$(PREFIX)/,$(HEADERS))

@@ -17,8 +17,12 @@ grep -qF 'cc my.c $(pkg-config --cflags --libs liblstm)' README.md ||
     { echo "link.sh: README lacks the pkg-config line"; exit 1; }
 cc "$tmp/my.c" $(pkg-config --cflags --libs liblstm) -o "$tmp/shared"
 LD_LIBRARY_PATH="$tmp/prefix/lib" "$tmp/shared" > /dev/null
-readelf -d "$tmp/prefix/lib/liblstm.so" | grep -q 'SONAME.*liblstm.so.0' ||
-    { echo "link.sh: no SONAME liblstm.so.0"; exit 1; }
+# SONAME: liblstm.so.MAJOR, and .MINOR on top while MAJOR is 0
+ver=$(sed -n 's/^#define LSTM_VERSION_\(MAJOR\|MINOR\) //p' include/lstm.h |
+      paste -sd.)
+case $ver in 0.*) so=liblstm.so.$ver ;; *) so=liblstm.so.${ver%%.*} ;; esac
+readelf -d "$tmp/prefix/lib/liblstm.so" | grep -qF "[$so]" ||
+    { echo "link.sh: no SONAME $so"; exit 1; }
 cc "$tmp/my.c" $(pkg-config --cflags liblstm) "$tmp/prefix/lib/liblstm.a" \
     $(pkg-config --static --libs-only-other --libs-only-l liblstm | sed 's/-llstm//') \
     -o "$tmp/static"
