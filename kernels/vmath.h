@@ -33,7 +33,7 @@ lstm__vexp_split(float x)
     /* 2^n from the exponent bits. t's low mantissa bits hold n (its bits
      * are those of 1.5 * 2^23, plus n): shifted by 23 with the bias added,
      * they are 2^n's, and the bits above fall off (n + 127 is within
-     * [1,254] for x clamped as above). Integer operations only:
+     * [1,254] for x within [-87, 88]). Integer operations only:
      * converting n to an integer took a conversion, and a NaN n (NaN x),
      * whose conversion is undefined, a compare and a blend on top; a NaN x
      * now gives some scale, and em1 carries the NaN. Same results for every
