@@ -469,6 +469,21 @@ int lstm_adamw_init(lstm_adamw *o, size_t n, double lr, double beta1,
  * applied regardless, as torch.optim.AdamW does, so a non-zero count means
  * the weights it touched are spoiled: stop, or reload a checkpoint. */
 size_t lstm_adamw_step(lstm_adamw *o, float *w, const float *g);
+/* A table of rows x cols parameters at offset off of the block whose
+ * gradient is exactly +0 in every row not listed in ids[0..nids) (ids may
+ * repeat): an embedding's, zeroed, after a backward of the batch ids. */
+typedef struct {
+    size_t off, rows, cols;
+    const int32_t *ids;
+    size_t nids;
+} lstm_sparse_rows;
+/* lstm_adamw_step with ntab such tables, which do not overlap: their
+ * unlisted rows are updated without reading the gradient, as for one of
+ * zeros, so the bits are those of lstm_adamw_step; there the step moves
+ * three arrays through memory instead of four. (More than 8 tables, or no
+ * memory for marking the rows: every gradient is read.) */
+size_t lstm_adamw_step_rows(lstm_adamw *o, float *w, const float *g,
+                            const lstm_sparse_rows *tab, size_t ntab);
 void lstm_adamw_free(lstm_adamw *o);
 /* Plain SGD: w -= lr * g. (AdamW's moments and step are saved and loaded
  * with lstm_adamw_save / lstm_adamw_load in lstm_train.h.) */
@@ -559,6 +574,13 @@ int lstm_classifier_backward(lstm_classifier *m, const int32_t *y);
  * zeroed only in the rows of that backward's ids, the only rows it wrote,
  * unless a forward ran since (then everything, as with 0). */
 void lstm_classifier_zero_grad(lstm_classifier *m, int since_backward);
+/* Under the promise of zero_grad's since_backward (the gradients hold
+ * nothing but what the last backward added), the embedding tables'
+ * gradients are zero outside the rows of that backward's ids: fills out
+ * with those tables for lstm_adamw_step_rows and returns how many (1, or 2
+ * with a wide table), or 0 when a forward ran since that backward. */
+size_t lstm_classifier_grad_rows(const lstm_classifier *m,
+                                 lstm_sparse_rows out[2]);
 /* Parameters a configuration makes, as a checkpoint holds them (SIZE_MAX
  * when absurdly many); the block in memory adds alignment padding. */
 size_t lstm_classifier_params(const lstm_classifier_config *cfg);

@@ -160,7 +160,8 @@ void lstm__pack_gru_bwd(float *dst, const float *w_hh, size_t H);
 typedef struct {
     float decay, b1, b2, omb1, omb2, step_neg, bc2_sqrt, eps;
 } lstm__adamw_args;
-/* Returns how many g[k] are not finite (inf or NaN). */
+/* Returns how many g[k] are not finite (inf or NaN). g NULL: every g[k]
+ * is +0, and the update gives the bits it would with a g of zeros. */
 typedef size_t lstm__adamw_fn(float *w, float *m, float *v, const float *g,
                               size_t n, const lstm__adamw_args *a);
 

@@ -895,6 +895,20 @@ START_TEST(adamw_ref_vs_tuned)
         assert_close(w[1], w[0], n, 1e-7, 1e-6, "adamw w");
         assert_close(m[1], m[0], n, 1e-7, 1e-6, "adamw m");
         assert_close(v[1], v[0], n, 1e-7, 1e-6, "adamw v");
+        /* no gradient (NULL): the bits of a gradient of +0 */
+        float *z = calloc(n, 4);
+        for (int r = 0; r < 2; r++) {
+            lstm__adamw_fn *f = r ? kset->adamw : lstm__adamw_ref;
+            memcpy(w[0], w[1], n * 4);
+            memcpy(m[0], m[1], n * 4);
+            memcpy(v[0], v[1], n * 4);
+            ck_assert_uint_eq(f(w[0], m[0], v[0], z, n, &a), 0);
+            ck_assert_uint_eq(f(w[1], m[1], v[1], NULL, n, &a), 0);
+            ck_assert(memcmp(w[0], w[1], n * 4) == 0);
+            ck_assert(memcmp(m[0], m[1], n * 4) == 0);
+            ck_assert(memcmp(v[0], v[1], n * 4) == 0);
+        }
+        free(z);
         /* the count of non-finite gradients, at the ends and inside a
          * vector: both sets must see every one */
         size_t want = 0;

@@ -463,7 +463,8 @@ START_TEST(classifier_errors)
 END_TEST
 
 /* lstm_classifier_zero_grad after a backward, with since_backward, zeroes
- * only the embedding tables' rows of its ids (and every other parameter):
+ * only the embedding tables' rows of its ids (and every other parameter),
+ * the rows lstm_classifier_grad_rows lists:
  * every gradient is zero after it (the embedding and the wide table,
  * whose other rows it leaves alone, had none); after another forward it
  * zeroes everything, since that forward's ids are not the backward's. */
@@ -488,6 +489,23 @@ START_TEST(classifier_zero_grad_rows)
     for (size_t i = 0; i < m.ps.n; i++)
         nz += m.ps.g[i] != 0.0f;
     ck_assert_uint_gt(nz, 0);
+    /* what lstm_classifier_grad_rows says: both tables, zero outside the
+     * rows of ids */
+    lstm_sparse_rows tab[2];
+    ck_assert_uint_eq(lstm_classifier_grad_rows(&m, tab), 2);
+    ck_assert_uint_eq(tab[0].off, m.emb.off_w);
+    ck_assert_uint_eq(tab[1].off, m.wide.off_w);
+    for (int j = 0; j < 2; j++) {
+        ck_assert(tab[j].ids == m.ids && tab[j].nids == 10);
+        ck_assert_uint_eq(tab[j].rows, 50);
+        for (size_t r = 0; r < tab[j].rows; r++) {
+            int listed = 0;
+            for (size_t k = 0; k < 10; k++)
+                listed |= (size_t)ids[k] == r;
+            for (size_t c = 0; c < tab[j].cols && !listed; c++)
+                ck_assert(m.ps.g[tab[j].off + r * tab[j].cols + c] == 0.0f);
+        }
+    }
     const size_t far = m.emb.off_w + 20 * m.emb.E;  /* row 20: not in ids */
     lstm_classifier_zero_grad(&m, 1);
     for (size_t i = 0; i < m.ps.n; i++)
@@ -503,6 +521,7 @@ START_TEST(classifier_zero_grad_rows)
     /* a forward since the backward: everything */
     ck_assert_int_eq(lstm_classifier_forward(&m, ids, len, 2, 5, NULL, NULL, 0,
                                              NULL), 0);
+    ck_assert_uint_eq(lstm_classifier_grad_rows(&m, tab), 0);
     lstm_classifier_zero_grad(&m, 1);
     ck_assert(m.ps.g[far] == 0.0f);
     lstm_classifier_free(&m);

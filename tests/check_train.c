@@ -373,6 +373,59 @@ START_TEST(model_file_round_trip)
 }
 END_TEST
 
+/* lstm_adamw_step_rows: the bits of lstm_adamw_step, over a block split
+ * between threads inside a table, and the unlisted rows' gradients not
+ * read (NaN there: no count, no NaN in the weights). */
+START_TEST(adamw_rows_same_bits)
+{
+    lstm_set_threads(2);
+    enum { N = 200003 };
+    const int32_t ids0[] = {0, 5, 5, 2999, 1400, 77}, ids1[] = {499, 3};
+    const lstm_sparse_rows tab[2] = {{120000, 500, 100, ids1, 2},
+                                     {1000, 3000, 37, ids0, 6}};
+    float *w[2], *g = malloc(N * sizeof *g), *gz = malloc(N * sizeof *g);
+    lstm_adamw o[2];
+    for (int k = 0; k < 2; k++) {
+        w[k] = malloc(N * sizeof *w[k]);
+        fill_randn(w[k], N, 7);
+        ck_assert_int_eq(lstm_adamw_init(&o[k], N, 1e-2, 0.9, 0.999, 1e-8,
+                                         1e-2), 0);
+    }
+    for (int s = 0; s < 4; s++) {
+        fill_randn(g, N, 10 + (uint64_t)s);
+        memcpy(gz, g, N * sizeof *g);
+        for (int j = 0; j < 2; j++)
+            for (size_t r = 0; r < tab[j].rows; r++) {
+                int listed = 0;
+                for (size_t i = 0; i < tab[j].nids; i++)
+                    listed |= (size_t)tab[j].ids[i] == r;
+                for (size_t c = 0; !listed && c < tab[j].cols; c++) {
+                    gz[tab[j].off + r * tab[j].cols + c] = 0.0f;
+                    g[tab[j].off + r * tab[j].cols + c] = NAN;
+                }
+            }
+        if (s == 3)  /* a listed row's NaN counts in both */
+            g[1000 + 5 * 37 + 2] = gz[1000 + 5 * 37 + 2] = NAN;
+        size_t b0 = lstm_adamw_step(&o[0], w[0], gz);
+        size_t b1 = lstm_adamw_step_rows(&o[1], w[1], g, tab, 2);
+        ck_assert_uint_eq(b0, s == 3);
+        ck_assert_uint_eq(b1, s == 3);
+        if (s < 3) {
+            ck_assert(memcmp(w[0], w[1], N * sizeof *g) == 0);
+            ck_assert(memcmp(o[0].m, o[1].m, N * sizeof *g) == 0);
+            ck_assert(memcmp(o[0].v, o[1].v, N * sizeof *g) == 0);
+        }
+    }
+    for (int k = 0; k < 2; k++) {
+        free(w[k]);
+        lstm_adamw_free(&o[k]);
+    }
+    free(g);
+    free(gz);
+    lstm_set_threads(0);
+}
+END_TEST
+
 START_TEST(adamw_checkpoint_round_trip)
 {
     lstm_params ps;
@@ -1167,6 +1220,7 @@ Suite *train_suite(void)
     tcase_add_test(tc, lr_schedules);
     tcase_add_loop_test(tc, model_file_round_trip, 0, 2);
     tcase_add_test(tc, adamw_checkpoint_round_trip);
+    tcase_add_test(tc, adamw_rows_same_bits);
     tcase_add_test(tc, safetensors_refuses_repeats_and_overlaps);
     tcase_add_test(tc, step_equals_forward);
     tcase_add_test(tc, shared_lstm_keeps_pending_forward);

@@ -403,14 +403,37 @@ static void zero_rows(const lstm_embedding *e, const int32_t *ids, size_t n)
             memset(g + (size_t)ids[k] * e->E, 0, e->E * sizeof *g);
 }
 
+/* The embedding tables, whose gradient a backward writes in its ids' rows
+ * only: the word embedding, and the wide table when there is one. */
+static size_t row_tables(const lstm_classifier *m,
+                         const lstm_embedding *tab[2])
+{
+    tab[0] = &m->emb;
+    tab[1] = m->cfg.wide > 0 ? &m->wide : NULL;
+    return tab[1] ? 2 : 1;
+}
+
+size_t lstm_classifier_grad_rows(const lstm_classifier *m,
+                                 lstm_sparse_rows out[2])
+{
+    if (!m->grad_ids)
+        return 0;
+    const lstm_embedding *tab[2];
+    const size_t n = row_tables(m, tab);
+    for (size_t j = 0; j < n; j++)
+        out[j] = (lstm_sparse_rows){tab[j]->off_w, tab[j]->V, tab[j]->E,
+                                    m->ids, m->B * m->T};
+    return n;
+}
+
 void lstm_classifier_zero_grad(lstm_classifier *m, int since_backward)
 {
     if (!since_backward || !m->grad_ids) {
         lstm_params_zero_grad(&m->ps);
         return;
     }
-    const lstm_embedding *tab[2] = {&m->emb, m->cfg.wide > 0 ? &m->wide
-                                                             : NULL};
+    const lstm_embedding *tab[2];
+    row_tables(m, tab);
     float *g = m->ps.g;
     for (size_t i = 0; i < m->ps.np; i++) {  /* the dense ones whole */
         const lstm_param *p = &m->ps.p[i];

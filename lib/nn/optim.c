@@ -3,7 +3,9 @@
  * computed in double, as torch.optim.AdamW computes them in Python, and
  * the per-element work is split across threads in contiguous chunks.
  */
+#include <assert.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
@@ -46,7 +48,43 @@ int lstm_adamw_init(lstm_adamw *o, size_t n, double lr, double beta1,
     return LSTM_OK;
 }
 
-size_t lstm_adamw_step(lstm_adamw *o, float *w, const float *g)
+/* The update of w[i0,i1): inside a table, each run of rows of one kind
+ * (live: listed in ids; dead: gradient +0, not read) at a time. */
+static size_t adamw_range(const lstm__kernels *k, lstm_adamw *o, float *w,
+                          const float *g, size_t i0, size_t i1,
+                          const lstm_sparse_rows *tab,
+                          unsigned char *const *live, size_t ntab,
+                          const lstm__adamw_args *a)
+{
+    size_t bad = 0;
+    while (i0 < i1) {
+        size_t end = i1;
+        int dead = 0;
+        for (size_t j = 0; j < ntab; j++) {
+            const size_t lo = tab[j].off;
+            const size_t hi = lo + tab[j].rows * tab[j].cols;
+            if (i0 < lo) {  /* before this table: stop at its start */
+                end = end < lo ? end : lo;
+            } else if (i0 < hi) {
+                size_t r = (i0 - lo) / tab[j].cols;
+                const unsigned char kind = live[j][r];
+                while (++r < tab[j].rows && live[j][r] == kind)
+                    ;
+                dead = !kind;
+                end = end < lo + r * tab[j].cols ? end : lo + r * tab[j].cols;
+                break;
+            }
+        }
+        bad += k->adamw(w + i0, o->m + i0, o->v + i0, dead ? NULL : g + i0,
+                        end - i0, a);
+        i0 = end;
+    }
+    return bad;
+}
+
+static size_t adamw_step(lstm_adamw *o, float *w, const float *g,
+                         const lstm_sparse_rows *tab,
+                         unsigned char *const *live, size_t ntab)
 {
     o->step++;
     const double bc1 = 1.0 - pow(o->beta1, (double)o->step);
@@ -65,8 +103,42 @@ size_t lstm_adamw_step(lstm_adamw *o, float *w, const float *g)
         size_t i0, i1;
         lstm__share(n, &i0, &i1);
         lstm__ftz();
-        bad += k->adamw(w + i0, o->m + i0, o->v + i0, g + i0, i1 - i0, &a);
+        bad += adamw_range(k, o, w, g, i0, i1, tab, live, ntab, &a);
     }
+    return bad;
+}
+
+size_t lstm_adamw_step(lstm_adamw *o, float *w, const float *g)
+{
+    return adamw_step(o, w, g, NULL, NULL, 0);
+}
+
+size_t lstm_adamw_step_rows(lstm_adamw *o, float *w, const float *g,
+                            const lstm_sparse_rows *tab, size_t ntab)
+{
+    enum { MAXTAB = 8 };
+    unsigned char *live[MAXTAB] = {0};
+    int ok = ntab <= MAXTAB;
+    for (size_t j = 0; ok && j < ntab; j++) {
+        const lstm_sparse_rows *t = &tab[j];
+        assert(t->cols > 0 && t->off + t->rows * t->cols <= o->n &&
+               "lstm_adamw_step_rows: a table outside the block");
+        for (size_t i = 0; i < j; i++)
+            assert((t->off >= tab[i].off + tab[i].rows * tab[i].cols ||
+                    tab[i].off >= t->off + t->rows * t->cols) &&
+                   "lstm_adamw_step_rows: tables overlap");
+        live[j] = calloc(t->rows ? t->rows : 1, 1);
+        ok = live[j] != NULL;
+        for (size_t i = 0; ok && i < t->nids; i++) {
+            assert(t->ids[i] >= 0 && (size_t)t->ids[i] < t->rows &&
+                   "lstm_adamw_step_rows: an id outside its table");
+            live[j][t->ids[i]] = 1;
+        }
+    }
+    /* without room for the row marks, every gradient is read */
+    size_t bad = adamw_step(o, w, g, tab, live, ok ? ntab : 0);
+    for (size_t j = 0; j < ntab && j < MAXTAB; j++)
+        free(live[j]);
     return bad;
 }
 

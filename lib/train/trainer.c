@@ -252,8 +252,12 @@ static int train_step(lstm_trainer *t, const size_t *r, size_t B)
     t->opt.lr = lstm_lr_at(t->cfg.lr_schedule, t->cfg.lr, t->cfg.warmup,
                            (size_t)(t->epoch - 1) * steps + t->step,
                            (size_t)t->cfg.epochs * steps);
+    /* alone, the embedding's gradient is this backward's rows and zeros
+     * (zeroed above, then scaled at most): AdamW reads only those rows */
+    lstm_sparse_rows tab[2];
+    const size_t ntab = !d && n ? lstm_classifier_grad_rows(m, tab) : 0;
     double t0 = lstm__seconds();
-    size_t nbad = lstm_adamw_step(&t->opt, m->ps.w, m->ps.g);
+    size_t nbad = lstm_adamw_step_rows(&t->opt, m->ps.w, m->ps.g, tab, ntab);
     t->t_opt += lstm__seconds() - t0;
     if (nbad)
         return non_finite(t, "count of non-finite gradients", (double)nbad);
