@@ -88,6 +88,24 @@ static inline void lstm__share(size_t n, size_t *i0, size_t *i1)
     *i1 = n * (id + 1) / nt;
 }
 
+/* xoshiro256** on a state the caller may hold in locals (lstm_rng_next,
+ * and the loops that draw once per element). */
+static inline uint64_t lstm__rotl(uint64_t x, int k)
+{
+    return (x << k) | (x >> (64 - k));
+}
+static inline uint64_t lstm__xoshiro(uint64_t s[4])
+{
+    const uint64_t out = lstm__rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = lstm__rotl(s[3], 45);
+    return out;
+}
+
 /* Call order: a layer's weights exist only after lstm_params_alloc. */
 #define LSTM__WEIGHTS_READY(ps, who)                                          \
     assert((ps)->w && who ": the parameter block is not allocated (call "     \

@@ -25,6 +25,37 @@ START_TEST(rng_deterministic)
 }
 END_TEST
 
+/* The stream itself: models trained with a seed stay reproducible across
+ * versions. Dropout's masks are the decisions lstm_rng_uniform(r) < p of
+ * the same stream, one draw per element, for any p (p * 2^53 a whole
+ * number or not), and none for p = 0. */
+START_TEST(rng_stream_and_dropout_draws)
+{
+    lstm_rng a, b;
+    lstm_rng_seed(&a, 42);
+    ck_assert(lstm_rng_next(&a) == 0x15780b2e0c2ec716ull);
+    ck_assert(lstm_rng_next(&a) == 0x6104d9866d113a7eull);
+    ck_assert(lstm_rng_next(&a) == 0xae17533239e499a1ull);
+    const float ps[] = {0.5f, 0.2f, 1e-10f, 0.9999999f, 0.0f};
+    enum { N = 4099 };
+    static float x[N], y[N], mask[N];
+    for (size_t k = 0; k < N; k++)
+        x[k] = (float)k - 7.0f;
+    for (size_t i = 0; i < sizeof ps / sizeof *ps; i++) {
+        const float p = ps[i], keep = 1.0f / (1.0f - p);
+        lstm_rng_seed(&a, 5 + i);
+        b = a;
+        lstm_dropout_forward(y, mask, x, N, p, &a);
+        for (size_t k = 0; k < N; k++) {
+            const int drop = p > 0.0f && lstm_rng_uniform(&b) < (double)p;
+            ck_assert(mask[k] == (drop ? 0.0f : keep));
+            ck_assert(y[k] == x[k] * mask[k]);
+        }
+        ck_assert(memcmp(&a, &b, sizeof a) == 0);
+    }
+}
+END_TEST
+
 START_TEST(rng_distributions)
 {
     lstm_rng r;
@@ -194,6 +225,7 @@ Suite *tensor_suite(void)
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, rng_deterministic);
+    tcase_add_test(tc, rng_stream_and_dropout_draws);
     tcase_add_test(tc, rng_distributions);
     tcase_add_test(tc, rng_shuffle_is_permutation);
     tcase_add_test(tc, alloc_aligned_zeroed);

@@ -6,8 +6,6 @@
 
 #include "internal.h"
 
-static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-
 void lstm_rng_seed(lstm_rng *r, uint64_t seed)
 {
     for (int i = 0; i < 4; i++) {  /* splitmix64 spreads the seed */
@@ -18,18 +16,7 @@ void lstm_rng_seed(lstm_rng *r, uint64_t seed)
     }
 }
 
-uint64_t lstm_rng_next(lstm_rng *r)
-{
-    uint64_t *s = r->s;
-    uint64_t out = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 45);
-    return out;
-}
+uint64_t lstm_rng_next(lstm_rng *r) { return lstm__xoshiro(r->s); }
 
 double lstm_rng_uniform(lstm_rng *r)
 {

@@ -150,10 +150,26 @@ void lstm_dropout_forward(float *y, float *mask, const float *x, size_t n,
 {
     assert(p >= 0.0f && p < 1.0f);
     const float keep = 1.0f / (1.0f - p);
-    for (size_t k = 0; k < n; k++) {
-        mask[k] = p > 0.0f && lstm_rng_uniform(r) < (double)p ? 0.0f : keep;
-        y[k] = x[k] * mask[k];
+    if (p > 0.0f) {
+        /* lstm_rng_uniform(r) < p, that is (x >> 11) * 2^-53 < p, in
+         * integers: the same draws and decisions, the state in registers,
+         * and no branch to mispredict on a random bit */
+        const uint64_t below = (uint64_t)ceil((double)p * 0x1p53);
+        uint64_t s[4] = {r->s[0], r->s[1], r->s[2], r->s[3]};
+        uint32_t kb;
+        memcpy(&kb, &keep, sizeof kb);
+        for (size_t k = 0; k < n; k++) {
+            const uint32_t bits =
+                kb & -(uint32_t)(lstm__xoshiro(s) >> 11 >= below);
+            memcpy(mask + k, &bits, sizeof bits);
+        }
+        memcpy(r->s, s, sizeof s);
+    } else {
+        for (size_t k = 0; k < n; k++)
+            mask[k] = keep;
     }
+    for (size_t k = 0; k < n; k++)
+        y[k] = x[k] * mask[k];
 }
 
 void lstm_dropout_backward(float *dx, const float *dy, const float *mask,
