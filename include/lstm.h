@@ -39,7 +39,7 @@ extern "C" {
 /* ---- version ------------------------------------------------------------ */
 
 #define LSTM_VERSION_MAJOR 0
-#define LSTM_VERSION_MINOR 5
+#define LSTM_VERSION_MINOR 6
 #define LSTM_VERSION_PATCH 0
 /* "MAJOR.MINOR.PATCH" of the library linked in (the macros give the
  * header's). */

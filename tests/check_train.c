@@ -707,7 +707,7 @@ START_TEST(sampling)
     snprintf(want_v, sizeof want_v, "%d.%d.%d", LSTM_VERSION_MAJOR,
              LSTM_VERSION_MINOR, LSTM_VERSION_PATCH);
     ck_assert_str_eq(lstm_version(), want_v);
-    ck_assert_str_eq(lstm_version(), "0.5.0");
+    ck_assert_str_eq(lstm_version(), "0.6.0");
 }
 END_TEST
 
