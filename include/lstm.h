@@ -477,11 +477,12 @@ typedef struct {
     const int32_t *ids;
     size_t nids;
 } lstm_sparse_rows;
-/* lstm_adamw_step with ntab such tables, which do not overlap: their
- * unlisted rows are updated without reading the gradient, as for one of
- * zeros, so the bits are those of lstm_adamw_step; there the step moves
- * three arrays through memory instead of four. (More than 8 tables, or no
- * memory for marking the rows: every gradient is read.) */
+/* lstm_adamw_step with ntab such tables: their unlisted rows are updated
+ * without reading the gradient, as for one of zeros, so the bits are those
+ * of lstm_adamw_step; there the step moves three arrays through memory
+ * instead of four. Tables that overlap or leave the block, an id outside
+ * its table's rows, more than 8 tables, or no memory for marking the rows:
+ * every gradient is read, as by lstm_adamw_step. */
 size_t lstm_adamw_step_rows(lstm_adamw *o, float *w, const float *g,
                             const lstm_sparse_rows *tab, size_t ntab);
 void lstm_adamw_free(lstm_adamw *o);

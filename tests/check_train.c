@@ -416,6 +416,17 @@ START_TEST(adamw_rows_same_bits)
             ck_assert(memcmp(o[0].v, o[1].v, N * sizeof *g) == 0);
         }
     }
+    /* tables that cannot be right are not trusted: every gradient read
+     * (the NaNs of the unlisted rows counted) */
+    const int32_t bad_id[] = {3000};
+    const lstm_sparse_rows wrong[][2] = {
+        {{1000, 3000, 37, ids0, 6}, {1000 + 36 * 37, 10, 1, ids1, 2}},
+        {{1000, 3000, 37, bad_id, 1}, {0, 0, 1, NULL, 0}},
+        {{N - 36, 1, 37, ids1, 0}, {0, 0, 1, NULL, 0}},
+        {{SIZE_MAX - 5, 2, 37, ids1, 0}, {0, 0, 1, NULL, 0}}};
+    for (size_t i = 0; i < sizeof wrong / sizeof *wrong; i++)
+        ck_assert_uint_ge(lstm_adamw_step_rows(&o[1], w[1], g, wrong[i], 2),
+                          2999 * 37);
     for (int k = 0; k < 2; k++) {
         free(w[k]);
         lstm_adamw_free(&o[k]);

@@ -3,7 +3,6 @@
  * computed in double, as torch.optim.AdamW computes them in Python, and
  * the per-element work is split across threads in contiguous chunks.
  */
-#include <assert.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,29 +112,40 @@ size_t lstm_adamw_step(lstm_adamw *o, float *w, const float *g)
     return adamw_step(o, w, g, NULL, NULL, 0);
 }
 
+/* Whether the tables lie inside n parameters without overlapping. */
+static int tables_fit(const lstm_sparse_rows *tab, size_t ntab, size_t n)
+{
+    for (size_t j = 0; j < ntab; j++) {
+        const lstm_sparse_rows *t = &tab[j];
+        if (!t->cols || t->off > n || t->rows > (n - t->off) / t->cols)
+            return 0;
+        for (size_t i = 0; i < j; i++)
+            if (t->off < tab[i].off + tab[i].rows * tab[i].cols &&
+                tab[i].off < t->off + t->rows * t->cols)
+                return 0;
+    }
+    return 1;
+}
+
 size_t lstm_adamw_step_rows(lstm_adamw *o, float *w, const float *g,
                             const lstm_sparse_rows *tab, size_t ntab)
 {
     enum { MAXTAB = 8 };
     unsigned char *live[MAXTAB] = {0};
-    int ok = ntab <= MAXTAB;
+    int ok = ntab <= MAXTAB && tables_fit(tab, ntab, o->n);
     for (size_t j = 0; ok && j < ntab; j++) {
         const lstm_sparse_rows *t = &tab[j];
-        assert(t->cols > 0 && t->off + t->rows * t->cols <= o->n &&
-               "lstm_adamw_step_rows: a table outside the block");
-        for (size_t i = 0; i < j; i++)
-            assert((t->off >= tab[i].off + tab[i].rows * tab[i].cols ||
-                    tab[i].off >= t->off + t->rows * t->cols) &&
-                   "lstm_adamw_step_rows: tables overlap");
         live[j] = calloc(t->rows ? t->rows : 1, 1);
         ok = live[j] != NULL;
         for (size_t i = 0; ok && i < t->nids; i++) {
-            assert(t->ids[i] >= 0 && (size_t)t->ids[i] < t->rows &&
-                   "lstm_adamw_step_rows: an id outside its table");
-            live[j][t->ids[i]] = 1;
+            ok = t->ids[i] >= 0 && (size_t)t->ids[i] < t->rows;
+            if (ok)
+                live[j][t->ids[i]] = 1;
         }
     }
-    /* without room for the row marks, every gradient is read */
+    /* tables that do not fit, an id outside its table, no room for the
+     * row marks: every gradient is read, which is right whatever the
+     * tables say */
     size_t bad = adamw_step(o, w, g, tab, live, ok ? ntab : 0);
     for (size_t j = 0; j < ntab && j < MAXTAB; j++)
         free(live[j]);
