@@ -38,6 +38,45 @@ START_TEST(embedding_errors)
 }
 END_TEST
 
+/* The embedding's gather and scatter-add on 1, 2 and 3 threads (enough
+ * positions for the library to use them): the rows, and the gradient of
+ * each row summed in position order, as a plain loop gives them; the
+ * padding row takes none. */
+START_TEST(embedding_threads_same_bits)
+{
+    enum { V = 97, E = 40, N = 3000 };
+    lstm_params ps;
+    lstm_embedding e;
+    lstm_params_init(&ps);
+    ck_assert_int_eq(lstm_embedding_init(&e, &ps, "e", V, E, 0), LSTM_OK);
+    ck_assert_int_eq(lstm_params_alloc(&ps), 0);
+    lstm_rng rng;
+    lstm_rng_seed(&rng, 9);
+    lstm_embedding_reset(&e, &rng);
+    static int32_t ids[N];
+    static float dout[N * E], out[N * E], want[V * E];
+    for (size_t k = 0; k < N; k++)  /* skewed, as words are */
+        ids[k] = (int32_t)(lstm_rng_below(&rng, 1 + lstm_rng_below(&rng, V)));
+    fill_randn(dout, N * E, 5);
+    memset(want, 0, sizeof want);
+    for (size_t k = 0; k < N; k++)
+        for (size_t j = 0; ids[k] != 0 && j < E; j++)
+            want[(size_t)ids[k] * E + j] += dout[k * E + j];
+    for (int threads = 1; threads <= 3; threads++) {
+        lstm_set_threads(threads);
+        lstm_params_zero_grad(&ps);
+        ck_assert_int_eq(lstm_embedding_forward(&e, out, ids, N), LSTM_OK);
+        for (size_t k = 0; k < N; k++)
+            ck_assert(memcmp(out + k * E, ps.w + e.off_w + (size_t)ids[k] * E,
+                             E * sizeof *out) == 0);
+        lstm_embedding_backward(&e, dout, ids, N);
+        ck_assert(memcmp(ps.g + e.off_w, want, sizeof want) == 0);
+    }
+    lstm_set_threads(0);
+    lstm_params_free(&ps);
+}
+END_TEST
+
 START_TEST(logsoftmax_properties)
 {
     const size_t B = 3, C = 5;
@@ -878,6 +917,7 @@ Suite *layers_suite(void)
     TCase *tc = tcase_create("properties and errors");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, embedding_errors);
+    tcase_add_test(tc, embedding_threads_same_bits);
     tcase_add_test(tc, bilstm_threads_and_bf16);
     tcase_add_test(tc, gru_threads_and_refusals);
     tcase_add_test(tc, load_changes_no_bit);

@@ -57,24 +57,41 @@ int lstm_embedding_forward(const lstm_embedding *e, float *out,
                               "embedding: token id %ld at position %zu "
                               "outside the vocabulary [0,%zu)",
                               (long)ids[k], k, e->V);
-    for (size_t k = 0; k < n; k++)
-        memcpy(out + k * e->E, w + (size_t)ids[k] * e->E, e->E * sizeof *out);
+#pragma omp parallel num_threads(lstm__threads_for(n * e->E))
+    {
+        size_t k0, k1;
+        lstm__share(n, &k0, &k1);
+        for (size_t k = k0; k < k1; k++)
+            memcpy(out + k * e->E, w + (size_t)ids[k] * e->E,
+                   e->E * sizeof *out);
+    }
     return LSTM_OK;
 }
 
+/* Each thread adds the positions whose id is its own modulo the thread
+ * count (the frequent words, the first ids, alternate), in position
+ * order: every row sums in the same order on any number of threads. */
 void lstm_embedding_backward(const lstm_embedding *e, const float *dout,
                              const int32_t *ids, size_t n)
 {
     float *g = e->ps->g + e->off_w;
     const size_t E = e->E;
-    for (size_t k = 0; k < n; k++) {
-        assert(ids[k] >= 0 && (size_t)ids[k] < e->V);
-        if (ids[k] == e->pad)  /* the padding row gets no gradient */
-            continue;
-        float *row = g + (size_t)ids[k] * E;
-        const float *d = dout + k * E;
-        for (size_t j = 0; j < E; j++)
-            row[j] += d[j];
+#pragma omp parallel num_threads(lstm__threads_for(n * E))
+    {
+        size_t me = 0, nt = 1;
+#ifdef _OPENMP
+        me = (size_t)omp_get_thread_num();
+        nt = (size_t)omp_get_num_threads();
+#endif
+        for (size_t k = 0; k < n; k++) {
+            assert(ids[k] >= 0 && (size_t)ids[k] < e->V);
+            if (ids[k] == e->pad || (size_t)ids[k] % nt != me)
+                continue;  /* the padding row gets no gradient */
+            float *row = g + (size_t)ids[k] * E;
+            const float *d = dout + k * E;
+            for (size_t j = 0; j < E; j++)
+                row[j] += d[j];
+        }
     }
 }
 
