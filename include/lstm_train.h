@@ -185,14 +185,17 @@ typedef struct lstm_trainer lstm_trainer;
  * the whole model and takes its share of every global batch (rows
  * [B*rank/size, B*(rank+1)/size) of it, the batch order the one-process
  * order); the gradients, scaled by share/B, are summed across the
- * processes, then every process takes the same clipped AdamW step. The
- * loss and accuracy sums are summed too, so every process sees the same
- * epoch lines and makes the same early-stopping decision (each validates
- * on all validation rows). Dropout and word dropout: each step draws a
- * seed from the shared dropout generator, and process `rank` draws its
- * masks from a generator seeded with seed + rank, so a run depends on
- * the number of processes but is the same for the same number. The
- * transport is the caller's: two sums (lstm_mpi.h has MPI's). */
+ * processes, then every process takes the same clipped AdamW step. Of the
+ * embedding tables only the rows some process's batch used are summed:
+ * sum_doubles first sums per-row 0/1 flags with the step's loss and
+ * accuracy sums (so every process sees the same epoch lines and makes the
+ * same early-stopping decision; each validates on all validation rows),
+ * sum_floats then the rest of the block and those rows. Dropout and word
+ * dropout: each step draws a seed from the shared dropout generator, and
+ * process `rank` draws its masks from a generator seeded with seed +
+ * rank, so a run depends on the number of processes but is the same for
+ * the same number. The transport is the caller's: two sums (lstm_mpi.h
+ * has MPI's). */
 typedef struct {
     int rank, size;
     /* buf[0..n) summed across the processes, in place, the same on every
@@ -251,7 +254,13 @@ struct lstm_trainer {
     double t_sum;             /* seconds in the gradient sum */
     int grads_own;            /* the gradients are the last step's own
                                  backward's (one process, finished) */
+    int grads_rows;           /* the gradients are zero in the embedding
+                                 tables but for the rows in drows (the
+                                 last distributed step's sums) */
     /* scratch */
+    float *dbuf;              /* distributed: the packed sums (dcap) */
+    int32_t *drows;           /* the tables' rows some process used */
+    size_t dcap, nrows[2];
     size_t *order;
     int32_t *vpred;
     lstm_batch batch;
@@ -267,7 +276,10 @@ int lstm_trainer_data(lstm_trainer *t, const lstm_corpus *c,
                       const int32_t *labels, const size_t *train,
                       size_t ntrain, const size_t *val, size_t nval);
 /* Trains data-parallel with d (caller-owned, valid during fit) from the
- * next step on; NULL goes back to one process. */
+ * next step on; NULL goes back to one process. The sums take a buffer of
+ * what they carry (the block outside the embedding tables and the rows
+ * used: a few MB for the notebook's model at batch 4 on 2 processes, at
+ * most the size of the gradient block) and 8 bytes a table row. */
 int lstm_trainer_distribute(lstm_trainer *t, const lstm_dist *d);
 /* Steps in an epoch. */
 size_t lstm_trainer_steps(const lstm_trainer *t);

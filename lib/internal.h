@@ -106,6 +106,11 @@ static inline uint64_t lstm__xoshiro(uint64_t s[4])
     return out;
 }
 
+/* The classifier's embedding tables (lstm_classifier_grad_rows' list),
+ * their ids NULL: where they lie, whatever ran. */
+size_t lstm__classifier_tables(const lstm_classifier *m,
+                               lstm_sparse_rows out[2]);
+
 /* Call order: a layer's weights exist only after lstm_params_alloc. */
 #define LSTM__WEIGHTS_READY(ps, who)                                          \
     assert((ps)->w && who ": the parameter block is not allocated (call "     \

@@ -701,6 +701,31 @@ START_TEST(mpi_matches_one_process)
 }
 END_TEST
 
+/* 3 processes at batch 2 (one of them without rows at every step), with
+ * a wide table beside the embedding: the sums carry only the tables' rows
+ * some process used; the weights those of one process to 1e-4. */
+START_TEST(mpi_rows_union)
+{
+    if (mpi_missing())
+        return;
+    make_corpus("news3.csv", 120, 11);
+    static const char *opts =
+        "--embed-dim 8 --hidden 8 --max-len 24 --batch-size 2 --epochs 2 "
+        "--dropout 0 --seed 5 --threads 1 --wide 0.5 --monitor train-loss";
+    int st = run_after(MPIRUN(1), "train --data %s --out %s %s",
+                       path_in("news3.csv"), path_in("u1"), opts);
+    ck_assert_msg(st == 0, "1 process: %s", err);
+    st = run_after(MPIRUN(3), "train --data %s --out %s %s",
+                   path_in("news3.csv"), path_in("u3"), opts);
+    ck_assert_msg(st == 0, "3 processes: %s", err);
+    ck_assert_msg(strstr(out, "gradient sums across 3 processes") != NULL,
+                  "%s", out);
+    const double d = max_weight_diff(path_in("u1/model.safetensors"),
+                                     path_in("u3/model.safetensors"));
+    ck_assert_msg(d < 1e-4, "3 processes vs 1: weights %g apart", d);
+}
+END_TEST
+
 /* The pid of the process of the MPI job whose environment has
  * OMPI_COMM_WORLD_RANK=rank and whose command line names out, or -1. */
 static pid_t rank_pid(int rank, const char *outdir)
@@ -968,6 +993,7 @@ Suite *cli_suite(void)
     tcase_set_timeout(mp, 600);
     tcase_add_checked_fixture(mp, setup, teardown);
     tcase_add_test(mp, mpi_matches_one_process);
+    tcase_add_test(mp, mpi_rows_union);
     tcase_add_test(mp, mpi_killed_rank);
     suite_add_tcase(s, mp);
     return s;

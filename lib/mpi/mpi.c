@@ -1,7 +1,8 @@
 /*
- * mpi.c - lstm_dist over an MPI communicator: the gradient block and the
- * step's loss sums, each summed with one MPI_Allreduce in place (in chunks
- * of at most INT_MAX elements, MPI's count type).
+ * mpi.c - lstm_dist over an MPI communicator: each sum the trainer asks
+ * for (the step's flags and loss sums, then its gradients) one
+ * MPI_Allreduce in place (in chunks of at most INT_MAX elements, MPI's
+ * count type).
  */
 #include <limits.h>
 

@@ -413,16 +413,27 @@ static size_t row_tables(const lstm_classifier *m,
     return tab[1] ? 2 : 1;
 }
 
+size_t lstm__classifier_tables(const lstm_classifier *m,
+                               lstm_sparse_rows out[2])
+{
+    const lstm_embedding *tab[2];
+    const size_t n = row_tables(m, tab);
+    for (size_t j = 0; j < n; j++)
+        out[j] = (lstm_sparse_rows){tab[j]->off_w, tab[j]->V, tab[j]->E,
+                                    NULL, 0};
+    return n;
+}
+
 size_t lstm_classifier_grad_rows(const lstm_classifier *m,
                                  lstm_sparse_rows out[2])
 {
     if (!m->grad_ids)
         return 0;
-    const lstm_embedding *tab[2];
-    const size_t n = row_tables(m, tab);
-    for (size_t j = 0; j < n; j++)
-        out[j] = (lstm_sparse_rows){tab[j]->off_w, tab[j]->V, tab[j]->E,
-                                    m->ids, m->B * m->T};
+    const size_t n = lstm__classifier_tables(m, out);
+    for (size_t j = 0; j < n; j++) {
+        out[j].ids = m->ids;
+        out[j].nids = m->B * m->T;
+    }
     return n;
 }
 

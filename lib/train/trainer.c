@@ -134,6 +134,8 @@ int lstm_trainer_data(lstm_trainer *t, const lstm_corpus *c,
         return lstm_error(LSTM_EINVAL, "trainer: no training rows");
     lstm_free(t->order);
     lstm_free(t->vpred);
+    lstm_free(t->dbuf);
+    lstm_free(t->drows);
     lstm_batch_free(&t->batch);
     t->order = lstm_alloc(ntrain * sizeof *t->order);
     t->vpred = lstm_alloc((nval + 1) * sizeof *t->vpred);
@@ -187,6 +189,167 @@ static int non_finite(const lstm_trainer *t, const char *what, double value)
                       bad ? bad->name : "");
 }
 
+/* The classifier's embedding tables, in the order of their offsets. */
+static size_t sorted_tables(const lstm_classifier *m, lstm_sparse_rows tab[2])
+{
+    const size_t nt = lstm__classifier_tables(m, tab);
+    if (nt == 2 && tab[1].off < tab[0].off) {
+        const lstm_sparse_rows s = tab[0];
+        tab[0] = tab[1];
+        tab[1] = s;
+    }
+    return nt;
+}
+
+/* The ranges of the block outside the tables tab[0..nt) (sorted by
+ * offset; at most 3 ranges for 2 tables): how many, in lo/hi. */
+static size_t outside(const lstm_sparse_rows *tab, size_t nt, size_t n,
+                      size_t lo[3], size_t hi[3])
+{
+    size_t k = 0, at = 0;
+    for (size_t j = 0; j < nt; j++) {
+        if (tab[j].off > at) {
+            lo[k] = at;
+            hi[k++] = tab[j].off;
+        }
+        at = tab[j].off + tab[j].rows * tab[j].cols;
+    }
+    if (n > at) {
+        lo[k] = at;
+        hi[k++] = n;
+    }
+    return k;
+}
+
+/* Copies between the block g and the packed buf (to_buf: into buf): the
+ * ranges outside the tables, then the tables' rows in t->drows; returns
+ * the packed length. */
+static size_t pack(lstm_trainer *t, float *g, const lstm_sparse_rows *tab,
+                   size_t nt, int to_buf)
+{
+    size_t lo[3], hi[3], at = 0;
+    const size_t nr = outside(tab, nt, t->model->ps.n, lo, hi);
+    float *buf = t->dbuf;
+    for (size_t i = 0; i < nr; at += hi[i] - lo[i], i++)
+        if (to_buf)
+            memcpy(buf + at, g + lo[i], (hi[i] - lo[i]) * sizeof *g);
+        else
+            memcpy(g + lo[i], buf + at, (hi[i] - lo[i]) * sizeof *g);
+    const int32_t *rows = t->drows;
+    for (size_t j = 0; j < nt; rows += t->nrows[j], j++)
+        for (size_t i = 0; i < t->nrows[j]; i++, at += tab[j].cols) {
+            float *row = g + tab[j].off + (size_t)rows[i] * tab[j].cols;
+            if (to_buf)
+                memcpy(buf + at, row, tab[j].cols * sizeof *g);
+            else
+                memcpy(row, buf + at, tab[j].cols * sizeof *g);
+        }
+    return at;
+}
+
+/* Zeroes what the last distributed step's sums wrote. */
+static void zero_rows_summed(lstm_trainer *t)
+{
+    lstm_sparse_rows tab[2];
+    const size_t nt = sorted_tables(t->model, tab);
+    float *g = t->model->ps.g;
+    size_t lo[3], hi[3];
+    const size_t nr = outside(tab, nt, t->model->ps.n, lo, hi);
+    for (size_t i = 0; i < nr; i++)
+        memset(g + lo[i], 0, (hi[i] - lo[i]) * sizeof *g);
+    const int32_t *rows = t->drows;
+    for (size_t j = 0; j < nt; rows += t->nrows[j], j++)
+        for (size_t i = 0; i < t->nrows[j]; i++)
+            memset(g + tab[j].off + (size_t)rows[i] * tab[j].cols, 0,
+                   tab[j].cols * sizeof *g);
+}
+
+/* Room for n floats in t->dbuf. */
+static int grow_dbuf(lstm_trainer *t, size_t n)
+{
+    if (n <= t->dcap)
+        return LSTM_OK;
+    float *b = lstm_alloc(n * sizeof *b);
+    if (!b)
+        return lstm_error(LSTM_ENOMEM, "out of memory for the gradient sums "
+                          "(%zu floats)", n);
+    lstm_free(t->dbuf);
+    t->dbuf = b;
+    t->dcap = n;
+    return LSTM_OK;
+}
+
+/* The sum across the processes of the gradients scaled by w, and of the
+ * step's loss and hits: the block outside the embedding tables whole, and
+ * of the tables only the rows some process's batch used (their union,
+ * from 0/1 flags summed first, with the loss and hits); every other row
+ * is zero everywhere, and stays so. Two sums a step, as one sum of the
+ * whole block and one of the loss and hits were. Fills tab (and *nt) with
+ * the tables and those rows, for AdamW. */
+static int sum_grads(lstm_trainer *t, const lstm_dist *d, float w,
+                     size_t n, double sums[2], lstm_sparse_rows tab[2],
+                     size_t *nt)
+{
+    lstm_classifier *m = t->model;
+    float *g = m->ps.g;
+    lstm_sparse_rows mine[2];
+    const size_t nown = n ? lstm_classifier_grad_rows(m, mine) : 0;
+    *nt = sorted_tables(m, tab);
+    size_t nflags = 0, len = m->ps.n;
+    for (size_t j = 0; j < *nt; j++) {
+        nflags += tab[j].rows;
+        len -= tab[j].rows * tab[j].cols;
+    }
+    if (!t->drows && !(t->drows = lstm_alloc((nflags ? nflags : 1) *
+                                             sizeof *t->drows)))
+        return lstm_error(LSTM_ENOMEM, "out of memory for the gradient "
+                          "sums' rows (%zu)", nflags);
+    /* the step's loss and hits, and the union of the rows (this
+     * process's ids as flags), in one sum */
+    int err = grow_dbuf(t, 2 * (nflags + 2));
+    if (err)
+        return err;
+    double *flags = (double *)(void *)t->dbuf;
+    memset(flags, 0, (nflags + 2) * sizeof *flags);
+    memcpy(flags + nflags, sums, 2 * sizeof *sums);
+    for (size_t j = 0; j < nown; j++) {
+        const size_t base = mine[j].off == tab[0].off ? 0 : tab[0].rows;
+        for (size_t i = 0; i < mine[j].nids; i++)
+            flags[base + (size_t)mine[j].ids[i]] = 1.0;
+    }
+    double t0 = lstm__seconds();
+    err = d->sum_doubles(flags, nflags + 2, d->ctx);
+    t->t_sum += lstm__seconds() - t0;
+    if (err)
+        return err;
+    memcpy(sums, flags + nflags, 2 * sizeof *sums);
+    int32_t *rows = t->drows;
+    for (size_t j = 0, base = 0; j < *nt; base += tab[j].rows, j++) {
+        size_t k = 0;
+        for (size_t r = 0; r < tab[j].rows; r++)
+            if (flags[base + r] != 0.0)
+                rows[k++] = (int32_t)r;
+        t->nrows[j] = k;
+        tab[j].ids = rows;
+        tab[j].nids = k;
+        rows += k;
+        len += k * tab[j].cols;
+    }
+    if ((err = grow_dbuf(t, len)))
+        return err;
+    pack(t, g, tab, *nt, 1);
+    for (size_t i = 0; i < len; i++)
+        t->dbuf[i] *= w;
+    t0 = lstm__seconds();
+    err = d->sum_floats(t->dbuf, len, d->ctx);
+    t->t_sum += lstm__seconds() - t0;
+    if (err)
+        return err;
+    pack(t, g, tab, *nt, 0);
+    t->grads_rows = 1;
+    return LSTM_OK;
+}
+
 /* One training step on the global batch r[0..B): this process's share of
  * it (all of it alone); 0 or an error. */
 static int train_step(lstm_trainer *t, const size_t *r, size_t B)
@@ -207,10 +370,13 @@ static int train_step(lstm_trainer *t, const size_t *r, size_t B)
     const size_t n = i1 - i0;
     float loss = 0.0f;
     double hits = 0;
-    /* the embedding's gradient only in the rows the last step wrote, when
-     * nothing else wrote it (a sum across processes writes every row) */
-    lstm_classifier_zero_grad(m, t->grads_own && !d);
-    t->grads_own = 0;
+    /* the embedding's gradient only in the rows the last step wrote: its
+     * own backward's, or those the sums across processes wrote */
+    if (t->grads_rows)
+        zero_rows_summed(t);
+    else
+        lstm_classifier_zero_grad(m, t->grads_own && !d);
+    t->grads_own = t->grads_rows = 0;
     if (n) {
         lstm_batch_gather(b, t->corpus, r + i0, n, t->labels);
         if (t->cfg.word_dropout > 0)  /* tokens to [UNK], inside each text */
@@ -227,19 +393,19 @@ static int train_step(lstm_trainer *t, const size_t *r, size_t B)
         for (size_t i = 0; i < n; i++)
             hits += (int32_t)lstm_argmax(m->logp + i * C, C) == b->y[i];
     }
+    lstm_sparse_rows tab[2];
+    size_t ntab = 0;
     if (d) {  /* the sum of the shares' gradients is the batch's */
-        const float w = (float)n / (float)B;
-        for (size_t i = 0; i < m->ps.n; i++)
-            m->ps.g[i] *= w;
-        double sums[2] = {(double)loss * (double)n, hits}, t0 = lstm__seconds();
-        int err = d->sum_floats(m->ps.g, m->ps.n, d->ctx);
-        if (!err)
-            err = d->sum_doubles(sums, 2, d->ctx);
-        t->t_sum += lstm__seconds() - t0;
+        double sums[2] = {(double)loss * (double)n, hits};
+        int err = sum_grads(t, d, (float)n / (float)B, n, sums, tab, &ntab);
         if (err)
             return err;
         loss = (float)(sums[0] / (double)B);
         hits = sums[1];
+    } else if (n) {
+        /* alone, the embedding's gradient is this backward's rows and
+         * zeros (zeroed above): AdamW reads only those rows */
+        ntab = lstm_classifier_grad_rows(m, tab);
     }
     double gnorm = t->cfg.clip_grad_norm > 0
                        ? lstm_params_clip_grad_norm(&m->ps,
@@ -252,10 +418,6 @@ static int train_step(lstm_trainer *t, const size_t *r, size_t B)
     t->opt.lr = lstm_lr_at(t->cfg.lr_schedule, t->cfg.lr, t->cfg.warmup,
                            (size_t)(t->epoch - 1) * steps + t->step,
                            (size_t)t->cfg.epochs * steps);
-    /* alone, the embedding's gradient is this backward's rows and zeros
-     * (zeroed above, then scaled at most): AdamW reads only those rows */
-    lstm_sparse_rows tab[2];
-    const size_t ntab = !d && n ? lstm_classifier_grad_rows(m, tab) : 0;
     double t0 = lstm__seconds();
     size_t nbad = lstm_adamw_step_rows(&t->opt, m->ps.w, m->ps.g, tab, ntab);
     t->t_opt += lstm__seconds() - t0;
@@ -293,7 +455,8 @@ int lstm_trainer_fit(lstm_trainer *t)
     const size_t ntrain = t->ntrain;
     const lstm_train_hooks *h = &t->hooks;
     t->restored = 0;
-    t->grads_own = 0;  /* whatever ran before, zero every gradient */
+    t->grads_own = t->grads_rows = 0;  /* whatever ran before, zero every
+                                          gradient */
     int rc = 0;
     while (!t->stopped && t->epoch <= t->cfg.epochs) {
         const long epoch = t->epoch;
@@ -359,6 +522,8 @@ void lstm_trainer_free(lstm_trainer *t)
     lstm_free(t->best);
     lstm_free(t->order);
     lstm_free(t->vpred);
+    lstm_free(t->dbuf);
+    lstm_free(t->drows);
     lstm_batch_free(&t->batch);
     memset(t, 0, sizeof *t);
 }
