@@ -134,8 +134,6 @@ int lstm_trainer_data(lstm_trainer *t, const lstm_corpus *c,
         return lstm_error(LSTM_EINVAL, "trainer: no training rows");
     lstm_free(t->order);
     lstm_free(t->vpred);
-    lstm_free(t->dbuf);
-    lstm_free(t->drows);
     lstm_batch_free(&t->batch);
     t->order = lstm_alloc(ntrain * sizeof *t->order);
     t->vpred = lstm_alloc((nval + 1) * sizeof *t->vpred);
