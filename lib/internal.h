@@ -106,8 +106,9 @@ static inline uint64_t lstm__xoshiro(uint64_t s[4])
     return out;
 }
 
-/* The classifier's embedding tables (lstm_classifier_grad_rows' list),
- * their ids NULL: where they lie, whatever ran. */
+/* The classifier's embedding tables (lstm_classifier_grad_rows' list) in
+ * the order of their offsets, their ids NULL: where they lie, whatever
+ * ran. */
 size_t lstm__classifier_tables(const lstm_classifier *m,
                                lstm_sparse_rows out[2]);
 

@@ -63,14 +63,21 @@ static lstm_classifier_config toy_config(void)
     return cfg;
 }
 
+static void toy_trainer_of(lstm_trainer *t, lstm_classifier *m, toy *d,
+                           const lstm_train_config *tc,
+                           const lstm_classifier_config *cfg)
+{
+    ck_assert_int_eq(lstm_classifier_init(m, cfg), 0);
+    ck_assert_int_eq(lstm_trainer_init(t, m, tc), 0);
+    ck_assert_int_eq(lstm_trainer_data(t, &d->c, d->label, d->train,
+                                       d->ntrain, d->val, d->nval), 0);
+}
+
 static void toy_trainer(lstm_trainer *t, lstm_classifier *m, toy *d,
                         const lstm_train_config *tc)
 {
     lstm_classifier_config cfg = toy_config();
-    ck_assert_int_eq(lstm_classifier_init(m, &cfg), 0);
-    ck_assert_int_eq(lstm_trainer_init(t, m, tc), 0);
-    ck_assert_int_eq(lstm_trainer_data(t, &d->c, d->label, d->train,
-                                       d->ntrain, d->val, d->nval), 0);
+    toy_trainer_of(t, m, d, tc, &cfg);
 }
 
 typedef struct {
@@ -221,10 +228,7 @@ START_TEST(trainer_two_ranks_in_threads)
     static duo_rank r[3];  /* r[2]: one process */
     ck_assert_int_eq(pthread_barrier_init(&x.bar, NULL, 2), 0);
     for (int k = 0; k < 3; k++) {
-        ck_assert_int_eq(lstm_classifier_init(&r[k].m, &cfg), 0);
-        ck_assert_int_eq(lstm_trainer_init(&r[k].t, &r[k].m, &tc), 0);
-        ck_assert_int_eq(lstm_trainer_data(&r[k].t, &d.c, d.label, d.train,
-                                           d.ntrain, d.val, d.nval), 0);
+        toy_trainer_of(&r[k].t, &r[k].m, &d, &tc, &cfg);
         r[k].x = &x;
         r[k].d = (lstm_dist){k, 2, duo_floats, duo_doubles, &r[k]};
         if (k < 2)

@@ -421,6 +421,7 @@ size_t lstm__classifier_tables(const lstm_classifier *m,
     for (size_t j = 0; j < n; j++)
         out[j] = (lstm_sparse_rows){tab[j]->off_w, tab[j]->V, tab[j]->E,
                                     NULL, 0};
+    assert(n < 2 || out[0].off < out[1].off);  /* init adds emb first */
     return n;
 }
 

@@ -187,18 +187,6 @@ static int non_finite(const lstm_trainer *t, const char *what, double value)
                       bad ? bad->name : "");
 }
 
-/* The classifier's embedding tables, in the order of their offsets. */
-static size_t sorted_tables(const lstm_classifier *m, lstm_sparse_rows tab[2])
-{
-    const size_t nt = lstm__classifier_tables(m, tab);
-    if (nt == 2 && tab[1].off < tab[0].off) {
-        const lstm_sparse_rows s = tab[0];
-        tab[0] = tab[1];
-        tab[1] = s;
-    }
-    return nt;
-}
-
 /* The ranges of the block outside the tables tab[0..nt) (sorted by
  * offset; at most 3 ranges for 2 tables): how many, in lo/hi. */
 static size_t outside(const lstm_sparse_rows *tab, size_t nt, size_t n,
@@ -219,47 +207,34 @@ static size_t outside(const lstm_sparse_rows *tab, size_t nt, size_t n,
     return k;
 }
 
-/* Copies between the block g and the packed buf (to_buf: into buf): the
- * ranges outside the tables, then the tables' rows in t->drows; returns
- * the packed length. */
-static size_t pack(lstm_trainer *t, float *g, const lstm_sparse_rows *tab,
-                   size_t nt, int to_buf)
+enum { TO_BUF, FROM_BUF, ZERO };
+
+/* n floats of the block at blk: into buf, back from it, or zeroed. */
+static void move(int op, float *blk, float *buf, size_t n)
+{
+    if (op == TO_BUF)
+        memcpy(buf, blk, n * sizeof *blk);
+    else if (op == FROM_BUF)
+        memcpy(blk, buf, n * sizeof *blk);
+    else
+        memset(blk, 0, n * sizeof *blk);
+}
+
+/* What the distributed sums carry, in their packed order: the ranges
+ * outside the tables, then the tables' rows in t->drows; copied from the
+ * block g into t->dbuf (TO_BUF), back (FROM_BUF), or zeroed in g (ZERO). */
+static void walk_summed(lstm_trainer *t, float *g,
+                        const lstm_sparse_rows *tab, size_t nt, int op)
 {
     size_t lo[3], hi[3], at = 0;
     const size_t nr = outside(tab, nt, t->model->ps.n, lo, hi);
-    float *buf = t->dbuf;
     for (size_t i = 0; i < nr; at += hi[i] - lo[i], i++)
-        if (to_buf)
-            memcpy(buf + at, g + lo[i], (hi[i] - lo[i]) * sizeof *g);
-        else
-            memcpy(g + lo[i], buf + at, (hi[i] - lo[i]) * sizeof *g);
+        move(op, g + lo[i], t->dbuf + at, hi[i] - lo[i]);
     const int32_t *rows = t->drows;
     for (size_t j = 0; j < nt; rows += t->nrows[j], j++)
-        for (size_t i = 0; i < t->nrows[j]; i++, at += tab[j].cols) {
-            float *row = g + tab[j].off + (size_t)rows[i] * tab[j].cols;
-            if (to_buf)
-                memcpy(buf + at, row, tab[j].cols * sizeof *g);
-            else
-                memcpy(row, buf + at, tab[j].cols * sizeof *g);
-        }
-    return at;
-}
-
-/* Zeroes what the last distributed step's sums wrote. */
-static void zero_rows_summed(lstm_trainer *t)
-{
-    lstm_sparse_rows tab[2];
-    const size_t nt = sorted_tables(t->model, tab);
-    float *g = t->model->ps.g;
-    size_t lo[3], hi[3];
-    const size_t nr = outside(tab, nt, t->model->ps.n, lo, hi);
-    for (size_t i = 0; i < nr; i++)
-        memset(g + lo[i], 0, (hi[i] - lo[i]) * sizeof *g);
-    const int32_t *rows = t->drows;
-    for (size_t j = 0; j < nt; rows += t->nrows[j], j++)
-        for (size_t i = 0; i < t->nrows[j]; i++)
-            memset(g + tab[j].off + (size_t)rows[i] * tab[j].cols, 0,
-                   tab[j].cols * sizeof *g);
+        for (size_t i = 0; i < t->nrows[j]; i++, at += tab[j].cols)
+            move(op, g + tab[j].off + (size_t)rows[i] * tab[j].cols,
+                 t->dbuf + at, tab[j].cols);
 }
 
 /* Room for n floats in t->dbuf. */
@@ -292,7 +267,7 @@ static int sum_grads(lstm_trainer *t, const lstm_dist *d, float w,
     float *g = m->ps.g;
     lstm_sparse_rows mine[2];
     const size_t nown = n ? lstm_classifier_grad_rows(m, mine) : 0;
-    *nt = sorted_tables(m, tab);
+    *nt = lstm__classifier_tables(m, tab);
     size_t nflags = 0, len = m->ps.n;
     for (size_t j = 0; j < *nt; j++) {
         nflags += tab[j].rows;
@@ -335,7 +310,7 @@ static int sum_grads(lstm_trainer *t, const lstm_dist *d, float w,
     }
     if ((err = grow_dbuf(t, len)))
         return err;
-    pack(t, g, tab, *nt, 1);
+    walk_summed(t, g, tab, *nt, TO_BUF);
     for (size_t i = 0; i < len; i++)
         t->dbuf[i] *= w;
     t0 = lstm__seconds();
@@ -343,7 +318,7 @@ static int sum_grads(lstm_trainer *t, const lstm_dist *d, float w,
     t->t_sum += lstm__seconds() - t0;
     if (err)
         return err;
-    pack(t, g, tab, *nt, 0);
+    walk_summed(t, g, tab, *nt, FROM_BUF);
     t->grads_rows = 1;
     return LSTM_OK;
 }
@@ -370,10 +345,14 @@ static int train_step(lstm_trainer *t, const size_t *r, size_t B)
     double hits = 0;
     /* the embedding's gradient only in the rows the last step wrote: its
      * own backward's, or those the sums across processes wrote */
-    if (t->grads_rows)
-        zero_rows_summed(t);
-    else
+    lstm_sparse_rows tab[2];
+    size_t ntab = 0;
+    if (t->grads_rows) {
+        ntab = lstm__classifier_tables(m, tab);
+        walk_summed(t, m->ps.g, tab, ntab, ZERO);
+    } else {
         lstm_classifier_zero_grad(m, t->grads_own && !d);
+    }
     t->grads_own = t->grads_rows = 0;
     if (n) {
         lstm_batch_gather(b, t->corpus, r + i0, n, t->labels);
@@ -391,8 +370,7 @@ static int train_step(lstm_trainer *t, const size_t *r, size_t B)
         for (size_t i = 0; i < n; i++)
             hits += (int32_t)lstm_argmax(m->logp + i * C, C) == b->y[i];
     }
-    lstm_sparse_rows tab[2];
-    size_t ntab = 0;
+    ntab = 0;
     if (d) {  /* the sum of the shares' gradients is the batch's */
         double sums[2] = {(double)loss * (double)n, hits};
         int err = sum_grads(t, d, (float)n / (float)B, n, sums, tab, &ntab);
